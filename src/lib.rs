@@ -1,0 +1,18 @@
+//! # idjag
+//!
+//! The facade over the idjag crates: the Identity Assertion JWT Authorization
+//! Grant (ID-JAG) and the MCP Enterprise-Managed Authorization extension.
+//!
+//! `idjag::core` is always present; enable a role with a feature:
+//!
+//! | feature    | crate            | for                                      |
+//! |------------|------------------|------------------------------------------|
+//! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
+//!
+//! ```
+//! use idjag::core::wire;
+//! assert_eq!(wire::TOKEN_TYPE_ID_JAG, "urn:ietf:params:oauth:token-type:id-jag");
+//! ```
+#![forbid(unsafe_code)]
+
+pub use idjag_core as core;
