@@ -86,14 +86,19 @@ mod alg;
 pub mod claims;
 mod clock;
 pub mod crypto;
+pub mod endpoint;
 mod error;
 mod id;
 pub mod jose;
 mod jwk;
 mod keys;
+pub mod oauth;
 mod secret;
 mod validate;
 pub mod wire;
+
+#[cfg(feature = "http")]
+pub mod remote;
 
 
 pub use alg::{Algorithm, AlgorithmSet};
@@ -101,6 +106,7 @@ pub use claims::{
     AccessTokenClaims, AuthorizationDetail, ClientAssertionClaims, Confirmation, IdJagClaims,
     IdTokenClaims, JwtClaims, NumericDate, SubjectIdentifier,
 };
+pub use oauth::{AuthorizationServerMetadata, ProtectedResourceMetadata, TokenResponse};
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::{
     ClaimError, ClaimProblem, ErrorCode, JoseError, KeyError, KeyLookupError, OAuthErrorCode,
