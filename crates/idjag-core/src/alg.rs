@@ -111,7 +111,9 @@ impl AlgorithmSet {
 
     /// The allowed algorithms.
     pub fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |a| self.contains(*a))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |a| self.contains(*a))
     }
 }
 
@@ -139,7 +141,9 @@ mod tests {
 
     #[test]
     fn none_and_hmac_are_not_representable() {
-        for name in ["none", "None", "NONE", "HS256", "HS384", "HS512", "es256", "ES512", ""] {
+        for name in [
+            "none", "None", "NONE", "HS256", "HS384", "HS512", "es256", "ES512", "",
+        ] {
             assert_eq!(Algorithm::from_name(name), None, "{name}");
         }
         for alg in Algorithm::ALL {

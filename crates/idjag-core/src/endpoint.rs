@@ -132,10 +132,19 @@ mod tests {
 
     #[test]
     fn loopback_is_the_only_plain_http() {
-        for ok in ["http://localhost:1/x", "http://127.0.0.2/", "http://[::1]:8/"] {
+        for ok in [
+            "http://localhost:1/x",
+            "http://127.0.0.2/",
+            "http://[::1]:8/",
+        ] {
             assert!(check_endpoint(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://10.0.0.1/", "http://localhost.evil/", "ftp://x/", "file:///etc/passwd"] {
+        for bad in [
+            "http://10.0.0.1/",
+            "http://localhost.evil/",
+            "ftp://x/",
+            "file:///etc/passwd",
+        ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
     }

@@ -560,9 +560,9 @@ impl ValidationError {
             Self::Malformed(JoseError::UnsupportedAlgorithm | JoseError::MissingAlgorithm) => {
                 "unsupported_alg"
             }
-            Self::Malformed(JoseError::ForbiddenHeader { .. } | JoseError::InvalidHeader { .. }) => {
-                "bad_header"
-            }
+            Self::Malformed(
+                JoseError::ForbiddenHeader { .. } | JoseError::InvalidHeader { .. },
+            ) => "bad_header",
             Self::Malformed(_) => "malformed",
             Self::WrongType { .. } => "wrong_typ",
             Self::AlgorithmNotAllowed => "alg_not_allowed",

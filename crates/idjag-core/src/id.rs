@@ -291,7 +291,10 @@ impl ScopeSet {
         if s.is_empty() {
             return Ok(Self::new());
         }
-        s.split(' ').map(Scope::new).collect::<Result<_, _>>().map(Self)
+        s.split(' ')
+            .map(Scope::new)
+            .collect::<Result<_, _>>()
+            .map(Self)
     }
 
     /// Whether `scope` is in the set.
@@ -404,7 +407,10 @@ mod tests {
         assert_eq!(Kid::new(""), Err(InvalidIdentifier::Empty { kind: "kid" }));
         assert_eq!(
             Kid::new("k".repeat(MAX_KID_LEN + 1)),
-            Err(InvalidIdentifier::TooLong { kind: "kid", max: MAX_KID_LEN })
+            Err(InvalidIdentifier::TooLong {
+                kind: "kid",
+                max: MAX_KID_LEN
+            })
         );
         assert_eq!(
             ClientId::new("a\nb"),
@@ -416,18 +422,37 @@ mod tests {
     fn resources_are_absolute_uris_without_fragment() {
         assert!(Resource::new("https://mcp.example/mcp").is_ok());
         assert!(Resource::new("urn:example:resource").is_ok());
-        assert_eq!(Resource::new("/relative"), Err(InvalidIdentifier::NotAbsoluteUri));
-        assert_eq!(Resource::new("mcp.example"), Err(InvalidIdentifier::NotAbsoluteUri));
-        assert_eq!(Resource::new("https://mcp.example/#x"), Err(InvalidIdentifier::Fragment));
+        assert_eq!(
+            Resource::new("/relative"),
+            Err(InvalidIdentifier::NotAbsoluteUri)
+        );
+        assert_eq!(
+            Resource::new("mcp.example"),
+            Err(InvalidIdentifier::NotAbsoluteUri)
+        );
+        assert_eq!(
+            Resource::new("https://mcp.example/#x"),
+            Err(InvalidIdentifier::Fragment)
+        );
     }
 
     #[test]
     fn scope_tokens_follow_rfc6749() {
         for bad in ["a\"b", "a\\b", "a\tb", "é"] {
-            assert_eq!(Scope::new(bad), Err(InvalidIdentifier::ScopeCharacter), "{bad:?}");
+            assert_eq!(
+                Scope::new(bad),
+                Err(InvalidIdentifier::ScopeCharacter),
+                "{bad:?}"
+            );
         }
-        assert_eq!(ScopeSet::parse("a  b"), Err(InvalidIdentifier::EmptyScopeToken));
-        assert_eq!(ScopeSet::parse(" a"), Err(InvalidIdentifier::EmptyScopeToken));
+        assert_eq!(
+            ScopeSet::parse("a  b"),
+            Err(InvalidIdentifier::EmptyScopeToken)
+        );
+        assert_eq!(
+            ScopeSet::parse(" a"),
+            Err(InvalidIdentifier::EmptyScopeToken)
+        );
         assert!(ScopeSet::parse("").unwrap().is_empty());
         assert_eq!(ScopeSet::parse("b a b").unwrap().to_string(), "a b");
     }

@@ -14,7 +14,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::alg::Algorithm;
-use crate::crypto::{EcCurve, PrivateKeyMaterial, PublicKeyMaterial, RsaPrivateComponents, trim_leading_zeros};
+use crate::crypto::{
+    EcCurve, PrivateKeyMaterial, PublicKeyMaterial, RsaPrivateComponents, trim_leading_zeros,
+};
 use crate::error::KeyError;
 use crate::id::Kid;
 use crate::jose::base64url;
@@ -37,7 +39,10 @@ enum Purpose {
     Sign,
 }
 
-fn string<'a>(jwk: &'a Map<String, Value>, member: &'static str) -> Result<Option<&'a str>, KeyError> {
+fn string<'a>(
+    jwk: &'a Map<String, Value>,
+    member: &'static str,
+) -> Result<Option<&'a str>, KeyError> {
     match jwk.get(member) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -64,15 +69,19 @@ fn bit_len(be: &[u8]) -> usize {
 }
 
 fn check_use(jwk: &Map<String, Value>, purpose: Purpose) -> Result<(), KeyError> {
-    if let Some(key_use) = string(jwk, "use")? {
-        if key_use != "sig" {
-            return Err(KeyError::WrongUse);
-        }
+    if let Some(key_use) = string(jwk, "use")?
+        && key_use != "sig"
+    {
+        return Err(KeyError::WrongUse);
     }
     match jwk.get("key_ops") {
         None => Ok(()),
         Some(Value::Array(ops)) => {
-            let wanted = if purpose == Purpose::Sign { "sign" } else { "verify" };
+            let wanted = if purpose == Purpose::Sign {
+                "sign"
+            } else {
+                "verify"
+            };
             if ops.iter().any(|op| !op.is_string()) {
                 return Err(KeyError::InvalidMember { member: "key_ops" });
             }
@@ -110,11 +119,13 @@ fn check_rsa_public(n: &[u8], e: &[u8]) -> Result<(), KeyError> {
 /// by 65537. A random modulus passes all of these tests with negligible probability.
 fn has_roca_fingerprint(n: &[u8]) -> bool {
     const PRIMES: [u32; 38] = [
-        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
-        101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
+        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
     ];
     PRIMES.iter().all(|&p| {
-        let residue = n.iter().fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % p);
+        let residue = n
+            .iter()
+            .fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % p);
         let generator = 65537 % p;
         let mut power = 1;
         loop {
@@ -129,12 +140,20 @@ fn has_roca_fingerprint(n: &[u8]) -> bool {
     })
 }
 
-fn algorithm_for(jwk: &Map<String, Value>, default: Algorithm, fits: impl Fn(Algorithm) -> bool) -> Result<Algorithm, KeyError> {
+fn algorithm_for(
+    jwk: &Map<String, Value>,
+    default: Algorithm,
+    fits: impl Fn(Algorithm) -> bool,
+) -> Result<Algorithm, KeyError> {
     let alg = match string(jwk, "alg")? {
         None => default,
         Some(name) => Algorithm::from_name(name).ok_or(KeyError::UnsupportedAlgorithm)?,
     };
-    if fits(alg) { Ok(alg) } else { Err(KeyError::AlgorithmMismatch) }
+    if fits(alg) {
+        Ok(alg)
+    } else {
+        Err(KeyError::AlgorithmMismatch)
+    }
 }
 
 fn curve(jwk: &Map<String, Value>) -> Result<EcCurve, KeyError> {
@@ -146,7 +165,11 @@ fn curve(jwk: &Map<String, Value>) -> Result<EcCurve, KeyError> {
     }
 }
 
-fn coordinate(jwk: &Map<String, Value>, member: &'static str, curve: EcCurve) -> Result<Vec<u8>, KeyError> {
+fn coordinate(
+    jwk: &Map<String, Value>,
+    member: &'static str,
+    curve: EcCurve,
+) -> Result<Vec<u8>, KeyError> {
     let value = bytes(jwk, member)?;
     if value.len() == curve.coordinate_len() {
         Ok(value)
@@ -170,18 +193,31 @@ fn kty(jwk: &Map<String, Value>) -> Result<&str, KeyError> {
 }
 
 /// Reads a public JWK under the key policy. Private members make the key unusable.
-pub(crate) fn parse_public(jwk: &Map<String, Value>) -> Result<ParsedJwk<PublicKeyMaterial>, KeyError> {
+pub(crate) fn parse_public(
+    jwk: &Map<String, Value>,
+) -> Result<ParsedJwk<PublicKeyMaterial>, KeyError> {
     let kty = kty(jwk)?;
-    let private = if kty == "RSA" { &RSA_PRIVATE_MEMBERS[..] } else { &["d"][..] };
+    let private = if kty == "RSA" {
+        &RSA_PRIVATE_MEMBERS[..]
+    } else {
+        &["d"][..]
+    };
     if private.iter().any(|m| jwk.contains_key(*m)) {
         return Err(KeyError::PrivateMembers);
     }
     check_use(jwk, Purpose::Verify)?;
     let (alg, material) = public_material(jwk, kty)?;
-    Ok(ParsedJwk { alg, kid: kid(jwk)?, material })
+    Ok(ParsedJwk {
+        alg,
+        kid: kid(jwk)?,
+        material,
+    })
 }
 
-fn public_material(jwk: &Map<String, Value>, kty: &str) -> Result<(Algorithm, PublicKeyMaterial), KeyError> {
+fn public_material(
+    jwk: &Map<String, Value>,
+    kty: &str,
+) -> Result<(Algorithm, PublicKeyMaterial), KeyError> {
     match kty {
         "EC" => {
             let curve = curve(jwk)?;
@@ -194,7 +230,9 @@ fn public_material(jwk: &Map<String, Value>, kty: &str) -> Result<(Algorithm, Pu
             Ok((alg, material))
         }
         "RSA" => {
-            let alg = algorithm_for(jwk, Algorithm::Rs256, |a| matches!(a, Algorithm::Rs256 | Algorithm::Ps256))?;
+            let alg = algorithm_for(jwk, Algorithm::Rs256, |a| {
+                matches!(a, Algorithm::Rs256 | Algorithm::Ps256)
+            })?;
             let n = bytes(jwk, "n")?;
             let e = bytes(jwk, "e")?;
             check_rsa_public(&n, &e)?;
@@ -219,7 +257,9 @@ fn public_material(jwk: &Map<String, Value>, kty: &str) -> Result<(Algorithm, Pu
 }
 
 /// Reads a private JWK (for signing) under the key policy.
-pub(crate) fn parse_private(jwk: &Map<String, Value>) -> Result<ParsedJwk<PrivateKeyMaterial>, KeyError> {
+pub(crate) fn parse_private(
+    jwk: &Map<String, Value>,
+) -> Result<ParsedJwk<PrivateKeyMaterial>, KeyError> {
     let kty = kty(jwk)?;
     if !jwk.contains_key("d") {
         return Err(KeyError::NotPrivate);
@@ -257,11 +297,19 @@ pub(crate) fn parse_private(jwk: &Map<String, Value>) -> Result<ParsedJwk<Privat
             PrivateKeyMaterial::Ed25519 { seed, x }
         }
     };
-    Ok(ParsedJwk { alg, kid: kid(jwk)?, material })
+    Ok(ParsedJwk {
+        alg,
+        kid: kid(jwk)?,
+        material,
+    })
 }
 
 /// The public JWK of a key: `kty` and its material, then `kid`, `alg` and `use: "sig"`.
-pub(crate) fn public_jwk(alg: Algorithm, kid: Option<&Kid>, material: &PublicKeyMaterial) -> Map<String, Value> {
+pub(crate) fn public_jwk(
+    alg: Algorithm,
+    kid: Option<&Kid>,
+    material: &PublicKeyMaterial,
+) -> Map<String, Value> {
     let mut jwk = Map::new();
     let mut put = |name: &str, value: String| {
         jwk.insert(name.to_owned(), Value::String(value));
@@ -308,7 +356,10 @@ pub(crate) fn thumbprint(material: &PublicKeyMaterial) -> String {
             base64url::encode(n)
         ),
         PublicKeyMaterial::Ed25519 { x } => {
-            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, base64url::encode(x))
+            format!(
+                r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                base64url::encode(x)
+            )
         }
     };
     base64url::encode(Sha256::digest(canonical.as_bytes()))
@@ -326,7 +377,10 @@ mod tests {
             n: base64url::decode(n).unwrap(),
             e: base64url::decode("AQAB").unwrap(),
         };
-        assert_eq!(thumbprint(&material), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(&material),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

@@ -15,13 +15,13 @@ use crate::crypto::{
     CryptoBackend, PrivateKeyMaterial, PublicKeyMaterial, SignatureSigner, SignatureVerifier,
     default_backend,
 };
+use crate::error::Segment;
 use crate::error::{KeyError, KeyLookupError};
 use crate::id::Kid;
-use crate::jose::{Header, base64url};
 use crate::jose::json::parse_value;
+use crate::jose::{Header, base64url};
 use crate::jwk;
 use crate::secret::{CompactJwt, SecretBytes};
-use crate::error::Segment;
 
 /// A public key pinned to exactly one algorithm, ready to verify.
 #[derive(Clone)]
@@ -156,7 +156,10 @@ impl SigningKey {
     }
 
     /// Generates a fresh key with the given backend.
-    pub fn generate_with(alg: Algorithm, backend: &'static dyn CryptoBackend) -> Result<Self, KeyError> {
+    pub fn generate_with(
+        alg: Algorithm,
+        backend: &'static dyn CryptoBackend,
+    ) -> Result<Self, KeyError> {
         let material = backend.generate(alg)?;
         Self::from_material_with(alg, None, &material, backend)
     }
@@ -187,7 +190,8 @@ impl SigningKey {
         pem: &str,
         backend: &'static dyn CryptoBackend,
     ) -> Result<Self, KeyError> {
-        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| KeyError::Encoding)?;
+        let der =
+            PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| KeyError::Encoding)?;
         Self::from_pkcs8_der_with(alg, der.secret_pkcs8_der(), backend)
     }
 
@@ -197,7 +201,10 @@ impl SigningKey {
     }
 
     /// Imports a private JWK with the given backend.
-    pub fn from_jwk_with(jwk: &Value, backend: &'static dyn CryptoBackend) -> Result<Self, KeyError> {
+    pub fn from_jwk_with(
+        jwk: &Value,
+        backend: &'static dyn CryptoBackend,
+    ) -> Result<Self, KeyError> {
         let map = jwk.as_object().ok_or(KeyError::InvalidKeySet)?;
         let parsed = jwk::parse_private(map)?;
         Self::from_material_with(parsed.alg, parsed.kid, &parsed.material, backend)
@@ -279,7 +286,12 @@ impl SigningKey {
 
     /// The matching verification key (same backend, same `kid`).
     pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
-        VerifyingKey::from_material_with(self.alg, self.kid.clone(), self.public.clone(), self.backend)
+        VerifyingKey::from_material_with(
+            self.alg,
+            self.kid.clone(),
+            self.public.clone(),
+            self.backend,
+        )
     }
 
     /// Signs raw bytes.
@@ -295,9 +307,16 @@ impl SigningKey {
     /// let jwt = key.sign_jwt(Some(wire::TYP_ID_JAG), &serde_json::json!({"sub": "alice"})).unwrap();
     /// assert_eq!(jwt.secret().split('.').count(), 3);
     /// ```
-    pub fn sign_jwt(&self, typ: Option<&str>, claims: &impl Serialize) -> Result<CompactJwt, SignError> {
+    pub fn sign_jwt(
+        &self,
+        typ: Option<&str>,
+        claims: &impl Serialize,
+    ) -> Result<CompactJwt, SignError> {
         let payload = serde_json::to_vec(claims).map_err(|_| SignError::Claims)?;
-        if !matches!(parse_value(&payload, Segment::Payload), Ok(Value::Object(_))) {
+        if !matches!(
+            parse_value(&payload, Segment::Payload),
+            Ok(Value::Object(_))
+        ) {
             return Err(SignError::Claims);
         }
         let header = Header::new(self.alg, typ, self.kid.clone()).to_json();
@@ -369,7 +388,10 @@ impl KeySet {
     }
 
     /// Imports a JWK Set document with the given backend.
-    pub fn from_jwks_json_with(document: &[u8], backend: &dyn CryptoBackend) -> Result<JwksImport, KeyError> {
+    pub fn from_jwks_json_with(
+        document: &[u8],
+        backend: &dyn CryptoBackend,
+    ) -> Result<JwksImport, KeyError> {
         if document.len() > DEFAULT_MAX_JWKS_BYTES {
             return Err(KeyError::InvalidKeySet);
         }
@@ -394,7 +416,10 @@ impl KeySet {
                 Ok(key) => accepted.push((index, key)),
                 Err(reason) => rejected.push(RejectedKey {
                     index,
-                    kid: entry.get("kid").and_then(Value::as_str).and_then(|k| Kid::new(k).ok()),
+                    kid: entry
+                        .get("kid")
+                        .and_then(Value::as_str)
+                        .and_then(|k| Kid::new(k).ok()),
                     reason,
                 }),
             }
@@ -405,25 +430,39 @@ impl KeySet {
             .enumerate()
             .filter_map(|(i, (_, key))| {
                 let kid = key.kid.as_ref()?;
-                accepted[..i].iter().any(|(_, k)| k.kid.as_ref() == Some(kid)).then(|| kid.clone())
+                accepted[..i]
+                    .iter()
+                    .any(|(_, k)| k.kid.as_ref() == Some(kid))
+                    .then(|| kid.clone())
             })
             .collect();
         let mut keys = Vec::new();
         for (index, key) in accepted {
             if key.kid.as_ref().is_some_and(|kid| shared.contains(kid)) {
-                rejected.push(RejectedKey { index, kid: key.kid, reason: KeyError::DuplicateKid });
+                rejected.push(RejectedKey {
+                    index,
+                    kid: key.kid,
+                    reason: KeyError::DuplicateKid,
+                });
             } else {
                 keys.push(Arc::new(key));
             }
         }
         rejected.sort_by_key(|r| r.index);
-        JwksImport { keys: KeySet { keys }, rejected }
+        JwksImport {
+            keys: KeySet { keys },
+            rejected,
+        }
     }
 
     /// Finds the key for a token header (SECURITY-CASES V04, V15):
     /// - with a `kid`: the key with that `kid`, which must be pinned to `alg`;
     /// - without: the one key pinned to `alg`, and an error when there are several.
-    pub fn find(&self, kid: Option<&Kid>, alg: Algorithm) -> Result<Arc<VerifyingKey>, KeyLookupError> {
+    pub fn find(
+        &self,
+        kid: Option<&Kid>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, KeyLookupError> {
         match kid {
             Some(kid) => {
                 let key = self
@@ -486,7 +525,10 @@ pub struct KeyMiss {
 impl KeyMiss {
     /// A miss that no refresh can fix.
     pub fn final_(error: KeyLookupError) -> Self {
-        Self { error, refresh_may_help: false }
+        Self {
+            error,
+            refresh_may_help: false,
+        }
     }
 }
 

@@ -94,40 +94,39 @@ mod jwk;
 mod keys;
 pub mod oauth;
 mod secret;
+pub mod server;
 mod validate;
 pub mod wire;
 
 #[cfg(feature = "http")]
 pub mod remote;
 
-
 pub use alg::{Algorithm, AlgorithmSet};
 pub use claims::{
     AccessTokenClaims, AuthorizationDetail, ClientAssertionClaims, Confirmation, IdJagClaims,
     IdTokenClaims, JwtClaims, NumericDate, SubjectIdentifier,
 };
-pub use oauth::{AuthorizationServerMetadata, ProtectedResourceMetadata, TokenResponse};
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::{
     ClaimError, ClaimProblem, ErrorCode, JoseError, KeyError, KeyLookupError, OAuthErrorCode,
     OAuthErrorResponse, Segment, ValidationError,
 };
 pub use id::{
-    Audience, ClientId, InvalidIdentifier, Issuer, Jti, Kid, MAX_IDENTIFIER_LEN, MAX_KID_LEN, Resource,
-    Scope, ScopeSet, Subject,
+    Audience, ClientId, InvalidIdentifier, Issuer, Jti, Kid, MAX_IDENTIFIER_LEN, MAX_KID_LEN,
+    Resource, Scope, ScopeSet, Subject,
 };
 pub use keys::{
     BoxFuture, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_KEYS, JwksImport, KeyMiss, KeySet,
     KeySource, RejectedKey, SignError, SigningKey, VerifyingKey,
 };
+pub use oauth::{AuthorizationServerMetadata, ProtectedResourceMetadata, TokenResponse};
 pub use secret::{
     AccessToken, ClientAssertion, ClientSecret, CompactJwt, IdJag, IdToken, RefreshToken,
     SecretBytes, SubjectToken,
 };
 pub use validate::{
-    AccessTokenValidator, ClientAssertionValidator, ConfigError, DEFAULT_LEEWAY,
-    IdJagValidator, IdTokenValidator, MAX_LEEWAY, TrustedIssuers, Validator, VerifiedJws,
-    Verified, verify_jws,
+    AccessTokenValidator, ClientAssertionValidator, ConfigError, DEFAULT_LEEWAY, IdJagValidator,
+    IdTokenValidator, MAX_LEEWAY, TrustedIssuers, Validator, Verified, VerifiedJws, verify_jws,
 };
 
 /// Token kinds for [`Validator`].

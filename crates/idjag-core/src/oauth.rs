@@ -87,20 +87,28 @@ impl AuthorizationServerMetadata {
     /// (SPEC §2.2 step 4; MD-03, MD-04, MD-12). `None` when it does not say (the member is
     /// absent), which real servers often do.
     pub fn advertises_id_jag_profile(&self) -> Option<bool> {
-        let profile = lists(&self.authorization_grant_profiles_supported, wire::GRANT_PROFILE_ID_JAG)?;
+        let profile = lists(
+            &self.authorization_grant_profiles_supported,
+            wire::GRANT_PROFILE_ID_JAG,
+        )?;
         Some(profile && self.supports_grant_type(wire::GRANT_TYPE_JWT_BEARER))
     }
 
     /// Whether `grant_type` is listed. RFC 8414 §2: absent means `authorization_code` and
     /// `implicit` only.
     pub fn supports_grant_type(&self, grant_type: &str) -> bool {
-        lists(&self.grant_types_supported, grant_type)
-            .unwrap_or(matches!(grant_type, wire::GRANT_TYPE_AUTHORIZATION_CODE | "implicit"))
+        lists(&self.grant_types_supported, grant_type).unwrap_or(matches!(
+            grant_type,
+            wire::GRANT_TYPE_AUTHORIZATION_CODE | "implicit"
+        ))
     }
 
     /// Whether the IdP says it issues ID-JAGs through token exchange (MD-01), `None` when silent.
     pub fn advertises_id_jag_issuance(&self) -> Option<bool> {
-        lists(&self.identity_chaining_requested_token_types_supported, wire::TOKEN_TYPE_ID_JAG)
+        lists(
+            &self.identity_chaining_requested_token_types_supported,
+            wire::TOKEN_TYPE_ID_JAG,
+        )
     }
 
     /// Whether the token endpoint accepts `method`. RFC 8414 §2: absent means
@@ -182,7 +190,11 @@ pub struct TokenResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeSet>,
     /// `refresh_token`: idjag servers never issue one for these grants (SPEC JB-18, TX-17).
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "expose_refresh")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expose_refresh"
+    )]
     pub refresh_token: Option<RefreshToken>,
     /// `authorization_details` (RFC 9396).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -153,7 +153,11 @@ impl fmt::Debug for RemoteJwks {
 
 impl RemoteJwks {
     /// Keys of `issuer` from a configured `jwks_uri`.
-    pub fn from_jwks_uri(issuer: Issuer, jwks_uri: &str, clock: SharedClock) -> Result<Self, FetchError> {
+    pub fn from_jwks_uri(
+        issuer: Issuer,
+        jwks_uri: &str,
+        clock: SharedClock,
+    ) -> Result<Self, FetchError> {
         let url = crate::endpoint::check_endpoint(jwks_uri)?;
         Self::new(issuer, Location::JwksUri(url), clock)
     }
@@ -237,11 +241,15 @@ impl RemoteJwks {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache> {
-        self.cache.read().unwrap_or_else(|poison| poison.into_inner())
+        self.cache
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cache> {
-        self.cache.write().unwrap_or_else(|poison| poison.into_inner())
+        self.cache
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn elapsed_since(&self, then: SystemTime) -> Duration {
@@ -267,7 +275,8 @@ impl RemoteJwks {
         };
         self.fetches.fetch_add(1, Ordering::SeqCst);
         let body = self.get(&jwks_uri).await?;
-        let import = KeySet::from_jwks_json_with(&body, self.backend).map_err(|_| FetchError::InvalidKeySet)?;
+        let import = KeySet::from_jwks_json_with(&body, self.backend)
+            .map_err(|_| FetchError::InvalidKeySet)?;
         if import.keys.is_empty() {
             return Err(FetchError::InvalidKeySet);
         }
@@ -277,7 +286,9 @@ impl RemoteJwks {
     async fn discover(&self) -> Result<Url, FetchError> {
         let mut outcome = FetchError::Metadata;
         for url in authorization_server_metadata_urls(&self.issuer)? {
-            let Ok(body) = self.get(&url).await else { continue };
+            let Ok(body) = self.get(&url).await else {
+                continue;
+            };
             let Ok(metadata) = serde_json::from_slice::<AuthorizationServerMetadata>(&body) else {
                 continue;
             };
@@ -296,7 +307,10 @@ impl RemoteJwks {
         let mut response = self
             .http
             .get(url.clone())
-            .header(http::header::ACCEPT, "application/jwk-set+json, application/json")
+            .header(
+                http::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
             .send()
             .await
             .map_err(|_| FetchError::Transport)?;
@@ -305,7 +319,10 @@ impl RemoteJwks {
             return Err(FetchError::Status(status.as_u16()));
         }
         let max = self.config.max_bytes;
-        if response.content_length().is_some_and(|len| len > max as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
             return Err(FetchError::TooLarge(max));
         }
         let mut body = Vec::new();
@@ -332,15 +349,24 @@ impl KeySource for RemoteJwks {
     fn find(&self, kid: Option<&Kid>, alg: Algorithm) -> Result<Arc<VerifyingKey>, KeyMiss> {
         let (keys, age) = {
             let cache = self.read();
-            (cache.keys.clone(), cache.fetched_at.map(|t| self.elapsed_since(t)))
+            (
+                cache.keys.clone(),
+                cache.fetched_at.map(|t| self.elapsed_since(t)),
+            )
         };
         let can_refetch = self.cooldown_passed();
         let (Some(keys), Some(age)) = (keys, age) else {
-            return Err(KeyMiss { error: KeyLookupError::KeysUnavailable, refresh_may_help: can_refetch });
+            return Err(KeyMiss {
+                error: KeyLookupError::KeysUnavailable,
+                refresh_may_help: can_refetch,
+            });
         };
         if age > self.config.max_age {
             if can_refetch {
-                return Err(KeyMiss { error: KeyLookupError::KeysUnavailable, refresh_may_help: true });
+                return Err(KeyMiss {
+                    error: KeyLookupError::KeysUnavailable,
+                    refresh_may_help: true,
+                });
             }
             if age > self.config.max_age + self.config.stale_if_error {
                 return Err(KeyMiss::final_(KeyLookupError::KeysUnavailable));

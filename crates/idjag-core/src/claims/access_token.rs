@@ -111,10 +111,19 @@ impl JwtClaims for AccessTokenClaims {
                 .transpose()?,
             extra: Map::new(),
         };
-        Ok(Self { extra: r.rest(), ..claims })
+        Ok(Self {
+            extra: r.rest(),
+            ..claims
+        })
     }
 
     fn registered(&self) -> Registered<'_> {
-        Registered { iss: &self.iss, aud: &self.aud, exp: self.exp, iat: Some(self.iat), nbf: self.nbf }
+        Registered {
+            iss: &self.iss,
+            aud: &self.aud,
+            exp: self.exp,
+            iat: Some(self.iat),
+            nbf: self.nbf,
+        }
     }
 }

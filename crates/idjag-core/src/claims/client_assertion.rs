@@ -36,9 +36,24 @@ pub struct ClientAssertionClaims {
 
 impl ClientAssertionClaims {
     /// A client assertion from `client_id` for the authorization server `aud`.
-    pub fn new(client_id: Issuer, aud: Audience, jti: Jti, iat: NumericDate, exp: NumericDate) -> Self {
+    pub fn new(
+        client_id: Issuer,
+        aud: Audience,
+        jti: Jti,
+        iat: NumericDate,
+        exp: NumericDate,
+    ) -> Self {
         let sub = Subject::new(client_id.as_str()).expect("an issuer is a valid subject");
-        Self { iss: client_id, sub, aud, jti, exp, iat: Some(iat), nbf: None, extra: Map::new() }
+        Self {
+            iss: client_id,
+            sub,
+            aud,
+            jti,
+            exp,
+            iat: Some(iat),
+            nbf: None,
+            extra: Map::new(),
+        }
     }
 }
 
@@ -55,10 +70,19 @@ impl JwtClaims for ClientAssertionClaims {
             nbf: r.opt_date("nbf")?,
             extra: Map::new(),
         };
-        Ok(Self { extra: r.rest(), ..claims })
+        Ok(Self {
+            extra: r.rest(),
+            ..claims
+        })
     }
 
     fn registered(&self) -> Registered<'_> {
-        Registered { iss: &self.iss, aud: &self.aud, exp: self.exp, iat: self.iat, nbf: self.nbf }
+        Registered {
+            iss: &self.iss,
+            aud: &self.aud,
+            exp: self.exp,
+            iat: self.iat,
+            nbf: self.nbf,
+        }
     }
 }

@@ -32,7 +32,10 @@ pub struct IdJagClaims {
     pub nbf: Option<NumericDate>,
     /// `resource`: one or more RFC 8707 resource indicators (IDJAG-09). One value is written
     /// as a string, several as an array.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "serialize_resources")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_resources"
+    )]
     pub resource: Option<Vec<Resource>>,
     /// `scope` (IDJAG-10).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,7 +117,10 @@ impl IdJagClaims {
     }
 }
 
-fn serialize_resources<S: Serializer>(resources: &Option<Vec<Resource>>, s: S) -> Result<S::Ok, S::Error> {
+fn serialize_resources<S: Serializer>(
+    resources: &Option<Vec<Resource>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match resources.as_deref() {
         Some([one]) => one.serialize(s),
         Some(many) => many.serialize(s),
@@ -143,16 +149,25 @@ impl JwtClaims for IdJagClaims {
             tenant: r.opt_string("tenant")?,
             aud_tenant: r.opt_string("aud_tenant")?,
             aud_sub: r.opt_string("aud_sub")?,
-            sub_id: r.opt_object("sub_id")?.map(SubjectIdentifier::from_object).transpose()?,
+            sub_id: r
+                .opt_object("sub_id")?
+                .map(SubjectIdentifier::from_object)
+                .transpose()?,
             email: r.opt_string("email")?,
             auth_time: r.opt_date("auth_time")?,
             acr: r.opt_string("acr")?,
             amr: r.opt_strings("amr")?,
-            cnf: r.opt_object("cnf")?.map(Confirmation::from_object).transpose()?,
+            cnf: r
+                .opt_object("cnf")?
+                .map(Confirmation::from_object)
+                .transpose()?,
             act: r.opt_object("act")?,
             extra: Map::new(),
         };
-        Ok(Self { extra: r.rest(), ..claims })
+        Ok(Self {
+            extra: r.rest(),
+            ..claims
+        })
     }
 
     fn registered(&self) -> Registered<'_> {
@@ -193,7 +208,10 @@ impl AuthorizationDetail {
 
     /// The `type` member.
     pub fn kind(&self) -> &str {
-        self.0.get("type").and_then(Value::as_str).unwrap_or_default()
+        self.0
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     /// The whole object.
@@ -221,14 +239,26 @@ pub struct Confirmation {
 impl Confirmation {
     /// A DPoP confirmation.
     pub fn jkt(thumbprint: impl Into<String>) -> Self {
-        Self { jkt: Some(thumbprint.into()), x5t_s256: None, other: Map::new() }
+        Self {
+            jkt: Some(thumbprint.into()),
+            x5t_s256: None,
+            other: Map::new(),
+        }
     }
 
     pub(crate) fn from_object(map: Map<String, Value>) -> Result<Self, ClaimError> {
         let mut r = ClaimReader::new(map);
-        let jkt = r.opt_string("jkt").map_err(|_| ClaimError::invalid("cnf"))?;
-        let x5t_s256 = r.opt_string("x5t#S256").map_err(|_| ClaimError::invalid("cnf"))?;
-        Ok(Self { jkt, x5t_s256, other: r.rest() })
+        let jkt = r
+            .opt_string("jkt")
+            .map_err(|_| ClaimError::invalid("cnf"))?;
+        let x5t_s256 = r
+            .opt_string("x5t#S256")
+            .map_err(|_| ClaimError::invalid("cnf"))?;
+        Ok(Self {
+            jkt,
+            x5t_s256,
+            other: r.rest(),
+        })
     }
 }
 
@@ -244,7 +274,11 @@ impl SubjectIdentifier {
         if !map.values().all(Value::is_string) {
             return Err(invalid);
         }
-        let has = |m: &str| map.get(m).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+        let has = |m: &str| {
+            map.get(m)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        };
         match map.get("format").and_then(Value::as_str) {
             Some("saml-nameid") if has("issuer") && has("nameid") => Ok(Self(map)),
             Some("saml-nameid") | None => Err(invalid),

@@ -68,7 +68,13 @@ pub struct IdTokenClaims {
 
 impl IdTokenClaims {
     /// The required claims; every optional claim starts out absent.
-    pub fn new(iss: Issuer, sub: Subject, aud: Audience, iat: NumericDate, exp: NumericDate) -> Self {
+    pub fn new(
+        iss: Issuer,
+        sub: Subject,
+        aud: Audience,
+        iat: NumericDate,
+        exp: NumericDate,
+    ) -> Self {
         Self {
             iss,
             sub,
@@ -115,10 +121,19 @@ impl JwtClaims for IdTokenClaims {
             tenant: r.opt_string("tenant")?,
             extra: Map::new(),
         };
-        Ok(Self { extra: r.rest(), ..claims })
+        Ok(Self {
+            extra: r.rest(),
+            ..claims
+        })
     }
 
     fn registered(&self) -> Registered<'_> {
-        Registered { iss: &self.iss, aud: &self.aud, exp: self.exp, iat: Some(self.iat), nbf: self.nbf }
+        Registered {
+            iss: &self.iss,
+            aud: &self.aud,
+            exp: self.exp,
+            iat: Some(self.iat),
+            nbf: self.nbf,
+        }
     }
 }

@@ -42,7 +42,11 @@ impl ClaimReader {
     }
 
     /// A required identifier claim (non-empty, bounded, no control characters).
-    pub fn id<T>(&mut self, name: &'static str, make: fn(String) -> Result<T, InvalidIdentifier>) -> Result<T, ClaimError> {
+    pub fn id<T>(
+        &mut self,
+        name: &'static str,
+        make: fn(String) -> Result<T, InvalidIdentifier>,
+    ) -> Result<T, ClaimError> {
         self.opt_id(name, make)?.ok_or(ClaimError::missing(name))
     }
 
@@ -66,7 +70,9 @@ impl ClaimReader {
     pub fn opt_date(&mut self, name: &'static str) -> Result<Option<NumericDate>, ClaimError> {
         match self.take(name) {
             None => Ok(None),
-            Some(v @ Value::Number(_)) => NumericDate::from_json(&v).map(Some).ok_or(ClaimError::invalid(name)),
+            Some(v @ Value::Number(_)) => NumericDate::from_json(&v)
+                .map(Some)
+                .ok_or(ClaimError::invalid(name)),
             Some(_) => Err(ClaimError::wrong_type(name)),
         }
     }
@@ -105,7 +111,10 @@ impl ClaimReader {
 
     /// A resource claim: a string or a non-empty array of strings, each an absolute URI
     /// without fragment (SPEC IDJAG-09; SECURITY-CASES V31).
-    pub fn opt_resources(&mut self, name: &'static str) -> Result<Option<Vec<Resource>>, ClaimError> {
+    pub fn opt_resources(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<Vec<Resource>>, ClaimError> {
         let items = match self.take(name) {
             None => return Ok(None),
             Some(Value::String(s)) => vec![Value::String(s)],
@@ -140,7 +149,10 @@ impl ClaimReader {
     }
 
     /// An optional JSON object.
-    pub fn opt_object(&mut self, name: &'static str) -> Result<Option<Map<String, Value>>, ClaimError> {
+    pub fn opt_object(
+        &mut self,
+        name: &'static str,
+    ) -> Result<Option<Map<String, Value>>, ClaimError> {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Object(map)) => Ok(Some(map)),

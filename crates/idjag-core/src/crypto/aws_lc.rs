@@ -97,7 +97,9 @@ impl CryptoBackend for AwsLcBackend {
             Algorithm::Es256 | Algorithm::Es384 => {
                 let signing = ecdsa_signing(alg).ok_or(KeyError::AlgorithmMismatch)?;
                 let pair = match key {
-                    PrivateKeyMaterial::Pkcs8(der) => EcdsaKeyPair::from_pkcs8(signing, der.secret()),
+                    PrivateKeyMaterial::Pkcs8(der) => {
+                        EcdsaKeyPair::from_pkcs8(signing, der.secret())
+                    }
                     PrivateKeyMaterial::Ec { curve, d, x, y } if curve.algorithm() == alg => {
                         EcdsaKeyPair::from_private_key_and_public_key(
                             signing,

@@ -180,23 +180,53 @@ impl CryptoBackend for JosekitBackend {
                 match alg {
                     Algorithm::Es256 => (
                         Box::new(jws::ES256.signer_from_der(der).map_err(invalid)?),
-                        public_from_pair(alg, &jws::ES256.key_pair_from_der(der).map_err(invalid)?.to_jwk_public_key())?,
+                        public_from_pair(
+                            alg,
+                            &jws::ES256
+                                .key_pair_from_der(der)
+                                .map_err(invalid)?
+                                .to_jwk_public_key(),
+                        )?,
                     ),
                     Algorithm::Es384 => (
                         Box::new(jws::ES384.signer_from_der(der).map_err(invalid)?),
-                        public_from_pair(alg, &jws::ES384.key_pair_from_der(der).map_err(invalid)?.to_jwk_public_key())?,
+                        public_from_pair(
+                            alg,
+                            &jws::ES384
+                                .key_pair_from_der(der)
+                                .map_err(invalid)?
+                                .to_jwk_public_key(),
+                        )?,
                     ),
                     Algorithm::Rs256 => (
                         Box::new(jws::RS256.signer_from_der(der).map_err(invalid)?),
-                        public_from_pair(alg, &jws::RS256.key_pair_from_der(der).map_err(invalid)?.to_jwk_public_key())?,
+                        public_from_pair(
+                            alg,
+                            &jws::RS256
+                                .key_pair_from_der(der)
+                                .map_err(invalid)?
+                                .to_jwk_public_key(),
+                        )?,
                     ),
                     Algorithm::Ps256 => (
                         Box::new(jws::PS256.signer_from_der(der).map_err(invalid)?),
-                        public_from_pair(alg, &jws::RS256.key_pair_from_der(der).map_err(invalid)?.to_jwk_public_key())?,
+                        public_from_pair(
+                            alg,
+                            &jws::RS256
+                                .key_pair_from_der(der)
+                                .map_err(invalid)?
+                                .to_jwk_public_key(),
+                        )?,
                     ),
                     Algorithm::EdDsa => (
                         Box::new(jws::EdDSA.signer_from_der(der).map_err(invalid)?),
-                        public_from_pair(alg, &jws::EdDSA.key_pair_from_der(der).map_err(invalid)?.to_jwk_public_key())?,
+                        public_from_pair(
+                            alg,
+                            &jws::EdDSA
+                                .key_pair_from_der(der)
+                                .map_err(invalid)?
+                                .to_jwk_public_key(),
+                        )?,
                     ),
                 }
             }
@@ -207,11 +237,21 @@ impl CryptoBackend for JosekitBackend {
                     return Err(KeyError::AlgorithmMismatch);
                 }
                 let inner: Box<dyn jws::JwsSigner> = match alg {
-                    Algorithm::Es256 => Box::new(jws::ES256.signer_from_jwk(&jwk).map_err(invalid)?),
-                    Algorithm::Es384 => Box::new(jws::ES384.signer_from_jwk(&jwk).map_err(invalid)?),
-                    Algorithm::Rs256 => Box::new(jws::RS256.signer_from_jwk(&jwk).map_err(invalid)?),
-                    Algorithm::Ps256 => Box::new(jws::PS256.signer_from_jwk(&jwk).map_err(invalid)?),
-                    Algorithm::EdDsa => Box::new(jws::EdDSA.signer_from_jwk(&jwk).map_err(invalid)?),
+                    Algorithm::Es256 => {
+                        Box::new(jws::ES256.signer_from_jwk(&jwk).map_err(invalid)?)
+                    }
+                    Algorithm::Es384 => {
+                        Box::new(jws::ES384.signer_from_jwk(&jwk).map_err(invalid)?)
+                    }
+                    Algorithm::Rs256 => {
+                        Box::new(jws::RS256.signer_from_jwk(&jwk).map_err(invalid)?)
+                    }
+                    Algorithm::Ps256 => {
+                        Box::new(jws::PS256.signer_from_jwk(&jwk).map_err(invalid)?)
+                    }
+                    Algorithm::EdDsa => {
+                        Box::new(jws::EdDSA.signer_from_jwk(&jwk).map_err(invalid)?)
+                    }
                 };
                 (inner, public)
             }
@@ -228,12 +268,18 @@ impl CryptoBackend for JosekitBackend {
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError> {
         let backend = |_| KeyError::Backend;
         let der = match alg {
-            Algorithm::Es256 => EcKeyPair::generate(JkCurve::P256).map_err(backend)?.to_der_private_key(),
-            Algorithm::Es384 => EcKeyPair::generate(JkCurve::P384).map_err(backend)?.to_der_private_key(),
-            Algorithm::Rs256 | Algorithm::Ps256 => {
-                RsaKeyPair::generate(2048).map_err(backend)?.to_der_private_key()
-            }
-            Algorithm::EdDsa => EdKeyPair::generate(EdCurve::Ed25519).map_err(backend)?.to_der_private_key(),
+            Algorithm::Es256 => EcKeyPair::generate(JkCurve::P256)
+                .map_err(backend)?
+                .to_der_private_key(),
+            Algorithm::Es384 => EcKeyPair::generate(JkCurve::P384)
+                .map_err(backend)?
+                .to_der_private_key(),
+            Algorithm::Rs256 | Algorithm::Ps256 => RsaKeyPair::generate(2048)
+                .map_err(backend)?
+                .to_der_private_key(),
+            Algorithm::EdDsa => EdKeyPair::generate(EdCurve::Ed25519)
+                .map_err(backend)?
+                .to_der_private_key(),
         };
         Ok(PrivateKeyMaterial::Pkcs8(SecretBytes::new(der)))
     }

@@ -21,10 +21,10 @@ mod aws_lc;
 #[cfg(feature = "josekit")]
 mod josekit;
 
-#[cfg(feature = "aws-lc-rs")]
-pub use aws_lc::AwsLcBackend;
 #[cfg(feature = "josekit")]
 pub use self::josekit::JosekitBackend;
+#[cfg(feature = "aws-lc-rs")]
+pub use aws_lc::AwsLcBackend;
 
 #[cfg(not(any(feature = "aws-lc-rs", feature = "josekit")))]
 compile_error!("idjag-core needs a crypto backend: enable feature `aws-lc-rs` or `josekit`");
@@ -224,13 +224,17 @@ pub fn default_backend() -> &'static dyn CryptoBackend {
 
 /// Every backend compiled into this build, the default first.
 pub fn all_backends() -> Vec<&'static dyn CryptoBackend> {
-    #[allow(unused_mut)]
-    let mut backends: Vec<&'static dyn CryptoBackend> = Vec::new();
-    #[cfg(feature = "aws-lc-rs")]
-    backends.push(&AwsLcBackend);
-    #[cfg(feature = "josekit")]
-    backends.push(&JosekitBackend);
-    backends
+    let backends: [Option<&'static dyn CryptoBackend>; 2] = [
+        #[cfg(feature = "aws-lc-rs")]
+        Some(&AwsLcBackend),
+        #[cfg(not(feature = "aws-lc-rs"))]
+        None,
+        #[cfg(feature = "josekit")]
+        Some(&JosekitBackend),
+        #[cfg(not(feature = "josekit"))]
+        None,
+    ];
+    backends.into_iter().flatten().collect()
 }
 
 /// Strips leading zero bytes of a big-endian unsigned integer.

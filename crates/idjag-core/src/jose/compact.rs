@@ -121,7 +121,10 @@ mod tests {
                 segment: Segment::Signature
             }
         );
-        assert_eq!(parse(&format!("{HEADER}.e30")).unwrap_err(), JoseError::SegmentCount);
+        assert_eq!(
+            parse(&format!("{HEADER}.e30")).unwrap_err(),
+            JoseError::SegmentCount
+        );
     }
 
     #[test]
@@ -163,7 +166,11 @@ mod tests {
             (format!("{HEADER}.e30.AA/A"), Segment::Signature),
             (format!("{HEADER}.e31.AAAA"), Segment::Payload), // non-canonical trailing bits
         ] {
-            assert_eq!(parse(&token).unwrap_err(), JoseError::Base64 { segment }, "{token}");
+            assert_eq!(
+                parse(&token).unwrap_err(),
+                JoseError::Base64 { segment },
+                "{token}"
+            );
         }
     }
 
@@ -185,15 +192,26 @@ mod tests {
             (r#"{"alg":"ES256","zip":"DEF"}"#, "zip"),
         ] {
             let token = format!("{}.e30.AAAA", base64url::encode(json));
-            assert_eq!(parse(&token).unwrap_err(), JoseError::ForbiddenHeader { member }, "{json}");
+            assert_eq!(
+                parse(&token).unwrap_err(),
+                JoseError::ForbiddenHeader { member },
+                "{json}"
+            );
         }
     }
 
     #[test]
     fn v01_alg_none_in_every_case_and_hmac_are_unsupported() {
         for alg in ["none", "None", "NONE", "HS256"] {
-            let token = format!("{}.e30.AAAA", base64url::encode(format!(r#"{{"alg":"{alg}"}}"#)));
-            assert_eq!(parse(&token).unwrap_err(), JoseError::UnsupportedAlgorithm, "{alg}");
+            let token = format!(
+                "{}.e30.AAAA",
+                base64url::encode(format!(r#"{{"alg":"{alg}"}}"#))
+            );
+            assert_eq!(
+                parse(&token).unwrap_err(),
+                JoseError::UnsupportedAlgorithm,
+                "{alg}"
+            );
         }
     }
 
@@ -219,10 +237,16 @@ mod tests {
 
     #[test]
     fn typ_must_be_a_string() {
-        for typ in [serde_json::json!(1), serde_json::json!(["oauth-id-jag+jwt"])] {
+        for typ in [
+            serde_json::json!(1),
+            serde_json::json!(["oauth-id-jag+jwt"]),
+        ] {
             let json = serde_json::json!({"alg":"ES256","typ":typ}).to_string();
             let token = format!("{}.e30.AAAA", base64url::encode(json));
-            assert_eq!(parse(&token).unwrap_err(), JoseError::InvalidHeader { member: "typ" });
+            assert_eq!(
+                parse(&token).unwrap_err(),
+                JoseError::InvalidHeader { member: "typ" }
+            );
         }
     }
 }

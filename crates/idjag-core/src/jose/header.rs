@@ -50,9 +50,9 @@ impl Header {
         };
         let kid = match map.get("kid") {
             None => None,
-            Some(Value::String(kid)) => {
-                Some(Kid::new(kid.as_str()).map_err(|_| JoseError::InvalidHeader { member: "kid" })?)
-            }
+            Some(Value::String(kid)) => Some(
+                Kid::new(kid.as_str()).map_err(|_| JoseError::InvalidHeader { member: "kid" })?,
+            ),
             Some(_) => return Err(JoseError::InvalidHeader { member: "kid" }),
         };
         Ok(Self { alg, typ, kid })

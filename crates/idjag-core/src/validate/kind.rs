@@ -2,7 +2,9 @@
 //! token and a client assertion can never be taken for one another (RFC 8725 §3.12; SPEC
 //! JWT-04; SECURITY-CASES V09, X05).
 
-use crate::claims::{AccessTokenClaims, ClientAssertionClaims, IdJagClaims, IdTokenClaims, JwtClaims};
+use crate::claims::{
+    AccessTokenClaims, ClientAssertionClaims, IdJagClaims, IdTokenClaims, JwtClaims,
+};
 use crate::error::ValidationError;
 use crate::jose::typ_matches;
 use crate::wire;
@@ -40,7 +42,11 @@ fn require(typ: Option<&str>, expected: &'static str) -> Result<(), ValidationEr
 }
 
 /// `typ` absent or one of `allowed`; never an explicit type of another kind.
-fn absent_or(typ: Option<&str>, allowed: &[&str], expected: &'static str) -> Result<(), ValidationError> {
+fn absent_or(
+    typ: Option<&str>,
+    allowed: &[&str],
+    expected: &'static str,
+) -> Result<(), ValidationError> {
     match typ {
         None => Ok(()),
         Some(typ) if allowed.iter().any(|a| typ_matches(typ, a)) => Ok(()),
@@ -108,7 +114,9 @@ impl TokenKind for IdToken {
 
     fn check_claims(claims: &IdTokenClaims) -> Result<(), ValidationError> {
         match &claims.azp {
-            Some(azp) if azp.as_str() != claims.aud.as_str() => Err(ValidationError::AudienceMismatch),
+            Some(azp) if azp.as_str() != claims.aud.as_str() => {
+                Err(ValidationError::AudienceMismatch)
+            }
             _ => Ok(()),
         }
     }
@@ -121,7 +129,11 @@ impl TokenKind for ClientAssertion {
     const DEFAULT_MAX_AGE: i64 = 600;
 
     fn check_typ(typ: Option<&str>) -> Result<(), ValidationError> {
-        absent_or(typ, &[wire::TYP_JWT, wire::TYP_CLIENT_AUTHENTICATION], wire::TYP_CLIENT_AUTHENTICATION)
+        absent_or(
+            typ,
+            &[wire::TYP_JWT, wire::TYP_CLIENT_AUTHENTICATION],
+            wire::TYP_CLIENT_AUTHENTICATION,
+        )
     }
 
     fn check_claims(claims: &ClientAssertionClaims) -> Result<(), ValidationError> {

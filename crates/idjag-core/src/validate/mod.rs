@@ -286,21 +286,36 @@ impl<K: TokenKind> Validator<K> {
         let pending = self.check_structure(token)?;
         let key = pending
             .source
-            .find(pending.jws.unverified_header().kid(), pending.jws.unverified_header().alg())
+            .find(
+                pending.jws.unverified_header().kid(),
+                pending.jws.unverified_header().alg(),
+            )
             .map_err(|miss| ValidationError::Key(miss.error))?;
         self.finish(pending, &key)
     }
 
     /// Validates, refreshing the issuer's keys once (single-flight, rate-limited by the
     /// source) when the lookup says a refresh may help, for example on an unknown `kid`.
-    pub async fn validate_async(&self, token: &str) -> Result<Verified<K::Claims>, ValidationError> {
+    pub async fn validate_async(
+        &self,
+        token: &str,
+    ) -> Result<Verified<K::Claims>, ValidationError> {
         let pending = self.check_structure(token)?;
-        let (kid, alg) = (pending.jws.unverified_header().kid(), pending.jws.unverified_header().alg());
+        let (kid, alg) = (
+            pending.jws.unverified_header().kid(),
+            pending.jws.unverified_header().alg(),
+        );
         let key = match pending.source.find(kid, alg) {
             Ok(key) => key,
-            Err(KeyMiss { refresh_may_help: true, .. }) => {
+            Err(KeyMiss {
+                refresh_may_help: true,
+                ..
+            }) => {
                 pending.source.refresh().await;
-                pending.source.find(kid, alg).map_err(|miss| ValidationError::Key(miss.error))?
+                pending
+                    .source
+                    .find(kid, alg)
+                    .map_err(|miss| ValidationError::Key(miss.error))?
             }
             Err(miss) => return Err(ValidationError::Key(miss.error)),
         };
@@ -321,11 +336,19 @@ impl<K: TokenKind> Validator<K> {
             _ => None,
         }
         .ok_or(ValidationError::UntrustedIssuer)?;
-        Ok(Pending { jws, payload, source })
+        Ok(Pending {
+            jws,
+            payload,
+            source,
+        })
     }
 
     /// Steps 5 and 6.
-    fn finish(&self, pending: Pending<'_, '_>, key: &VerifyingKey) -> Result<Verified<K::Claims>, ValidationError> {
+    fn finish(
+        &self,
+        pending: Pending<'_, '_>,
+        key: &VerifyingKey,
+    ) -> Result<Verified<K::Claims>, ValidationError> {
         if !key.verify(pending.jws.signing_input(), pending.jws.signature()) {
             return Err(ValidationError::BadSignature);
         }
@@ -349,10 +372,10 @@ impl<K: TokenKind> Validator<K> {
         if now >= r.exp.unix().saturating_add(leeway) {
             return Err(ValidationError::Expired);
         }
-        if let Some(nbf) = r.nbf {
-            if nbf.unix() > now.saturating_add(leeway) {
-                return Err(ValidationError::NotYetValid);
-            }
+        if let Some(nbf) = r.nbf
+            && nbf.unix() > now.saturating_add(leeway)
+        {
+            return Err(ValidationError::NotYetValid);
         }
         match r.iat {
             Some(iat) => {
