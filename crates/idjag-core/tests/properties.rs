@@ -58,7 +58,7 @@ prop_compose! {
         client_id in identifier(),
         jti in identifier(),
         iat in (NOW - 60)..(NOW + 20),
-        lifetime in 1i64..3000,
+        lifetime in 100i64..3000,
         scope in proptest::option::of(scope_set()),
         resource in resources(),
         tenant in proptest::option::of(identifier()),

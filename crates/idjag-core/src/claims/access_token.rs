@@ -86,8 +86,7 @@ impl AccessTokenClaims {
 }
 
 impl JwtClaims for AccessTokenClaims {
-    fn from_claims(map: Map<String, Value>) -> Result<Self, ClaimError> {
-        let mut r = ClaimReader::new(map);
+    fn from_reader(mut r: ClaimReader) -> Result<Self, ClaimError> {
         let claims = Self {
             iss: r.id("iss", Issuer::new)?,
             sub: r.id("sub", Subject::new)?,

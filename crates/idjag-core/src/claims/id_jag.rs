@@ -129,8 +129,7 @@ fn serialize_resources<S: Serializer>(
 }
 
 impl JwtClaims for IdJagClaims {
-    fn from_claims(map: Map<String, Value>) -> Result<Self, ClaimError> {
-        let mut r = ClaimReader::new(map);
+    fn from_reader(mut r: ClaimReader) -> Result<Self, ClaimError> {
         let claims = Self {
             iss: r.id("iss", Issuer::new)?,
             sub: r.id("sub", Subject::new)?,

@@ -99,8 +99,7 @@ impl IdTokenClaims {
 }
 
 impl JwtClaims for IdTokenClaims {
-    fn from_claims(map: Map<String, Value>) -> Result<Self, ClaimError> {
-        let mut r = ClaimReader::new(map);
+    fn from_reader(mut r: ClaimReader) -> Result<Self, ClaimError> {
         let claims = Self {
             iss: r.id("iss", Issuer::new)?,
             sub: r.id("sub", Subject::new)?,

@@ -100,8 +100,13 @@ pub struct Registered<'a> {
 
 /// A claim set that can be read from a JWT payload.
 pub trait JwtClaims: Sized + Serialize + fmt::Debug + Clone + Send + Sync + 'static {
+    /// Reads the claims, taking each known one out of `reader`; the rest become extra claims.
+    fn from_reader(reader: ClaimReader) -> Result<Self, ClaimError>;
+
     /// Reads the claims from a payload object.
-    fn from_claims(map: Map<String, Value>) -> Result<Self, ClaimError>;
+    fn from_claims(map: Map<String, Value>) -> Result<Self, ClaimError> {
+        Self::from_reader(ClaimReader::new(map))
+    }
 
     /// The registered claims.
     fn registered(&self) -> Registered<'_>;

@@ -5,25 +5,33 @@ use serde_json::{Map, Value};
 use super::NumericDate;
 use crate::error::ClaimError;
 use crate::id::{Audience, InvalidIdentifier, Resource, ScopeSet};
+use crate::jose::json::Members;
 
 /// Takes claims out of a payload object one by one, typed, and returns what is left.
 ///
 /// `null` counts as absent for optional claims and as missing for required ones.
 #[derive(Debug)]
 pub struct ClaimReader {
-    map: Map<String, Value>,
+    members: Members,
 }
 
 impl ClaimReader {
     /// A reader over a payload object.
     pub fn new(map: Map<String, Value>) -> Self {
-        Self { map }
+        Self {
+            members: map.into_iter().collect(),
+        }
+    }
+
+    pub(crate) fn from_members(members: Members) -> Self {
+        Self { members }
     }
 
     fn take(&mut self, name: &str) -> Option<Value> {
-        match self.map.remove(name) {
-            Some(Value::Null) | None => None,
-            Some(v) => Some(v),
+        let at = self.members.iter().position(|(k, _)| k == name)?;
+        match self.members.swap_remove(at).1 {
+            Value::Null => None,
+            v => Some(v),
         }
     }
 
@@ -171,6 +179,6 @@ impl ClaimReader {
 
     /// The claims not taken.
     pub fn rest(self) -> Map<String, Value> {
-        self.map
+        self.members.into_iter().collect()
     }
 }

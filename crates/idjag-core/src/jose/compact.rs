@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use crate::error::{JoseError, Segment};
 use crate::jose::base64url;
 use crate::jose::header::Header;
-use crate::jose::json::parse_object;
+use crate::jose::json::{Members, parse_members, parse_object};
 
 /// Default cap on a compact token's length: 16 KiB.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -57,7 +57,7 @@ impl<'a> UnverifiedJws<'a> {
         let signature = base64url::decode(signature_b64).map_err(|_| JoseError::Base64 {
             segment: Segment::Signature,
         })?;
-        let header = Header::from_object(&parse_object(&header_bytes, Segment::Header)?)?;
+        let header = Header::from_members(&parse_members(&header_bytes, Segment::Header)?)?;
         Ok(Self {
             signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
             header,
@@ -90,6 +90,10 @@ impl<'a> UnverifiedJws<'a> {
     /// signature is verified.
     pub fn unverified_claims(&self) -> Result<Map<String, Value>, JoseError> {
         parse_object(&self.payload, Segment::Payload)
+    }
+
+    pub(crate) fn unverified_members(&self) -> Result<Members, JoseError> {
+        parse_members(&self.payload, Segment::Payload)
     }
 }
 

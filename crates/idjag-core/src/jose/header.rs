@@ -33,22 +33,30 @@ impl Header {
 
     /// Checks a decoded header object against the policy.
     pub fn from_object(map: &Map<String, Value>) -> Result<Self, JoseError> {
-        if let Some(member) = FORBIDDEN.into_iter().find(|m| map.contains_key(*m)) {
+        Self::check(|name| map.get(name))
+    }
+
+    pub(crate) fn from_members(members: &[(String, Value)]) -> Result<Self, JoseError> {
+        Self::check(|name| members.iter().find(|(k, _)| k == name).map(|(_, v)| v))
+    }
+
+    fn check<'a>(get: impl Fn(&str) -> Option<&'a Value>) -> Result<Self, JoseError> {
+        if let Some(member) = FORBIDDEN.into_iter().find(|m| get(m).is_some()) {
             return Err(JoseError::ForbiddenHeader { member });
         }
-        let alg = match map.get("alg") {
+        let alg = match get("alg") {
             None => return Err(JoseError::MissingAlgorithm),
             Some(Value::String(name)) => {
                 Algorithm::from_name(name).ok_or(JoseError::UnsupportedAlgorithm)?
             }
             Some(_) => return Err(JoseError::InvalidHeader { member: "alg" }),
         };
-        let typ = match map.get("typ") {
+        let typ = match get("typ") {
             None => None,
             Some(Value::String(typ)) => Some(typ.clone()),
             Some(_) => return Err(JoseError::InvalidHeader { member: "typ" }),
         };
-        let kid = match map.get("kid") {
+        let kid = match get("kid") {
             None => None,
             Some(Value::String(kid)) => Some(
                 Kid::new(kid.as_str()).map_err(|_| JoseError::InvalidHeader { member: "kid" })?,

@@ -32,6 +32,83 @@ pub fn parse_object(bytes: &[u8], segment: Segment) -> Result<Map<String, Value>
     }
 }
 
+/// The members of a top-level JSON object, in order. Duplicate names are rejected here and at
+/// every depth below. A short vector with a linear duplicate check beats a map for the ten or
+/// twenty members of a JOSE header or claim set.
+pub(crate) type Members = Vec<(String, Value)>;
+
+pub(crate) fn parse_members(bytes: &[u8], segment: Segment) -> Result<Members, JoseError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| JoseError::Utf8 { segment })?;
+    let duplicate = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de::Deserializer::deserialize_any(
+        &mut de,
+        TopLevel {
+            duplicate: &duplicate,
+        },
+    )
+    .and_then(|members| de.end().map(|()| members));
+    match members {
+        Ok(Some(members)) => Ok(members),
+        Ok(None) => Err(JoseError::NotAnObject { segment }),
+        Err(_) if duplicate.get() => Err(JoseError::DuplicateMember { segment }),
+        Err(_) => Err(JoseError::Json { segment }),
+    }
+}
+
+/// Visits the top-level value: an object becomes [`Members`]; anything else is `None`.
+struct TopLevel<'f> {
+    duplicate: &'f Cell<bool>,
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Option<Members>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        StrictSeed {
+            duplicate: self.duplicate,
+        }
+        .visit_seq(seq)
+        .map(|_| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+        let mut members: Members = Vec::with_capacity(16);
+        let seed = StrictSeed {
+            duplicate: self.duplicate,
+        };
+        while let Some(key) = access.next_key::<String>()? {
+            if members.iter().any(|(k, _)| *k == key) {
+                self.duplicate.set(true);
+                return Err(de::Error::custom("duplicate member"));
+            }
+            let value = access.next_value_seed(seed)?;
+            members.push((key, value));
+        }
+        Ok(Some(members))
+    }
+}
+
 pub(crate) fn parse_value(bytes: &[u8], segment: Segment) -> Result<Value, JoseError> {
     let text = std::str::from_utf8(bytes).map_err(|_| JoseError::Utf8 { segment })?;
     let duplicate = Cell::new(false);

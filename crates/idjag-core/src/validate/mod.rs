@@ -36,7 +36,6 @@
 
 mod kind;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ use std::time::Duration;
 pub use kind::{AccessToken, ClientAssertion, IdJag, IdToken, TokenKind};
 
 use crate::alg::{Algorithm, AlgorithmSet};
-use crate::claims::JwtClaims;
+use crate::claims::{ClaimReader, JwtClaims};
 use crate::clock::SharedClock;
 use crate::error::ValidationError;
 use crate::id::{Audience, Issuer, Kid};
@@ -61,12 +60,14 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// for byte; a key is only ever looked up among its issuer's keys (SPEC JB-07; V16, V17).
 #[derive(Clone, Default)]
 pub struct TrustedIssuers {
-    issuers: HashMap<String, Arc<dyn KeySource>>,
+    issuers: Vec<(Issuer, Arc<dyn KeySource>)>,
 }
 
 impl fmt::Debug for TrustedIssuers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.issuers.iter()).finish()
+        f.debug_map()
+            .entries(self.issuers.iter().map(|(i, k)| (i, k)))
+            .finish()
     }
 }
 
@@ -78,13 +79,17 @@ impl TrustedIssuers {
 
     /// Trusts `issuer`, with its keys from `keys`.
     pub fn with(mut self, issuer: Issuer, keys: Arc<dyn KeySource>) -> Self {
-        self.issuers.insert(issuer.into_string(), keys);
+        self.issuers.retain(|(known, _)| *known != issuer);
+        self.issuers.push((issuer, keys));
         self
     }
 
-    /// The key source of `issuer`, if trusted.
+    /// The key source of `issuer`, if trusted (exact, byte-for-byte match).
     pub fn get(&self, issuer: &str) -> Option<&Arc<dyn KeySource>> {
-        self.issuers.get(issuer)
+        self.issuers
+            .iter()
+            .find(|(known, _)| known.as_str() == issuer)
+            .map(|(_, keys)| keys)
     }
 
     /// Whether no issuer is trusted.
@@ -325,14 +330,14 @@ impl<K: TokenKind> Validator<K> {
     /// Steps 1 to 4, up to the issuer's key source.
     fn check_structure<'t>(&self, token: &'t str) -> Result<Pending<'t, '_>, ValidationError> {
         let jws = UnverifiedJws::parse(token, self.max_token_bytes)?;
-        let payload = jws.unverified_claims()?;
+        let payload = jws.unverified_members()?;
         let header = jws.unverified_header();
         K::check_typ(header.typ())?;
         if !self.algorithms.contains(header.alg()) {
             return Err(ValidationError::AlgorithmNotAllowed);
         }
-        let source = match payload.get("iss") {
-            Some(serde_json::Value::String(iss)) => self.issuers.get(iss),
+        let source = match payload.iter().find(|(k, _)| k == "iss") {
+            Some((_, serde_json::Value::String(iss))) => self.issuers.get(iss),
             _ => None,
         }
         .ok_or(ValidationError::UntrustedIssuer)?;
@@ -352,7 +357,7 @@ impl<K: TokenKind> Validator<K> {
         if !key.verify(pending.jws.signing_input(), pending.jws.signature()) {
             return Err(ValidationError::BadSignature);
         }
-        let claims = K::Claims::from_claims(pending.payload)?;
+        let claims = K::Claims::from_reader(ClaimReader::from_members(pending.payload))?;
         self.check_registered(&claims)?;
         K::check_claims(&claims)?;
         Ok(Verified {
@@ -408,7 +413,7 @@ fn positive(d: Duration) -> Result<i64, ConfigError> {
 
 struct Pending<'t, 'v> {
     jws: UnverifiedJws<'t>,
-    payload: serde_json::Map<String, serde_json::Value>,
+    payload: crate::jose::json::Members,
     source: &'v Arc<dyn KeySource>,
 }
 
