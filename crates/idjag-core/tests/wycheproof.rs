@@ -16,7 +16,7 @@
 //! `IDJAG_VECTORS_DIR` to point elsewhere. Under `CI=true` missing vectors fail the run;
 //! elsewhere the runner says plainly that it skipped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use idjag_core::crypto::CryptoBackend;
 use idjag_core::jose::DEFAULT_MAX_TOKEN_BYTES;
@@ -63,7 +63,7 @@ fn vectors_dir() -> Option<PathBuf> {
     None
 }
 
-fn load(dir: &PathBuf, file: &str) -> Value {
+fn load(dir: &Path, file: &str) -> Value {
     let text = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_slice(&text).unwrap()
 }
@@ -152,7 +152,7 @@ fn header_alg(jws: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn run_jose_file(dir: &PathBuf, file: &str, backend: &'static dyn CryptoBackend) {
+fn run_jose_file(dir: &Path, file: &str, backend: &'static dyn CryptoBackend) {
     let doc = load(dir, file);
     let mut tally = Tally::default();
     for group in doc["testGroups"].as_array().unwrap() {
@@ -206,7 +206,7 @@ fn ec_jwk_from_raw(public: &Value) -> Value {
 }
 
 fn run_primitive_file(
-    dir: &PathBuf,
+    dir: &Path,
     file: &str,
     jwk_member: &str,
     alg: &str,
