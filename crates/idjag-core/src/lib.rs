@@ -90,7 +90,7 @@ pub mod endpoint;
 mod error;
 mod id;
 pub mod jose;
-mod jwk;
+pub mod jwk;
 mod keys;
 pub mod oauth;
 mod secret;
