@@ -17,7 +17,7 @@ use crate::discovery::Discovery;
 use crate::dpop::DpopKey;
 use crate::error::{ClientError, DiscoveryError, InputError};
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, SharedHttpClient};
-use crate::subject::Subject;
+use crate::subject::UserToken;
 use crate::{AccessTokenGrant, IssuedIdJag};
 
 fn endpoint(what: &'static str, url: &str) -> Result<Url, InputError> {
@@ -426,7 +426,7 @@ impl IdJagClient {
     /// Both legs, without caching: a new ID-JAG, redeemed once.
     pub async fn access_token(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
     ) -> Result<AccessTokenGrant, ClientError> {
         let id_jag = self.exchange(subject, request).await?;

@@ -15,7 +15,7 @@ use crate::client::{AccessRequest, IdJagClient, TokenTypeCheck};
 use crate::error::{ClientError, IdJagProblem, ResponseProblem, Stage};
 use crate::form::Form;
 use crate::response::TokenFields;
-use crate::subject::Subject;
+use crate::subject::UserToken;
 use crate::transport::{TokenCall, post_token};
 
 /// An ID-JAG the IdP issued, checked against the request: `typ`, `iss`, the single `aud`,
@@ -126,7 +126,7 @@ impl IdJagClient {
     /// registration (one method only).
     pub async fn exchange(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
     ) -> Result<IssuedIdJag, ClientError> {
         subject.check()?;

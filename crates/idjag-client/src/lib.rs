@@ -13,7 +13,7 @@
 //! let client = IdJagClient::new(idp)?;
 //! let target = client.discovery().resource(&Resource::new("https://mcp.chat.example/mcp")?, None, None).await?;
 //! let request = target.access_request(ClientCredentials::secret_basic(ClientId::new("f53f191f9311af35")?, ClientSecret::new("as-secret"))?)?;
-//! let token = TokenProvider::new(client).access_token(&Subject::id_token(id_token), &request).await?;
+//! let token = TokenProvider::new(client).access_token(&UserToken::id_token(id_token), &request).await?;
 //! # let _ = token.authorization_header()?; Ok(()) }
 //! ```
 //!
@@ -24,7 +24,7 @@
 //!   ([`IdJagClient::access_token`]), ID-token renewal and the SAML → refresh-token exchange
 //!   ([`IdJagClient::renew_id_token`], [`IdJagClient::saml_to_refresh_token`]).
 //! - [`AccessRequest`]: the [`ResourceAuthorizationServer`], resources, scopes and
-//!   authorization details to ask for. [`Subject`]: the user's ID token, refresh token or
+//!   authorization details to ask for. [`UserToken`]: the user's ID token, refresh token or
 //!   SAML assertion.
 //! - [`TokenProvider`]: the flow behind a cache keyed by (subject, IdP, resource AS,
 //!   resources, scope), with single flight, renewal and the one forced refresh after a `401`.
@@ -130,4 +130,4 @@ pub use exchange::IssuedIdJag;
 pub use provider::{CacheKey, CallError, ProviderConfig, ResourceReply, TokenProvider};
 pub use redeem::{AccessTokenGrant, TokenType};
 pub use renewal::RenewedIdToken;
-pub use subject::{MAX_SUBJECT_TOKEN_BYTES, Subject, SubjectKey, SubjectTokenType};
+pub use subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectKey, SubjectTokenType, UserToken};

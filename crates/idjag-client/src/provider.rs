@@ -28,7 +28,7 @@ use crate::client::{AccessRequest, IdJagClient};
 use crate::error::{ClientError, InputError, ReauthReason};
 use crate::exchange::IssuedIdJag;
 use crate::redeem::AccessTokenGrant;
-use crate::subject::{Subject, SubjectKey, SubjectTokenType, unverified_exp};
+use crate::subject::{SubjectKey, SubjectTokenType, UserToken, unverified_exp};
 use crate::transport::is_invalid_grant;
 
 /// The cache key: who, through which IdP, at which resource AS, for what.
@@ -56,7 +56,7 @@ impl fmt::Debug for CacheKey {
 
 impl CacheKey {
     /// The key of `subject` asking `client`'s IdP for `request`.
-    pub fn new(client: &IdJagClient, subject: &Subject, request: &AccessRequest) -> Self {
+    pub fn new(client: &IdJagClient, subject: &UserToken, request: &AccessRequest) -> Self {
         let mut resources = request.resources().to_vec();
         resources.sort();
         Self {
@@ -99,7 +99,7 @@ impl Default for ProviderConfig {
 struct SlotState {
     access: Option<AccessTokenGrant>,
     id_jag: Option<IssuedIdJag>,
-    renewed: Option<Subject>,
+    renewed: Option<UserToken>,
     renewal_token: Option<RefreshToken>,
     last_error: Option<ClientError>,
 }
@@ -228,7 +228,7 @@ impl TokenProvider {
     /// renewed one (see the [module documentation](self)).
     pub async fn access_token(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
     ) -> Result<AccessTokenGrant, ClientError> {
         self.get(subject, request, None).await
@@ -238,7 +238,7 @@ impl TokenProvider {
     /// Concurrent callers holding the same rejected token share one refresh.
     pub async fn refresh_after_unauthorized(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
         rejected: &AccessToken,
     ) -> Result<AccessTokenGrant, ClientError> {
@@ -249,7 +249,7 @@ impl TokenProvider {
     /// a second `401` is returned as [`CallError::Unauthorized`].
     pub async fn call<T, F, Fut>(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
         mut call: F,
     ) -> Result<T, CallError<T>>
@@ -291,7 +291,7 @@ impl TokenProvider {
 
     async fn get(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
         rejected: Option<&AccessToken>,
     ) -> Result<AccessTokenGrant, ClientError> {
@@ -344,7 +344,7 @@ impl TokenProvider {
     async fn renew(
         &self,
         state: &mut SlotState,
-        subject: &Subject,
+        subject: &UserToken,
         request: &AccessRequest,
         now: i64,
     ) -> Result<AccessTokenGrant, ClientError> {
@@ -369,9 +369,9 @@ impl TokenProvider {
     async fn usable_subject(
         &self,
         state: &mut SlotState,
-        subject: &Subject,
+        subject: &UserToken,
         now: i64,
-    ) -> Result<Subject, ClientError> {
+    ) -> Result<UserToken, ClientError> {
         if subject.token_type() != SubjectTokenType::IdToken {
             return Ok(subject.clone());
         }

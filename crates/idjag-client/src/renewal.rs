@@ -16,7 +16,7 @@ use crate::client::{IdJagClient, TokenTypeCheck};
 use crate::error::{ClientError, IdJagProblem, InputError, ReauthReason, ResponseProblem, Stage};
 use crate::form::Form;
 use crate::response::TokenFields;
-use crate::subject::{MAX_SUBJECT_TOKEN_BYTES, Subject, SubjectTokenType, check_token};
+use crate::subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectTokenType, UserToken, check_token};
 use crate::transport::{TokenCall, is_invalid_grant, post_token};
 
 /// A renewed ID token and, when the IdP rotated it, the new refresh token.
@@ -141,7 +141,7 @@ impl IdJagClient {
     /// `openid offline_access` (SPEC TX-24).
     pub async fn saml_to_refresh_token(
         &self,
-        subject: &Subject,
+        subject: &UserToken,
         scope: Option<&ScopeSet>,
     ) -> Result<RefreshToken, ClientError> {
         subject.check()?;

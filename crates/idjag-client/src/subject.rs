@@ -82,23 +82,23 @@ impl fmt::Debug for SubjectKey {
 /// `Debug` shows the token type and the key, never a token.
 ///
 /// ```
-/// use idjag_client::{Subject, SubjectTokenType};
+/// use idjag_client::{UserToken, SubjectTokenType};
 /// use idjag_core::IdToken;
-/// let subject = Subject::id_token(IdToken::new("eyJ...id-token")).with_subject_id("alice@acme");
+/// let subject = UserToken::id_token(IdToken::new("eyJ...id-token")).with_subject_id("alice@acme");
 /// assert_eq!(subject.token_type(), SubjectTokenType::IdToken);
 /// assert!(!format!("{subject:?}").contains("eyJ"));
 /// ```
 #[derive(Clone)]
-pub struct Subject {
+pub struct UserToken {
     token: SubjectToken,
     token_type: SubjectTokenType,
     key: SubjectKey,
     refresh_token: Option<RefreshToken>,
 }
 
-impl fmt::Debug for Subject {
+impl fmt::Debug for UserToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subject")
+        f.debug_struct("UserToken")
             .field("token_type", &self.token_type)
             .field("key", &self.key)
             .field("has_refresh_token", &self.refresh_token.is_some())
@@ -106,7 +106,7 @@ impl fmt::Debug for Subject {
     }
 }
 
-impl Subject {
+impl UserToken {
     fn new(token: SubjectToken, token_type: SubjectTokenType) -> Self {
         let key = SubjectKey::from_token(token.secret());
         Self {

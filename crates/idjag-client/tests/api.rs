@@ -1,0 +1,9 @@
+//! Integration tests of idjag-client against mock IdP and resource AS servers on loopback.
+
+#![allow(unreachable_pub)] // test helpers are shared between the submodules of this binary
+
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/wire.rs"]
+mod wire;
