@@ -5,5 +5,8 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/leg1.rs"]
+mod leg1;
+
 #[path = "api/wire.rs"]
 mod wire;
