@@ -5,8 +5,14 @@
 #[path = "api/support.rs"]
 mod support;
 
+#[path = "api/discovery.rs"]
+mod discovery;
+
 #[path = "api/leg1.rs"]
 mod leg1;
+
+#[path = "api/leg2.rs"]
+mod leg2;
 
 #[path = "api/wire.rs"]
 mod wire;
