@@ -107,6 +107,7 @@ struct SlotState {
 #[derive(Default)]
 struct Slot {
     state: tokio::sync::Mutex<SlotState>,
+    /// Finished attempts: a caller that saw fewer before waiting shares the latest outcome.
     attempts: AtomicU64,
 }
 
@@ -321,13 +322,14 @@ impl TokenProvider {
         if let Some(access) = state.access.as_ref().filter(|a| self.access_usable(a, now)) {
             return Ok(access.clone());
         }
+        // An attempt finished while this caller waited for it: share its failure.
         if slot.attempts.load(Ordering::SeqCst) != seen
             && let Some(error) = &state.last_error
         {
             return Err(error.clone());
         }
-        slot.attempts.fetch_add(1, Ordering::SeqCst);
         let result = self.renew(&mut state, subject, request, now).await;
+        slot.attempts.fetch_add(1, Ordering::SeqCst);
         match &result {
             Ok(grant) => {
                 state.access = Some(grant.clone());

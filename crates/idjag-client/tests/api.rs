@@ -14,5 +14,8 @@ mod leg1;
 #[path = "api/leg2.rs"]
 mod leg2;
 
+#[path = "api/provider.rs"]
+mod provider;
+
 #[path = "api/wire.rs"]
 mod wire;

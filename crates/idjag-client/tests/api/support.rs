@@ -24,17 +24,23 @@ pub struct World {
     pub ras: MockServer,
     pub clock: TestClock,
     pub idp_key: SigningKey,
+    /// The user's ID token (ES256 signatures are randomised, so it is minted once).
+    pub id_token: IdToken,
 }
 
 impl World {
     pub async fn new() -> Self {
+        let idp = MockServer::start().await;
+        let idp_key = SigningKey::generate(Algorithm::Es256)
+            .unwrap()
+            .with_thumbprint_kid();
+        let id_token = mint_id_token(&idp_key, &idp.uri(), ID_TOKEN_EXP);
         Self {
-            idp: MockServer::start().await,
+            idp,
             ras: MockServer::start().await,
             clock: TestClock::at_unix(T0),
-            idp_key: SigningKey::generate(Algorithm::Es256)
-                .unwrap()
-                .with_thumbprint_kid(),
+            idp_key,
+            id_token,
         }
     }
 
@@ -101,18 +107,11 @@ impl World {
 
     /// An ID token from the IdP for our IdP client, valid for an hour from T0.
     pub fn id_token_until(&self, exp: i64) -> IdToken {
-        let claims = json!({
-            "iss": self.idp.uri(), "sub": "alice", "aud": IDP_CLIENT,
-            "iat": exp - 3600, "exp": exp,
-        });
-        self.idp_key
-            .sign_jwt(Some("JWT"), &claims)
-            .unwrap()
-            .into_id_token()
+        mint_id_token(&self.idp_key, &self.idp.uri(), exp)
     }
 
     pub fn subject(&self) -> UserToken {
-        UserToken::id_token(self.id_token_until(ID_TOKEN_EXP))
+        UserToken::id_token(self.id_token.clone())
     }
 
     /// Valid ID-JAG claims for the default request, issued now by the test clock.
@@ -208,6 +207,14 @@ impl World {
     pub async fn ras_requests(&self) -> Vec<wiremock::Request> {
         self.ras.received_requests().await.unwrap_or_default()
     }
+}
+
+pub fn mint_id_token(key: &SigningKey, idp: &str, exp: i64) -> IdToken {
+    let claims = json!({
+        "iss": idp, "sub": "alice", "aud": IDP_CLIENT,
+        "iat": exp - 3600, "exp": exp,
+    });
+    key.sign_jwt(Some("JWT"), &claims).unwrap().into_id_token()
 }
 
 pub fn claims_at(idp: &str, ras: &str, now: i64, jti: &str) -> IdJagClaims {
