@@ -1,20 +1,4 @@
-//! [`TokenProvider`]: the whole flow behind a cache, with single flight per key.
-//!
-//! Access tokens are cached per (subject, IdP, resource AS, resources, scope, authorization
-//! details) until `expires_at` minus a margin. When one runs out (SECURITY-CASES C05, each
-//! step tested with an injected clock):
-//!
-//! 1. the cached ID-JAG is presented again while it is valid, if the resource AS allows reuse
-//!    ([`crate::ResourceAuthorizationServer::with_id_jag_reuse`]); if the server refuses it
-//!    (`invalid_grant`), a new exchange follows;
-//! 2. otherwise, a new token exchange at the IdP, then a redemption;
-//! 3. an expired ID token is first renewed with the subject's IdP refresh token;
-//! 4. with no usable subject token left, [`ClientError::ReauthenticationRequired`].
-//!
-//! Callers of one key wait for the one request in flight and share its result, so 100
-//! concurrent callers cause one exchange; a failure is shared by those who waited for it. A
-//! `401` from the resource drops the rejected token and forces one refresh, also shared
-//! ([`TokenProvider::refresh_after_unauthorized`], [`TokenProvider::call`]).
+//! The token provider: the whole flow behind a cache, with single flight per key.
 
 use std::fmt;
 use std::future::Future;
@@ -112,7 +96,23 @@ struct Slot {
 }
 
 /// Runs the flow for many users and resources, caching access tokens and sharing in-flight
-/// requests. See the [module documentation](self).
+/// requests.
+///
+/// Access tokens are cached per (subject, IdP, resource AS, resources, scope, authorization
+/// details) until `expires_at` minus a margin. When one runs out (SECURITY-CASES C05, each
+/// step tested with an injected clock):
+///
+/// 1. the cached ID-JAG is presented again while it is valid, if the resource AS allows reuse
+///    ([`crate::ResourceAuthorizationServer::with_id_jag_reuse`]); if the server refuses it
+///    (`invalid_grant`), a new exchange follows;
+/// 2. otherwise, a new token exchange at the IdP, then a redemption;
+/// 3. an expired ID token is first renewed with the subject's IdP refresh token;
+/// 4. with no usable subject token left, [`ClientError::ReauthenticationRequired`].
+///
+/// Callers of one key wait for the one request in flight and share its result, so 100
+/// concurrent callers cause one exchange; a failure is shared by those who waited for it. A
+/// `401` from the resource drops the rejected token and forces one refresh, also shared
+/// ([`TokenProvider::refresh_after_unauthorized`], [`TokenProvider::call`]).
 pub struct TokenProvider {
     client: IdJagClient,
     config: ProviderConfig,
@@ -226,7 +226,7 @@ impl TokenProvider {
     }
 
     /// An access token for `subject` and `request`: the cached one while it is valid, else a
-    /// renewed one (see the [module documentation](self)).
+    /// renewed one (see [`TokenProvider`]).
     pub async fn access_token(
         &self,
         subject: &UserToken,

@@ -17,5 +17,8 @@ mod leg2;
 #[path = "api/provider.rs"]
 mod provider;
 
+#[path = "api/security.rs"]
+mod security;
+
 #[path = "api/wire.rs"]
 mod wire;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use idjag_client::*;
-use idjag_core::{AccessToken, Algorithm, Clock, RefreshToken, ScopeSet, SigningKey, wire};
+use idjag_core::{Algorithm, Clock, RefreshToken, ScopeSet, SigningKey, wire};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -493,5 +493,4 @@ async fn the_cache_key_separates_subjects_and_scopes() {
     let key = CacheKey::new(p.client(), &alice_1, &w.request());
     assert!(!format!("{key:?}").contains(alice_1.token().secret()));
     p.clear();
-    let _ = AccessToken::new("unused");
 }
