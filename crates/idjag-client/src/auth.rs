@@ -328,3 +328,77 @@ pub fn basic_authorization(
     value.set_sensitive(true);
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn form_decode(value: &str) -> String {
+        url::form_urlencoded::parse(format!("v={value}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    proptest! {
+        /// RFC 6749 §2.3.1: the first `:` of the decoded Basic value separates the
+        /// form-encoded id from the form-encoded secret, whatever characters they hold.
+        #[test]
+        fn basic_credentials_round_trip(id in "\\PC{1,30}", secret in "\\PC{1,30}") {
+            let value = basic_authorization(&ClientId::new(id.clone()).unwrap(), &ClientSecret::new(secret.clone())).unwrap();
+            let encoded = value.to_str().unwrap().strip_prefix("Basic ").unwrap().to_owned();
+            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+            let decoded = String::from_utf8(decoded).unwrap();
+            let (got_id, got_secret) = decoded.split_once(':').unwrap();
+            prop_assert_eq!(form_decode(got_id), id);
+            prop_assert_eq!(form_decode(got_secret), secret);
+        }
+    }
+
+    #[test]
+    fn jtis_are_fresh() {
+        let a = random_jti().unwrap();
+        let b = random_jti().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 22);
+    }
+
+    #[test]
+    fn assertion_lifetime_is_bounded() {
+        let key = SigningKey::generate(idjag_core::Algorithm::Es256).unwrap();
+        let signer =
+            PrivateKeyJwt::new(key, idjag_core::TestClock::at_unix(1_700_000_000).shared());
+        assert!(
+            signer
+                .clone()
+                .with_lifetime(Duration::from_secs(0))
+                .is_err()
+        );
+        assert!(
+            signer
+                .clone()
+                .with_lifetime(Duration::from_secs(601))
+                .is_err()
+        );
+        let explicit = signer
+            .with_lifetime(Duration::from_secs(120))
+            .unwrap()
+            .with_explicit_typ();
+        let assertion = explicit
+            .sign(
+                &ClientId::new("c").unwrap(),
+                &Issuer::new("https://as.example").unwrap(),
+            )
+            .unwrap();
+        let jws = idjag_core::jose::UnverifiedJws::parse(assertion.secret(), 4096).unwrap();
+        assert_eq!(
+            jws.unverified_header().typ(),
+            Some(wire::TYP_CLIENT_AUTHENTICATION)
+        );
+        let claims = jws.unverified_claims().unwrap();
+        assert_eq!(claims["aud"], "https://as.example");
+        assert_eq!(claims["exp"], 1_700_000_120);
+    }
+}

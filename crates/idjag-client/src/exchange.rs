@@ -338,3 +338,53 @@ fn check_claims(claims: &IdJagClaims, ex: &Expectation<'_>) -> Result<(), IdJagP
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use idjag_core::{AccessToken, ClientSecret, Resource};
+
+    use super::*;
+    use crate::auth::ClientCredentials;
+    use crate::client::ResourceAuthorizationServer;
+
+    fn fields(token: &str) -> TokenFields {
+        TokenFields {
+            access_token: AccessToken::new(token),
+            token_type: "N_A".into(),
+            issued_token_type: Some(wire::TOKEN_TYPE_ID_JAG.into()),
+            expires_in: None,
+            scope: None,
+            refresh_token: None,
+            authorization_details: None,
+            resource: None,
+            id_token: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the IdP puts in `access_token`, the checks end in an error, never a panic.
+        #[test]
+        fn arbitrary_tokens_are_refused_without_panic(token in "\\PC{0,300}", dots in 0usize..4) {
+            let ras = ResourceAuthorizationServer::new(
+                Issuer::new("https://as.example").unwrap(),
+                "https://as.example/token",
+                ClientCredentials::secret_basic(ClientId::new("c").unwrap(), ClientSecret::new("s")).unwrap(),
+            )
+            .unwrap();
+            let request = AccessRequest::new(ras).with_resource(Resource::new("https://mcp.example/").unwrap());
+            let idp = Issuer::new("https://idp.example").unwrap();
+            let expectation = Expectation {
+                idp: &idp,
+                resource_as: request.resource_as().issuer(),
+                client_id: request.resource_as().credentials().client_id(),
+                request: &request,
+                now: 1_700_000_000,
+                leeway: 30,
+                token_type_check: TokenTypeCheck::Strict,
+                dpop_jkt: None,
+            };
+            let token = format!("{token}{}", ".".repeat(dots));
+            proptest::prop_assert!(check_exchange_response(fields(&token), &expectation).is_err());
+        }
+    }
+}

@@ -173,3 +173,110 @@ pub(crate) fn error_for_status(stage: Stage, status: u16, body: &[u8]) -> Client
         _ => ClientError::UnexpectedStatus { stage, status },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(value: serde_json::Value) -> Vec<u8> {
+        value.to_string().into_bytes()
+    }
+
+    #[test]
+    fn error_bodies_keep_only_well_formed_text() {
+        let error = oauth_error(&body(json!({
+            "error": "invalid_grant",
+            "error_description": "line\nbreak",
+            "error_uri": "https://idp.example/errors/1",
+            "max_age": 300,
+            "other": "dropped",
+        })))
+        .unwrap()
+        .unwrap();
+        assert_eq!(error.error, OAuthErrorCode::InvalidGrant);
+        assert_eq!(error.error_description, None);
+        assert_eq!(
+            error.error_uri.as_deref(),
+            Some("https://idp.example/errors/1")
+        );
+        assert_eq!(error.extra.len(), 1);
+        assert_eq!(
+            oauth_error(&body(json!({"error": "a\"b"}))),
+            Some(Err(ResponseProblem::ErrorBody))
+        );
+        assert_eq!(
+            oauth_error(&body(json!({"error": "x".repeat(129)}))),
+            Some(Err(ResponseProblem::ErrorBody))
+        );
+        assert_eq!(
+            oauth_error(&body(json!({"error": ""}))),
+            Some(Err(ResponseProblem::ErrorBody))
+        );
+        assert_eq!(oauth_error(b"not json"), None);
+        assert_eq!(
+            oauth_error(&body(json!({"message": "no error member"}))),
+            None
+        );
+    }
+
+    #[test]
+    fn only_4xx_and_5xx_are_read_as_oauth_errors() {
+        let error = body(json!({"error": "invalid_grant"}));
+        assert!(matches!(
+            error_for_status(Stage::IdentityProvider, 302, &error),
+            ClientError::UnexpectedStatus { status: 302, .. }
+        ));
+        assert!(matches!(
+            error_for_status(Stage::IdentityProvider, 400, &error),
+            ClientError::PolicyDenied {
+                code: OAuthErrorCode::InvalidGrant,
+                ..
+            }
+        ));
+        assert!(matches!(
+            error_for_status(Stage::ResourceAuthorizationServer, 400, &error),
+            ClientError::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn expires_in_is_an_integer_or_digits() {
+        assert_eq!(expires_in(None), Ok(None));
+        assert_eq!(expires_in(Some(json!(300))), Ok(Some(300)));
+        assert_eq!(expires_in(Some(json!("300"))), Ok(Some(300)));
+        assert_eq!(
+            expires_in(Some(json!(1.5))),
+            Err(ResponseProblem::Invalid {
+                member: "expires_in"
+            })
+        );
+        assert_eq!(
+            expires_in(Some(json!("+300"))),
+            Err(ResponseProblem::Invalid {
+                member: "expires_in"
+            })
+        );
+        assert_eq!(
+            expires_in(Some(json!("9".repeat(13)))),
+            Err(ResponseProblem::Invalid {
+                member: "expires_in"
+            })
+        );
+        assert_eq!(
+            expires_in(Some(json!([300]))),
+            Err(ResponseProblem::WrongType {
+                member: "expires_in"
+            })
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn token_fields_never_panic(value in proptest::arbitrary::any::<Vec<(String, i64)>>()) {
+            let map: Map<String, Value> = value.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+            let _ = TokenFields::from_map(map);
+        }
+    }
+}
