@@ -7,6 +7,28 @@
 //! crate use, `http::Request<Vec<u8>>` in and `http::Response<Vec<u8>>` out, so one adapter
 //! serves both worlds.
 //!
+//! # rmcp
+//!
+//! rmcp 3.9's `OAuthHttpClient` takes the same `http::Request<Vec<u8>>` (inside an
+//! `OAuthHttpRequest` with a redirect policy and a timeout) and returns the same response
+//! type. Routing rmcp's OAuth requests through an idjag [`HttpClient`] is a few lines in the
+//! integration crate:
+//!
+//! ```text
+//! struct ViaIdjag(idjag_client::http::SharedHttpClient);
+//! impl rmcp::transport::auth::OAuthHttpClient for ViaIdjag {
+//!     fn execute(&self, request: OAuthHttpRequest) -> OAuthHttpClientFuture<'_> {
+//!         // idjag clients never follow redirects: right for `OAuthHttpRedirectPolicy::Stop`,
+//!         // which is what rmcp's EMA flow asks for.
+//!         Box::pin(async move { self.0.execute(request.request).await.map_err(|e| Box::new(e) as _) })
+//!     }
+//! }
+//! ```
+//!
+//! The other direction (an rmcp client as an idjag [`HttpClient`]) is not possible with rmcp
+//! 3.9, whose `OAuthHttpRequest` has no public constructor; implement [`HttpClient`] directly on
+//! the stack underneath instead.
+//!
 //! # Contract for implementations
 //!
 //! - Never follow redirects: return the 3xx response as it is. The client treats any status
