@@ -83,9 +83,16 @@ impl Default for ProviderConfig {
 struct SlotState {
     access: Option<AccessTokenGrant>,
     id_jag: Option<IssuedIdJag>,
-    renewed: Option<UserToken>,
-    renewal_token: Option<RefreshToken>,
     last_error: Option<ClientError>,
+}
+
+/// A user's renewed subject token, shared by every cache key of that user so that a rotated
+/// refresh token is used once, by one renewal at a time.
+#[derive(Default)]
+struct Session {
+    renewed: Option<UserToken>,
+    /// The key of the refresh token the caller gave, and the one to use now (rotated).
+    renewal: Option<(SubjectKey, RefreshToken)>,
 }
 
 #[derive(Default)]
@@ -117,6 +124,7 @@ pub struct TokenProvider {
     client: IdJagClient,
     config: ProviderConfig,
     slots: moka::future::Cache<CacheKey, Arc<Slot>>,
+    sessions: moka::future::Cache<SubjectKey, Arc<tokio::sync::Mutex<Session>>>,
     exchanges: AtomicU64,
     redemptions: AtomicU64,
 }
@@ -196,10 +204,15 @@ impl TokenProvider {
             .max_capacity(config.max_entries)
             .time_to_idle(config.idle_timeout)
             .build();
+        let sessions = moka::future::Cache::builder()
+            .max_capacity(config.max_entries)
+            .time_to_idle(config.idle_timeout)
+            .build();
         Self {
             client,
             config,
             slots,
+            sessions,
             exchanges: AtomicU64::new(0),
             redemptions: AtomicU64::new(0),
         }
@@ -223,6 +236,7 @@ impl TokenProvider {
     /// Forgets every cached token.
     pub fn clear(&self) {
         self.slots.invalidate_all();
+        self.sessions.invalidate_all();
     }
 
     /// An access token for `subject` and `request`: the cached one while it is valid, else a
@@ -359,7 +373,7 @@ impl TokenProvider {
                 Err(error) => return Err(error),
             }
         }
-        let subject = self.usable_subject(state, subject, now).await?;
+        let subject = self.usable_subject(subject, now).await?;
         self.exchanges.fetch_add(1, Ordering::SeqCst);
         let id_jag = self.client.exchange(&subject, request).await?;
         state.id_jag = reuse.then(|| id_jag.clone());
@@ -367,34 +381,46 @@ impl TokenProvider {
         self.client.redeem(&id_jag, request).await
     }
 
-    /// The subject to exchange: the caller's, or its ID token renewed once it has expired.
+    /// The subject to exchange: the caller's ID token, or a renewed one once it has expired
+    /// (renewed once per user, whatever the cache key).
     async fn usable_subject(
         &self,
-        state: &mut SlotState,
         subject: &UserToken,
         now: i64,
     ) -> Result<UserToken, ClientError> {
         if subject.token_type() != SubjectTokenType::IdToken {
             return Ok(subject.clone());
         }
-        let current = state.renewed.clone().unwrap_or_else(|| subject.clone());
-        let expired = unverified_exp(current.token().secret()).is_some_and(|exp| now >= exp);
-        if !expired {
+        let session = self
+            .sessions
+            .get_with(subject.key(), async { Arc::default() })
+            .await;
+        let mut session = session.lock().await;
+        let expiry = |token: &UserToken| unverified_exp(token.token().secret());
+        let current = match &session.renewed {
+            Some(renewed) if expiry(renewed) > expiry(subject) => renewed.clone(),
+            _ => subject.clone(),
+        };
+        if expiry(&current).is_none_or(|exp| now < exp) {
             return Ok(current);
         }
-        let refresh = state
-            .renewal_token
-            .clone()
-            .or_else(|| subject.renewal_token().cloned())
-            .ok_or(ClientError::ReauthenticationRequired {
-                reason: ReauthReason::IdTokenExpired,
-            })?;
+        let given = subject
+            .renewal_token()
+            .map(|t| (SubjectKey::from_token(t.secret()), t));
+        let (origin, refresh) = match (&session.renewal, given) {
+            (Some((origin, rotated)), Some((key, _))) if *origin == key => (key, rotated.clone()),
+            (_, Some((key, token))) => (key, token.clone()),
+            (Some((origin, rotated)), None) => (*origin, rotated.clone()),
+            (None, None) => {
+                return Err(ClientError::ReauthenticationRequired {
+                    reason: ReauthReason::IdTokenExpired,
+                });
+            }
+        };
         let renewed = self.client.renew_id_token(&refresh).await?;
-        if let Some(rotated) = renewed.refresh_token.clone() {
-            state.renewal_token = Some(rotated);
-        }
         let fresh = subject.renewed(renewed.id_token);
-        state.renewed = Some(fresh.clone());
+        session.renewal = Some((origin, renewed.refresh_token.unwrap_or(refresh)));
+        session.renewed = Some(fresh.clone());
         Ok(fresh)
     }
 }

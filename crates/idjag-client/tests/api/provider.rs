@@ -494,3 +494,34 @@ async fn the_cache_key_separates_subjects_and_scopes() {
     assert!(!format!("{key:?}").contains(alice_1.token().secret()));
     p.clear();
 }
+
+#[tokio::test]
+async fn one_renewal_serves_every_resource_of_a_user() {
+    let w = World::new().await;
+    mount_renewing_idp(&w, &eddsa()).await;
+    w.mount_counting_ras().await;
+    let subject = UserToken::id_token(w.id_token_until(T0 + 100))
+        .with_refresh_token(RefreshToken::new("rt-1"));
+    let files = w
+        .request()
+        .with_resource(idjag_core::Resource::new("https://mcp.chat.example/files").unwrap());
+    let p = provider(&w);
+    p.access_token(&subject, &w.request()).await.unwrap();
+    p.access_token(&subject, &files).await.unwrap();
+    w.clock.advance(Duration::from_secs(600));
+    p.access_token(&subject, &w.request()).await.unwrap();
+    p.access_token(&subject, &files).await.unwrap();
+    assert_eq!(p.exchange_count(), 4, "two cache keys, each renewed once");
+    let refreshes: Vec<_> = w
+        .idp_requests()
+        .await
+        .iter()
+        .map(grant_and_subject)
+        .filter(|(grant, _)| grant == "refresh_token")
+        .collect();
+    assert_eq!(
+        refreshes,
+        [("refresh_token".to_owned(), "rt-1".to_owned())],
+        "rt-1 is used once, by one renewal"
+    );
+}
