@@ -213,7 +213,8 @@ impl Default for HttpConfig {
 }
 
 impl HttpConfig {
-    fn check(&self) -> Result<(), crate::InputError> {
+    /// Checks the limits: timeouts and the size cap must be positive.
+    pub fn validate(&self) -> Result<(), crate::InputError> {
         let zero = Duration::ZERO;
         if self.connect_timeout == zero || self.read_timeout == zero || self.request_timeout == zero
         {
@@ -251,7 +252,7 @@ mod reqwest_client {
 
         /// A client with `config`.
         pub fn with_config(config: HttpConfig) -> Result<Self, crate::ClientError> {
-            config.check()?;
+            config.validate()?;
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(config.connect_timeout)
