@@ -12,13 +12,13 @@ use idjag_core::{
 };
 use url::Url;
 
+use crate::AccessTokenGrant;
 use crate::auth::ClientCredentials;
 use crate::discovery::Discovery;
 use crate::dpop::DpopKey;
 use crate::error::{ClientError, DiscoveryError, InputError};
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, SharedHttpClient};
 use crate::subject::UserToken;
-use crate::{AccessTokenGrant, IssuedIdJag};
 
 fn endpoint(what: &'static str, url: &str) -> Result<Url, InputError> {
     check_endpoint(url).map_err(|error| InputError::Endpoint { what, error })
@@ -453,9 +453,17 @@ impl IdJagClient {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn check<T: Send + Sync>() {}
-    check::<IdJagClient>();
-    check::<IssuedIdJag>();
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<IdJagClient>();
+        check::<crate::IssuedIdJag>();
+        check::<AccessTokenGrant>();
+        check::<crate::TokenProvider>();
+        check::<ClientError>();
+    }
 }

@@ -72,7 +72,7 @@ pub(crate) async fn post_token(
 ) -> Result<Map<String, Value>, ClientError> {
     let stage = call.stage;
     let mut nonce: Option<String> = None;
-    for attempt in 0..2 {
+    loop {
         let request = build(&call, nonce.as_deref()).await?;
         tracing::debug!(
             target: "idjag_client",
@@ -89,7 +89,7 @@ pub(crate) async fn post_token(
         if status == 200 {
             return json_object(response.body()).map_err(|p| ClientError::malformed(stage, p));
         }
-        if attempt == 0
+        if nonce.is_none()
             && call.dpop.is_some()
             && let Some(server_nonce) = dpop_nonce(&response)
         {
@@ -106,7 +106,6 @@ pub(crate) async fn post_token(
         );
         return Err(error);
     }
-    Err(ClientError::UnexpectedStatus { stage, status: 400 })
 }
 
 /// The `DPoP-Nonce` of a `use_dpop_nonce` answer.
