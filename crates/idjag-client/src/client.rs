@@ -16,9 +16,12 @@ use crate::AccessTokenGrant;
 use crate::auth::ClientCredentials;
 use crate::discovery::Discovery;
 use crate::dpop::DpopKey;
-use crate::error::{ClientError, DiscoveryError, InputError};
+use crate::error::{ClientError, DiscoveryError, InputError, Stage};
+use crate::form::Form;
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, SharedHttpClient};
+use crate::response::TokenFields;
 use crate::subject::UserToken;
+use crate::transport::{TokenCall, post_token};
 
 fn endpoint(what: &'static str, url: &str) -> Result<Url, InputError> {
     check_endpoint(url).map_err(|error| InputError::Endpoint { what, error })
@@ -450,6 +453,51 @@ impl IdJagClient {
 
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_unix()
+    }
+
+    /// POSTs a token request to the IdP (with DPoP when asked and configured) and reads the
+    /// members of its answer.
+    pub(crate) async fn post_to_idp(
+        &self,
+        grant: &'static str,
+        form: Form,
+        with_dpop: bool,
+    ) -> Result<TokenFields, ClientError> {
+        self.post(TokenCall {
+            stage: Stage::IdentityProvider,
+            grant,
+            endpoint: self.idp.token_endpoint(),
+            issuer: self.idp.issuer(),
+            credentials: self.idp.credentials(),
+            form,
+            dpop: self.dpop.as_ref().filter(|_| with_dpop),
+        })
+        .await
+    }
+
+    /// POSTs a token request to a resource authorization server and reads its answer.
+    pub(crate) async fn post_to_resource_as(
+        &self,
+        ras: &ResourceAuthorizationServer,
+        grant: &'static str,
+        form: Form,
+    ) -> Result<TokenFields, ClientError> {
+        self.post(TokenCall {
+            stage: Stage::ResourceAuthorizationServer,
+            grant,
+            endpoint: ras.token_endpoint(),
+            issuer: ras.issuer(),
+            credentials: ras.credentials(),
+            form,
+            dpop: self.dpop.as_ref(),
+        })
+        .await
+    }
+
+    async fn post(&self, call: TokenCall<'_>) -> Result<TokenFields, ClientError> {
+        let stage = call.stage;
+        let map = post_token(self.http.as_ref(), self.config.max_response_bytes, call).await?;
+        TokenFields::from_map(map).map_err(|p| ClientError::malformed(stage, p))
     }
 }
 

@@ -16,7 +16,6 @@ use crate::error::{ClientError, IdJagProblem, ResponseProblem, Stage};
 use crate::form::Form;
 use crate::response::TokenFields;
 use crate::subject::UserToken;
-use crate::transport::{TokenCall, post_token};
 
 /// An ID-JAG the IdP issued, checked against the request: `typ`, `iss`, the single `aud`,
 /// `client_id`, `resource`, `scope`, the time window and the DPoP binding. Its signature was
@@ -154,22 +153,8 @@ impl IdJagClient {
         }
         form.push("subject_token", subject.token().secret());
         form.push("subject_token_type", subject.token_type().urn());
-        let map = post_token(
-            self.http.as_ref(),
-            self.config.max_response_bytes,
-            TokenCall {
-                stage: Stage::IdentityProvider,
-                grant: "token-exchange",
-                endpoint: self.idp.token_endpoint(),
-                issuer: self.idp.issuer(),
-                credentials: self.idp.credentials(),
-                form,
-                dpop: self.dpop.as_ref(),
-            },
-        )
-        .await?;
         let stage = Stage::IdentityProvider;
-        let fields = TokenFields::from_map(map).map_err(|p| ClientError::malformed(stage, p))?;
+        let fields = self.post_to_idp("token-exchange", form, true).await?;
         if let Some((keys, algorithms)) = self.idp.id_jag_keys() {
             let validator = IdJagValidator::new(
                 TrustedIssuers::new().with(self.idp.issuer().clone(), keys.clone()),

@@ -10,7 +10,6 @@ use crate::error::{ClientError, InputError, ResponseProblem, Stage};
 use crate::exchange::{IssuedIdJag, short_hash};
 use crate::form::Form;
 use crate::response::TokenFields;
-use crate::transport::{TokenCall, post_token};
 
 /// How the access token is presented to the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -153,21 +152,7 @@ impl IdJagClient {
             form.push("scope", &request.scope().to_string());
         }
         let stage = Stage::ResourceAuthorizationServer;
-        let map = post_token(
-            self.http.as_ref(),
-            self.config.max_response_bytes,
-            TokenCall {
-                stage,
-                grant: "jwt-bearer",
-                endpoint: ras.token_endpoint(),
-                issuer: ras.issuer(),
-                credentials: ras.credentials(),
-                form,
-                dpop: self.dpop.as_ref(),
-            },
-        )
-        .await?;
-        let fields = TokenFields::from_map(map).map_err(|p| ClientError::malformed(stage, p))?;
+        let fields = self.post_to_resource_as(ras, "jwt-bearer", form).await?;
         let grant = self
             .check_redemption(fields, id_jag, request)
             .map_err(|p| ClientError::malformed(stage, p))?;

@@ -15,9 +15,8 @@ use serde_json::Value;
 use crate::client::{IdJagClient, TokenTypeCheck};
 use crate::error::{ClientError, IdJagProblem, InputError, ReauthReason, ResponseProblem, Stage};
 use crate::form::Form;
-use crate::response::TokenFields;
 use crate::subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectTokenType, UserToken, check_token};
-use crate::transport::{TokenCall, is_invalid_grant, post_token};
+use crate::transport::is_invalid_grant;
 
 /// A renewed ID token and, when the IdP rotated it, the new refresh token.
 #[derive(Clone)]
@@ -57,30 +56,18 @@ impl IdJagClient {
         form.push("grant_type", wire::GRANT_TYPE_REFRESH_TOKEN);
         form.push("refresh_token", refresh_token.secret());
         let stage = Stage::IdentityProvider;
-        let map = post_token(
-            self.http.as_ref(),
-            self.config.max_response_bytes,
-            TokenCall {
-                stage,
-                grant: "refresh_token",
-                endpoint: self.idp.token_endpoint(),
-                issuer: self.idp.issuer(),
-                credentials: self.idp.credentials(),
-                form,
-                dpop: None,
-            },
-        )
-        .await
-        .map_err(|e| {
-            if is_invalid_grant(&e) {
-                ClientError::ReauthenticationRequired {
-                    reason: ReauthReason::RefreshRejected,
+        let fields = self
+            .post_to_idp("refresh_token", form, false)
+            .await
+            .map_err(|e| {
+                if is_invalid_grant(&e) {
+                    ClientError::ReauthenticationRequired {
+                        reason: ReauthReason::RefreshRejected,
+                    }
+                } else {
+                    e
                 }
-            } else {
-                e
-            }
-        })?;
-        let fields = TokenFields::from_map(map).map_err(|p| ClientError::malformed(stage, p))?;
+            })?;
         let id_token = fields.id_token.ok_or(ClientError::malformed(
             stage,
             ResponseProblem::Missing { member: "id_token" },
@@ -161,21 +148,9 @@ impl IdJagClient {
         form.push("subject_token", subject.token().secret());
         form.push("subject_token_type", wire::TOKEN_TYPE_SAML2);
         let stage = Stage::IdentityProvider;
-        let map = post_token(
-            self.http.as_ref(),
-            self.config.max_response_bytes,
-            TokenCall {
-                stage,
-                grant: "token-exchange (saml2 to refresh_token)",
-                endpoint: self.idp.token_endpoint(),
-                issuer: self.idp.issuer(),
-                credentials: self.idp.credentials(),
-                form,
-                dpop: None,
-            },
-        )
-        .await?;
-        let fields = TokenFields::from_map(map).map_err(|p| ClientError::malformed(stage, p))?;
+        let fields = self
+            .post_to_idp("token-exchange (saml2 to refresh_token)", form, false)
+            .await?;
         if fields.issued_token_type.as_deref() != Some(wire::TOKEN_TYPE_REFRESH_TOKEN) {
             return Err(ClientError::malformed(
                 stage,

@@ -46,18 +46,6 @@ fn problem(error: ClientError) -> ResponseProblem {
     }
 }
 
-fn with(body: Value, name: &str, value: Value) -> Value {
-    let mut body = body;
-    body[name] = value;
-    body
-}
-
-fn without(body: Value, name: &str) -> Value {
-    let mut body = body;
-    body.as_object_mut().unwrap().remove(name);
-    body
-}
-
 fn claim(claim: &'static str, problem: ClaimProblem) -> ResponseProblem {
     ResponseProblem::IdJag(IdJagProblem::Claim(ClaimError { claim, problem }))
 }

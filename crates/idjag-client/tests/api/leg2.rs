@@ -29,11 +29,6 @@ fn problem(error: ClientError) -> ResponseProblem {
     }
 }
 
-fn with(mut body: Value, name: &str, value: Value) -> Value {
-    body[name] = value;
-    body
-}
-
 #[tokio::test]
 async fn leg_two_answers_are_checked() {
     let w = World::new().await;

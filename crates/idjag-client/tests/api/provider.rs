@@ -17,6 +17,25 @@ fn provider(w: &World) -> Arc<TokenProvider> {
     Arc::new(TokenProvider::new(w.client()))
 }
 
+/// `n` callers asking at once, each on its own task.
+async fn concurrently(
+    p: &Arc<TokenProvider>,
+    w: &World,
+    n: usize,
+) -> Vec<Result<AccessTokenGrant, ClientError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (p, subject, request) = (p.clone(), w.subject(), w.request());
+            tokio::spawn(async move { p.access_token(&subject, &request).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 fn count(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::SeqCst)
 }
@@ -99,14 +118,9 @@ async fn a_hundred_concurrent_callers_cause_exactly_one_exchange() {
         .mount(&w.ras)
         .await;
     let p = provider(&w);
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let (p, subject, request) = (p.clone(), w.subject(), w.request());
-            tokio::spawn(async move { p.access_token(&subject, &request).await })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap().unwrap().access_token().secret(), "at-1");
+    let results = concurrently(&p, &w, 100).await;
+    for result in results {
+        assert_eq!(result.unwrap().access_token().secret(), "at-1");
     }
     w.idp.verify().await;
     w.ras.verify().await;
@@ -122,14 +136,9 @@ async fn concurrent_callers_share_one_failure_and_a_later_call_tries_again() {
         .mount(&w.idp)
         .await;
     let p = provider(&w);
-    let tasks: Vec<_> = (0..100)
-        .map(|_| {
-            let (p, subject, request) = (p.clone(), w.subject(), w.request());
-            tokio::spawn(async move { p.access_token(&subject, &request).await })
-        })
-        .collect();
-    for task in tasks {
-        let error = task.await.unwrap().unwrap_err();
+    let results = concurrently(&p, &w, 100).await;
+    for result in results {
+        let error = result.unwrap_err();
         assert!(matches!(
             error,
             ClientError::UnexpectedStatus {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use idjag_client::dpop::DpopKey;
 use idjag_client::*;
 use idjag_core::jose::base64url;
 use idjag_core::*;
@@ -275,4 +276,40 @@ pub fn raw_jws(header: &Value, claims: &impl serde::Serialize, signature: &str) 
         base64url::encode(serde_json::to_string(claims).unwrap()),
         signature
     )
+}
+
+/// `body` with member `name` set to `value`.
+pub fn with(mut body: Value, name: &str, value: Value) -> Value {
+    body[name] = value;
+    body
+}
+
+/// `body` without member `name`.
+pub fn without(mut body: Value, name: &str) -> Value {
+    body.as_object_mut().unwrap().remove(name);
+    body
+}
+
+/// A fresh ES256 DPoP key on the world's clock.
+pub fn dpop_key(w: &World) -> DpopKey {
+    DpopKey::new(
+        SigningKey::generate(Algorithm::Es256).unwrap(),
+        w.clock.shared(),
+    )
+}
+
+/// Secrets that must never show up in `Debug` output or logs.
+pub const SECRETS: [&str; 5] = [
+    IDP_SECRET,
+    RAS_SECRET,
+    "at-s3cret-1",
+    "rt-s3cret",
+    "s3:cr3t",
+];
+
+/// Fails when `text` holds a known secret or one of `extra`.
+pub fn assert_no_secret(text: &str, extra: &[&str]) {
+    for secret in SECRETS.iter().chain(extra) {
+        assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
+    }
 }
