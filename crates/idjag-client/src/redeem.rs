@@ -137,7 +137,9 @@ impl IdJagClient {
         if self.now() >= id_jag.expires_at() {
             return Err(InputError::IdJagExpired.into());
         }
-        if id_jag.jkt().is_some() && self.dpop.is_none() {
+        if let Some(jkt) = id_jag.jkt()
+            && self.dpop.as_ref().is_none_or(|key| key.thumbprint() != jkt)
+        {
             return Err(InputError::DpopKeyMissing.into());
         }
         let mut form = Form::new();

@@ -135,7 +135,8 @@ impl UserToken {
         )
     }
 
-    /// A SAML 2.0 assertion that is already base64url encoded; it is passed through as given.
+    /// A SAML 2.0 assertion that is already base64url encoded; it is passed through as given
+    /// (with or without `=` padding).
     pub fn saml2_base64url(encoded: impl Into<String>) -> Self {
         Self::new(SubjectToken::new(encoded), SubjectTokenType::Saml2)
     }
@@ -196,8 +197,10 @@ impl UserToken {
     /// whitespace, and for SAML strict base64url.
     pub(crate) fn check(&self) -> Result<(), InputError> {
         check_token(self.token.secret(), "subject token")?;
+        // Padding is tolerated on a pass-through assertion (RFC 4648 §5 allows it); the rest
+        // must be strict base64url.
         if self.token_type == SubjectTokenType::Saml2
-            && base64url::decode(self.token.secret()).is_err()
+            && base64url::decode(unpadded(self.token.secret())).is_err()
         {
             return Err(InputError::MalformedToken {
                 what: "subject token",
@@ -207,6 +210,17 @@ impl UserToken {
             check_token(refresh.secret(), "refresh token")?;
         }
         Ok(())
+    }
+}
+
+/// `s` without up to two trailing `=`, and only at a length where padding is well-formed.
+fn unpadded(s: &str) -> &str {
+    let trimmed = s.trim_end_matches('=');
+    let pad = s.len() - trimmed.len();
+    if pad <= 2 && s.len().is_multiple_of(4) {
+        trimmed
+    } else {
+        s
     }
 }
 

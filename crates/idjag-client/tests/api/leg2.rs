@@ -288,6 +288,21 @@ async fn inputs_that_cannot_be_valid_are_refused_before_sending() {
         }
     }
 
+    // A padded pass-through SAML assertion is fine; padding in the middle is not.
+    assert!(UserToken::saml2_base64url("PHNhbWw-Lw==").token().len() == 12);
+    assert!(matches!(
+        client
+            .exchange(&UserToken::saml2_base64url("PHNh=bWw-Lw"), &request)
+            .await,
+        Err(ClientError::InvalidInput(InputError::MalformedToken { .. }))
+    ));
+    // Padding in the middle of a SAML assertion is not base64url.
+    assert!(matches!(
+        client
+            .exchange(&UserToken::saml2_base64url("PHNh=bWw-Lw"), &request)
+            .await,
+        Err(ClientError::InvalidInput(InputError::MalformedToken { .. }))
+    ));
     let expired = UserToken::id_token(w.id_token_until(T0));
     assert!(matches!(
         client.access_token(&expired, &request).await,

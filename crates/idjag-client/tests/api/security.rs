@@ -120,11 +120,13 @@ async fn c03_a_bound_id_jag_is_redeemed_with_proofs_on_both_legs() {
 
     // A bound ID-JAG is never handed to a client without the key.
     let issued = client.exchange(&w.subject(), &w.request()).await.unwrap();
-    let error = w.client().redeem(&issued, &w.request()).await.unwrap_err();
-    assert!(matches!(
-        error,
-        ClientError::InvalidInput(InputError::DpopKeyMissing)
-    ));
+    for other in [w.client(), w.client().with_dpop(dpop_key(&w))] {
+        let error = other.redeem(&issued, &w.request()).await.unwrap_err();
+        assert!(matches!(
+            error,
+            ClientError::InvalidInput(InputError::DpopKeyMissing)
+        ));
+    }
 }
 
 #[tokio::test]

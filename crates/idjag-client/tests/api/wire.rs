@@ -324,3 +324,15 @@ async fn no_request_carries_a_field_twice() {
         assert_eq!(seen.len(), total, "{:?}", names(r));
     }
 }
+
+#[tokio::test]
+async fn a_padded_saml_assertion_is_passed_through_unchanged() {
+    let w = World::new().await;
+    w.mount_happy_path().await;
+    w.client()
+        .exchange(&UserToken::saml2_base64url("PHNhbWw-Lw=="), &w.request())
+        .await
+        .unwrap();
+    let fields = form(&w.idp_requests().await[0]);
+    assert!(fields.contains(&("subject_token".into(), "PHNhbWw-Lw==".into())));
+}
