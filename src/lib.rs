@@ -8,6 +8,7 @@
 //! | feature    | crate            | for                                      |
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
+//! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -16,3 +17,6 @@
 #![forbid(unsafe_code)]
 
 pub use idjag_core as core;
+
+#[cfg(feature = "client")]
+pub use idjag_client as client;
