@@ -8,6 +8,7 @@
 //! | feature    | crate            | for                                      |
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
+//! | `idp`      | `idp`            | IdP-side ID-JAG issuance (token exchange) |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -16,3 +17,6 @@
 #![forbid(unsafe_code)]
 
 pub use idjag_core as core;
+
+#[cfg(feature = "idp")]
+pub use idjag_idp as idp;
