@@ -161,7 +161,10 @@ impl DevUsers {
 
     /// The user with this `sub`.
     pub fn user(&self, subject: &str) -> Option<&DevUser> {
-        self.users.iter().find(|(s, _)| s.as_str() == subject).map(|(_, u)| u)
+        self.users
+            .iter()
+            .find(|(s, _)| s.as_str() == subject)
+            .map(|(_, u)| u)
     }
 
     /// The claims of an ID token for `subject`, issued to `client_id` (the client's id at
@@ -266,7 +269,11 @@ impl RefreshTokenStore for MemoryRefreshTokens {
         &'a self,
         token: &'a RefreshToken,
     ) -> BoxFuture<'a, Result<Option<RefreshTokenRecord>, StoreUnavailable>> {
-        let record = self.state().tokens.get(&sha256_hex(token.secret())).cloned();
+        let record = self
+            .state()
+            .tokens
+            .get(&sha256_hex(token.secret()))
+            .cloned();
         Box::pin(std::future::ready(Ok(record)))
     }
 

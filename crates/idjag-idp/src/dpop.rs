@@ -7,9 +7,7 @@ use http::HeaderMap;
 use idjag_core::crypto::default_backend;
 use idjag_core::jose::{UnverifiedJws, base64url, parse_object, typ_matches};
 use idjag_core::server::{Replay, ReplayCache, ReplayKey};
-use idjag_core::{
-    JoseError, KeyError, OAuthErrorCode, Segment, SharedClock, VerifyingKey, wire,
-};
+use idjag_core::{JoseError, KeyError, OAuthErrorCode, Segment, SharedClock, VerifyingKey, wire};
 use serde_json::Value;
 use url::Url;
 
@@ -105,7 +103,11 @@ fn target_uri(url: &str) -> Option<Url> {
 }
 
 impl DpopVerifier {
-    pub(crate) fn new(token_endpoint: &Url, replay: Arc<dyn ReplayCache>, clock: SharedClock) -> Self {
+    pub(crate) fn new(
+        token_endpoint: &Url,
+        replay: Arc<dyn ReplayCache>,
+        clock: SharedClock,
+    ) -> Self {
         let mut htu = token_endpoint.clone();
         htu.set_query(None);
         htu.set_fragment(None);
@@ -126,18 +128,20 @@ impl DpopVerifier {
             return Err(DpopError::MultipleProofs);
         }
         let proof = proof.to_str().map_err(|_| DpopError::MultipleProofs)?;
-        let jws = UnverifiedJws::parse(proof, MAX_DPOP_PROOF_BYTES).map_err(DpopError::Malformed)?;
+        let jws =
+            UnverifiedJws::parse(proof, MAX_DPOP_PROOF_BYTES).map_err(DpopError::Malformed)?;
         let header = jws.unverified_header();
-        if !header.typ().is_some_and(|typ| typ_matches(typ, wire::TYP_DPOP)) {
+        if !header
+            .typ()
+            .is_some_and(|typ| typ_matches(typ, wire::TYP_DPOP))
+        {
             return Err(DpopError::WrongType);
         }
         let key = proof_key(proof, header.alg())?;
         if !key.verify(jws.signing_input(), jws.signature()) {
             return Err(DpopError::BadSignature);
         }
-        let claims = jws
-            .unverified_claims()
-            .map_err(DpopError::Malformed)?;
+        let claims = jws.unverified_claims().map_err(DpopError::Malformed)?;
         let string = |name: &'static str| match claims.get(name) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
             _ => Err(DpopError::Claim(name)),
@@ -182,8 +186,11 @@ impl DpopVerifier {
 /// of the core refuses private members, weak RSA keys and points off the curve.
 fn proof_key(proof: &str, alg: idjag_core::Algorithm) -> Result<VerifyingKey, DpopError> {
     let header_b64 = proof.split('.').next().unwrap_or_default();
-    let header = base64url::decode(header_b64)
-        .map_err(|_| DpopError::Malformed(JoseError::Base64 { segment: Segment::Header }))?;
+    let header = base64url::decode(header_b64).map_err(|_| {
+        DpopError::Malformed(JoseError::Base64 {
+            segment: Segment::Header,
+        })
+    })?;
     let header = parse_object(&header, Segment::Header).map_err(DpopError::Malformed)?;
     let jwk = header.get("jwk").ok_or(DpopError::Key(None))?;
     let key = VerifyingKey::from_jwk(jwk).map_err(|e| DpopError::Key(Some(e)))?;

@@ -163,7 +163,8 @@ impl ExchangeError {
 
     /// The RFC 6749 §5.2 error body, with `max_age` and `acr_values` for step-up (RFC 9470).
     pub fn to_oauth_response(&self) -> OAuthErrorResponse {
-        let mut body = OAuthErrorResponse::new(self.oauth_error()).with_description(self.description());
+        let mut body =
+            OAuthErrorResponse::new(self.oauth_error()).with_description(self.description());
         if let Self::Policy(PolicyDenial::StepUp {
             max_age,
             acr_values,
@@ -197,14 +198,10 @@ fn request_description(error: &RequestError) -> &'static str {
         RequestError::AudienceIsThisIssuer => "the audience is not available",
         RequestError::Resource(_) => "resource must be an absolute URI without a fragment",
         RequestError::Scope => "scope is malformed",
-        RequestError::AuthorizationDetailsMalformed => {
-            "authorization_details must be a JSON array"
-        }
+        RequestError::AuthorizationDetailsMalformed => "authorization_details must be a JSON array",
         RequestError::AuthorizationDetail => "an authorization detail is malformed",
         RequestError::SubjectTokenType => "subject_token_type is not supported",
-        RequestError::ActorTokenPairing => {
-            "actor_token and actor_token_type must be sent together"
-        }
+        RequestError::ActorTokenPairing => "actor_token and actor_token_type must be sent together",
         RequestError::ActorTokenUnsupported => "actor tokens are not supported",
     }
 }

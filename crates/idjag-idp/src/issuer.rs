@@ -12,9 +12,9 @@ use idjag_core::server::{
     error_response, is_form_content_type, json_response,
 };
 use idjag_core::{
-    Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag,
-    IdJagClaims, IdJagValidator, Issuer, Jti, KeySource, NumericDate, SharedClock, SigningKey,
-    SystemClock, TokenResponse, TrustedIssuers, wire,
+    Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag, IdJagClaims,
+    IdJagValidator, Issuer, Jti, KeySource, NumericDate, SharedClock, SigningKey, SystemClock,
+    TokenResponse, TrustedIssuers, wire,
 };
 use url::Url;
 
@@ -244,9 +244,10 @@ impl IdJagIssuerBuilder {
             ))
         });
         let refresh_token = self.refresh_token.or_else(|| {
-            self.refresh_store.map(|store| -> Arc<dyn SubjectTokenValidator> {
-                Arc::new(RefreshTokenSubjectValidator::new(store, self.clock.clone()))
-            })
+            self.refresh_store
+                .map(|store| -> Arc<dyn SubjectTokenValidator> {
+                    Arc::new(RefreshTokenSubjectValidator::new(store, self.clock.clone()))
+                })
         });
         let dpop = self
             .dpop
@@ -329,7 +330,8 @@ impl IssuedIdJag {
 
 /// Random `jti`s: 128 bits from the operating system's CSPRNG, base64url (22 characters).
 pub(crate) fn new_jti() -> Result<Jti, ExchangeError> {
-    let backend = || ExchangeError::Signing(idjag_core::SignError::Key(idjag_core::KeyError::Backend));
+    let backend =
+        || ExchangeError::Signing(idjag_core::SignError::Key(idjag_core::KeyError::Backend));
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| backend())?;
     Jti::new(idjag_core::jose::base64url::encode(bytes)).map_err(|_| backend())
@@ -466,7 +468,10 @@ impl IdJagIssuer {
             .map(str::to_owned)
             .to_vec(),
         );
-        let algs: Vec<String> = Algorithm::ALL.iter().map(|a| a.as_str().to_owned()).collect();
+        let algs: Vec<String> = Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
         md.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
         let signing_algs: Vec<String> = self.inner.keys.read(|keys, now| {
             let mut algs: Vec<String> = keys
@@ -500,9 +505,12 @@ impl IdJagIssuer {
             )
             .path()
             .to_owned(),
-            well_known_appended(&self.inner.issuer_url, wire::WELL_KNOWN_OPENID_CONFIGURATION)
-                .path()
-                .to_owned(),
+            well_known_appended(
+                &self.inner.issuer_url,
+                wire::WELL_KNOWN_OPENID_CONFIGURATION,
+            )
+            .path()
+            .to_owned(),
         ]
     }
 
@@ -765,4 +773,21 @@ fn check_grant(
         return Err(ExchangeError::PolicyOverreach);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn x17_jti_is_unique_across_100k_issuances_and_carries_128_bits() {
+        let mut seen = HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            let jti = new_jti().unwrap().into_string();
+            assert_eq!(jti.len(), 22); // 16 bytes, base64url without padding
+            assert!(seen.insert(jti));
+        }
+    }
 }

@@ -140,7 +140,10 @@ pub struct SigningKeys {
 impl fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKeys")
-            .field("kids", &self.entries.iter().map(|e| &e.kid).collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.entries.iter().map(|e| &e.kid).collect::<Vec<_>>(),
+            )
             .field("timing", &self.timing)
             .finish()
     }

@@ -202,8 +202,8 @@ pub mod subject;
 pub use audit::{AUDIT_TARGET, AuditSubject};
 pub use error::ExchangeError;
 pub use issuer::{
-    BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer, IdJagIssuerBuilder,
-    IssuedIdJag, MAX_LIFETIME,
+    BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer,
+    IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
 pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
 pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};

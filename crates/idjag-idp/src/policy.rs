@@ -10,7 +10,7 @@ mod toml;
 use std::fmt;
 
 use idjag_core::{
-    AuthorizationDetail, Audience, BoxFuture, ClientId, Issuer, NumericDate, OAuthErrorCode,
+    Audience, AuthorizationDetail, BoxFuture, ClientId, Issuer, NumericDate, OAuthErrorCode,
     Resource, ScopeSet, Subject,
 };
 

@@ -4,7 +4,7 @@
 use idjag_core::jose::parse_object;
 use idjag_core::server::FormBody;
 use idjag_core::{
-    AuthorizationDetail, Audience, InvalidIdentifier, OAuthErrorCode, Resource, ScopeSet, Segment,
+    Audience, AuthorizationDetail, InvalidIdentifier, OAuthErrorCode, Resource, ScopeSet, Segment,
     SubjectToken, wire,
 };
 use serde_json::Value;
@@ -138,7 +138,10 @@ impl ExchangeRequest {
         let subject_token = SubjectToken::new(require(form, "subject_token")?);
         let subject_token_type = SubjectTokenType::from_urn(require(form, "subject_token_type")?)
             .ok_or(RequestError::SubjectTokenType)?;
-        match (form.contains("actor_token"), form.contains("actor_token_type")) {
+        match (
+            form.contains("actor_token"),
+            form.contains("actor_token_type"),
+        ) {
             (false, false) => {}
             (true, true) => return Err(RequestError::ActorTokenUnsupported),
             _ => return Err(RequestError::ActorTokenPairing),

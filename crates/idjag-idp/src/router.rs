@@ -58,7 +58,11 @@ async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) 
         .map(Body::from)
 }
 
-fn json(body: &serde_json::Value, content_type: &'static str, cache: &'static str) -> Response<Body> {
+fn json(
+    body: &serde_json::Value,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response<Body> {
     let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = StatusCode::OK;
@@ -69,10 +73,18 @@ fn json(body: &serde_json::Value, content_type: &'static str, cache: &'static st
 }
 
 async fn jwks_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
-    json(&idp.jwks(), idjag_core::wire::MEDIA_TYPE_JWK_SET, JWKS_CACHE_CONTROL)
+    json(
+        &idp.jwks(),
+        idjag_core::wire::MEDIA_TYPE_JWK_SET,
+        JWKS_CACHE_CONTROL,
+    )
 }
 
 async fn metadata_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
     let metadata = serde_json::to_value(idp.metadata()).unwrap_or_default();
-    json(&metadata, idjag_core::wire::MEDIA_TYPE_JSON, METADATA_CACHE_CONTROL)
+    json(
+        &metadata,
+        idjag_core::wire::MEDIA_TYPE_JSON,
+        METADATA_CACHE_CONTROL,
+    )
 }

@@ -3,9 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use idjag_core::{
-    Audience, BoxFuture, ClientId, Issuer, Resource, Scope, ScopeSet, Subject,
-};
+use idjag_core::{Audience, BoxFuture, ClientId, Issuer, Resource, Scope, ScopeSet, Subject};
 use serde::Deserialize;
 
 use super::{Grant, Policy, PolicyDenial, PolicyRequest};
@@ -59,6 +57,15 @@ pub enum PolicyConfigError {
         index: usize,
         /// The value.
         value: String,
+    },
+    /// An audience issuer is not an `https` URL (or `http` on loopback) without query or
+    /// fragment (RFC 8414 §2).
+    #[error("audience[{index}]: issuer {issuer} is not an https URL without query or fragment")]
+    InvalidIssuer {
+        /// The audience's position.
+        index: usize,
+        /// The issuer.
+        issuer: String,
     },
     /// An allow rule names no client.
     #[error("allow[{index}]: clients must name at least one client (or \"*\")")]
@@ -235,7 +242,8 @@ struct StepUpRule {
 ///    `default_scopes` (narrowed the same way), or no scope claim.
 /// 6. Each authorization detail's `type` must be allowed by a covering rule
 ///    (`invalid_authorization_details`).
-/// 7. `[[step_up]]` rules that apply to the audience and to a granted scope require a recent
+/// 7. `[[step_up]]` rules that apply to the audience and to a granted scope (or to a grant
+///    without a scope claim, which leaves the scope to the resource AS) require a recent
 ///    (`max_age`) or strong (`acr_values`) login (`insufficient_user_authentication`).
 ///
 /// ```
@@ -291,6 +299,14 @@ impl TomlPolicy {
         let mut names = HashMap::new();
         let mut audiences = Vec::new();
         for (index, a) in file.audiences.into_iter().enumerate() {
+            let url_ok = idjag_core::endpoint::check_endpoint(a.issuer.as_str())
+                .is_ok_and(|url| url.query().is_none());
+            if !url_ok {
+                return Err(PolicyConfigError::InvalidIssuer {
+                    index,
+                    issuer: a.issuer.into_string(),
+                });
+            }
             let all_names = std::iter::once(a.issuer.as_str().to_owned())
                 .chain(a.aliases.iter().map(|alias| alias.as_str().to_owned()));
             for name in all_names {
@@ -513,8 +529,7 @@ impl DenyRule {
             .is_none_or(|c| c.contains(request.client_id))
             && self.audience.as_ref().is_none_or(|a| a == audience)
             && self.resources.as_ref().is_none_or(|listed| {
-                request.resources.is_empty()
-                    || request.resources.iter().any(|r| listed.contains(r))
+                request.resources.is_empty() || request.resources.iter().any(|r| listed.contains(r))
             })
             && self.users.cover(request.principal)
     }
@@ -527,10 +542,13 @@ impl StepUpRule {
         audience: &Issuer,
         granted: Option<&ScopeSet>,
     ) -> Result<(), PolicyDenial> {
+        // A grant without a scope claim leaves the scope to the resource AS, which could
+        // grant any of the rule's scopes: the rule applies to it too.
         let applies = self.audience.as_ref().is_none_or(|a| a == audience)
-            && self.scopes.as_ref().is_none_or(|s| {
-                granted.is_some_and(|g| !g.intersection(s).is_empty())
-            });
+            && self
+                .scopes
+                .as_ref()
+                .is_none_or(|s| granted.is_none_or(|g| !g.intersection(s).is_empty()));
         if !applies {
             return Ok(());
         }
@@ -563,5 +581,266 @@ impl Policy for TomlPolicy {
         request: &'a PolicyRequest<'a>,
     ) -> BoxFuture<'a, Result<Grant, PolicyDenial>> {
         Box::pin(std::future::ready(self.decide(request)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../examples/policy.toml");
+    const NOW: i64 = 1_700_000_000;
+
+    struct Ask {
+        client: ClientId,
+        principal: Principal,
+        audience: Audience,
+        resources: Vec<Resource>,
+        scope: Option<ScopeSet>,
+    }
+
+    fn ask(client: &str, user: &str, groups: &[&str], audience: &str) -> Ask {
+        Ask {
+            client: ClientId::new(client).unwrap(),
+            principal: Principal::new(Subject::new(user).unwrap()).with_groups(groups.to_vec()),
+            audience: Audience::new(audience).unwrap(),
+            resources: Vec::new(),
+            scope: None,
+        }
+    }
+
+    impl Ask {
+        fn resource(mut self, r: &str) -> Self {
+            self.resources.push(Resource::new(r).unwrap());
+            self
+        }
+        fn scope(mut self, s: &str) -> Self {
+            self.scope = Some(ScopeSet::parse(s).unwrap());
+            self
+        }
+        fn decide(&self, policy: &TomlPolicy) -> Result<Grant, PolicyDenial> {
+            policy.decide(&PolicyRequest {
+                client_id: &self.client,
+                principal: &self.principal,
+                audience: &self.audience,
+                resources: &self.resources,
+                scope: self.scope.as_ref(),
+                authorization_details: None,
+                now: idjag_core::NumericDate::from_unix(NOW).unwrap(),
+            })
+        }
+    }
+
+    const CHAT: &str = "https://auth.chat.example";
+    const CHAT_MCP: &str = "https://mcp.chat.example/mcp";
+    const CHAT_ADMIN: &str = "https://mcp.chat.example/admin";
+    const MAIL: &str = "https://auth.mail.example";
+
+    #[test]
+    fn the_example_policy_parses_and_narrows_scopes() {
+        let policy = TomlPolicy::from_toml_str(EXAMPLE).unwrap();
+        assert_eq!(
+            policy.rule_names().collect::<Vec<_>>(),
+            [
+                "chat-read",
+                "chat-admin",
+                "mail",
+                "offboarded",
+                "contractors-no-send"
+            ]
+        );
+        let grant = ask("chat-agent", "alice", &["staff"], "urn:example:chat")
+            .resource(CHAT_MCP)
+            .scope("chat.read chat.admin")
+            .decide(&policy)
+            .unwrap();
+        assert_eq!(grant.audience.as_str(), CHAT);
+        assert_eq!(grant.client_id.as_str(), "f53f191f9311af35");
+        assert_eq!(grant.resources, [Resource::new(CHAT_MCP).unwrap()]);
+        assert_eq!(grant.scope.unwrap().to_string(), "chat.read");
+        assert!(!grant.include_email);
+    }
+
+    #[test]
+    fn deny_rules_win_over_allow_rules() {
+        let policy = TomlPolicy::from_toml_str(EXAMPLE).unwrap();
+        assert_eq!(
+            ask("chat-agent", "mallory@example.com", &["staff"], CHAT)
+                .resource(CHAT_MCP)
+                .decide(&policy),
+            Err(PolicyDenial::Denied)
+        );
+        let grant = ask("chat-agent", "bob", &["staff", "contractors"], MAIL)
+            .scope("mail.read mail.send")
+            .decide(&policy)
+            .unwrap();
+        assert_eq!(grant.scope.unwrap().to_string(), "mail.read");
+        assert_eq!(
+            ask("chat-agent", "bob", &["staff", "contractors"], MAIL)
+                .scope("mail.send")
+                .decide(&policy),
+            Err(PolicyDenial::ScopeNotAllowed)
+        );
+    }
+
+    #[test]
+    fn audiences_clients_and_resources_must_be_configured() {
+        let policy = TomlPolicy::from_toml_str(EXAMPLE).unwrap();
+        let cases = [
+            (
+                ask(
+                    "chat-agent",
+                    "alice",
+                    &["staff"],
+                    "https://auth.chat.example/",
+                ),
+                PolicyDenial::UnknownAudience,
+            ),
+            (
+                ask("unknown-client", "alice", &["staff"], CHAT),
+                PolicyDenial::UnknownAudience,
+            ),
+            (
+                ask("ops-console", "alice", &["staff"], MAIL),
+                PolicyDenial::UnknownAudience,
+            ),
+            (
+                ask("chat-agent", "alice", &["staff"], CHAT)
+                    .resource("https://mcp.mail.example/mcp"),
+                PolicyDenial::ResourceNotRegistered,
+            ),
+            (
+                ask("chat-agent", "alice", &["staff"], CHAT).resource(CHAT_ADMIN),
+                PolicyDenial::ResourceNotAllowed,
+            ),
+            // The chat-read rule is restricted to resources, so it does not cover a request
+            // without one.
+            (
+                ask("chat-agent", "alice", &["staff"], CHAT),
+                PolicyDenial::ResourceNotAllowed,
+            ),
+            (
+                ask("chat-agent", "eve", &["visitors"], CHAT).resource(CHAT_MCP),
+                PolicyDenial::NotAllowed,
+            ),
+        ];
+        for (ask, expected) in cases {
+            assert_eq!(ask.decide(&policy), Err(expected.clone()), "{expected:?}");
+        }
+    }
+
+    #[test]
+    fn default_scopes_apply_when_none_is_requested() {
+        let policy = TomlPolicy::from_toml_str(EXAMPLE).unwrap();
+        let grant = ask("chat-agent", "alice", &["staff"], CHAT)
+            .resource(CHAT_MCP)
+            .decide(&policy)
+            .unwrap();
+        assert_eq!(grant.scope.unwrap().to_string(), "chat.read");
+        let grant = ask("chat-agent", "alice", &["staff"], MAIL)
+            .decide(&policy)
+            .unwrap();
+        assert_eq!(grant.scope, None);
+    }
+
+    #[test]
+    fn step_up_rules_check_acr_and_age() {
+        let policy = TomlPolicy::from_toml_str(EXAMPLE).unwrap();
+        let admin = || {
+            ask("ops-console", "admin@example.com", &[], CHAT)
+                .resource(CHAT_ADMIN)
+                .scope("chat.admin")
+        };
+        let step_up = Err(PolicyDenial::StepUp {
+            max_age: Some(300),
+            acr_values: vec!["urn:example:acr:mfa".into()],
+        });
+        assert_eq!(admin().decide(&policy), step_up);
+        let mut fresh_mfa = admin();
+        fresh_mfa.principal = fresh_mfa.principal.with_authentication(
+            idjag_core::NumericDate::from_unix(NOW - 300),
+            Some("urn:example:acr:mfa".into()),
+            None,
+        );
+        assert_eq!(
+            fresh_mfa
+                .decide(&policy)
+                .unwrap()
+                .scope
+                .unwrap()
+                .to_string(),
+            "chat.admin"
+        );
+        let mut stale = admin();
+        stale.principal = stale.principal.with_authentication(
+            idjag_core::NumericDate::from_unix(NOW - 301),
+            Some("urn:example:acr:mfa".into()),
+            None,
+        );
+        assert_eq!(stale.decide(&policy), step_up);
+        // Without a scope claim the resource AS could grant chat.admin: the rule applies.
+        let mut unscoped = fresh_mfa;
+        unscoped.scope = None;
+        unscoped.principal.acr = None;
+        assert_eq!(unscoped.decide(&policy), step_up);
+    }
+
+    #[test]
+    fn invalid_policies_are_refused_with_the_reason() {
+        let audience = r#"
+            [[audience]]
+            issuer = "https://as.example"
+            resources = ["https://rs.example"]
+        "#;
+        let cases: [(&str, &str); 10] = [
+            (
+                "[[audience]]\nissuer = \"https://as.example\"\ncolour = \"red\"",
+                "unknown field",
+            ),
+            (
+                "[[allow]]\nclients = [\"c\"]\naudience = \"https://other.example\"",
+                "is not configured",
+            ),
+            (
+                "[[allow]]\nclients = []\naudience = \"https://as.example\"",
+                "at least one client",
+            ),
+            (
+                "[[allow]]\nclients = [\"c\"]\naudience = \"https://as.example\"\nresources = [\"https://x.example\"]",
+                "is not registered",
+            ),
+            (
+                "[[allow]]\nclients = [\"c\"]\naudience = \"https://as.example\"\nscopes = [\"a b\"]",
+                "not a valid scope",
+            ),
+            (
+                "[[step_up]]\naudience = \"https://as.example\"",
+                "acr_values, max_age",
+            ),
+            (
+                "[[audience]]\nissuer = \"https://b.example\"\naliases = [\"https://as.example\"]",
+                "already used",
+            ),
+            (
+                "[[audience]]\nissuer = \"https://as.example/#frag\"",
+                "is not an https URL",
+            ),
+            (
+                "[[audience]]\nissuer = \"http://as.example\"",
+                "is not an https URL",
+            ),
+            (
+                "[[audience]]\nissuer = \"https://as.example/?q=1\"",
+                "is not an https URL",
+            ),
+        ];
+        for (extra, message) in cases {
+            let error = TomlPolicy::from_toml_str(&format!("{audience}\n{extra}")).unwrap_err();
+            assert!(error.to_string().contains(message), "{extra}: {error}");
+        }
+        assert!(TomlPolicy::from_toml_str(&format!(
+            "{audience}\n[[audience]]\nissuer = \"https://b.example\"\nresources = [\"not a uri\"]"
+        ))
+        .is_err());
     }
 }
