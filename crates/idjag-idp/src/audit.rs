@@ -70,6 +70,9 @@ pub(crate) fn record(
     context: &AuditContext,
     outcome: Result<(&IdJagClaims, Option<&Kid>), &ExchangeError>,
 ) {
+    if !tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO) {
+        return;
+    }
     let (subject, subject_sha256) = match (mode, &context.subject) {
         (AuditSubject::Plain, Some(s)) => (Some(s.as_str().to_owned()), None),
         (AuditSubject::Sha256, Some(s)) => (None, Some(sha256_hex(s.as_str()))),

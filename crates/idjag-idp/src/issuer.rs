@@ -713,12 +713,11 @@ impl IdJagIssuer {
         };
         claims.cnf = jkt.map(Confirmation::jkt);
 
-        let key = inner.keys.current();
-        let kid = key.kid().cloned().expect("signing keys always have a kid");
-        let id_jag = key
-            .sign_jwt(Some(wire::TYP_ID_JAG), &claims)
-            .map_err(ExchangeError::Signing)?
-            .into_id_jag();
+        let (kid, signed) = inner.keys.with_current(|key| {
+            let kid = key.kid().cloned().expect("signing keys always have a kid");
+            (kid, key.sign_jwt(Some(wire::TYP_ID_JAG), &claims))
+        });
+        let id_jag = signed.map_err(ExchangeError::Signing)?.into_id_jag();
         Ok((
             IssuedIdJag {
                 id_jag,

@@ -335,6 +335,11 @@ impl SharedKeys {
     pub(crate) fn current(&self) -> SigningKey {
         self.read(|keys, now| keys.current(now).clone())
     }
+
+    /// Runs `f` with the key that signs now, without cloning it.
+    pub(crate) fn with_current<T>(&self, f: impl FnOnce(&SigningKey) -> T) -> T {
+        self.read(|keys, now| f(keys.current(now)))
+    }
 }
 
 /// The IdP's own published keys, as a key source for validating its own ID tokens.

@@ -952,7 +952,7 @@ async fn x19_keys_are_published_before_they_sign_and_after_they_stop() {
         .unwrap()
         .as_str()
         .to_owned();
-    assert_eq!(jwks_kids().await, [old.clone()]);
+    assert_eq!(jwks_kids().await, [old.as_str()]);
 
     let staged = h
         .idp
@@ -988,7 +988,7 @@ async fn x19_keys_are_published_before_they_sign_and_after_they_stop() {
     assert_eq!(status[0].retired_at, Some(NOW + lead));
     assert_eq!(status[0].unpublished_at, Some(NOW + lead + retention));
     h.clock.set_unix(NOW + lead + retention);
-    assert_eq!(jwks_kids().await, [new.clone()]);
+    assert_eq!(jwks_kids().await, [new.as_str()]);
     assert_eq!(h.idp.key_status().len(), 1);
     h.take_audit();
 }
