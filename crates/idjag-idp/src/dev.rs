@@ -1,6 +1,7 @@
-//! Development helpers, **for tests and demos only**: ID tokens for configured test users,
-//! signed with the issuer's own key, and an in-memory refresh-token store. They let the whole
-//! ID-JAG flow run on loopback without an external OpenID provider.
+//! Development helpers, **for tests and demos only** (feature `dev`): ID tokens for
+//! configured test users, signed with the issuer's own key, and an in-memory refresh-token
+//! store. They let the whole ID-JAG flow run on loopback without an external OpenID provider.
+//! Test crates enable them with `idjag-idp = { workspace = true, features = ["dev"] }`.
 //!
 //! # Security
 //!

@@ -12,14 +12,15 @@ use serde_json::Value;
 use url::Url;
 
 /// Largest DPoP proof accepted, in bytes.
-pub const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_DPOP_PROOF_BYTES: usize = 8 * 1024;
 /// How old a proof's `iat` may be, in seconds.
-pub const DPOP_MAX_AGE_SECS: i64 = 60;
+pub(crate) const DPOP_MAX_AGE_SECS: i64 = 60;
 /// How far in the future a proof's `iat` may be (clock skew), in seconds.
-pub const DPOP_FUTURE_LEEWAY_SECS: i64 = 30;
+pub(crate) const DPOP_FUTURE_LEEWAY_SECS: i64 = 30;
 
 /// Why a DPoP proof was refused (`invalid_dpop_proof`, or `temporarily_unavailable` when the
-/// replay store failed).
+/// replay store failed). Proofs are at most 8 KiB, their `iat` within 60 s in the past and
+/// 30 s in the future, their `jti` single-use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DpopError {

@@ -478,6 +478,7 @@ impl IdJagIssuer {
                 .published(now)
                 .map(|k| k.alg().as_str().to_owned())
                 .collect();
+            algs.sort_unstable();
             algs.dedup();
             algs
         });

@@ -15,8 +15,8 @@
 //! - [`policy`]: the [`Policy`] trait and [`TomlPolicy`] (see `examples/policy.toml`).
 //! - [`keys`]: [`SigningKeys`] with rotation (next, current, retired).
 //! - [`audit`]: one `tracing` event per decision on the target `idjag::audit`.
-//! - [`dev`]: ID tokens for test users and an in-memory refresh-token store, for tests and
-//!   demos only.
+//! - `dev` (feature `dev`, off by default): ID tokens for test users and an in-memory
+//!   refresh-token store, for tests and demos only.
 //!
 //! ## Example: an IdP in an axum app
 //!
@@ -183,23 +183,26 @@
 //! - ID-JAGs carry a 128-bit random `jti`, `typ: oauth-id-jag+jwt` and the signing key's
 //!   `kid`; keys are published before they sign and after they stop ([`keys`]).
 //! - The token endpoint answers `Cache-Control: no-store` and never a refresh token.
-//! - The [`dev`] helpers mint ID tokens without a login: tests and demos only.
+//! - The `dev` helpers (feature `dev`) mint ID tokens without a login: tests and demos only,
+//!   never in a production build.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod audit;
+#[cfg(feature = "dev")]
 pub mod dev;
-pub mod dpop;
+mod dpop;
 mod error;
 mod issuer;
 pub mod keys;
 pub mod policy;
-pub mod request;
+mod request;
 #[cfg(feature = "axum")]
 mod router;
 pub mod subject;
 
 pub use audit::{AUDIT_TARGET, AuditSubject};
+pub use dpop::DpopError;
 pub use error::ExchangeError;
 pub use issuer::{
     BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer,
@@ -207,6 +210,7 @@ pub use issuer::{
 };
 pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
 pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
+pub use request::RequestError;
 pub use subject::{
     IdTokenSubjectValidator, Principal, RefreshTokenRecord, RefreshTokenStore,
     RefreshTokenSubjectValidator, SubjectTokenError, SubjectTokenErrorCode, SubjectTokenType,

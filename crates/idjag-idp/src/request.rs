@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::subject::SubjectTokenType;
 
 /// Most authorization details one request may carry.
-pub const MAX_AUTHORIZATION_DETAILS: usize = 32;
+pub(crate) const MAX_AUTHORIZATION_DETAILS: usize = 32;
 
 /// Why the request's parameters were refused. Names parameters, never their values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,8 +47,8 @@ pub enum RequestError {
     /// `authorization_details` is not one well-formed JSON array (`invalid_request`; X13).
     #[error("authorization_details is not one well-formed JSON array")]
     AuthorizationDetailsMalformed,
-    /// An authorization detail is not an object with a string `type`, or there are too many
-    /// (`invalid_authorization_details`; X13).
+    /// An authorization detail is not an object with a string `type`, or there are more than
+    /// 32 (`invalid_authorization_details`; X13).
     #[error("authorization_details has an invalid entry")]
     AuthorizationDetail,
     /// `subject_token_type` is not one of the profile's URNs (`invalid_request`).
