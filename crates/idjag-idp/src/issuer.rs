@@ -256,7 +256,6 @@ impl IdJagIssuerBuilder {
             inner: Arc::new(Inner {
                 lifetime: i64::try_from(self.lifetime.as_secs()).unwrap_or(300),
                 issuer: self.issuer,
-                issuer_url,
                 token_endpoint,
                 jwks_uri,
                 keys,
@@ -279,7 +278,6 @@ impl IdJagIssuerBuilder {
 #[derive(Debug)]
 struct Inner {
     issuer: Issuer,
-    issuer_url: Url,
     token_endpoint: Url,
     jwks_uri: Url,
     keys: SharedKeys,
@@ -402,6 +400,7 @@ impl IdJagIssuer {
         self.inner.max_body_bytes
     }
 
+    #[cfg(feature = "axum")]
     pub(crate) fn audit_subject(&self) -> AuditSubject {
         self.inner.audit_subject
     }
@@ -491,28 +490,6 @@ impl IdJagIssuer {
                 .insert("dpop_signing_alg_values_supported".into(), algs.into());
         }
         md
-    }
-
-    /// The paths the router mounts: token endpoint, JWKS, RFC 8414 metadata (path inserted)
-    /// and OIDC discovery (path appended).
-    pub(crate) fn paths(&self) -> [String; 4] {
-        use idjag_core::endpoint::{well_known_appended, well_known_inserted};
-        [
-            self.inner.token_endpoint.path().to_owned(),
-            self.inner.jwks_uri.path().to_owned(),
-            well_known_inserted(
-                &self.inner.issuer_url,
-                wire::WELL_KNOWN_OAUTH_AUTHORIZATION_SERVER,
-            )
-            .path()
-            .to_owned(),
-            well_known_appended(
-                &self.inner.issuer_url,
-                wire::WELL_KNOWN_OPENID_CONFIGURATION,
-            )
-            .path()
-            .to_owned(),
-        ]
     }
 
     /// Handles one HTTP request to the token endpoint, framework-agnostic: `POST`, a form body

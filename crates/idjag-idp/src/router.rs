@@ -23,7 +23,7 @@ impl IdJagIssuer {
     /// error body), the JWKS, the RFC 8414 metadata and the OIDC discovery document, each at
     /// the path of its configured URL. Merge it into the host's router.
     pub fn router(&self) -> Router {
-        let [token, jwks, oauth_metadata, openid_metadata] = self.paths();
+        let [token, jwks, oauth_metadata, openid_metadata] = paths(self);
         let router = Router::new()
             .route(&token, any(token_endpoint))
             .route(&jwks, get(jwks_endpoint))
@@ -35,6 +35,25 @@ impl IdJagIssuer {
         };
         router.with_state(self.clone())
     }
+}
+
+/// The paths the router mounts: token endpoint, JWKS, RFC 8414 metadata (path inserted)
+/// and OIDC discovery (path appended).
+fn paths(idp: &IdJagIssuer) -> [String; 4] {
+    use idjag_core::endpoint::{well_known_appended, well_known_inserted};
+    use idjag_core::wire;
+    // The issuer was checked to be a URL when the issuer was built.
+    let issuer = url::Url::parse(idp.issuer().as_str()).expect("the issuer is a URL");
+    [
+        idp.token_endpoint().path().to_owned(),
+        idp.jwks_uri().path().to_owned(),
+        well_known_inserted(&issuer, wire::WELL_KNOWN_OAUTH_AUTHORIZATION_SERVER)
+            .path()
+            .to_owned(),
+        well_known_appended(&issuer, wire::WELL_KNOWN_OPENID_CONFIGURATION)
+            .path()
+            .to_owned(),
+    ]
 }
 
 async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) -> Response<Body> {
