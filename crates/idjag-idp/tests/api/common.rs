@@ -479,6 +479,17 @@ impl Harness {
         self.idp.id_jag_validator(Audience::new(audience).unwrap())
     }
 
+    /// A live refresh token of alice for `client` (alice is set up in the store first).
+    pub(crate) fn alice_refresh_token(&self, client: &str) -> RefreshToken {
+        self.refresh
+            .set_user(self.users.user("alice").unwrap().principal());
+        self.refresh.issue(RefreshTokenRecord::new(
+            id(client),
+            Subject::new("alice").unwrap(),
+            NumericDate::from_unix(NOW + 3600).unwrap(),
+        ))
+    }
+
     /// A private_key_jwt assertion of the jwt agent.
     pub(crate) fn client_assertion(&self, aud: Value, jti: &str) -> String {
         let claims = serde_json::json!({

@@ -3,7 +3,6 @@
 //! level, every target: ours, axum's, hyper's, reqwest's) or in any error body.
 
 use idjag_core::*;
-use idjag_idp::RefreshTokenRecord;
 use serde_json::json;
 
 use crate::common::*;
@@ -22,13 +21,7 @@ async fn x20_tracing_never_sees_secrets_or_tokens() {
         .valid()
         .subject(&h.id_token("alice", JWT_AGENT), wire::TOKEN_TYPE_ID_TOKEN)
         .assertion(&assertion);
-    h.refresh
-        .set_user(h.users.user("alice").unwrap().principal());
-    let refresh = h.refresh.issue(RefreshTokenRecord::new(
-        id(AGENT),
-        Subject::new("alice").unwrap(),
-        NumericDate::from_unix(NOW + 3600).unwrap(),
-    ));
+    let refresh = h.alice_refresh_token(AGENT);
     let by_refresh = h
         .valid()
         .subject(refresh.secret(), wire::TOKEN_TYPE_REFRESH_TOKEN);

@@ -236,13 +236,7 @@ async fn x05_an_id_jag_or_access_token_labelled_as_id_token_is_invalid_grant() {
 #[tokio::test]
 async fn x06_subject_token_type_must_match_the_token() {
     let h = start().await;
-    h.refresh
-        .set_user(h.users.user("alice").unwrap().principal());
-    let refresh = h.refresh.issue(RefreshTokenRecord::new(
-        id(AGENT),
-        Subject::new("alice").unwrap(),
-        NumericDate::from_unix(NOW + 3600).unwrap(),
-    ));
+    let refresh = h.alice_refresh_token(AGENT);
     let labelled_id_token = h
         .valid()
         .subject(refresh.secret(), wire::TOKEN_TYPE_ID_TOKEN);
