@@ -214,7 +214,9 @@ impl IdJagIssuerBuilder {
             return Err(BuildError::BodyLimit);
         }
 
-        let keys = SharedKeys::new(self.keys, self.clock.clone());
+        let mut keys = self.keys;
+        keys.date_first_key(self.clock.now_unix());
+        let keys = SharedKeys::new(keys, self.clock.clone());
         let replay = self.replay.unwrap_or_else(|| {
             Arc::new(InMemoryReplayCache::new(
                 DEFAULT_REPLAY_CAPACITY,
@@ -437,6 +439,11 @@ impl IdJagIssuer {
                 .find(|s| s.kid == kid)
                 .expect("a staged key is published"))
         })
+    }
+
+    /// The rotation timing of the signing keys.
+    pub fn rotation_timing(&self) -> crate::keys::RotationTiming {
+        self.inner.keys.read(|keys, _| keys.timing())
     }
 
     /// The status of every published key.

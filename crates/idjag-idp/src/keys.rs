@@ -33,8 +33,9 @@ pub struct RotationTiming {
 }
 
 impl RotationTiming {
-    /// Default lead time: 10 minutes (twice the JWKS `Cache-Control: max-age` this crate
-    /// serves, so caches that honour it have the key before it signs).
+    /// Default lead time: 10 minutes. The JWKS endpoint's `Cache-Control: max-age` is at most
+    /// half the lead time (and at most 5 minutes), so caches that honour it hold a staged key
+    /// before it signs.
     pub const DEFAULT_LEAD_TIME: Duration = Duration::from_secs(600);
     /// Default retention: 65 minutes (the longest allowed ID-JAG lifetime, one hour, plus
     /// five minutes of clock-skew leeway at the resource AS).
@@ -194,6 +195,15 @@ impl SigningKeys {
     /// The rotation timing.
     pub fn timing(&self) -> RotationTiming {
         self.timing
+    }
+
+    /// Dates the first key, which has been current "since always", to `now` (when the issuer
+    /// is built), so its status shows real times.
+    pub(crate) fn date_first_key(&mut self, now: i64) {
+        for entry in self.entries.iter_mut().filter(|e| e.signs_from == i64::MIN) {
+            entry.published_at = now;
+            entry.signs_from = now;
+        }
     }
 
     /// Entries ordered by `signs_from` (staging keeps them in that order).

@@ -12,9 +12,8 @@ use crate::audit::{self, AuditContext};
 use crate::error::ExchangeError;
 use crate::issuer::IdJagIssuer;
 
-/// `Cache-Control` of the JWKS: five minutes, half the default key lead time, so caches
-/// that honour it hold a staged key before it signs.
-const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
+/// Longest `Cache-Control: max-age` of the JWKS: five minutes.
+const JWKS_MAX_AGE_SECS: u64 = 300;
 /// `Cache-Control` of the metadata documents.
 const METADATA_CACHE_CONTROL: &str = "public, max-age=3600";
 
@@ -80,23 +79,24 @@ async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) 
 fn json(
     body: &serde_json::Value,
     content_type: &'static str,
-    cache: &'static str,
+    cache: HeaderValue,
 ) -> Response<Body> {
     let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(CACHE_CONTROL, cache);
     response
 }
 
+/// The JWKS may be cached for half the key lead time (at most five minutes), so caches that
+/// honour `max-age` hold a staged key before it signs (SECURITY-CASES X19).
 async fn jwks_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
-    json(
-        &idp.jwks(),
-        idjag_core::wire::MEDIA_TYPE_JWK_SET,
-        JWKS_CACHE_CONTROL,
-    )
+    let max_age = (idp.rotation_timing().lead_time().as_secs() / 2).min(JWKS_MAX_AGE_SECS);
+    let cache = HeaderValue::from_str(&format!("public, max-age={max_age}"))
+        .unwrap_or(HeaderValue::from_static("no-cache"));
+    json(&idp.jwks(), idjag_core::wire::MEDIA_TYPE_JWK_SET, cache)
 }
 
 async fn metadata_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
@@ -104,6 +104,6 @@ async fn metadata_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
     json(
         &metadata,
         idjag_core::wire::MEDIA_TYPE_JSON,
-        METADATA_CACHE_CONTROL,
+        HeaderValue::from_static(METADATA_CACHE_CONTROL),
     )
 }

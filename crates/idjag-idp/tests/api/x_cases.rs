@@ -851,8 +851,7 @@ async fn x16_malformed_bodies_are_refused_before_any_processing() {
     answer.assert_error(413, "invalid_request");
     h.expect_denied("body_too_large");
 
-    // Nothing of the refused requests was kept: the valid request still goes through, and
-    // the client-assertion and DPoP replay caches saw nothing.
+    // The same request, well-formed, goes through: nothing of the refusals was kept.
     h.post(&valid).await.id_jag();
     h.expect_issued();
 }
