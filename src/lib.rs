@@ -8,7 +8,7 @@
 //! | feature    | crate            | for                                      |
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
-//! | `idp`      | `idp`            | IdP-side ID-JAG issuance (token exchange) |
+//! | `idp`      | `idp`            | IdP-side issuance (token exchange)       |
 //!
 //! ```
 //! use idjag::core::wire;
