@@ -175,7 +175,8 @@
 //!
 //! - Every refusal is an RFC 6749 §5.2 body with a fixed, generic `error_description`;
 //!   no token, secret, claim or parameter value is ever echoed, logged or put in an error's
-//!   `Display` (SECURITY-CASES X20; the `x20_tracing_never_sees_secrets_or_tokens` test proves it).
+//!   `Display` (SECURITY-CASES X20; the test `x20_tracing_never_sees_secrets_or_tokens`
+//!   proves it).
 //! - Subject ID tokens must be this IdP's own, unexpired, of the ID-token kind (an ID-JAG or
 //!   an access token is refused by `typ`, RFC 8725 §3.12), and issued to the authenticated
 //!   client (`aud`, and `azp` when present).
