@@ -23,48 +23,70 @@ use criterion::{BatchSize, Criterion, criterion_group};
 use idjag_core::jose::UnverifiedJws;
 use idjag_core::wire;
 
-fn exchange(c: &mut Criterion) {
-    let bench = support::setup("https://idp.example");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let request = || {
+/// The two workloads over the same IdP, keys and subject token.
+struct Workloads {
+    bench: support::Bench,
+    runtime: tokio::runtime::Runtime,
+    key: idjag_core::SigningKey,
+    verifying: idjag_core::VerifyingKey,
+    /// The subject ID token's signing input and signature, decoded once.
+    subject: (Vec<u8>, Vec<u8>),
+    message: Vec<u8>,
+}
+
+impl Workloads {
+    fn new() -> Self {
+        let bench = support::setup("https://idp.example");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let key = bench.idp.current_signing_key();
+        let verifying = key.verifying_key().unwrap();
+        let jws = UnverifiedJws::parse(bench.id_token.secret(), 16 * 1024).unwrap();
+        let subject = (jws.signing_input().to_vec(), jws.signature().to_vec());
+        let mut workloads = Self {
+            bench,
+            runtime,
+            key,
+            verifying,
+            subject,
+            message: Vec::new(),
+        };
+        // One real issuance, to size the crypto-only signing input like the real ID-JAG.
+        let response = workloads.handler(workloads.request());
+        let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        let id_jag = json["access_token"].as_str().unwrap();
+        workloads.message = vec![b'a'; id_jag.rsplit_once('.').unwrap().0.len()];
+        workloads
+    }
+
+    /// A complete token-exchange request (building it is the caller's work: not timed).
+    fn request(&self) -> http::Request<Vec<u8>> {
         http::Request::post("https://idp.example/token")
             .header("content-type", wire::MEDIA_TYPE_FORM)
-            .header("authorization", bench.authorization.as_str())
-            .body(bench.body.clone())
+            .header("authorization", self.bench.authorization.as_str())
+            .body(self.bench.body.clone())
             .unwrap()
-    };
-    // One real issuance, to size the crypto-only comparison like the real ID-JAG.
-    let response = runtime.block_on(bench.idp.handle(request()));
-    assert_eq!(response.status(), 200);
-    let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-    let id_jag = json["access_token"].as_str().unwrap().to_owned();
-    let id_jag_input_len = id_jag.rsplit_once('.').unwrap().0.len();
+    }
 
-    let key = bench.idp.current_signing_key();
-    let verifying = key.verifying_key().unwrap();
-    let subject = UnverifiedJws::parse(bench.id_token.secret(), 16 * 1024).unwrap();
-    let message = vec![b'a'; id_jag_input_len];
+    fn crypto_limit(&self) {
+        assert!(self.verifying.verify(&self.subject.0, &self.subject.1));
+        std::hint::black_box(self.key.sign(&self.message).unwrap());
+    }
 
+    fn handler(&self, request: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+        let response = self.runtime.block_on(self.bench.idp.handle(request));
+        assert_eq!(response.status(), 200);
+        response
+    }
+}
+
+fn exchange(c: &mut Criterion) {
+    let w = Workloads::new();
     let mut group = c.benchmark_group("idp_token_exchange");
-    group.bench_function("crypto_limit", |b| {
-        b.iter(|| {
-            assert!(verifying.verify(subject.signing_input(), subject.signature()));
-            std::hint::black_box(key.sign(&message).unwrap());
-        })
-    });
-    // Building the request (header parsing, body copy) is the caller's work: not timed.
+    group.bench_function("crypto_limit", |b| b.iter(|| w.crypto_limit()));
     group.bench_function("handler", |b| {
-        b.iter_batched(
-            request,
-            |request| {
-                let response = runtime.block_on(bench.idp.handle(request));
-                assert_eq!(response.status(), 200);
-                response
-            },
-            BatchSize::SmallInput,
-        )
+        b.iter_batched(|| w.request(), |r| w.handler(r), BatchSize::SmallInput)
     });
     group.finish();
 }
@@ -72,40 +94,19 @@ fn exchange(c: &mut Criterion) {
 /// Alternating blocks of both workloads; prints the median per-round ratio.
 #[allow(clippy::print_stdout)]
 fn interleaved_ratio(rounds: usize, block: u32) {
-    let bench = support::setup("https://idp.example");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let request = || {
-        http::Request::post("https://idp.example/token")
-            .header("content-type", wire::MEDIA_TYPE_FORM)
-            .header("authorization", bench.authorization.as_str())
-            .body(bench.body.clone())
-            .unwrap()
-    };
-    let key = bench.idp.current_signing_key();
-    let verifying = key.verifying_key().unwrap();
-    let subject = UnverifiedJws::parse(bench.id_token.secret(), 16 * 1024).unwrap();
-    let response = runtime.block_on(bench.idp.handle(request()));
-    let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-    let id_jag = json["access_token"].as_str().unwrap().to_owned();
-    let message = vec![b'a'; id_jag.rsplit_once('.').unwrap().0.len()];
-
+    let w = Workloads::new();
     let mut ratios = Vec::with_capacity(rounds);
     let (mut crypto_total, mut handler_total) = (Duration::ZERO, Duration::ZERO);
     for _ in 0..rounds {
         let start = Instant::now();
         for _ in 0..block {
-            assert!(verifying.verify(subject.signing_input(), subject.signature()));
-            std::hint::black_box(key.sign(&message).unwrap());
+            w.crypto_limit();
         }
         let crypto = start.elapsed();
-        let requests: Vec<_> = (0..block).map(|_| request()).collect();
+        let requests: Vec<_> = (0..block).map(|_| w.request()).collect();
         let start = Instant::now();
         for request in requests {
-            let response = runtime.block_on(bench.idp.handle(request));
-            assert_eq!(response.status(), 200);
-            std::hint::black_box(response);
+            std::hint::black_box(w.handler(request));
         }
         let handler = start.elapsed();
         ratios.push(crypto.as_secs_f64() / handler.as_secs_f64());
