@@ -9,6 +9,7 @@
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
 //! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
+//! | `idp`      | `idp`            | IdP-side issuance (token exchange)       |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -20,3 +21,5 @@ pub use idjag_core as core;
 
 #[cfg(feature = "client")]
 pub use idjag_client as client;
+#[cfg(feature = "idp")]
+pub use idjag_idp as idp;
