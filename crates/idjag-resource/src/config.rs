@@ -6,7 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use idjag_core::{BoxFuture, ClientId, IdJagClaims, Issuer, KeySource, Resource, ScopeSet, Subject};
+use idjag_core::{
+    BoxFuture, ClientId, IdJagClaims, Issuer, KeySource, Resource, ScopeSet, Subject,
+};
 
 /// An IdP whose ID-JAGs this server redeems (SPEC JB-07; ID-JAG -04 §4.1): its issuer
 /// identifier, the one source of its keys, and how its assertions map to local principals.
@@ -161,7 +163,10 @@ pub enum ResolveError {
 /// be idempotent.
 pub trait SubjectResolver: fmt::Debug + Send + Sync {
     /// The local subject for these verified claims.
-    fn resolve<'a>(&'a self, claims: &'a IdJagClaims) -> BoxFuture<'a, Result<Subject, ResolveError>>;
+    fn resolve<'a>(
+        &'a self,
+        claims: &'a IdJagClaims,
+    ) -> BoxFuture<'a, Result<Subject, ResolveError>>;
 }
 
 /// A resource (an MCP server or any API) this server issues access tokens for, with its

@@ -219,7 +219,10 @@ mod tests {
 
     #[test]
     fn statuses_follow_rfc6749_with_405_and_413_for_transport_errors() {
-        assert_eq!(GrantError::MethodNotAllowed.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            GrantError::MethodNotAllowed.status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
         assert_eq!(
             GrantError::BodyTooLarge { max: 1 }.status(),
             StatusCode::PAYLOAD_TOO_LARGE

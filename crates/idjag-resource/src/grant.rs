@@ -3,7 +3,7 @@
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Response};
 use idjag_core::claims::AuthorizationDetail;
-use idjag_core::jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedJws, parse_object};
+use idjag_core::jose::{UnverifiedJws, parse_object};
 use idjag_core::server::{AuthenticatedClient, FormBody, Replay, ReplayKey, is_form_content_type};
 use idjag_core::{
     IdJagClaims, Resource, ScopeSet, Segment, Subject, ValidationError, Verified, wire,
@@ -185,12 +185,14 @@ impl Inner {
         error: ValidationError,
         audit: &mut AuditRecord,
     ) -> GrantError {
-        let claimed_iss = UnverifiedJws::parse(assertion, DEFAULT_MAX_TOKEN_BYTES)
+        let claimed_iss = UnverifiedJws::parse(assertion, self.max_assertion_bytes)
             .ok()
             .and_then(|jws| jws.unverified_claims().ok())
             .and_then(|claims| claims.get("iss").and_then(Value::as_str).map(str::to_owned));
         match claimed_iss {
-            Some(iss) if iss == self.issuer.as_str() && error == ValidationError::UntrustedIssuer => {
+            Some(iss)
+                if iss == self.issuer.as_str() && error == ValidationError::UntrustedIssuer =>
+            {
                 GrantError::SelfIssued
             }
             Some(iss) if self.trusted.contains_key(&iss) => {
@@ -289,12 +291,10 @@ async fn resolve_subject(
                 .and_then(|s| Subject::new(s).ok())
                 .ok_or(GrantError::UnknownSubject)
         }
-        SubjectMapping::Resolver(resolver) => {
-            resolver.resolve(claims).await.map_err(|e| match e {
-                ResolveError::Unavailable => GrantError::SubjectDirectoryUnavailable,
-                _ => GrantError::UnknownSubject,
-            })
-        }
+        SubjectMapping::Resolver(resolver) => resolver.resolve(claims).await.map_err(|e| match e {
+            ResolveError::Unavailable => GrantError::SubjectDirectoryUnavailable,
+            _ => GrantError::UnknownSubject,
+        }),
     }
 }
 
@@ -357,7 +357,9 @@ mod tests {
     #[test]
     fn authorization_details_parameter_is_one_strict_json_array() {
         assert_eq!(
-            parse_details(r#"[{"type":"chat","channel":"x"}]"#).unwrap().len(),
+            parse_details(r#"[{"type":"chat","channel":"x"}]"#)
+                .unwrap()
+                .len(),
             1
         );
         for bad in [

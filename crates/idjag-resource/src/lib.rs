@@ -46,7 +46,7 @@
 //! // With axum: `axum::serve(listener, server.router())`.
 //!
 //! // The IdP's ID-JAG for the client `chat-agent`.
-//! let now = SystemClock.now_unix();
+//! let now = SystemClock::shared().now_unix();
 //! let mut claims = IdJagClaims::new(
 //!     idp, Subject::new("alice")?, server.issuer().to_audience(), ClientId::new("chat-agent")?,
 //!     Jti::new("jti-1")?, NumericDate::from_unix(now).unwrap(),

@@ -69,8 +69,7 @@ pub(crate) fn document(issuer: &Issuer, ad: Advertised<'_>) -> AuthorizationServ
     // is the truthful answer.
     md.response_types_supported = Some(Vec::new());
     md.token_endpoint_auth_methods_supported = Some(ad.auth_methods.clone());
-    md.token_endpoint_auth_signing_alg_values_supported =
-        Some(ad.assertion_algorithms.clone());
+    md.token_endpoint_auth_signing_alg_values_supported = Some(ad.assertion_algorithms.clone());
     md.scopes_supported = ad.scopes;
     md.extra.insert(
         "introspection_endpoint_auth_methods_supported".into(),

@@ -96,8 +96,9 @@ pub(crate) fn mint(
             .map(|d| Value::Object(d.as_object().clone()))
             .collect()
     });
-    response
-        .extra
-        .insert("resource".into(), Value::String(grant.resource.into_string()));
+    response.extra.insert(
+        "resource".into(),
+        Value::String(grant.resource.into_string()),
+    );
     Ok(Issued { response })
 }

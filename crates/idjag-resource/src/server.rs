@@ -101,6 +101,8 @@ pub struct ResourceAuthorizationServerBuilder {
     lifetime: AccessTokenLifetime,
     leeway: Duration,
     max_id_jag_lifetime: Duration,
+    max_id_jag_age: Option<Duration>,
+    max_assertion_bytes: usize,
     algorithms: AlgorithmSet,
     audience_aliases: Vec<Audience>,
     allow_public: bool,
@@ -180,9 +182,21 @@ impl ResourceAuthorizationServerBuilder {
         self
     }
 
-    /// Maximum ID-JAG lifetime and `iat` age (default [`DEFAULT_MAX_ID_JAG_LIFETIME`]).
+    /// Maximum ID-JAG lifetime, `exp - iat` (default [`DEFAULT_MAX_ID_JAG_LIFETIME`]).
     pub fn max_id_jag_lifetime(mut self, max: Duration) -> Self {
         self.max_id_jag_lifetime = max;
+        self
+    }
+
+    /// Maximum age of an ID-JAG's `iat` (default: the maximum lifetime).
+    pub fn max_id_jag_age(mut self, max: Duration) -> Self {
+        self.max_id_jag_age = Some(max);
+        self
+    }
+
+    /// Size cap of an ID-JAG, checked before any decoding (default 16 KiB).
+    pub fn max_assertion_bytes(mut self, max: usize) -> Self {
+        self.max_assertion_bytes = max;
         self
     }
 
@@ -295,9 +309,13 @@ impl ResourceAuthorizationServerBuilder {
         )
         .with_leeway(self.leeway)?
         .with_max_lifetime(self.max_id_jag_lifetime)?
-        .with_max_age(self.max_id_jag_lifetime)?;
+        .with_max_age(self.max_id_jag_age.unwrap_or(self.max_id_jag_lifetime))?
+        .with_max_token_bytes(self.max_assertion_bytes)?;
         for alias in self.audience_aliases {
-            if endpoint_urls.iter().any(|url| alias.as_str() == url.as_str()) {
+            if endpoint_urls
+                .iter()
+                .any(|url| alias.as_str() == url.as_str())
+            {
                 return Err(BuildError::EndpointAlias);
             }
             validator = validator.with_audience_alias(alias);
@@ -397,6 +415,7 @@ impl ResourceAuthorizationServerBuilder {
                 introspectors: self.introspectors,
                 audit_subjects: self.audit_subjects,
                 max_body_bytes: self.max_body_bytes,
+                max_assertion_bytes: self.max_assertion_bytes,
             }),
         })
     }
@@ -432,6 +451,7 @@ pub(crate) struct Inner {
     pub(crate) introspectors: BTreeSet<ClientId>,
     pub(crate) audit_subjects: AuditSubjects,
     pub(crate) max_body_bytes: usize,
+    pub(crate) max_assertion_bytes: usize,
     pub(crate) metadata_json: Vec<u8>,
     pub(crate) jwks_json: Vec<u8>,
     pub(crate) jwks: KeySet,
@@ -470,6 +490,8 @@ impl ResourceAuthorizationServer {
             lifetime: AccessTokenLifetime::default(),
             leeway: idjag_core::DEFAULT_LEEWAY,
             max_id_jag_lifetime: DEFAULT_MAX_ID_JAG_LIFETIME,
+            max_id_jag_age: None,
+            max_assertion_bytes: idjag_core::jose::DEFAULT_MAX_TOKEN_BYTES,
             algorithms: AlgorithmSet::all(),
             audience_aliases: Vec::new(),
             allow_public: false,
@@ -516,7 +538,12 @@ impl ResourceAuthorizationServer {
     }
 
     /// The token endpoint: redeems an ID-JAG (SPEC §2.5, §4). Emits exactly one audit event.
-    pub async fn token(&self, method: &Method, headers: &HeaderMap, body: &[u8]) -> Response<Vec<u8>> {
+    pub async fn token(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Response<Vec<u8>> {
         let mut audit = AuditRecord::default();
         let result = self.inner.grant(method, headers, body, &mut audit).await;
         self.inner.finish(result, &audit)

@@ -124,7 +124,10 @@ impl AccessTokenVerifier {
     }
 
     /// Verifies a bearer token, refreshing remote keys once when that may help.
-    pub async fn verify(&self, token: &str) -> Result<Verified<AccessTokenClaims>, ValidationError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+    ) -> Result<Verified<AccessTokenClaims>, ValidationError> {
         self.validator.validate_async(token).await
     }
 }
@@ -355,7 +358,10 @@ pub struct BearerRejection {
 
 impl std::fmt::Display for BearerRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.oauth_error().map_or("no bearer token", OAuthErrorCode::as_str))
+        f.write_str(
+            self.oauth_error()
+                .map_or("no bearer token", OAuthErrorCode::as_str),
+        )
     }
 }
 
