@@ -8,6 +8,7 @@
 //! | feature    | crate            | for                                      |
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
+//! | `resource` | [`resource`]     | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -16,3 +17,5 @@
 #![forbid(unsafe_code)]
 
 pub use idjag_core as core;
+#[cfg(feature = "resource")]
+pub use idjag_resource as resource;

@@ -527,6 +527,26 @@ impl ResourceAuthorizationServer {
         &self.inner.endpoints.metadata_url
     }
 
+    /// The path of the token endpoint (to mount [`Self::token`] with another framework).
+    pub fn token_path(&self) -> &str {
+        &self.inner.endpoints.token_path
+    }
+
+    /// The path of the introspection endpoint.
+    pub fn introspection_path(&self) -> &str {
+        &self.inner.endpoints.introspection_path
+    }
+
+    /// The path of the JWKS.
+    pub fn jwks_path(&self) -> &str {
+        &self.inner.endpoints.jwks_path
+    }
+
+    /// The path of the RFC 8414 metadata document (path insertion, RFC 8414 §3.1).
+    pub fn metadata_path(&self) -> &str {
+        &self.inner.endpoints.metadata_path
+    }
+
     /// The public keys of this server, for resource servers in the same process.
     pub fn verification_keys(&self) -> KeySet {
         self.inner.jwks.clone()
