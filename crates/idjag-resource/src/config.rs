@@ -77,6 +77,18 @@ impl TrustedIssuer {
         Ok(Self::new(issuer, Arc::new(keys)))
     }
 
+    /// Trusts `issuer` with keys from a configured `jwks_uri`, cached and refreshed by
+    /// [`RemoteJwks`](idjag_core::remote::RemoteJwks).
+    #[cfg(feature = "remote")]
+    pub fn remote_jwks(
+        issuer: Issuer,
+        jwks_uri: &str,
+        clock: idjag_core::SharedClock,
+    ) -> Result<Self, idjag_core::remote::FetchError> {
+        let keys = idjag_core::remote::RemoteJwks::from_jwks_uri(issuer.clone(), jwks_uri, clock)?;
+        Ok(Self::new(issuer, Arc::new(keys)))
+    }
+
     /// Accepts ID-JAGs of this issuer only when their `tenant` claim is present and equals
     /// `tenant` (or another tenant added the same way). For multi-tenant issuers, where
     /// `sub` is unique only within a tenant (SPEC IDJAG-05, IDJAG-12; ID-JAG -04 §6).

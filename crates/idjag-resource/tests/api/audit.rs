@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, header};
 use idjag_core::server::{ClientRegistry, RegisteredClient};
 use idjag_core::*;
 use idjag_resource::AuditSubjects;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, Semaphore};
@@ -25,11 +26,7 @@ fn sha256_hex(s: &str) -> String {
 #[tokio::test]
 async fn a_granted_decision_is_one_event_with_the_listed_fields() {
     let h = Harness::start(Setup::default()).await;
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("jti".into(), "audit-jti-1".into());
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("jti", json!("audit-jti-1"))])).await;
     h.granted(&reply);
     let event = h.audit().pop().unwrap();
     assert_eq!(event.target, "idjag::audit");
@@ -64,16 +61,14 @@ async fn subjects_can_be_logged_plain_when_configured() {
 async fn x20_no_token_assertion_or_secret_reaches_any_log_event() {
     let h = Harness::start(Setup::default()).await;
     let user = "x20-user@acme";
-    let good = h.idp.with(|c| {
-        c.insert("sub".into(), user.into());
-    });
+    let good = h.idp.set(&[("sub", json!(user))]);
     let reply = h.redeem(&good).await;
     let access_token = reply.access_token().to_owned();
-    let expired = h.idp.with(|c| {
-        c.insert("sub".into(), user.into());
-        c.insert("exp".into(), (NOW - 100).into());
-        c.insert("iat".into(), (NOW - 400).into());
-    });
+    let expired = h.idp.set(&[
+        ("sub", json!(user)),
+        ("exp", json!(NOW - 100)),
+        ("iat", json!(NOW - 400)),
+    ]);
     let forged = format!("{}.{}", good.rsplit_once('.').unwrap().0, "A".repeat(86));
     for token in [&good, &expired, &forged] {
         let _ = h.redeem(token).await;
@@ -178,22 +173,28 @@ async fn j06_a_request_dropped_mid_way_leaves_no_state_in_process() {
     h.granted(&h.redeem(&token).await);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn j06_a_client_disconnecting_mid_request_leaves_no_state() {
-    let (setup, entered, gate) = gated();
-    let h = Harness::start(setup).await;
-    let token = h.idp.id_jag();
-    let (_, body) = token_request(&token);
+/// Writes a token request on a raw connection and returns the connection.
+async fn send_raw(h: &Harness, token: &str, extra_headers: &str) -> tokio::net::TcpStream {
+    let (_, body) = token_request(token);
     let mut stream = tokio::net::TcpStream::connect(h.base.trim_start_matches("http://"))
         .await
         .unwrap();
     let request = format!(
-        "POST /token HTTP/1.1\r\nHost: localhost\r\nContent-Type: {}\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /token HTTP/1.1\r\nHost: localhost\r\n{extra_headers}Content-Type: {}\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{body}",
         wire::MEDIA_TYPE_FORM,
         basic(CLIENT, SECRET),
         body.len()
     );
     stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn j06_a_client_disconnecting_mid_request_leaves_no_state() {
+    let (setup, entered, gate) = gated();
+    let h = Harness::start(setup).await;
+    let token = h.idp.id_jag();
+    let stream = send_raw(&h, &token, "").await;
     entered.notified().await;
     drop(stream); // the client goes away while the server is mid-request
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -209,18 +210,7 @@ async fn j06_a_client_disconnecting_mid_request_leaves_no_state() {
     h.granted(&h.redeem(&token).await);
 
     // A client that stays gets its answer.
-    let token = h.idp.id_jag();
-    let (_, body) = token_request(&token);
-    let mut stream = tokio::net::TcpStream::connect(h.base.trim_start_matches("http://"))
-        .await
-        .unwrap();
-    let request = format!(
-        "POST /token HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: {}\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n{body}",
-        wire::MEDIA_TYPE_FORM,
-        basic(CLIENT, SECRET),
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut stream = send_raw(&h, &h.idp.id_jag(), "Connection: close\r\n").await;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

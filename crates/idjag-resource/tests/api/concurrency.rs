@@ -5,22 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use idjag_resource::ReplayPolicy;
-use tokio::task::JoinSet;
 
 use crate::support::*;
-
-async fn redeem_all(h: &Arc<Harness>, tokens: Vec<String>) -> Vec<Reply> {
-    let mut set = JoinSet::new();
-    for token in tokens {
-        let h = h.clone();
-        set.spawn(async move { h.redeem(&token).await });
-    }
-    let mut replies = Vec::new();
-    while let Some(reply) = set.join_next().await {
-        replies.push(reply.unwrap());
-    }
-    replies
-}
 
 fn decisions(h: &Harness) -> (usize, Vec<String>) {
     let events = h.audit();
@@ -40,7 +26,7 @@ fn decisions(h: &Harness) -> (usize, Vec<String>) {
 async fn one_id_jag_redeemed_100_times_in_parallel_yields_exactly_one_token() {
     let h = Arc::new(Harness::start(Setup::default()).await);
     let token = h.idp.id_jag();
-    let replies = redeem_all(&h, vec![token; 100]).await;
+    let replies = h.redeem_all(vec![token; 100]).await;
     let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
     assert_eq!(ok.len(), 1, "exactly one access token");
     for reply in replies.iter().filter(|r| r.status != 200) {
@@ -62,7 +48,7 @@ async fn one_id_jag_redeemed_100_times_in_parallel_yields_exactly_one_token() {
 async fn j05_100_distinct_valid_requests_all_succeed_with_100_audit_events() {
     let h = Arc::new(Harness::start(Setup::default()).await);
     let tokens: Vec<String> = (0..100).map(|_| h.idp.id_jag()).collect();
-    let replies = redeem_all(&h, tokens).await;
+    let replies = h.redeem_all(tokens).await;
     assert!(replies.iter().all(|r| r.status == 200));
     let jtis: BTreeSet<String> = replies
         .iter()
@@ -82,7 +68,7 @@ async fn j05_100_identical_requests_in_reuse_mode_all_succeed() {
         .await,
     );
     let token = h.idp.id_jag();
-    let replies = redeem_all(&h, vec![token; 100]).await;
+    let replies = h.redeem_all(vec![token; 100]).await;
     assert!(replies.iter().all(|r| r.status == 200));
     let jtis: BTreeSet<String> = replies
         .iter()

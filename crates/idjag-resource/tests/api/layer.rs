@@ -109,21 +109,7 @@ impl Mcp {
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut request = self.http.get(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap().to_vec();
-        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            json,
-        }
+        send(self.http.get(format!("{}{path}", self.base)), headers).await
     }
 }
 
@@ -267,10 +253,10 @@ async fn g16_a_route_scope_missing_from_the_token_is_403_insufficient_scope() {
     );
     assert_eq!(reply.json["error"], "insufficient_scope");
     // With the scope, the route answers.
-    let id_jag = mcp.h.idp.with(|c| {
-        c.insert("resource".into(), json!(mcp.resource));
-        c.insert("scope".into(), json!("chat.read chat.write"));
-    });
+    let id_jag = mcp.h.idp.set(&[
+        ("resource", json!(mcp.resource)),
+        ("scope", json!("chat.read chat.write")),
+    ]);
     let token = mcp.h.redeem(&id_jag).await.access_token().to_owned();
     let reply = mcp
         .get(

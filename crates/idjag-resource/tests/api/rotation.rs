@@ -8,7 +8,6 @@ use std::time::Duration;
 use idjag_core::remote::RemoteJwks;
 use idjag_core::*;
 use serde_json::json;
-use tokio::task::JoinSet;
 
 use crate::support::*;
 
@@ -74,24 +73,8 @@ fn fresh(h: &Harness, signer: &SigningKey) -> String {
     })
 }
 
-async fn redeem_all(h: &Arc<Harness>, tokens: Vec<String>) -> Vec<Reply> {
-    let mut set = JoinSet::new();
-    for token in tokens {
-        let h = h.clone();
-        set.spawn(async move { h.redeem(&token).await });
-    }
-    let mut replies = Vec::new();
-    while let Some(reply) = set.join_next().await {
-        replies.push(reply.unwrap());
-    }
-    replies
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
-    let old = key("2026-10");
-    let new = key("2026-11");
-    let jwks = JwksEndpoint::start(&[&old]).await;
+/// A harness whose IdP keys come from `jwks` through the shared remote JWKS source.
+async fn remote_harness(jwks: &JwksEndpoint) -> (Arc<Harness>, Arc<RemoteJwks>) {
     let clock = TestClock::at_unix(NOW);
     let remote = Arc::new(
         RemoteJwks::from_jwks_uri(Issuer::new(IDP).unwrap(), &jwks.url, clock.shared()).unwrap(),
@@ -101,10 +84,18 @@ async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
         clock,
         ..Setup::default()
     };
-    let h = Arc::new(Harness::start(setup).await);
+    (Arc::new(Harness::start(setup).await), remote)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
+    let old = key("2026-10");
+    let new = key("2026-11");
+    let jwks = JwksEndpoint::start(&[&old]).await;
+    let (h, remote) = remote_harness(&jwks).await;
 
     // Warm-up: the first grant fetches the set once.
-    assert!(redeem_all(&h, vec![fresh(&h, &old)]).await[0].status == 200);
+    assert!(h.redeem_all(vec![fresh(&h, &old)]).await[0].status == 200);
     assert_eq!(
         (remote.fetch_count(), jwks.hits.load(Ordering::SeqCst)),
         (1, 1)
@@ -123,7 +114,7 @@ async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
     let tokens: Vec<String> = (0..60)
         .map(|i| fresh(&h, if i % 3 == 0 { &old } else { &new }))
         .collect();
-    let replies = redeem_all(&h, tokens).await;
+    let replies = h.redeem_all(tokens).await;
     let refused: Vec<&Reply> = replies.iter().filter(|r| r.status != 200).collect();
     assert!(
         refused.is_empty(),
@@ -138,16 +129,7 @@ async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
 async fn k03_an_idp_outage_within_the_stale_window_rejects_no_valid_token() {
     let signer = key("2026-11");
     let jwks = JwksEndpoint::start(&[&signer]).await;
-    let clock = TestClock::at_unix(NOW);
-    let remote = Arc::new(
-        RemoteJwks::from_jwks_uri(Issuer::new(IDP).unwrap(), &jwks.url, clock.shared()).unwrap(),
-    );
-    let setup = Setup {
-        idp_keys: Some(remote.clone()),
-        clock,
-        ..Setup::default()
-    };
-    let h = Arc::new(Harness::start(setup).await);
+    let (h, remote) = remote_harness(&jwks).await;
     assert_eq!(h.redeem(&fresh(&h, &signer)).await.status, 200);
 
     // The IdP goes down. 11 minutes later the cache is past its max age (10 min) but within
@@ -155,7 +137,7 @@ async fn k03_an_idp_outage_within_the_stale_window_rejects_no_valid_token() {
     jwks.fail();
     h.clock.advance(Duration::from_secs(11 * 60));
     let tokens: Vec<String> = (0..30).map(|_| fresh(&h, &signer)).collect();
-    let replies = redeem_all(&h, tokens).await;
+    let replies = h.redeem_all(tokens).await;
     assert!(
         replies.iter().all(|r| r.status == 200),
         "no valid token refused"
@@ -188,4 +170,76 @@ async fn k03_an_idp_outage_within_the_stale_window_rejects_no_valid_token() {
     jwks.publish(&[&signer]);
     h.clock.advance(Duration::from_secs(31));
     assert_eq!(h.redeem(&fresh(&h, &signer)).await.status, 200);
+}
+
+/// An IdP on loopback with RFC 8414 metadata naming `metadata_issuer` and a JWKS.
+async fn idp_with_metadata(
+    key: &SigningKey,
+    metadata_issuer: Option<&str>,
+) -> (String, Arc<AtomicUsize>) {
+    let (listener, base) = bind().await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let metadata = json!({
+        "issuer": metadata_issuer.unwrap_or(&base),
+        "jwks_uri": format!("{base}/jwks.json"),
+    })
+    .to_string();
+    let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
+    let counter = hits.clone();
+    let router = axum::Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            axum::routing::get(move || async move { metadata }),
+        )
+        .route(
+            "/jwks.json",
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move { jwks }
+            }),
+        );
+    serve(listener, router);
+    (base, hits)
+}
+
+/// A harness that trusts an IdP found through its metadata, and that IdP.
+async fn discovered(metadata_issuer: Option<&str>) -> (Harness, Idp, Arc<AtomicUsize>) {
+    let signer = key("disco-1");
+    let (idp_base, hits) = idp_with_metadata(&signer, metadata_issuer).await;
+    let clock = TestClock::at_unix(NOW);
+    let trusted = idjag_resource::TrustedIssuer::remote(
+        Issuer::new(idp_base.clone()).unwrap(),
+        clock.shared(),
+    )
+    .unwrap();
+    let setup = Setup {
+        clock,
+        ..Setup::builder(move |b| b.trust(trusted))
+    };
+    let h = Harness::start(setup).await;
+    let idp = Idp {
+        issuer: idp_base,
+        key: signer,
+        ..h.idp.clone()
+    };
+    (h, idp, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_is_trusted_through_its_metadata_and_jwks() {
+    let (h, idp, hits) = discovered(None).await;
+    h.granted(&h.redeem(&idp.id_jag()).await);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn k06_metadata_naming_another_issuer_is_never_followed() {
+    let (h, idp, hits) = discovered(Some("https://evil.example")).await;
+    h.refused(
+        &h.redeem(&idp.id_jag()).await,
+        400,
+        "invalid_grant",
+        "keys_unavailable",
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "jwks_uri never fetched");
 }

@@ -216,6 +216,28 @@ impl Idp {
         self.jws(&self.header(), &Value::Object(claims))
     }
 
+    /// The default claims with some set (a `Null` value removes the claim).
+    pub(crate) fn claims_with(&self, changes: &[(&str, Value)]) -> Map<String, Value> {
+        let mut claims = self.claims();
+        for (name, value) in changes {
+            match value {
+                Value::Null => claims.remove(*name),
+                other => claims.insert((*name).to_owned(), other.clone()),
+            };
+        }
+        claims
+    }
+
+    /// An ID-JAG with some claims set (a `Null` value removes the claim).
+    pub(crate) fn set(&self, changes: &[(&str, Value)]) -> String {
+        self.jws(&self.header(), &Value::Object(self.claims_with(changes)))
+    }
+
+    /// An ID-JAG without the claim `name`.
+    pub(crate) fn without(&self, name: &str) -> String {
+        self.set(&[(name, Value::Null)])
+    }
+
     /// An ID-JAG with a modified header.
     pub(crate) fn with_header(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
         let mut header = self.header().as_object().unwrap().clone();
@@ -362,6 +384,24 @@ pub(crate) fn basic(user: &str, pass: &str) -> String {
     )
 }
 
+/// Sends a request with extra headers and reads the whole answer.
+pub(crate) async fn send(mut request: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Reply {
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap().to_vec();
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Reply {
+        status,
+        headers,
+        body,
+        json,
+    }
+}
+
 pub(crate) async fn bind() -> (tokio::net::TcpListener, String) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -432,21 +472,21 @@ impl Harness {
         headers: &[(&str, &str)],
         body: String,
     ) -> Reply {
-        let mut request = self.http.request(method, url).body(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
+        send(self.http.request(method, url).body(body), headers).await
+    }
+
+    /// Redeems every token at once, as `CLIENT`.
+    pub(crate) async fn redeem_all(self: &Arc<Self>, tokens: Vec<String>) -> Vec<Reply> {
+        let mut set = tokio::task::JoinSet::new();
+        for token in tokens {
+            let h = self.clone();
+            set.spawn(async move { h.redeem(&token).await });
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.unwrap().to_vec();
-        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            json,
+        let mut replies = Vec::new();
+        while let Some(reply) = set.join_next().await {
+            replies.push(reply.unwrap());
         }
+        replies
     }
 
     /// Redeems `assertion` as `CLIENT` with client_secret_basic.

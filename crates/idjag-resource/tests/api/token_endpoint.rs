@@ -140,16 +140,10 @@ async fn j02_client_authentication_failures_are_invalid_client_401() {
 async fn j03_refusals_carry_one_generic_body_per_code_and_echo_nothing() {
     let h = Harness::start(Setup::default()).await;
     let tokens = [
-        h.idp.with(|c| {
-            c.insert("aud".into(), json!("https://other-as.example"));
-        }),
-        h.idp.with(|c| {
-            c.insert("exp".into(), json!(NOW - 3600));
-            c.insert("iat".into(), json!(NOW - 3900));
-        }),
-        h.idp.with(|c| {
-            c.insert("client_id".into(), json!(OTHER_CLIENT));
-        }),
+        h.idp.set(&[("aud", json!("https://other-as.example"))]),
+        h.idp
+            .set(&[("exp", json!(NOW - 3600)), ("iat", json!(NOW - 3900))]),
+        h.idp.set(&[("client_id", json!(OTHER_CLIENT))]),
         h.idp.with_header(|hd| {
             hd.insert("typ".into(), json!("JWT"));
         }),
@@ -186,11 +180,7 @@ async fn j03_refusals_carry_one_generic_body_per_code_and_echo_nothing() {
 async fn j04_tokens_expire_within_policy_and_the_id_jag_cap() {
     // Default: 5 minutes, never past the ID-JAG.
     let h = Harness::start(Setup::default()).await;
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("exp".into(), json!(NOW + 60));
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("exp", json!(NOW + 60))])).await;
     let claims = h.granted(&reply);
     assert_eq!(claims.exp.unix(), NOW + 60);
     assert_eq!(reply.json["expires_in"], 60);
@@ -203,13 +193,9 @@ async fn j04_tokens_expire_within_policy_and_the_id_jag_cap() {
         )
     }))
     .await;
-    let short = h.idp.with(|c| {
-        c.insert("exp".into(), json!(NOW + 60));
-    });
+    let short = h.idp.set(&[("exp", json!(NOW + 60))]);
     assert_eq!(h.granted(&h.redeem(&short).await).exp.unix(), NOW + 90);
-    let long = h.idp.with(|c| {
-        c.insert("exp".into(), json!(NOW + 600));
-    });
+    let long = h.idp.set(&[("exp", json!(NOW + 600))]);
     let reply = h.redeem(&long).await;
     assert_eq!(h.granted(&reply).exp.unix(), NOW + 120);
     assert_eq!(reply.json["expires_in"], 120);
@@ -356,9 +342,7 @@ async fn an_empty_code_beside_the_grant_is_omitted_go_sdk_shape() {
 #[tokio::test]
 async fn private_key_jwt_clients_redeem_their_id_jags() {
     let h = Harness::start(Setup::default()).await;
-    let token = h.idp.with(|c| {
-        c.insert("client_id".into(), json!(JWT_CLIENT));
-    });
+    let token = h.idp.set(&[("client_id", json!(JWT_CLIENT))]);
     let assertion = jwt_client_key()
         .sign_jwt(
             None,
@@ -392,9 +376,7 @@ async fn private_key_jwt_clients_redeem_their_id_jags() {
 #[tokio::test]
 async fn public_clients_redeem_only_when_explicitly_allowed() {
     let h = Harness::start(Setup::builder(|b| b.allow_public_clients())).await;
-    let token = h.idp.with(|c| {
-        c.insert("client_id".into(), json!(PUBLIC_CLIENT));
-    });
+    let token = h.idp.set(&[("client_id", json!(PUBLIC_CLIENT))]);
     let body = form(&[
         ("grant_type", wire::GRANT_TYPE_JWT_BEARER),
         ("assertion", &token),
@@ -440,17 +422,9 @@ async fn a_multi_tenant_issuer_needs_an_accepted_tenant() {
     .await;
     let reply = h.redeem(&h.idp.id_jag()).await;
     h.refused(&reply, 400, "invalid_grant", "tenant_mismatch");
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("tenant".into(), json!("globex"));
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("tenant", json!("globex"))])).await;
     h.refused(&reply, 400, "invalid_grant", "tenant_mismatch");
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("tenant".into(), json!("acme-eu"));
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("tenant", json!("acme-eu"))])).await;
     h.granted(&reply);
 }
 
@@ -464,17 +438,13 @@ async fn aud_sub_mapping_uses_the_servers_own_user_id() {
     .await;
     let reply = h.redeem(&h.idp.id_jag()).await;
     h.refused(&reply, 400, "invalid_grant", "tenant_mismatch");
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("aud_tenant".into(), json!("t-42"));
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("aud_tenant", json!("t-42"))])).await;
     h.refused(&reply, 400, "invalid_grant", "unknown_subject");
     let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("aud_tenant".into(), json!("t-42"));
-            c.insert("aud_sub".into(), json!("user-9001"));
-        }))
+        .redeem(&h.idp.set(&[
+            ("aud_tenant", json!("t-42")),
+            ("aud_sub", json!("user-9001")),
+        ]))
         .await;
     assert_eq!(h.granted(&reply).sub.as_str(), "user-9001");
 }
@@ -507,16 +477,10 @@ async fn a_subject_resolver_maps_or_refuses() {
         "acme|alice"
     );
     let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("sub".into(), json!("mallory@acme"));
-        }))
+        .redeem(&h.idp.set(&[("sub", json!("mallory@acme"))]))
         .await;
     h.refused(&reply, 400, "invalid_grant", "unknown_subject");
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("sub".into(), json!("down@acme"));
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.set(&[("sub", json!("down@acme"))])).await;
     h.refused(
         &reply,
         503,
@@ -529,9 +493,7 @@ async fn a_subject_resolver_maps_or_refuses() {
 async fn an_absent_resource_binds_to_the_default_or_is_refused() {
     // One registered resource: bound to it (SPEC §9.1 item 3; §7 item 12).
     let h = Harness::start(Setup::default()).await;
-    let token = h.idp.with(|c| {
-        c.remove("resource");
-    });
+    let token = h.idp.without("resource");
     let reply = h.redeem(&token).await;
     assert_eq!(h.granted(&reply).aud.as_str(), RESOURCE);
     assert_eq!(reply.json["resource"], RESOURCE);
@@ -540,9 +502,7 @@ async fn an_absent_resource_binds_to_the_default_or_is_refused() {
         b.when_resource_absent(AbsentResource::Refuse)
     }))
     .await;
-    let token = h.idp.with(|c| {
-        c.remove("resource");
-    });
+    let token = h.idp.without("resource");
     h.refused(
         &h.redeem(&token).await,
         400,
@@ -563,11 +523,7 @@ fn two_resources() -> Setup {
 #[tokio::test]
 async fn the_request_resource_picks_one_of_the_granted_resources() {
     let h = Harness::start(two_resources()).await;
-    let both = || {
-        h.idp.with(|c| {
-            c.insert("resource".into(), json!([RESOURCE, RESOURCE_B]));
-        })
-    };
+    let both = || h.idp.set(&[("resource", json!([RESOURCE, RESOURCE_B]))]);
     let reply = h.redeem(&both()).await;
     h.refused(&reply, 400, "invalid_target", "resource_ambiguous");
     let reply = h.redeem_with(&both(), &[("resource", RESOURCE_B)]).await;
@@ -591,9 +547,7 @@ async fn the_request_resource_picks_one_of_the_granted_resources() {
         .await;
     h.refused(&reply, 400, "invalid_target", "malformed_resource");
     // Two resources and no default: an ID-JAG without resource is refused.
-    let token = h.idp.with(|c| {
-        c.remove("resource");
-    });
+    let token = h.idp.without("resource");
     h.refused(
         &h.redeem(&token).await,
         400,
@@ -618,9 +572,7 @@ async fn scope_is_request_cap_id_jag_cap_policy() {
     assert_eq!(h.granted(&reply).scope.unwrap().to_string(), "chat.read");
     // The ID-JAG's scope beyond the policy is dropped (V30, second half).
     let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("scope".into(), json!("chat.read admin.all"));
-        }))
+        .redeem(&h.idp.set(&[("scope", json!("chat.read admin.all"))]))
         .await;
     assert_eq!(h.granted(&reply).scope.unwrap().to_string(), "chat.read");
     assert_eq!(reply.json["scope"], "chat.read");
@@ -632,11 +584,7 @@ async fn scope_is_request_cap_id_jag_cap_policy() {
     let reply = h.redeem_with(&h.idp.id_jag(), &[("scope", "a\"b")]).await;
     h.refused(&reply, 400, "invalid_scope", "malformed_scope");
     // An ID-JAG without scope grants none: the token has no scope claim.
-    let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.remove("scope");
-        }))
-        .await;
+    let reply = h.redeem(&h.idp.without("scope")).await;
     assert_eq!(h.granted(&reply).scope, None);
     assert!(reply.json.get("scope").is_none());
 }
@@ -697,10 +645,10 @@ async fn authorization_details_are_checked_and_passed_on() {
     );
     // A type the resource does not know is refused.
     let reply = h
-        .redeem(&h.idp.with(|c| {
-            c.insert("resource".into(), json!(RESOURCE_B));
-            c.insert("authorization_details".into(), json!([{"type": "payment"}]));
-        }))
+        .redeem(&h.idp.set(&[
+            ("resource", json!(RESOURCE_B)),
+            ("authorization_details", json!([{"type": "payment"}])),
+        ]))
         .await;
     h.refused(
         &reply,

@@ -483,17 +483,12 @@ async fn v16_a_kid_of_one_trusted_issuer_never_verifies_for_another() {
     }))
     .await;
     // Signed by Acme with Acme's kid, claiming to be Globex.
-    let token = h.idp.with(|c| {
-        c.insert("iss".into(), json!(GLOBEX));
-    });
+    let token = h.idp.set(&[("iss", json!(GLOBEX))]);
     h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
+    let globex_claims = h.idp.claims_with(&[("iss", json!(GLOBEX))]);
     let token = h.idp.jws(
         &json!({"alg": "ES256", "typ": wire::TYP_ID_JAG}),
-        &Value::Object({
-            let mut c = h.idp.claims();
-            c.insert("iss".into(), json!(GLOBEX));
-            c
-        }),
+        &Value::Object(globex_claims.clone()),
     );
     h.refused(
         &h.redeem(&token).await,
@@ -502,12 +497,10 @@ async fn v16_a_kid_of_one_trusted_issuer_never_verifies_for_another() {
         "bad_signature",
     );
     // Globex's own token is fine.
-    let mut claims = h.idp.claims();
-    claims.insert("iss".into(), json!(GLOBEX));
     let token = sign_with(
         &globex_key,
         json!({"alg": "ES256", "typ": wire::TYP_ID_JAG, "kid": "globex-key"}),
-        &claims,
+        &globex_claims,
     );
     h.granted(&h.redeem(&token).await);
 }
@@ -524,9 +517,7 @@ async fn v17_untrusted_and_look_alike_issuers_are_rejected() {
         "https://acme.idp.example.evil",
         "http://acme.idp.example",
     ] {
-        let token = h.idp.with(|c| {
-            c.insert("iss".into(), json!(iss));
-        });
+        let token = h.idp.set(&[("iss", json!(iss))]);
         h.refused(
             &h.redeem(&token).await,
             400,
@@ -544,9 +535,7 @@ async fn v17_untrusted_and_look_alike_issuers_are_rejected() {
 #[tokio::test]
 async fn v18_an_id_jag_issued_by_this_server_is_rejected() {
     let h = Harness::start(Setup::default()).await;
-    let token = h.idp.with(|c| {
-        c.insert("iss".into(), json!(h.base));
-    });
+    let token = h.idp.set(&[("iss", json!(h.base))]);
     h.refused(&h.redeem(&token).await, 400, "invalid_grant", "self_issued");
     // The builder refuses to trust itself (see token_endpoint.rs).
 }
@@ -649,20 +638,15 @@ async fn v22_time_claims_must_be_present_numbers_and_current() {
         }
     }
     for claim in ["exp", "iat"] {
-        let token = h.idp.with(|c| {
-            c.remove(claim);
-        });
+        let token = h.idp.without(claim);
         h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
     }
     // exp in the past beyond the 30 s leeway; nbf in the future beyond it.
-    let token = h.idp.with(|c| {
-        c.insert("iat".into(), json!(NOW - 300));
-        c.insert("exp".into(), json!(NOW - 31));
-    });
+    let token = h
+        .idp
+        .set(&[("iat", json!(NOW - 300)), ("exp", json!(NOW - 31))]);
     h.refused(&h.redeem(&token).await, 400, "invalid_grant", "expired");
-    let token = h.idp.with(|c| {
-        c.insert("nbf".into(), json!(NOW + 31));
-    });
+    let token = h.idp.set(&[("nbf", json!(NOW + 31))]);
     h.refused(
         &h.redeem(&token).await,
         400,
@@ -670,9 +654,7 @@ async fn v22_time_claims_must_be_present_numbers_and_current() {
         "not_yet_valid",
     );
     // Within the leeway, both are fine.
-    let token = h.idp.with(|c| {
-        c.insert("nbf".into(), json!(NOW + 30));
-    });
+    let token = h.idp.set(&[("nbf", json!(NOW + 30))]);
     h.granted(&h.redeem(&token).await);
 }
 
@@ -704,29 +686,25 @@ async fn v23_out_of_range_dates_future_iat_long_lifetime_and_old_iat_are_rejecte
             "bad_claim",
         );
     }
-    let token = h.idp.with(|c| {
-        c.insert("iat".into(), json!(NOW + 31));
-        c.insert("exp".into(), json!(NOW + 331));
-    });
+    let token = h
+        .idp
+        .set(&[("iat", json!(NOW + 31)), ("exp", json!(NOW + 331))]);
     h.refused(
         &h.redeem(&token).await,
         400,
         "invalid_grant",
         "issued_in_future",
     );
-    let token = h.idp.with(|c| {
-        c.insert("exp".into(), json!(NOW + 1201));
-    });
+    let token = h.idp.set(&[("exp", json!(NOW + 1201))]);
     h.refused(
         &h.redeem(&token).await,
         400,
         "invalid_grant",
         "lifetime_too_long",
     );
-    let token = h.idp.with(|c| {
-        c.insert("iat".into(), json!(NOW - 700));
-        c.insert("exp".into(), json!(NOW + 100));
-    });
+    let token = h
+        .idp
+        .set(&[("iat", json!(NOW - 700)), ("exp", json!(NOW + 100))]);
     h.refused(&h.redeem(&token).await, 400, "invalid_grant", "too_old");
     // A fractional exp is floored to the second (RFC 7519 allows fractions).
     let reply = h.redeem(&raw(&format!("{}.75", NOW + 200))).await;
@@ -869,17 +847,18 @@ async fn v29_unicode_variants_of_trusted_strings_are_different_strings() {
         ))
     }))
     .await;
+    let cafe_token = |iss: &str| {
+        sign_with(
+            &cafe_key,
+            json!({"alg": "ES256", "typ": wire::TYP_ID_JAG, "kid": "cafe"}),
+            &h.idp.claims_with(&[("iss", json!(iss))]),
+        )
+    };
     for iss in [
         "https://cafe\u{301}.idp.example",
         "https://\u{ff41}cme.idp.example",
     ] {
-        let mut claims = h.idp.claims();
-        claims.insert("iss".into(), json!(iss));
-        let token = sign_with(
-            &cafe_key,
-            json!({"alg": "ES256", "typ": wire::TYP_ID_JAG, "kid": "cafe"}),
-            &claims,
-        );
+        let token = cafe_token(iss);
         h.refused(
             &h.redeem(&token).await,
             400,
@@ -895,9 +874,7 @@ async fn v29_unicode_variants_of_trusted_strings_are_different_strings() {
             other => other,
         })
         .collect();
-    let token = h.idp.with(|c| {
-        c.insert("aud".into(), json!(full_width));
-    });
+    let token = h.idp.set(&[("aud", json!(full_width))]);
     h.refused(
         &h.redeem(&token).await,
         400,
@@ -905,14 +882,7 @@ async fn v29_unicode_variants_of_trusted_strings_are_different_strings() {
         "wrong_audience",
     );
     // The NFC form as configured works.
-    let mut claims = h.idp.claims();
-    claims.insert("iss".into(), json!(nfc));
-    let token = sign_with(
-        &cafe_key,
-        json!({"alg": "ES256", "typ": wire::TYP_ID_JAG, "kid": "cafe"}),
-        &claims,
-    );
-    h.granted(&h.redeem(&token).await);
+    h.granted(&h.redeem(&cafe_token(nfc)).await);
 }
 
 #[tokio::test]
@@ -926,14 +896,10 @@ async fn v30_scope_must_be_a_valid_string_and_is_narrowed_to_policy() {
         json!("chat.read  chat.history"),
         json!(42),
     ] {
-        let token = h.idp.with(|c| {
-            c.insert("scope".into(), scope);
-        });
+        let token = h.idp.set(&[("scope", json!(scope))]);
         h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
     }
-    let token = h.idp.with(|c| {
-        c.insert("scope".into(), json!("chat.read chat.write admin"));
-    });
+    let token = h.idp.set(&[("scope", json!("chat.read chat.write admin"))]);
     let reply = h.redeem(&token).await;
     assert_eq!(reply.json["scope"], "chat.read chat.write");
     h.granted(&reply);
@@ -949,9 +915,7 @@ async fn v31_resources_must_be_absolute_without_fragment_and_all_registered() {
         json!([]),
         json!(42),
     ] {
-        let token = h.idp.with(|c| {
-            c.insert("resource".into(), resource);
-        });
+        let token = h.idp.set(&[("resource", json!(resource))]);
         h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
     }
     for resource in [
@@ -959,9 +923,7 @@ async fn v31_resources_must_be_absolute_without_fragment_and_all_registered() {
         json!([RESOURCE, "https://evil.example/mcp"]),
         json!("https://mcp.chat.example/mcp/"),
     ] {
-        let token = h.idp.with(|c| {
-            c.insert("resource".into(), resource);
-        });
+        let token = h.idp.set(&[("resource", json!(resource))]);
         h.refused(
             &h.redeem(&token).await,
             400,
@@ -969,21 +931,15 @@ async fn v31_resources_must_be_absolute_without_fragment_and_all_registered() {
             "resource_not_registered",
         );
     }
-    let token = h.idp.with(|c| {
-        c.insert("resource".into(), json!([RESOURCE]));
-    });
+    let token = h.idp.set(&[("resource", json!([RESOURCE]))]);
     h.granted(&h.redeem(&token).await);
 }
 
 #[tokio::test]
 async fn v32_sender_constrained_grants_are_refused_without_dpop_support() {
     let h = Harness::start(Setup::default()).await;
-    let token = h.idp.with(|c| {
-        c.insert(
-            "cnf".into(),
-            json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}),
-        );
-    });
+    let jkt = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    let token = h.idp.set(&[("cnf", jkt)]);
     h.refused(
         &h.redeem(&token).await,
         400,
@@ -1008,12 +964,8 @@ async fn v32_sender_constrained_grants_are_refused_without_dpop_support() {
         "invalid_grant",
         "cnf_unsupported",
     );
-    let mtls = h.idp.with(|c| {
-        c.insert(
-            "cnf".into(),
-            json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
-        );
-    });
+    let x5t = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
+    let mtls = h.idp.set(&[("cnf", x5t)]);
     h.refused(
         &h.redeem(&mtls).await,
         400,
@@ -1033,10 +985,9 @@ async fn v32_sender_constrained_grants_are_refused_without_dpop_support() {
 #[tokio::test]
 async fn v33_an_expired_token_with_a_bad_signature_reports_the_signature() {
     let h = Harness::start(Setup::default()).await;
-    let token = h.idp.with(|c| {
-        c.insert("iat".into(), json!(NOW - 3000));
-        c.insert("exp".into(), json!(NOW - 2900));
-    });
+    let token = h
+        .idp
+        .set(&[("iat", json!(NOW - 3000)), ("exp", json!(NOW - 2900))]);
     let mut signature = signature_of(&token);
     signature[5] ^= 1;
     let forged = replace_signature(&token, &signature);
