@@ -28,38 +28,50 @@ use crate::error::GrantError;
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "idjag::audit";
 
-/// What is known about a request when its decision is taken.
+/// What is known about a request when its decision is taken. Values are verified ones;
+/// they are hashed only when an event is actually recorded.
 #[derive(Debug, Default)]
 pub(crate) struct AuditRecord {
     pub(crate) issuer: Option<String>,
     pub(crate) client_id: Option<String>,
-    pub(crate) subject: Option<String>,
-    pub(crate) jti_sha256: Option<String>,
+    pub(crate) subject: Option<(String, AuditSubjects)>,
+    pub(crate) jti: Option<String>,
     pub(crate) kid: Option<String>,
     pub(crate) resource: Option<String>,
     pub(crate) scope: Option<String>,
 }
 
 pub(crate) fn sha256_hex(value: &str) -> String {
-    use std::fmt::Write as _;
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut out, b| {
-            let _ = write!(out, "{b:02x}");
-            out
-        })
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(value.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 impl AuditRecord {
-    pub(crate) fn set_subject(&mut self, subject: &str, mode: AuditSubjects) {
-        self.subject = Some(match mode {
-            AuditSubjects::Plain => subject.to_owned(),
-            _ => sha256_hex(subject),
-        });
-    }
-
     /// Emits the one event of this decision.
     pub(crate) fn emit(&self, server: &str, outcome: Result<(), &GrantError>) {
+        let level = if outcome.is_ok() {
+            Level::INFO
+        } else {
+            Level::WARN
+        };
+        let enabled = match level {
+            Level::INFO => tracing::enabled!(target: AUDIT_TARGET, Level::INFO),
+            _ => tracing::enabled!(target: AUDIT_TARGET, Level::WARN),
+        };
+        if !enabled {
+            return;
+        }
+        let subject = self.subject.as_ref().map(|(subject, mode)| match mode {
+            AuditSubjects::Plain => subject.clone(),
+            _ => sha256_hex(subject),
+        });
+        let jti_sha256 = self.jti.as_deref().map(sha256_hex);
         macro_rules! event {
             ($level:expr, $decision:expr, $reason:expr) => {
                 tracing::event!(
@@ -70,8 +82,8 @@ impl AuditRecord {
                     reason = $reason,
                     iss = self.issuer.as_deref(),
                     client_id = self.client_id.as_deref(),
-                    sub = self.subject.as_deref(),
-                    jti_sha256 = self.jti_sha256.as_deref(),
+                    sub = subject.as_deref(),
+                    jti_sha256 = jti_sha256.as_deref(),
                     kid = self.kid.as_deref(),
                     resource = self.resource.as_deref(),
                     scope = self.scope.as_deref(),

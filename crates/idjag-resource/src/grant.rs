@@ -10,7 +10,7 @@ use idjag_core::{
 };
 use serde_json::Value;
 
-use crate::audit::{AuditRecord, sha256_hex};
+use crate::audit::AuditRecord;
 use crate::config::{
     AbsentResource, RegisteredResource, ReplayPolicy, ResolveError, SubjectMapping, TrustedIssuer,
 };
@@ -103,7 +103,7 @@ impl Inner {
         };
         let claims = verified.claims();
         audit.issuer = Some(claims.iss.as_str().to_owned());
-        audit.jti_sha256 = Some(sha256_hex(claims.jti.as_str()));
+        audit.jti = Some(claims.jti.as_str().to_owned());
         audit.kid = verified.kid().map(|k| k.as_str().to_owned());
         let trusted = self
             .trusted
@@ -125,7 +125,7 @@ impl Inner {
         // Row 13: tenant and subject.
         check_tenant(trusted, claims)?;
         let subject = resolve_subject(trusted, claims).await?;
-        audit.set_subject(subject.as_str(), self.audit_subjects);
+        audit.subject = Some((subject.as_str().to_owned(), self.audit_subjects));
         // Rows 15 to 17: resource, scope, authorization details.
         let resource = self.grant_resource(claims, requested.resource.as_ref())?;
         audit.resource = Some(resource.resource.as_str().to_owned());
