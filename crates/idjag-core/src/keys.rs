@@ -43,7 +43,7 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Imports a public JWK under the key policy (see [`crate::jwk`]) with the default backend.
+    /// Imports a public JWK under the key policy (the `jwk` module) with the default backend.
     ///
     /// ```
     /// use idjag_core::{Algorithm, SigningKey, VerifyingKey};
