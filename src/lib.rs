@@ -8,7 +8,7 @@
 //! | feature    | crate            | for                                      |
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
-//! | `resource` | [`resource`]     | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
+//! | `resource` | `resource`       | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
 //!
 //! ```
 //! use idjag::core::wire;
