@@ -88,7 +88,11 @@
 //! `authorization_details`; `cnf`; self-issued grants. Then it signs the access token and,
 //! last, records the redemption in the replay store: the only write of the whole request, so
 //! a refused or abandoned request leaves no state behind (J06). A replayed ID-JAG that also
-//! fails a later check is reported with that check's reason.
+//! fails a later check is reported with that check's reason, and the token signed for a
+//! request that then loses the replay race is discarded, never sent. One exception to "no
+//! state": a `private_key_jwt` client assertion is spent by client authentication even when
+//! the grant is refused afterwards (client assertions are single-use; clients sign one per
+//! request).
 //!
 //! Every refusal is an RFC 6749 §5.2 JSON error with a generic `error_description` per code
 //! ([`GrantError`] maps each reason to its code), `Cache-Control: no-store`, and a

@@ -215,6 +215,7 @@ impl ProtectedResource {
         let reject = |kind| BearerRejection {
             kind,
             resource_metadata: self.metadata_url.clone(),
+            scope: None,
         };
         let token = bearer_token(headers).map_err(|e| {
             reject(match e {
@@ -234,12 +235,16 @@ impl ProtectedResource {
     }
 
     /// Verifies the request's bearer token and that it carries every scope of `required`.
+    /// A 401 then names `required` in its challenge's `scope` (MCP 2025-11-25; SPEC MD-10).
     pub async fn authorize_scopes(
         &self,
         headers: &HeaderMap,
         required: &ScopeSet,
     ) -> Result<Principal, BearerRejection> {
-        let principal = self.authorize(headers).await?;
+        let principal = self
+            .authorize(headers)
+            .await
+            .map_err(|rejection| rejection.with_scope_hint(required))?;
         principal.require_scopes(required)?;
         Ok(principal)
     }
@@ -354,6 +359,7 @@ pub enum BearerRejectionKind {
 pub struct BearerRejection {
     kind: BearerRejectionKind,
     resource_metadata: Arc<str>,
+    scope: Option<ScopeSet>,
 }
 
 impl std::fmt::Display for BearerRejection {
@@ -374,6 +380,7 @@ impl From<InsufficientScope> for BearerRejection {
                 required: e.required,
             },
             resource_metadata: e.resource_metadata,
+            scope: None,
         }
     }
 }
@@ -414,10 +421,21 @@ impl BearerRejection {
         if let Some(code) = self.oauth_error() {
             challenge = challenge.with_error(code);
         }
-        if let BearerRejectionKind::InsufficientScope { required } = &self.kind {
-            challenge = challenge.with_scope(required.clone());
+        match (&self.kind, &self.scope) {
+            (BearerRejectionKind::InsufficientScope { required }, _) | (_, Some(required)) => {
+                challenge = challenge.with_scope(required.clone());
+            }
+            _ => {}
         }
         challenge
+    }
+
+    /// Names the scopes the request needs in the challenge (`scope`), when there are any.
+    pub fn with_scope_hint(mut self, scope: &ScopeSet) -> Self {
+        if !scope.is_empty() {
+            self.scope = Some(scope.clone());
+        }
+        self
     }
 
     /// The HTTP answer: the status, the challenge and, when there is an error code, a JSON

@@ -265,6 +265,16 @@ async fn g16_a_route_scope_missing_from_the_token_is_403_insufficient_scope() {
         )
         .await;
     assert_eq!(reply.status, 200);
+    // Without a token, the route's scope is named in the 401 challenge (MCP 2025-11-25).
+    let reply = mcp.get("/mcp/admin", &[]).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.header("www-authenticate").unwrap(),
+        format!(
+            "Bearer scope=\"chat.write\", resource_metadata=\"{}\"",
+            mcp.metadata_url()
+        )
+    );
 }
 
 #[tokio::test]
