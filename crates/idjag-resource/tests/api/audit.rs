@@ -53,7 +53,7 @@ async fn a_granted_decision_is_one_event_with_the_listed_fields() {
 #[tokio::test]
 async fn subjects_can_be_logged_plain_when_configured() {
     let h = Harness::start(Setup::builder(|b| b.audit_subjects(AuditSubjects::Plain))).await;
-    h.granted(&h.redeem(&h.idp.id_jag()).await);
+    h.grants(&h.idp.id_jag()).await;
     assert_eq!(h.audit().pop().unwrap().fields["sub"], "alice@acme");
 }
 
@@ -170,7 +170,7 @@ async fn j06_a_request_dropped_mid_way_leaves_no_state_in_process() {
     assert!(h.audit().is_empty(), "no decision was taken");
     // The ID-JAG was not consumed: the next request redeems it.
     gate.add_permits(1000);
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 /// Writes a token request on a raw connection and returns the connection.
@@ -207,7 +207,7 @@ async fn j06_a_client_disconnecting_mid_request_leaves_no_state() {
     );
     assert_eq!(h.signatures.load(Ordering::SeqCst), 0);
     assert!(h.audit().is_empty());
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 
     // A client that stays gets its answer.
     let mut stream = send_raw(&h, &h.idp.id_jag(), "Connection: close\r\n").await;

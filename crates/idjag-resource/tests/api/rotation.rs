@@ -159,12 +159,8 @@ async fn k03_an_idp_outage_within_the_stale_window_rejects_no_valid_token() {
     // Past max age + stale window (70 min after the last good fetch): fail closed.
     h.clock.set_unix(NOW + 71 * 60);
     h.sync_audit();
-    h.refused(
-        &h.redeem(&fresh(&h, &signer)).await,
-        400,
-        "invalid_grant",
-        "keys_unavailable",
-    );
+    h.invalid_grant(&fresh(&h, &signer), "keys_unavailable")
+        .await;
 
     // The IdP comes back: the next attempt after the cooldown recovers.
     jwks.publish(&[&signer]);
@@ -228,18 +224,13 @@ async fn discovered(metadata_issuer: Option<&str>) -> (Harness, Idp, Arc<AtomicU
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_is_trusted_through_its_metadata_and_jwks() {
     let (h, idp, hits) = discovered(None).await;
-    h.granted(&h.redeem(&idp.id_jag()).await);
+    h.grants(&idp.id_jag()).await;
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k06_metadata_naming_another_issuer_is_never_followed() {
     let (h, idp, hits) = discovered(Some("https://evil.example")).await;
-    h.refused(
-        &h.redeem(&idp.id_jag()).await,
-        400,
-        "invalid_grant",
-        "keys_unavailable",
-    );
+    h.invalid_grant(&idp.id_jag(), "keys_unavailable").await;
     assert_eq!(hits.load(Ordering::SeqCst), 0, "jwks_uri never fetched");
 }

@@ -601,6 +601,18 @@ impl Harness {
         *committed = now;
     }
 
+    /// Redeems `token` and asserts an `invalid_grant` refusal for `reason`.
+    pub(crate) async fn invalid_grant(&self, token: &str, reason: &str) {
+        let reply = self.redeem(token).await;
+        self.refused(&reply, 400, "invalid_grant", reason);
+    }
+
+    /// Redeems `token` and asserts a success.
+    pub(crate) async fn grants(&self, token: &str) -> AccessTokenClaims {
+        let reply = self.redeem(token).await;
+        self.granted(&reply)
+    }
+
     /// Decodes an access token with this server's keys (any audience it serves).
     pub(crate) fn decode(&self, token: &str) -> AccessTokenClaims {
         let validator = AccessTokenValidator::new(

@@ -205,12 +205,7 @@ async fn j04_tokens_expire_within_policy_and_the_id_jag_cap() {
     let h = Harness::start(Setup::default()).await;
     let token = h.idp.id_jag();
     h.clock.set_unix(NOW + 310);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "grant_expiring",
-    );
+    h.invalid_grant(&token, "grant_expiring").await;
 }
 
 #[tokio::test]
@@ -503,12 +498,7 @@ async fn an_absent_resource_binds_to_the_default_or_is_refused() {
     }))
     .await;
     let token = h.idp.without("resource");
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "resource_absent",
-    );
+    h.invalid_grant(&token, "resource_absent").await;
 }
 
 fn two_resources() -> Setup {
@@ -548,12 +538,7 @@ async fn the_request_resource_picks_one_of_the_granted_resources() {
     h.refused(&reply, 400, "invalid_target", "malformed_resource");
     // Two resources and no default: an ID-JAG without resource is refused.
     let token = h.idp.without("resource");
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "resource_absent",
-    );
+    h.invalid_grant(&token, "resource_absent").await;
 }
 
 #[tokio::test]

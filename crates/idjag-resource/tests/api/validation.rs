@@ -31,15 +31,10 @@ async fn v01_alg_none_in_any_case_with_an_empty_signature_is_rejected() {
             b64(header.to_string()),
             b64(Value::Object(h.idp.claims()).to_string())
         );
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+        h.invalid_grant(&token, "malformed").await;
         // With a signature segment, `none` is still not an algorithm.
         let token = format!("{token}AAAA");
-        h.refused(
-            &h.redeem(&token).await,
-            400,
-            "invalid_grant",
-            "unsupported_alg",
-        );
+        h.invalid_grant(&token, "unsupported_alg").await;
     }
 }
 
@@ -48,13 +43,8 @@ async fn v02_empty_signature_or_two_segments_is_rejected() {
     let h = Harness::start(Setup::default()).await;
     let valid = h.idp.id_jag();
     let (input, _) = valid.rsplit_once('.').unwrap();
-    h.refused(
-        &h.redeem(&format!("{input}.")).await,
-        400,
-        "invalid_grant",
-        "malformed",
-    );
-    h.refused(&h.redeem(input).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&format!("{input}."), "malformed").await;
+    h.invalid_grant(input, "malformed").await;
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -87,12 +77,7 @@ async fn v03_hs256_keyed_with_the_issuers_public_key_is_rejected() {
             b64(Value::Object(h.idp.claims()).to_string())
         );
         let token = format!("{input}.{}", b64(hmac_sha256(&key, input.as_bytes())));
-        h.refused(
-            &h.redeem(&token).await,
-            400,
-            "invalid_grant",
-            "unsupported_alg",
-        );
+        h.invalid_grant(&token, "unsupported_alg").await;
     }
 }
 
@@ -150,59 +135,42 @@ fn sign_with(key: &SigningKey, header: Value, claims: &serde_json::Map<String, V
     format!("{input}.{}", b64(key.sign(input.as_bytes()).unwrap()))
 }
 
+/// Signs the default claims with `key` under a header naming `alg` and `kid`.
+fn signed_as(h: &Harness, key: &SigningKey, alg: &str, kid: &str) -> String {
+    let header = json!({"alg": alg, "typ": wire::TYP_ID_JAG, "kid": kid});
+    sign_with(key, header, &h.idp.claims())
+}
+
 #[tokio::test]
 async fn v04_rs256_with_an_ec_kid_and_es256_with_an_rsa_kid_are_rejected() {
     let (h, keys) = mixed_harness().await;
-    let typ = wire::TYP_ID_JAG;
-    let token = sign_with(
-        &keys.rsa,
-        json!({"alg": "RS256", "typ": typ, "kid": "idp-key-1"}),
-        &h.idp.claims(),
-    );
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
-    let token = sign_with(
-        &h.idp.key,
-        json!({"alg": "ES256", "typ": typ, "kid": "idp-rsa"}),
-        &h.idp.claims(),
-    );
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
+    for (key, alg, kid) in [
+        (&keys.rsa, "RS256", "idp-key-1"),
+        (&h.idp.key, "ES256", "idp-rsa"),
+    ] {
+        let reply = h.redeem(&signed_as(&h, key, alg, kid)).await;
+        h.refused(&reply, 400, "invalid_grant", "unknown_key");
+    }
     // The RSA key under its own algorithm works: the set is fine, the pairing was not.
-    let token = sign_with(
-        &keys.rsa,
-        json!({"alg": "RS256", "typ": typ, "kid": "idp-rsa"}),
-        &h.idp.claims(),
+    h.granted(
+        &h.redeem(&signed_as(&h, &keys.rsa, "RS256", "idp-rsa"))
+            .await,
     );
-    h.granted(&h.redeem(&token).await);
 }
 
 #[tokio::test]
 async fn v05_es256_with_a_p384_key_and_es384_with_a_p256_key_are_rejected() {
     let (h, keys) = mixed_harness().await;
-    let typ = wire::TYP_ID_JAG;
-    let token = sign_with(
-        &keys.p384,
-        json!({"alg": "ES256", "typ": typ, "kid": "idp-p384"}),
-        &h.idp.claims(),
-    );
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
-    let token = sign_with(
-        &h.idp.key,
-        json!({"alg": "ES384", "typ": typ, "kid": "idp-key-1"}),
-        &h.idp.claims(),
-    );
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
-    // A P-384 signature under the P-256 key's header: the wrong length fails as a bad signature.
-    let token = sign_with(
-        &keys.p384,
-        json!({"alg": "ES256", "typ": typ, "kid": "idp-key-1"}),
-        &h.idp.claims(),
-    );
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "bad_signature",
-    );
+    let cases = [
+        (&keys.p384, "ES256", "idp-p384", "unknown_key"),
+        (&h.idp.key, "ES384", "idp-key-1", "unknown_key"),
+        // A P-384 signature under the P-256 key: the wrong length fails as a bad signature.
+        (&keys.p384, "ES256", "idp-key-1", "bad_signature"),
+    ];
+    for (key, alg, kid, reason) in cases {
+        let reply = h.redeem(&signed_as(&h, key, alg, kid)).await;
+        h.refused(&reply, 400, "invalid_grant", reason);
+    }
 }
 
 fn der_integer(bytes: &[u8]) -> Vec<u8> {
@@ -229,15 +197,10 @@ async fn v06_der_encoded_and_wrong_length_es256_signatures_fail_as_bad_signature
     long.push(0);
     for signature in [der, raw[..63].to_vec(), long] {
         let forged = replace_signature(&token, &signature);
-        h.refused(
-            &h.redeem(&forged).await,
-            400,
-            "invalid_grant",
-            "bad_signature",
-        );
+        h.invalid_grant(&forged, "bad_signature").await;
     }
     // The untouched token is fine.
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 #[tokio::test]
@@ -254,12 +217,7 @@ async fn v07_psychic_signatures_with_special_r_and_s_are_rejected() {
         for s in &values {
             let signature = [r.as_slice(), s.as_slice()].concat();
             let forged = replace_signature(&token, &signature);
-            h.refused(
-                &h.redeem(&forged).await,
-                400,
-                "invalid_grant",
-                "bad_signature",
-            );
+            h.invalid_grant(&forged, "bad_signature").await;
         }
     }
 }
@@ -293,7 +251,7 @@ async fn v09_wrong_typ_values_are_rejected_and_media_type_forms_accepted() {
         h.refused(&reply, 400, "invalid_grant", "bad_header");
     }
     for typ in ["application/oauth-id-jag+jwt", "OAUTH-ID-JAG+JWT"] {
-        h.granted(&h.redeem(&with_typ(Some(json!(typ)))).await);
+        h.grants(&with_typ(Some(json!(typ)))).await;
     }
 }
 
@@ -304,7 +262,7 @@ async fn v10_any_crit_header_is_rejected() {
         let token = h.idp.with_header(|hd| {
             hd.insert("crit".into(), crit);
         });
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_header");
+        h.invalid_grant(&token, "bad_header").await;
     }
 }
 
@@ -320,7 +278,7 @@ async fn v11_cty_b64_and_zip_headers_are_rejected() {
         let token = h.idp.with_header(|hd| {
             hd.insert(member.into(), value);
         });
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_header");
+        h.invalid_grant(&token, "bad_header").await;
     }
 }
 
@@ -337,17 +295,12 @@ async fn v12_jwe_and_json_serialisation_are_rejected() {
         b64(h.idp.id_jag()),
         b64([2u8; 16])
     );
-    h.refused(&h.redeem(&jwe).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&jwe, "malformed").await;
     let token = h.idp.id_jag();
     let parts: Vec<&str> = token.split('.').collect();
     let json_serialisation =
         json!({"payload": parts[1], "protected": parts[0], "signature": parts[2]}).to_string();
-    h.refused(
-        &h.redeem(&json_serialisation).await,
-        400,
-        "invalid_grant",
-        "malformed",
-    );
+    h.invalid_grant(&json_serialisation, "malformed").await;
 }
 
 /// A loopback server that counts every request it gets.
@@ -410,7 +363,7 @@ async fn v13_embedded_jwk_jku_x5u_and_x5c_are_never_used_or_fetched() {
             header["kid"] = json!(kid);
         }
         let token = sign_with(&attacker, header, &h.idp.claims());
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", reason);
+        h.invalid_grant(&token, reason).await;
     }
     assert_eq!(hits.load(Ordering::SeqCst), 0, "no outbound call");
 }
@@ -430,7 +383,7 @@ async fn v14_hostile_kids_are_rejected_without_harm() {
         let token = h.idp.with_header(|hd| {
             hd.insert("kid".into(), kid);
         });
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", reason);
+        h.invalid_grant(&token, reason).await;
     }
 }
 
@@ -440,7 +393,7 @@ async fn v15_no_kid_picks_the_only_key_and_refuses_an_ambiguous_set() {
     let token = h.idp.with_header(|hd| {
         hd.remove("kid");
     });
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 
     let second = SigningKey::generate(Algorithm::Es256)
         .unwrap()
@@ -463,8 +416,8 @@ async fn v15_no_kid_picks_the_only_key_and_refuses_an_ambiguous_set() {
     let token = h.idp.with_header(|hd| {
         hd.remove("kid");
     });
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
-    h.granted(&h.redeem(&h.idp.id_jag()).await);
+    h.invalid_grant(&token, "unknown_key").await;
+    h.grants(&h.idp.id_jag()).await;
 }
 
 const GLOBEX: &str = "https://globex.idp.example";
@@ -484,25 +437,20 @@ async fn v16_a_kid_of_one_trusted_issuer_never_verifies_for_another() {
     .await;
     // Signed by Acme with Acme's kid, claiming to be Globex.
     let token = h.idp.set(&[("iss", json!(GLOBEX))]);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "unknown_key");
+    h.invalid_grant(&token, "unknown_key").await;
     let globex_claims = h.idp.claims_with(&[("iss", json!(GLOBEX))]);
     let token = h.idp.jws(
         &json!({"alg": "ES256", "typ": wire::TYP_ID_JAG}),
         &Value::Object(globex_claims.clone()),
     );
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "bad_signature",
-    );
+    h.invalid_grant(&token, "bad_signature").await;
     // Globex's own token is fine.
     let token = sign_with(
         &globex_key,
         json!({"alg": "ES256", "typ": wire::TYP_ID_JAG, "kid": "globex-key"}),
         &globex_claims,
     );
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 #[tokio::test]
@@ -518,12 +466,7 @@ async fn v17_untrusted_and_look_alike_issuers_are_rejected() {
         "http://acme.idp.example",
     ] {
         let token = h.idp.set(&[("iss", json!(iss))]);
-        h.refused(
-            &h.redeem(&token).await,
-            400,
-            "invalid_grant",
-            "untrusted_issuer",
-        );
+        h.invalid_grant(&token, "untrusted_issuer").await;
         let event = h.audit().pop().unwrap();
         assert!(
             !event.fields.contains_key("iss"),
@@ -536,7 +479,7 @@ async fn v17_untrusted_and_look_alike_issuers_are_rejected() {
 async fn v18_an_id_jag_issued_by_this_server_is_rejected() {
     let h = Harness::start(Setup::default()).await;
     let token = h.idp.set(&[("iss", json!(h.base))]);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "self_issued");
+    h.invalid_grant(&token, "self_issued").await;
     // The builder refuses to trust itself (see token_endpoint.rs).
 }
 
@@ -553,8 +496,8 @@ async fn v19_aud_must_be_exactly_our_issuer_as_a_string_or_one_element_array() {
             }
         })
     };
-    h.granted(&h.redeem(&with_aud(Some(json!(h.base)))).await);
-    h.granted(&h.redeem(&with_aud(Some(json!([h.base])))).await);
+    h.grants(&with_aud(Some(json!(h.base)))).await;
+    h.grants(&with_aud(Some(json!([h.base])))).await;
     let other = "https://other-as.example";
     for (aud, reason) in [
         (Some(json!([h.base, other])), "bad_claim"),
@@ -589,7 +532,7 @@ async fn v20_client_id_must_equal_the_authenticated_client() {
                 c.remove("client_id");
             }
         });
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", reason);
+        h.invalid_grant(&token, reason).await;
     }
 }
 
@@ -612,7 +555,7 @@ async fn v21_sub_and_jti_must_be_non_empty_strings() {
                 c.remove(claim);
             }
         });
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
+        h.invalid_grant(&token, "bad_claim").await;
     }
 }
 
@@ -634,28 +577,23 @@ async fn v22_time_claims_must_be_present_numbers_and_current() {
             let token = h.idp.with(|c| {
                 c.insert(claim.into(), value.clone());
             });
-            h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
+            h.invalid_grant(&token, "bad_claim").await;
         }
     }
     for claim in ["exp", "iat"] {
         let token = h.idp.without(claim);
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
+        h.invalid_grant(&token, "bad_claim").await;
     }
     // exp in the past beyond the 30 s leeway; nbf in the future beyond it.
     let token = h
         .idp
         .set(&[("iat", json!(NOW - 300)), ("exp", json!(NOW - 31))]);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "expired");
+    h.invalid_grant(&token, "expired").await;
     let token = h.idp.set(&[("nbf", json!(NOW + 31))]);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "not_yet_valid",
-    );
+    h.invalid_grant(&token, "not_yet_valid").await;
     // Within the leeway, both are fine.
     let token = h.idp.set(&[("nbf", json!(NOW + 30))]);
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 #[tokio::test]
@@ -672,40 +610,20 @@ async fn v23_out_of_range_dates_future_iat_long_lifetime_and_old_iat_are_rejecte
         h.idp
             .jws_raw(h.idp.header().to_string().as_bytes(), json.as_bytes())
     };
-    h.refused(
-        &h.redeem(&raw("1e400")).await,
-        400,
-        "invalid_grant",
-        "malformed",
-    );
+    h.invalid_grant(&raw("1e400"), "malformed").await;
     for exp in ["-1", "9223372036854775808", "9007199254740992"] {
-        h.refused(
-            &h.redeem(&raw(exp)).await,
-            400,
-            "invalid_grant",
-            "bad_claim",
-        );
+        h.invalid_grant(&raw(exp), "bad_claim").await;
     }
     let token = h
         .idp
         .set(&[("iat", json!(NOW + 31)), ("exp", json!(NOW + 331))]);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "issued_in_future",
-    );
+    h.invalid_grant(&token, "issued_in_future").await;
     let token = h.idp.set(&[("exp", json!(NOW + 1201))]);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "lifetime_too_long",
-    );
+    h.invalid_grant(&token, "lifetime_too_long").await;
     let token = h
         .idp
         .set(&[("iat", json!(NOW - 700)), ("exp", json!(NOW + 100))]);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "too_old");
+    h.invalid_grant(&token, "too_old").await;
     // A fractional exp is floored to the second (RFC 7519 allows fractions).
     let reply = h.redeem(&raw(&format!("{}.75", NOW + 200))).await;
     assert_eq!(h.granted(&reply).exp.unix(), NOW + 200);
@@ -717,12 +635,12 @@ async fn v24_duplicate_json_members_are_rejected() {
     let claims = Value::Object(h.idp.claims()).to_string();
     let header = br#"{"alg":"ES256","alg":"none","typ":"oauth-id-jag+jwt","kid":"idp-key-1"}"#;
     let token = h.idp.jws_raw(header, claims.as_bytes());
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&token, "malformed").await;
     let payload = format!("{{\"aud\":\"evil\",{}", &claims[1..]);
     let token = h
         .idp
         .jws_raw(h.idp.header().to_string().as_bytes(), payload.as_bytes());
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&token, "malformed").await;
 }
 
 #[tokio::test]
@@ -734,10 +652,10 @@ async fn v25_invalid_utf8_and_lone_surrogates_are_rejected() {
     let at = bad_utf8.iter().position(|b| *b == b'a').unwrap();
     bad_utf8[at] = 0xff;
     let token = h.idp.jws_raw(header.as_bytes(), &bad_utf8);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&token, "malformed").await;
     let surrogate = claims.replace("alice@acme", "alice\\ud800");
     let token = h.idp.jws_raw(header.as_bytes(), surrogate.as_bytes());
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&token, "malformed").await;
 }
 
 fn b64_value(c: u8) -> u8 {
@@ -768,14 +686,14 @@ async fn v26_base64url_must_be_strict_but_header_whitespace_is_fine() {
         format!("{input}.{}{noisy}", &signature[..85]),
         format!("{}=.{}", input.replacen('.', "=.", 0), signature),
     ] {
-        h.refused(&h.redeem(&forged).await, 400, "invalid_grant", "malformed");
+        h.invalid_grant(&forged, "malformed").await;
     }
     let spaced = br#"{ "alg" : "ES256" ,
         "typ" : "oauth-id-jag+jwt" , "kid" : "idp-key-1" }"#;
     let token = h
         .idp
         .jws_raw(spaced, Value::Object(h.idp.claims()).to_string().as_bytes());
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 #[tokio::test]
@@ -785,7 +703,7 @@ async fn v27_payloads_that_are_not_objects_are_rejected() {
         let token = h
             .idp
             .jws_raw(h.idp.header().to_string().as_bytes(), payload.as_bytes());
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+        h.invalid_grant(&token, "malformed").await;
     }
 }
 
@@ -797,14 +715,9 @@ async fn v28_huge_tokens_and_deep_nesting_fail_fast() {
     }))
     .await;
     let megabyte = format!("{}.{}.{}", "a".repeat(500_000), "b".repeat(500_000), "c");
-    h.refused(
-        &h.redeem(&megabyte).await,
-        400,
-        "invalid_grant",
-        "too_large",
-    );
+    h.invalid_grant(&megabyte, "too_large").await;
     let dots = ".".repeat(100_000);
-    h.refused(&h.redeem(&dots).await, 400, "invalid_grant", "too_large");
+    h.invalid_grant(&dots, "too_large").await;
     let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let mut claims = Value::Object(h.idp.claims()).to_string();
     claims.pop();
@@ -813,24 +726,16 @@ async fn v28_huge_tokens_and_deep_nesting_fail_fast() {
         .idp
         .jws_raw(h.idp.header().to_string().as_bytes(), claims.as_bytes());
     assert!(token.len() < 64 * 1024);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "malformed");
+    h.invalid_grant(&token, "malformed").await;
 
     // With the default limits a megabyte never reaches the parser: the body limit answers.
     let h = Harness::start(Setup::default()).await;
-    h.refused(
-        &h.redeem(&megabyte).await,
-        413,
-        "invalid_request",
-        "body_too_large",
-    );
-    h.refused(
-        &h.redeem(&dots).await,
-        413,
-        "invalid_request",
-        "body_too_large",
-    );
+    for huge in [&megabyte, &dots] {
+        let reply = h.redeem(huge).await;
+        h.refused(&reply, 413, "invalid_request", "body_too_large");
+    }
     let token = format!("{}.{}.{}", "a".repeat(10_000), "b".repeat(10_000), "c");
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "too_large");
+    h.invalid_grant(&token, "too_large").await;
 }
 
 #[tokio::test]
@@ -859,12 +764,7 @@ async fn v29_unicode_variants_of_trusted_strings_are_different_strings() {
         "https://\u{ff41}cme.idp.example",
     ] {
         let token = cafe_token(iss);
-        h.refused(
-            &h.redeem(&token).await,
-            400,
-            "invalid_grant",
-            "untrusted_issuer",
-        );
+        h.invalid_grant(&token, "untrusted_issuer").await;
     }
     let full_width: String = h
         .base
@@ -875,14 +775,9 @@ async fn v29_unicode_variants_of_trusted_strings_are_different_strings() {
         })
         .collect();
     let token = h.idp.set(&[("aud", json!(full_width))]);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "wrong_audience",
-    );
+    h.invalid_grant(&token, "wrong_audience").await;
     // The NFC form as configured works.
-    h.granted(&h.redeem(&cafe_token(nfc)).await);
+    h.grants(&cafe_token(nfc)).await;
 }
 
 #[tokio::test]
@@ -897,7 +792,7 @@ async fn v30_scope_must_be_a_valid_string_and_is_narrowed_to_policy() {
         json!(42),
     ] {
         let token = h.idp.set(&[("scope", json!(scope))]);
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
+        h.invalid_grant(&token, "bad_claim").await;
     }
     let token = h.idp.set(&[("scope", json!("chat.read chat.write admin"))]);
     let reply = h.redeem(&token).await;
@@ -916,7 +811,7 @@ async fn v31_resources_must_be_absolute_without_fragment_and_all_registered() {
         json!(42),
     ] {
         let token = h.idp.set(&[("resource", json!(resource))]);
-        h.refused(&h.redeem(&token).await, 400, "invalid_grant", "bad_claim");
+        h.invalid_grant(&token, "bad_claim").await;
     }
     for resource in [
         json!("https://evil.example/mcp"),
@@ -924,15 +819,10 @@ async fn v31_resources_must_be_absolute_without_fragment_and_all_registered() {
         json!("https://mcp.chat.example/mcp/"),
     ] {
         let token = h.idp.set(&[("resource", json!(resource))]);
-        h.refused(
-            &h.redeem(&token).await,
-            400,
-            "invalid_grant",
-            "resource_not_registered",
-        );
+        h.invalid_grant(&token, "resource_not_registered").await;
     }
     let token = h.idp.set(&[("resource", json!([RESOURCE]))]);
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
 }
 
 #[tokio::test]
@@ -940,12 +830,7 @@ async fn v32_sender_constrained_grants_are_refused_without_dpop_support() {
     let h = Harness::start(Setup::default()).await;
     let jkt = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
     let token = h.idp.set(&[("cnf", jkt)]);
-    h.refused(
-        &h.redeem(&token).await,
-        400,
-        "invalid_grant",
-        "cnf_unsupported",
-    );
+    h.invalid_grant(&token, "cnf_unsupported").await;
     // A DPoP header does not help: idjag cannot check proofs, so it never binds.
     let dpop = "eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2In0.e30.c2ln";
     let auth = basic(CLIENT, SECRET);
@@ -966,12 +851,7 @@ async fn v32_sender_constrained_grants_are_refused_without_dpop_support() {
     );
     let x5t = json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"});
     let mtls = h.idp.set(&[("cnf", x5t)]);
-    h.refused(
-        &h.redeem(&mtls).await,
-        400,
-        "invalid_grant",
-        "cnf_unsupported",
-    );
+    h.invalid_grant(&mtls, "cnf_unsupported").await;
     // An unbound grant with a DPoP header gets a Bearer token (RFC 9449 §5).
     let body = form(&[
         ("grant_type", wire::GRANT_TYPE_JWT_BEARER),
@@ -991,13 +871,8 @@ async fn v33_an_expired_token_with_a_bad_signature_reports_the_signature() {
     let mut signature = signature_of(&token);
     signature[5] ^= 1;
     let forged = replace_signature(&token, &signature);
-    h.refused(
-        &h.redeem(&forged).await,
-        400,
-        "invalid_grant",
-        "bad_signature",
-    );
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "expired");
+    h.invalid_grant(&forged, "bad_signature").await;
+    h.invalid_grant(&token, "expired").await;
 }
 
 async fn redeem_as_other(h: &Harness, token: &str) -> Reply {
@@ -1018,9 +893,9 @@ async fn redeem_as_other(h: &Harness, token: &str) -> Reply {
 async fn v34_re_presentation_in_single_use_mode_is_refused() {
     let h = Harness::start(Setup::default()).await;
     let token = h.idp.id_jag();
-    h.granted(&h.redeem(&token).await);
+    h.grants(&token).await;
     assert_eq!(h.replay.len(), 1);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "replayed");
+    h.invalid_grant(&token, "replayed").await;
     h.refused(
         &redeem_as_other(&h, &token).await,
         400,
@@ -1029,9 +904,9 @@ async fn v34_re_presentation_in_single_use_mode_is_refused() {
     );
     // Still refused until exp + leeway; after that the ID-JAG itself has expired.
     h.clock.set_unix(NOW + 200);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "replayed");
+    h.invalid_grant(&token, "replayed").await;
     h.clock.set_unix(NOW + 331);
-    h.refused(&h.redeem(&token).await, 400, "invalid_grant", "expired");
+    h.invalid_grant(&token, "expired").await;
 }
 
 #[tokio::test]
@@ -1041,9 +916,9 @@ async fn v34_re_presentation_by_the_same_client_is_allowed_when_configured() {
     }))
     .await;
     let token = h.idp.id_jag();
-    let first = h.granted(&h.redeem(&token).await);
+    let first = h.grants(&token).await;
     h.clock.set_unix(NOW + 100);
-    let second = h.granted(&h.redeem(&token).await);
+    let second = h.grants(&token).await;
     assert_ne!(first.jti, second.jti, "a new access token");
     assert_eq!(
         second.exp.unix(),
@@ -1071,23 +946,13 @@ async fn v35_results_are_never_shared_between_tokens_with_the_same_prefix() {
     let mut signature = signature_of(&token);
     signature[10] ^= 0x40;
     let forged = replace_signature(&token, &signature);
-    h.refused(
-        &h.redeem(&forged).await,
-        400,
-        "invalid_grant",
-        "bad_signature",
-    );
-    h.granted(&h.redeem(&token).await);
-    h.refused(
-        &h.redeem(&forged).await,
-        400,
-        "invalid_grant",
-        "bad_signature",
-    );
+    h.invalid_grant(&forged, "bad_signature").await;
+    h.grants(&token).await;
+    h.invalid_grant(&forged, "bad_signature").await;
     // ECDSA signs with fresh randomness: a second valid token with the same prefix and
     // claims verifies on its own merits.
     let (input, _) = token.rsplit_once('.').unwrap();
     let again = format!("{input}.{}", b64(h.idp.key.sign(input.as_bytes()).unwrap()));
     assert_ne!(again, token);
-    h.granted(&h.redeem(&again).await);
+    h.grants(&again).await;
 }
