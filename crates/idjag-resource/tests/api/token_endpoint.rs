@@ -705,3 +705,33 @@ fn the_builder_refuses_unsafe_or_useless_configurations() {
         .resource(resource());
     assert_eq!(err(no_clients), BuildError::NoClients);
 }
+
+/// A shared replay store that is down.
+#[derive(Debug)]
+struct DownStore;
+
+impl idjag_core::server::ReplayCache for DownStore {
+    fn record<'a>(
+        &'a self,
+        _key: idjag_core::server::ReplayKey,
+        _holder: &'a str,
+        _until_unix: i64,
+    ) -> BoxFuture<'a, Result<idjag_core::server::Replay, idjag_core::server::ReplayStoreError>>
+    {
+        Box::pin(std::future::ready(Err(
+            idjag_core::server::ReplayStoreError::Unavailable,
+        )))
+    }
+}
+
+#[tokio::test]
+async fn a_replay_store_outage_fails_closed() {
+    let h = Harness::start(Setup::builder(|b| b.replay_cache(Arc::new(DownStore)))).await;
+    let reply = h.redeem(&h.idp.id_jag()).await;
+    h.refused(
+        &reply,
+        503,
+        "temporarily_unavailable",
+        "replay_store_unavailable",
+    );
+}
