@@ -10,6 +10,7 @@
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
 //! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
 //! | `idp`      | `idp`            | IdP-side issuance (token exchange)       |
+//! | `resource` | `resource`       | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -23,3 +24,5 @@ pub use idjag_core as core;
 pub use idjag_client as client;
 #[cfg(feature = "idp")]
 pub use idjag_idp as idp;
+#[cfg(feature = "resource")]
+pub use idjag_resource as resource;
