@@ -1,0 +1,326 @@
+//! Inbound authentication: the IdP token on each MCP request (SPEC MCP-03, MCP-04;
+//! SECURITY-CASES G01 to G05, G09, G22 to G24).
+//!
+//! The token is read from the `Authorization` header only ([`bearer_token`]: exactly one
+//! header, scheme `Bearer` in any case, a token68 value; never the query string or the
+//! body). Tokens longer than the configured maximum are refused before any decoding. The
+//! header `typ` picks the validator: `at+jwt` is an IdP access token (RFC 9068) whose `aud`
+//! must be the route's resource identifier or the gateway's public URL; anything else is an
+//! OIDC ID token whose `aud` must be the gateway's client id at the IdP (the IdP checks the
+//! same when the gateway presents it as the token-exchange subject, SPEC TX-08). Both are
+//! checked by the core validators: the one trusted issuer, its keys from the shared
+//! [`RemoteJwks`] (cached, refreshed once per unknown `kid` with a cool-down, stale within
+//! its window), the configured algorithms and leeway.
+//!
+//! Verified identities are cached under the SHA-256 of the whole token until its `exp`; a
+//! cached entry is used only while the injected clock is before `exp`, after which the token
+//! goes through full validation again (so the leeway is applied by the validator alone).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use idjag_core::jose::UnverifiedJws;
+use idjag_core::remote::RemoteJwks;
+use idjag_core::server::{BearerError, bearer_token};
+use idjag_core::{
+    AccessToken, AccessTokenValidator, AlgorithmSet, Audience, ClientId, IdToken, IdTokenValidator,
+    Issuer, KeySource, OAuthErrorCode, SharedClock, TrustedIssuers, ValidationError, wire,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::InboundKind;
+use crate::identity::{Identity, TeamMap};
+
+/// Why an inbound request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboundError {
+    /// No usable `Authorization` header.
+    #[error(transparent)]
+    Bearer(#[from] BearerError),
+    /// The token is longer than the configured maximum (not decoded).
+    #[error("token too large")]
+    TooLarge,
+    /// A kind of token this gateway does not accept.
+    #[error("token kind not accepted")]
+    KindNotAccepted,
+    /// The token failed validation.
+    #[error("invalid token: {0}")]
+    Invalid(ValidationError),
+    /// An access token for another of the gateway's routes.
+    #[error("token issued for another resource")]
+    OtherResource,
+}
+
+impl InboundError {
+    /// The HTTP status: 400 for a malformed header, else 401.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Bearer(e) => e.status(),
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    /// The challenge's `error`: none without credentials (RFC 6750 §3.1).
+    pub fn oauth_error(&self) -> Option<OAuthErrorCode> {
+        match self {
+            Self::Bearer(e) => e.oauth_error(),
+            _ => Some(OAuthErrorCode::InvalidToken),
+        }
+    }
+
+    /// A stable reason code for the audit log.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::Bearer(BearerError::Missing) => "no_token",
+            Self::Bearer(BearerError::OtherScheme) => "not_bearer",
+            Self::Bearer(_) => "malformed_authorization",
+            Self::TooLarge => "token_too_large",
+            Self::KindNotAccepted => "token_kind_not_accepted",
+            Self::Invalid(e) => e.reason_code(),
+            Self::OtherResource => "audience_other_resource",
+        }
+    }
+}
+
+/// The inbound token, kept to be presented as the token-exchange subject. Never printed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum InboundToken {
+    /// An ID token.
+    IdToken(IdToken),
+    /// An IdP access token.
+    AccessToken(AccessToken),
+}
+
+/// An authenticated request: who, and with which token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The verified identity.
+    pub identity: Arc<Identity>,
+    /// The token that proved it.
+    pub token: InboundToken,
+}
+
+/// Settings of [`InboundAuth`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InboundSettings {
+    /// The IdP.
+    pub issuer: Issuer,
+    /// The gateway's client id at the IdP (the `aud` of inbound ID tokens).
+    pub client_id: ClientId,
+    /// The gateway's public URL (an accepted `aud` of inbound access tokens).
+    pub gateway_resource: Audience,
+    /// Every route's resource identifier.
+    pub route_resources: Vec<Audience>,
+    /// Accepted kinds.
+    pub accept: Vec<InboundKind>,
+    /// Accepted algorithms.
+    pub algorithms: AlgorithmSet,
+    /// Clock-skew leeway.
+    pub leeway: Duration,
+    /// Longest token.
+    pub max_token_bytes: usize,
+    /// Most cached identities.
+    pub cache_capacity: u64,
+}
+
+struct UntilExp {
+    clock: SharedClock,
+}
+
+impl moka::Expiry<[u8; 32], Arc<Identity>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        identity: &Arc<Identity>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = identity.expires_at - self.clock.now_unix();
+        Some(Duration::from_secs(left.clamp(1, 24 * 3600).unsigned_abs()))
+    }
+}
+
+/// Validates inbound tokens and caches the identities. See the [module docs](self).
+pub struct InboundAuth {
+    settings: InboundSettings,
+    id_tokens: IdTokenValidator,
+    access_tokens: AccessTokenValidator,
+    keys: Arc<dyn KeySource>,
+    jwks: Option<Arc<RemoteJwks>>,
+    teams: TeamMap,
+    clock: SharedClock,
+    cache: moka::future::Cache<[u8; 32], Arc<Identity>>,
+}
+
+impl std::fmt::Debug for InboundAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundAuth")
+            .field("settings", &self.settings)
+            .field("cached", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InboundAuth {
+    /// Validates with the IdP's keys from `jwks`.
+    pub fn new(
+        settings: InboundSettings,
+        jwks: Arc<RemoteJwks>,
+        teams: TeamMap,
+        clock: SharedClock,
+    ) -> Result<Self, idjag_core::ConfigError> {
+        let keys: Arc<dyn KeySource> = jwks.clone();
+        let mut auth = Self::with_keys(settings, keys, teams, clock)?;
+        auth.jwks = Some(jwks);
+        Ok(auth)
+    }
+
+    /// Validates with any key source (tests, static keys).
+    pub fn with_keys(
+        settings: InboundSettings,
+        keys: Arc<dyn KeySource>,
+        teams: TeamMap,
+        clock: SharedClock,
+    ) -> Result<Self, idjag_core::ConfigError> {
+        let issuers = TrustedIssuers::new().with(settings.issuer.clone(), keys.clone());
+        let id_tokens = IdTokenValidator::new(
+            issuers.clone(),
+            Audience::new(settings.client_id.as_str())
+                .map_err(|_| idjag_core::ConfigError::NonPositive)?,
+            settings.algorithms,
+            clock.clone(),
+        )
+        .with_leeway(settings.leeway)?
+        .with_max_token_bytes(settings.max_token_bytes)?;
+        let mut access_tokens = AccessTokenValidator::new(
+            issuers,
+            settings.gateway_resource.clone(),
+            settings.algorithms,
+            clock.clone(),
+        )
+        .with_leeway(settings.leeway)?
+        .with_max_token_bytes(settings.max_token_bytes)?;
+        for route in &settings.route_resources {
+            access_tokens = access_tokens.with_audience_alias(route.clone());
+        }
+        let cache = moka::future::Cache::builder()
+            .max_capacity(settings.cache_capacity)
+            .expire_after(UntilExp {
+                clock: clock.clone(),
+            })
+            .build();
+        Ok(Self {
+            settings,
+            id_tokens,
+            access_tokens,
+            keys,
+            jwks: None,
+            teams,
+            clock,
+            cache,
+        })
+    }
+
+    /// The trusted IdP.
+    pub fn issuer(&self) -> &Issuer {
+        &self.settings.issuer
+    }
+
+    /// The IdP's remote key set, when it is one.
+    pub fn jwks(&self) -> Option<&Arc<RemoteJwks>> {
+        self.jwks.as_ref()
+    }
+
+    /// Whether the IdP's keys are loaded (fetching them if not yet).
+    pub async fn ready(&self) -> bool {
+        match &self.jwks {
+            Some(jwks) => {
+                if jwks.fetch_count() == 0 || jwks.last_error().is_some() {
+                    let _ = jwks.refresh_now().await;
+                }
+                jwks.fetch_count() > 0 && jwks.last_error().is_none()
+            }
+            None => true,
+        }
+    }
+
+    /// How many identities are cached.
+    pub fn cached(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Authenticates a request to the route whose resource identifier is `route`.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        route: &Audience,
+    ) -> Result<Caller, InboundError> {
+        let token = bearer_token(headers)?;
+        if token.len() > self.settings.max_token_bytes {
+            return Err(InboundError::TooLarge);
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let identity = match self.cache.get(&key).await {
+            Some(identity) if self.clock.now_unix() < identity.expires_at => identity,
+            _ => {
+                let identity = Arc::new(self.validate(token).await?);
+                self.cache.insert(key, identity.clone()).await;
+                identity
+            }
+        };
+        if identity.kind == InboundKind::AccessToken
+            && identity.audience != route.as_str()
+            && identity.audience != self.settings.gateway_resource.as_str()
+        {
+            return Err(InboundError::OtherResource);
+        }
+        let token = match identity.kind {
+            InboundKind::IdToken => InboundToken::IdToken(IdToken::new(token)),
+            InboundKind::AccessToken => InboundToken::AccessToken(AccessToken::new(token)),
+        };
+        Ok(Caller { identity, token })
+    }
+
+    async fn validate(&self, token: &str) -> Result<Identity, InboundError> {
+        let jws = UnverifiedJws::parse(token, self.settings.max_token_bytes)
+            .map_err(|e| InboundError::Invalid(ValidationError::Malformed(e)))?;
+        let is_access_token = jws
+            .unverified_header()
+            .typ()
+            .is_some_and(|typ| idjag_core::jose::typ_matches(typ, wire::TYP_ACCESS_TOKEN));
+        let kind = if is_access_token {
+            InboundKind::AccessToken
+        } else {
+            InboundKind::IdToken
+        };
+        if !self.settings.accept.contains(&kind) {
+            return Err(InboundError::KindNotAccepted);
+        }
+        match kind {
+            InboundKind::AccessToken => {
+                let verified = self
+                    .access_tokens
+                    .validate_async(token)
+                    .await
+                    .map_err(InboundError::Invalid)?;
+                Ok(self.teams.from_access_token(verified.claims()))
+            }
+            _ => {
+                let verified = self
+                    .id_tokens
+                    .validate_async(token)
+                    .await
+                    .map_err(InboundError::Invalid)?;
+                Ok(self.teams.from_id_token(verified.claims()))
+            }
+        }
+    }
+
+    /// The key source (for readiness checks and tests).
+    pub fn keys(&self) -> &Arc<dyn KeySource> {
+        &self.keys
+    }
+}

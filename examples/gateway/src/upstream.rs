@@ -1,0 +1,351 @@
+//! Upstream credentials: how the gateway authenticates to each upstream MCP server.
+//!
+//! [`UpstreamCredential`] is the seam: given the verified caller, produce the
+//! `Authorization` value for one upstream call, and a fresh one after the upstream refused
+//! it. [`IdJagCredential`] is the ID-JAG flow through `idjag-client`: the gateway, as the
+//! requesting app with its own client credentials, exchanges the caller's inbound ID token
+//! at the IdP for an ID-JAG for the upstream's authorization server (RFC 8693), redeems it
+//! there (RFC 7523) for an access token for the upstream's resource, and caches it per
+//! (user token, authorization server, resource, scope) with single flight
+//! ([`TokenProvider`]), so 100 concurrent first calls cost one exchange and one redemption.
+//! The inbound token never leaves for the upstream (SECURITY-CASES G03). Other modes
+//! (client credentials, static keys, header templates, passthrough) implement the same
+//! trait.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderValue;
+use idjag_client::discovery::{Discovery, IdpMetadataLocation};
+use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
+use idjag_client::{
+    AccessRequest, ClientCredentials, ClientError, IdJagClient, IdentityProvider,
+    ResourceAuthorizationServer, TokenProvider, UserToken,
+};
+use idjag_core::{AccessToken, BoxFuture, Issuer, Resource, ScopeSet, SharedClock};
+use tokio::sync::OnceCell;
+
+use crate::inbound::{Caller, InboundToken};
+
+/// An `Authorization` value for one upstream call.
+#[derive(Clone)]
+pub struct Credential {
+    authorization: HeaderValue,
+    access_token: Option<AccessToken>,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credential([redacted])")
+    }
+}
+
+impl Credential {
+    /// A credential sent as `authorization` (marked sensitive).
+    pub fn new(mut authorization: HeaderValue, access_token: Option<AccessToken>) -> Self {
+        authorization.set_sensitive(true);
+        Self {
+            authorization,
+            access_token,
+        }
+    }
+
+    /// The `Authorization` header value.
+    pub fn authorization(&self) -> &HeaderValue {
+        &self.authorization
+    }
+}
+
+/// Why no credential could be had. Never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    /// The mode needs the user's ID token, and the request carried an IdP access token.
+    #[error("this upstream needs the user's ID token")]
+    IdTokenRequired,
+    /// The IdP refused by policy (`access_denied`, `invalid_target`, `invalid_grant`).
+    #[error("the IdP refused: {code}")]
+    PolicyDenied {
+        /// The IdP's OAuth error code.
+        code: String,
+    },
+    /// The IdP asks for a stronger or fresher sign-in.
+    #[error("the IdP requires step-up authentication")]
+    StepUpRequired,
+    /// The user must sign in again.
+    #[error("the user must sign in again")]
+    ReauthenticationRequired,
+    /// The upstream's authorization server refused the grant.
+    #[error("the authorization server refused: {code}")]
+    Refused {
+        /// Where: `idp` or `authorization_server`.
+        stage: &'static str,
+        /// The OAuth error code.
+        code: String,
+    },
+    /// The IdP or the authorization server could not be used (network, status, response).
+    #[error("{stage} unavailable")]
+    Unavailable {
+        /// Where: `idp`, `authorization_server` or `discovery`.
+        stage: &'static str,
+    },
+}
+
+impl CredentialError {
+    /// A stable code for the audit log and the JSON-RPC error.
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            Self::IdTokenRequired => "id_token_required",
+            Self::PolicyDenied { .. } => "idp_policy_denied",
+            Self::StepUpRequired => "step_up_required",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::Refused { .. } => "grant_refused",
+            Self::Unavailable { .. } => "credential_unavailable",
+        }
+    }
+
+    fn from_client(error: &ClientError) -> Self {
+        let stage = match error.stage() {
+            Some(idjag_client::Stage::ResourceAuthorizationServer) => "authorization_server",
+            Some(idjag_client::Stage::Discovery) => "discovery",
+            _ => "idp",
+        };
+        match error {
+            ClientError::PolicyDenied { code, .. } => Self::PolicyDenied {
+                code: code.as_str().to_owned(),
+            },
+            ClientError::StepUpRequired { .. } => Self::StepUpRequired,
+            ClientError::ReauthenticationRequired { .. } => Self::ReauthenticationRequired,
+            ClientError::Rejected { error, .. } => Self::Refused {
+                stage,
+                code: error.error.as_str().to_owned(),
+            },
+            _ => Self::Unavailable { stage },
+        }
+    }
+}
+
+/// How the gateway authenticates to one upstream. See the [module docs](self).
+pub trait UpstreamCredential: fmt::Debug + Send + Sync {
+    /// The configured mode's name (`id_jag`, ...).
+    fn mode(&self) -> &'static str;
+    /// A credential for `caller`.
+    fn credential<'a>(
+        &'a self,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<Credential, CredentialError>>;
+    /// A new credential after the upstream answered `401` to `rejected`.
+    fn after_unauthorized<'a>(
+        &'a self,
+        caller: &'a Caller,
+        rejected: &'a Credential,
+    ) -> BoxFuture<'a, Result<Credential, CredentialError>>;
+    /// Whether the mode is ready (metadata discovered, ...); may try to get there.
+    fn ready(&self) -> BoxFuture<'_, bool>;
+}
+
+/// The gateway as the requesting app at the IdP: one client and one token cache shared by
+/// every ID-JAG upstream.
+pub struct IdJagOutbound {
+    issuer: Issuer,
+    token_endpoint: Option<String>,
+    credentials: ClientCredentials,
+    clock: SharedClock,
+    http: SharedHttpClient,
+    provider: OnceCell<TokenProvider>,
+}
+
+impl fmt::Debug for IdJagOutbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdJagOutbound")
+            .field("issuer", &self.issuer)
+            .field("credentials", &self.credentials)
+            .field("provider", &self.provider.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl IdJagOutbound {
+    /// The IdP `issuer`, its token endpoint (else discovered from its metadata) and the
+    /// gateway's registration there.
+    pub fn new(
+        issuer: Issuer,
+        token_endpoint: Option<String>,
+        credentials: ClientCredentials,
+        clock: SharedClock,
+    ) -> Result<Self, ClientError> {
+        let http: SharedHttpClient = Arc::new(ReqwestHttpClient::new()?);
+        Ok(Self {
+            issuer,
+            token_endpoint,
+            credentials,
+            clock,
+            http,
+            provider: OnceCell::new(),
+        })
+    }
+
+    /// The token provider, set up on first use (IdP discovery when needed).
+    pub async fn provider(&self) -> Result<&TokenProvider, ClientError> {
+        self.provider
+            .get_or_try_init(|| async {
+                let idp = match &self.token_endpoint {
+                    Some(url) => {
+                        IdentityProvider::new(self.issuer.clone(), url, self.credentials.clone())?
+                    }
+                    None => {
+                        let metadata = Discovery::new(self.http.clone())
+                            .identity_provider(&self.issuer, &IdpMetadataLocation::Issuer)
+                            .await?;
+                        IdentityProvider::from_metadata(&metadata, self.credentials.clone())?
+                    }
+                };
+                let client = IdJagClient::with_http_client(idp, self.http.clone())
+                    .with_clock(self.clock.clone());
+                Ok(TokenProvider::new(client))
+            })
+            .await
+    }
+
+    fn discovery(&self) -> Discovery {
+        Discovery::new(self.http.clone())
+    }
+
+    /// Token exchanges started so far.
+    pub fn exchange_count(&self) -> u64 {
+        self.provider.get().map_or(0, TokenProvider::exchange_count)
+    }
+
+    /// Redemptions started so far.
+    pub fn redemption_count(&self) -> u64 {
+        self.provider
+            .get()
+            .map_or(0, TokenProvider::redemption_count)
+    }
+}
+
+/// What one ID-JAG upstream asks for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IdJagTarget {
+    /// The upstream's authorization server.
+    pub authorization_server: Issuer,
+    /// Its token endpoint; else from its RFC 8414 metadata.
+    pub token_endpoint: Option<String>,
+    /// The resource to ask for.
+    pub resource: Resource,
+    /// The scope to ask for.
+    pub scope: ScopeSet,
+    /// The gateway's registration there.
+    pub credentials: ClientCredentials,
+    /// Whether the server redeems an ID-JAG more than once.
+    pub id_jag_reuse: bool,
+}
+
+/// The ID-JAG flow for one upstream. See the [module docs](self).
+#[derive(Debug)]
+pub struct IdJagCredential {
+    outbound: Arc<IdJagOutbound>,
+    target: IdJagTarget,
+    request: OnceCell<AccessRequest>,
+}
+
+impl IdJagCredential {
+    /// The flow through `outbound` for `target`.
+    pub fn new(outbound: Arc<IdJagOutbound>, target: IdJagTarget) -> Self {
+        Self {
+            outbound,
+            target,
+            request: OnceCell::new(),
+        }
+    }
+
+    async fn request(&self) -> Result<&AccessRequest, ClientError> {
+        self.request
+            .get_or_try_init(|| async {
+                let t = &self.target;
+                let ras = match &t.token_endpoint {
+                    Some(url) => ResourceAuthorizationServer::new(
+                        t.authorization_server.clone(),
+                        url,
+                        t.credentials.clone(),
+                    )?,
+                    None => {
+                        let metadata = self
+                            .outbound
+                            .discovery()
+                            .authorization_server(&t.authorization_server)
+                            .await?;
+                        ResourceAuthorizationServer::from_metadata(
+                            &metadata,
+                            t.credentials.clone(),
+                        )?
+                    }
+                };
+                Ok(AccessRequest::new(ras.with_id_jag_reuse(t.id_jag_reuse))
+                    .with_resource(t.resource.clone())
+                    .with_scope(t.scope.clone()))
+            })
+            .await
+    }
+
+    fn subject(caller: &Caller) -> Result<UserToken, CredentialError> {
+        match &caller.token {
+            InboundToken::IdToken(token) => Ok(UserToken::id_token(token.clone())),
+            InboundToken::AccessToken(_) => Err(CredentialError::IdTokenRequired),
+        }
+    }
+
+    async fn get(
+        &self,
+        caller: &Caller,
+        rejected: Option<&Credential>,
+    ) -> Result<Credential, CredentialError> {
+        let subject = Self::subject(caller)?;
+        let failed = |e: ClientError| CredentialError::from_client(&e);
+        let request = self.request().await.map_err(failed)?;
+        let provider = self.outbound.provider().await.map_err(failed)?;
+        let grant = match rejected.and_then(|r| r.access_token.as_ref()) {
+            Some(token) => {
+                provider
+                    .refresh_after_unauthorized(&subject, request, token)
+                    .await
+            }
+            None => provider.access_token(&subject, request).await,
+        }
+        .map_err(failed)?;
+        let header = grant
+            .authorization_header()
+            .map_err(|_| CredentialError::Unavailable {
+                stage: "authorization_server",
+            })?;
+        Ok(Credential::new(header, Some(grant.access_token().clone())))
+    }
+}
+
+impl UpstreamCredential for IdJagCredential {
+    fn mode(&self) -> &'static str {
+        "id_jag"
+    }
+
+    fn credential<'a>(
+        &'a self,
+        caller: &'a Caller,
+    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
+        Box::pin(self.get(caller, None))
+    }
+
+    fn after_unauthorized<'a>(
+        &'a self,
+        caller: &'a Caller,
+        rejected: &'a Credential,
+    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
+        Box::pin(self.get(caller, Some(rejected)))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(
+            async move { self.outbound.provider().await.is_ok() && self.request().await.is_ok() },
+        )
+    }
+}
