@@ -5,7 +5,10 @@
 
 pub mod audit;
 pub mod authz;
+pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod gateway;
 pub mod headers;
 pub mod identity;

@@ -130,6 +130,16 @@ fn fields(event: &str) -> Fields<'_> {
     out
 }
 
+/// The data of a message event (no `event` field, or `message`), if it has any.
+pub fn message_data(event: &[u8]) -> Option<String> {
+    let f = fields(std::str::from_utf8(event).ok()?);
+    if matches!(f.event, None | Some("") | Some("message")) {
+        f.data
+    } else {
+        None
+    }
+}
+
 /// The event with the tools `visible` refuses removed from a `tools/list` answer; `None`
 /// when the event is not one (it is then forwarded as it came).
 pub fn filter_tool_list_event(event: &[u8], visible: &dyn Fn(&str) -> bool) -> Option<Bytes> {

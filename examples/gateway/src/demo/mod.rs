@@ -1,0 +1,440 @@
+//! `idjag-gateway demo` (feature `demo`): the whole ID-JAG flow on loopback, in one command.
+//!
+//! [`run`] starts a [`Topology`] (the embedded IdP with development users and a policy, a
+//! resource AS, the rmcp "notes" MCP server that accepts only that AS's access tokens, and
+//! the gateway in front of it), then plays an agent and prints each step: the sign-in, the
+//! token exchange at the IdP, the redemption at the resource AS, the call the MCP server
+//! receives, and the gateway's audit line. Every step checks its outcome; [`run`] fails on
+//! the first surprise, so `demo` exits non-zero unless the whole flow behaved.
+//!
+//! The users: alice (group `eng` → team engineering: every tool but `delete_*`), bob (group
+//! `sales` → team sales: `list_notes` only) and carol (group `eng`, but the IdP's policy
+//! does not let her reach the notes server at all).
+
+mod agent;
+mod echo;
+mod flow;
+mod notes;
+mod topology;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub use agent::{Agent, PROTOCOL_VERSION, Reply};
+pub use echo::echo;
+pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
+pub use notes::{Note, NoteBook, NotesServer};
+pub use topology::{
+    ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions, UpstreamKind,
+};
+
+use crate::audit::{AuditRecord, AuditSink, JsonLines, MemorySink, Tee};
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// A server could not be started.
+    #[error("setup failed: {0}")]
+    Setup(String),
+    /// An HTTP exchange failed.
+    #[error("HTTP request failed: {0}")]
+    Http(String),
+    /// A step did not give the expected outcome.
+    #[error("step {step} failed: {what}")]
+    Step {
+        /// The step.
+        step: usize,
+        /// What was expected.
+        what: String,
+    },
+}
+
+impl DemoError {
+    pub(crate) fn setup(error: impl std::fmt::Display) -> Self {
+        Self::Setup(error.to_string())
+    }
+
+    pub(crate) fn io(error: std::io::Error) -> Self {
+        Self::Setup(error.to_string())
+    }
+
+    pub(crate) fn http(error: reqwest::Error) -> Self {
+        Self::Http(error.without_url().to_string())
+    }
+}
+
+/// Options of [`run`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct DemoOptions {
+    /// Also write the audit log to this file (JSON lines).
+    pub audit_log: Option<PathBuf>,
+}
+
+/// What a successful run did.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DemoSummary {
+    /// MCP requests the agents sent to the gateway.
+    pub mcp_requests: usize,
+    /// Token exchanges at the IdP.
+    pub token_exchanges: u64,
+    /// Redemptions at the resource AS.
+    pub redemptions: u64,
+    /// The audit records.
+    pub audit: Vec<AuditRecord>,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
+struct Script<'a> {
+    out: &'a mut (dyn Write + Send),
+    topology: &'a Topology,
+    memory: MemorySink,
+    printed_audit: usize,
+    step: usize,
+    sent: usize,
+    inbound: Vec<[u8; 32]>,
+}
+
+impl Script<'_> {
+    fn say(&mut self, text: &str) {
+        let _ = writeln!(self.out, "{text}");
+    }
+
+    fn step(&mut self, title: &str) {
+        self.step += 1;
+        let _ = writeln!(self.out, "\n[{}] {title}", self.step);
+    }
+
+    fn check(&self, ok: bool, what: &str) -> Result<(), DemoError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(DemoError::Step {
+                step: self.step,
+                what: what.to_owned(),
+            })
+        }
+    }
+
+    /// Prints what the IdP, the AS and the MCP server saw, and the new audit lines.
+    fn show_flow(&mut self) -> Vec<FlowEvent> {
+        let events = self.topology.flow.drain();
+        for e in &events {
+            let who = match e.place {
+                Place::Idp => "IdP          token exchange (RFC 8693)",
+                Place::ResourceAs => "Resource AS  JWT-bearer grant (RFC 7523)",
+                Place::McpServer => "MCP server   received",
+            };
+            let _ = writeln!(self.out, "    {who} -> HTTP {}: {}", e.status, e.summary);
+        }
+        let records = self.memory.records();
+        for record in &records[self.printed_audit..] {
+            let line = serde_json::to_string(record).unwrap_or_default();
+            let _ = writeln!(self.out, "    audit        {line}");
+        }
+        self.printed_audit = records.len();
+        events
+    }
+
+    fn agent(&mut self, user: Option<&str>) -> Result<Agent, DemoError> {
+        let token = user.map(|u| self.topology.id_token(u)).transpose()?;
+        if let Some(token) = &token {
+            self.remember(token);
+        }
+        Agent::new(&self.topology.route_url, token.as_ref())
+    }
+
+    fn remember(&mut self, token: &idjag_core::IdToken) {
+        self.inbound
+            .push(Sha256::digest(format!("Bearer {}", token.secret()).as_bytes()).into());
+    }
+
+    fn done(&mut self, agent: &Agent) {
+        self.sent += agent.sent;
+    }
+}
+
+fn text_of(reply: &Reply) -> String {
+    reply
+        .result()
+        .and_then(|r| r.pointer("/content/0/text"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn tool_names(reply: &Reply) -> Vec<String> {
+    reply
+        .result()
+        .and_then(|r| r.get("tools"))
+        .and_then(Value::as_array)
+        .map(|tools| {
+            tools
+                .iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the demo, printing to `out`. See the [module docs](self).
+pub async fn run(
+    options: DemoOptions,
+    out: &mut (dyn Write + Send),
+) -> Result<DemoSummary, DemoError> {
+    let started = Instant::now();
+    let memory = MemorySink::default();
+    let mut sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(memory.clone())];
+    if let Some(path) = &options.audit_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(DemoError::io)?;
+        sinks.push(Arc::new(JsonLines::new(Box::new(file))));
+    }
+    let mut topology = Topology::start(TopologyOptions {
+        audit: Some(Arc::new(Tee(sinks))),
+        ..TopologyOptions::default()
+    })
+    .await?;
+    let result = script(&mut Script {
+        out,
+        topology: &topology,
+        memory: memory.clone(),
+        printed_audit: 0,
+        step: 0,
+        sent: 0,
+        inbound: Vec::new(),
+    })
+    .await;
+    topology.shutdown().await?;
+    let sent = result?;
+    let summary = DemoSummary {
+        mcp_requests: sent,
+        token_exchanges: topology.gateway.exchange_count(),
+        redemptions: topology.gateway.redemption_count(),
+        audit: memory.records(),
+        elapsed: started.elapsed(),
+    };
+    let _ = writeln!(
+        out,
+        "\nDone in {:.2} s: {} MCP requests through the gateway, {} audit lines, {} token exchanges, {} redemptions.{}",
+        summary.elapsed.as_secs_f64(),
+        summary.mcp_requests,
+        summary.audit.len(),
+        summary.token_exchanges,
+        summary.redemptions,
+        options
+            .audit_log
+            .as_ref()
+            .map(|p| format!(" Audit log: {}", p.display()))
+            .unwrap_or_default(),
+    );
+    if summary.audit.len() != summary.mcp_requests {
+        return Err(DemoError::Step {
+            step: 0,
+            what: format!(
+                "{} audit lines for {} requests",
+                summary.audit.len(),
+                summary.mcp_requests
+            ),
+        });
+    }
+    Ok(summary)
+}
+
+async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
+    let t = s.topology;
+    s.say("idjag-gateway demo: MCP Enterprise-Managed Authorization with ID-JAG, on loopback\n");
+    s.say(&format!("  IdP (idjag-idp, dev users)       {}", t.idp));
+    s.say(&format!(
+        "  Resource AS (idjag-resource)     {}",
+        t.resource_as
+    ));
+    s.say(&format!(
+        "  MCP server \"notes\" (rmcp)        {}  (accepts only the AS's access tokens)",
+        t.mcp_url
+    ));
+    s.say(&format!(
+        "  Gateway (idjag-gateway)          {}",
+        t.route_url
+    ));
+    s.say("  Users: alice (eng), bob (sales), carol (eng; the IdP's policy refuses her)");
+    s.say(
+        "  Gateway policy: engineering may use every tool but delete_*; sales may only list_notes",
+    );
+
+    s.step("alice signs in at the IdP; the agent holds her ID token");
+    let token = t.id_token("alice")?;
+    let claims = claims_for_display(token.secret()).unwrap_or_default();
+    s.say(&format!(
+        "    ID token: iss={} sub={} aud={} groups={}",
+        claims.get("iss").and_then(Value::as_str).unwrap_or("-"),
+        claims.get("sub").and_then(Value::as_str).unwrap_or("-"),
+        claims.get("aud").and_then(Value::as_str).unwrap_or("-"),
+        claims
+            .get("groups")
+            .map(Value::to_string)
+            .unwrap_or_default(),
+    ));
+    s.remember(&token);
+    let mut alice = Agent::new(&t.route_url, Some(&token))?;
+
+    s.step("alice's agent calls initialize through the gateway");
+    let reply = alice.initialize().await?;
+    let events = s.show_flow();
+    let server = reply
+        .result()
+        .and_then(|r| r.pointer("/serverInfo/name"))
+        .and_then(Value::as_str);
+    s.check(
+        reply.status == 200 && server == Some("notes"),
+        "initialize answered by the notes server",
+    )?;
+    s.check(alice.session().is_some(), "a session id")?;
+    let places: Vec<Place> = events.iter().map(|e| e.place).collect();
+    s.check(
+        places == [Place::Idp, Place::ResourceAs, Place::McpServer],
+        "one token exchange, one redemption, one upstream call",
+    )?;
+    s.say("    -> the gateway exchanged alice's ID token for an ID-JAG, redeemed it for an access token, and called the server with it");
+    let reply = alice.notify("notifications/initialized").await?;
+    s.check(reply.status == 202, "notifications/initialized accepted")?;
+    s.show_flow();
+
+    s.step("tools/list through the gateway (the token is cached: no new exchange)");
+    let reply = alice.request("tools/list", json!({})).await?;
+    let events = s.show_flow();
+    let tools = tool_names(&reply);
+    s.say(&format!(
+        "    alice sees {tools:?}; delete_all_notes is hidden by the gateway policy"
+    ));
+    s.check(
+        tools == ["list_notes", "add_note"] || tools == ["add_note", "list_notes"],
+        "two visible tools",
+    )?;
+    s.check(
+        events.iter().all(|e| e.place == Place::McpServer),
+        "no new token exchange",
+    )?;
+
+    s.step("tools/call add_note (write) as alice");
+    let reply = alice
+        .call_tool("add_note", json!({ "text": "Ship the gateway" }))
+        .await?;
+    s.show_flow();
+    let text = text_of(&reply);
+    s.say(&format!("    result: {text}"));
+    s.check(
+        text == "Note 1 added by alice.",
+        "the note is added, with alice as its author",
+    )?;
+
+    s.step("tools/call list_notes (read) as alice");
+    let reply = alice.call_tool("list_notes", json!({})).await?;
+    s.show_flow();
+    let text = text_of(&reply);
+    s.say(&format!("    result: {text}"));
+    s.check(
+        text.contains("Ship the gateway (by alice)"),
+        "the note is listed",
+    )?;
+
+    s.step("alice calls delete_all_notes: denied by the gateway, nothing sent upstream");
+    let reply = alice.call_tool("delete_all_notes", json!({})).await?;
+    let events = s.show_flow();
+    let reason = reply
+        .error()
+        .and_then(|e| e.pointer("/data/reason"))
+        .and_then(Value::as_str);
+    s.say(&format!(
+        "    JSON-RPC error: {}",
+        reply.error().map(Value::to_string).unwrap_or_default()
+    ));
+    s.check(
+        reason == Some("tool_denied") && events.is_empty(),
+        "refused by the gateway alone",
+    )?;
+    s.check(
+        t.notes.lock().map(|n| n.len()).unwrap_or(0) == 1,
+        "the note is still there",
+    )?;
+    s.done(&alice);
+
+    s.step("bob (team sales) signs in and calls add_note: denied by the gateway's tool policy");
+    let mut bob = s.agent(Some("bob"))?;
+    let reply = bob.initialize().await?;
+    s.check(reply.status == 200, "bob may initialize")?;
+    let reply = bob
+        .call_tool("add_note", json!({ "text": "Discount everything" }))
+        .await?;
+    s.show_flow();
+    let reason = reply
+        .error()
+        .and_then(|e| e.pointer("/data/reason"))
+        .and_then(Value::as_str);
+    s.say(&format!(
+        "    JSON-RPC error: {}",
+        reply.error().map(Value::to_string).unwrap_or_default()
+    ));
+    s.check(
+        reason == Some("tool_not_allowed"),
+        "add_note refused for sales",
+    )?;
+    s.done(&bob);
+
+    s.step("carol signs in; the IdP's policy refuses the token exchange");
+    let mut carol = s.agent(Some("carol"))?;
+    let reply = carol.initialize().await?;
+    let events = s.show_flow();
+    let error = reply.error().cloned().unwrap_or_default();
+    s.say(&format!("    JSON-RPC error: {error}"));
+    s.check(
+        error.pointer("/data/oauth_error").and_then(Value::as_str) == Some("access_denied"),
+        "blocked by the IdP with access_denied",
+    )?;
+    s.check(
+        events.iter().all(|e| e.place == Place::Idp) && !events.is_empty(),
+        "no redemption and no upstream call",
+    )?;
+    s.done(&carol);
+
+    s.step("an agent without a token: 401 with the gateway's RFC 9728 metadata");
+    let mut anonymous = s.agent(None)?;
+    let reply = anonymous.initialize().await?;
+    s.show_flow();
+    let challenge = reply
+        .header("www-authenticate")
+        .unwrap_or_default()
+        .to_owned();
+    s.say(&format!(
+        "    HTTP {} WWW-Authenticate: {challenge}",
+        reply.status
+    ));
+    s.check(
+        reply.status == 401 && challenge.contains("resource_metadata="),
+        "a bearer challenge",
+    )?;
+    s.done(&anonymous);
+
+    s.step("the MCP server never saw a user's IdP token");
+    let seen = t.flow.upstream_authorizations();
+    s.check(
+        !seen.is_empty() && s.inbound.iter().all(|token| !seen.contains(token)),
+        "only gateway-obtained tokens upstream",
+    )?;
+    s.say(&format!(
+        "    {} upstream calls, each with an access token of the resource AS",
+        seen.len()
+    ));
+    Ok(s.sent)
+}

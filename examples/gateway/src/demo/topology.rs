@@ -1,0 +1,465 @@
+//! The demo's four servers on loopback: the IdP, the resource AS, an MCP server and the
+//! gateway in front of it. The tests and the benchmark start the same topology.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use idjag_client::{
+    AccessRequest, ClientCredentials, IdJagClient, IdentityProvider, ResourceAuthorizationServer,
+    UserToken,
+};
+use idjag_core::server::{RegisteredClient, StaticClientRegistry};
+use idjag_core::{
+    AccessToken, Algorithm, ClientId, ClientSecret, IdToken, Issuer, Resource, ScopeSet,
+    SigningKey, SystemClock,
+};
+use idjag_idp::dev::{DevUser, DevUsers};
+use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource, RequireBearerLayer};
+use idjag_resource::{
+    RegisteredResource, ResourceAuthorizationServer as ResourceServer, TrustedIssuer,
+};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::DemoError;
+use super::flow::{FlowLog, Place, observe_mcp_server, observe_token_endpoint};
+use super::notes::{NoteBook, NotesServer};
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::gateway::Gateway;
+
+/// The gateway's client id at the IdP (inbound ID tokens are issued to it).
+pub const GATEWAY_CLIENT: &str = "mcp-gateway";
+/// The gateway's client id at the resource AS.
+pub const GATEWAY_AT_AS: &str = "gateway-at-notes";
+/// The scopes of the MCP server.
+pub const SCOPES: &str = "notes.read notes.write";
+
+/// The MCP server behind the gateway.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum UpstreamKind {
+    /// The rmcp notes server (SSE answers, sessions).
+    #[default]
+    Notes,
+    /// The stateless JSON echo server.
+    Echo,
+    /// Your own router, served as is (at `/mcp`, guard it yourself).
+    Custom(Router),
+}
+
+/// A hook that edits the gateway's configuration before it is built.
+pub type ConfigHook = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
+/// How to start a [`Topology`].
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TopologyOptions {
+    /// The MCP server.
+    pub upstream: UpstreamKind,
+    /// Where audit records go (default: nowhere but the returned handle's memory).
+    pub audit: Option<Arc<dyn AuditSink>>,
+    /// Edits the gateway configuration.
+    pub configure: Option<ConfigHook>,
+}
+
+impl std::fmt::Debug for TopologyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopologyOptions")
+            .field("upstream", &self.upstream)
+            .field("audit", &self.audit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TopologyOptions {
+    /// The defaults with `upstream`.
+    pub fn with_upstream(upstream: UpstreamKind) -> Self {
+        Self {
+            upstream,
+            ..Self::default()
+        }
+    }
+}
+
+/// The running servers.
+#[derive(Debug)]
+pub struct Topology {
+    /// The IdP's issuer.
+    pub idp: Issuer,
+    /// The resource AS's issuer.
+    pub resource_as: Issuer,
+    /// The MCP server's endpoint.
+    pub mcp_url: String,
+    /// The gateway's base URL.
+    pub gateway_url: String,
+    /// The gateway's route to the MCP server.
+    pub route_url: String,
+    /// The test users.
+    pub users: DevUsers,
+    /// The gateway.
+    pub gateway: Gateway,
+    /// What the IdP, the AS and the MCP server saw.
+    pub flow: FlowLog,
+    /// The notes of the notes server.
+    pub notes: NoteBook,
+    /// The gateway's configuration file, as generated.
+    pub config_toml: String,
+    idp_secret: ClientSecret,
+    as_secret: ClientSecret,
+    stop: Option<oneshot::Sender<()>>,
+    gateway_task: Option<JoinHandle<std::io::Result<()>>>,
+    _servers: Vec<CancelOnDrop>,
+}
+
+/// Aborts a server task when dropped.
+#[derive(Debug)]
+struct CancelOnDrop(JoinHandle<()>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn listener() -> Result<(TcpListener, String), DemoError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(DemoError::io)?;
+    let url = format!("http://{}", listener.local_addr().map_err(DemoError::io)?);
+    Ok((listener, url))
+}
+
+fn spawn(listener: TcpListener, router: Router) -> CancelOnDrop {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    CancelOnDrop(tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    }))
+}
+
+/// A random secret, recognisable in tests (`demo-secret-...`).
+fn random_secret() -> ClientSecret {
+    let mut bytes = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    ClientSecret::new(format!("demo-secret-{hex}"))
+}
+
+/// The IdP's policy: alice and bob may reach the notes server; carol may not.
+fn idp_policy(as_url: &str, mcp_url: &str) -> String {
+    format!(
+        r#"
+        [[audience]]
+        issuer = "{as_url}"
+        resources = ["{mcp_url}"]
+        client_ids = {{ "{GATEWAY_CLIENT}" = "{GATEWAY_AT_AS}" }}
+
+        [[allow]]
+        clients = ["{GATEWAY_CLIENT}"]
+        audience = "{as_url}"
+        users = ["alice", "bob"]
+        scopes = ["notes.read", "notes.write"]
+        "#
+    )
+}
+
+/// The gateway's configuration: engineering may use every tool but `delete_*`; sales may
+/// only list notes.
+fn gateway_config(
+    gateway_url: &str,
+    idp: &str,
+    as_url: &str,
+    mcp_url: &str,
+    idp_secret: &str,
+    as_secret: &str,
+) -> String {
+    format!(
+        r#"# Generated by `idjag-gateway demo`.
+[server]
+listen = "{listen}"
+public_url = "{gateway_url}"
+header_read_timeout = "5s"
+body_timeout = "5s"
+shutdown_grace = "5s"
+
+[idp]
+issuer = "{idp}"
+client = {{ id = "{GATEWAY_CLIENT}", secret = "{idp_secret}" }}
+
+[teams]
+eng = ["engineering"]
+sales = ["sales"]
+
+[audit]
+arguments = "redact"
+
+[[upstream]]
+name = "notes"
+url = "{mcp_url}"
+read_timeout = "30s"
+
+[upstream.credential]
+mode = "id_jag"
+authorization_server = "{as_url}"
+scopes = ["notes.read", "notes.write"]
+client = {{ id = "{GATEWAY_AT_AS}", secret = "{as_secret}" }}
+
+[[upstream.access]]
+teams = ["engineering"]
+allow = ["*"]
+deny = ["delete_*"]
+
+[[upstream.access]]
+teams = ["sales"]
+allow = ["list_notes"]
+"#,
+        listen = gateway_url.trim_start_matches("http://"),
+    )
+}
+
+fn upstream_router(
+    kind: UpstreamKind,
+    protected: Arc<ProtectedResource>,
+    notes: NoteBook,
+) -> Router {
+    let metadata_path = protected.metadata_path().to_owned();
+    let metadata = {
+        let protected = protected.clone();
+        get(move || {
+            let protected = protected.clone();
+            async move {
+                let (parts, body) = protected.metadata_response().into_parts();
+                axum::response::Response::from_parts(parts, axum::body::Body::from(body))
+            }
+        })
+    };
+    let guarded = match kind {
+        UpstreamKind::Custom(router) => return router,
+        UpstreamKind::Echo => Router::new().route("/mcp", post(super::echo::echo)),
+        UpstreamKind::Notes => {
+            let service = StreamableHttpService::new(
+                move || Ok(NotesServer::new(notes.clone())),
+                LocalSessionManager::default().into(),
+                StreamableHttpServerConfig::default(),
+            );
+            Router::new().route_service("/mcp", service)
+        }
+    };
+    guarded
+        .route_layer(RequireBearerLayer::new(protected))
+        .route(&metadata_path, metadata)
+}
+
+impl Topology {
+    /// Starts everything on `127.0.0.1` with fresh keys and secrets.
+    pub async fn start(options: TopologyOptions) -> Result<Self, DemoError> {
+        let (idp_listener, idp_url) = listener().await?;
+        let (as_listener, as_url) = listener().await?;
+        let (mcp_listener, mcp_base) = listener().await?;
+        let (gateway_listener, gateway_url) = listener().await?;
+        let mcp_url = format!("{mcp_base}/mcp");
+        let idp = Issuer::new(idp_url.as_str()).map_err(DemoError::setup)?;
+        let resource_as = Issuer::new(as_url.as_str()).map_err(DemoError::setup)?;
+        let resource = Resource::new(mcp_url.as_str()).map_err(DemoError::setup)?;
+        let (idp_secret, as_secret) = (random_secret(), random_secret());
+        let flow = FlowLog::default();
+        let mut servers = Vec::new();
+
+        let policy =
+            TomlPolicy::from_toml_str(&idp_policy(&as_url, &mcp_url)).map_err(DemoError::setup)?;
+        let gateway_client = ClientId::new(GATEWAY_CLIENT).map_err(DemoError::setup)?;
+        let issuer = IdJagIssuer::builder(
+            idp.clone(),
+            SigningKeys::generate_es256().map_err(DemoError::setup)?,
+            Arc::new(
+                StaticClientRegistry::new()
+                    .with(RegisteredClient::with_secret(gateway_client, &idp_secret)),
+            ),
+            Arc::new(policy),
+        )
+        .build()
+        .map_err(DemoError::setup)?;
+        let users = DevUsers::new(&issuer)
+            .with_user(
+                DevUser::new("alice")
+                    .map_err(DemoError::setup)?
+                    .with_groups(&["eng"]),
+            )
+            .with_user(
+                DevUser::new("bob")
+                    .map_err(DemoError::setup)?
+                    .with_groups(&["sales"]),
+            )
+            .with_user(
+                DevUser::new("carol")
+                    .map_err(DemoError::setup)?
+                    .with_groups(&["eng"]),
+            );
+        let idp_router = issuer.router().layer(axum::middleware::from_fn_with_state(
+            (Place::Idp, flow.clone()),
+            observe_token_endpoint,
+        ));
+        servers.push(spawn(idp_listener, idp_router));
+
+        let resource_server = Arc::new(
+            ResourceServer::builder(
+                resource_as.clone(),
+                SigningKey::generate(Algorithm::Es256)
+                    .map_err(DemoError::setup)?
+                    .with_thumbprint_kid(),
+            )
+            .trust(
+                TrustedIssuer::remote(idp.clone(), SystemClock::shared())
+                    .map_err(DemoError::setup)?,
+            )
+            .resource(
+                RegisteredResource::new(resource.clone())
+                    .with_scopes(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?),
+            )
+            .clients(
+                StaticClientRegistry::new().with(RegisteredClient::with_secret(
+                    ClientId::new(GATEWAY_AT_AS).map_err(DemoError::setup)?,
+                    &as_secret,
+                )),
+            )
+            .build()
+            .map_err(DemoError::setup)?,
+        );
+        let as_router = resource_server
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                (Place::ResourceAs, flow.clone()),
+                observe_token_endpoint,
+            ));
+        servers.push(spawn(as_listener, as_router));
+
+        let verifier = AccessTokenVerifier::new(
+            resource,
+            resource_as.clone(),
+            Arc::new(resource_server.verification_keys()),
+            SystemClock::shared(),
+        );
+        let protected = Arc::new(
+            ProtectedResource::new(verifier, vec![resource_as.clone()])
+                .map_err(DemoError::setup)?
+                .with_scopes_supported(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?),
+        );
+        let notes = NoteBook::default();
+        let mcp_router = upstream_router(options.upstream, protected, notes.clone()).layer(
+            axum::middleware::from_fn_with_state(flow.clone(), observe_mcp_server),
+        );
+        servers.push(spawn(mcp_listener, mcp_router));
+
+        let config_toml = gateway_config(
+            &gateway_url,
+            &idp_url,
+            &as_url,
+            &mcp_url,
+            idp_secret.secret(),
+            as_secret.secret(),
+        );
+        let mut config = Config::from_toml_str(&config_toml).map_err(DemoError::setup)?;
+        if let Some(configure) = &options.configure {
+            configure(&mut config);
+        }
+        let mut builder = Gateway::builder(config);
+        if let Some(sink) = options.audit {
+            builder = builder.audit_sink(sink);
+        }
+        let gateway = builder.build().map_err(DemoError::setup)?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = gateway.clone();
+        let gateway_task = tokio::spawn(async move {
+            serving
+                .serve(gateway_listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            idp,
+            resource_as,
+            route_url: format!("{gateway_url}/mcp/notes"),
+            mcp_url,
+            gateway_url,
+            users,
+            gateway,
+            flow,
+            notes,
+            config_toml,
+            idp_secret,
+            as_secret,
+            stop: Some(stop),
+            gateway_task: Some(gateway_task),
+            _servers: servers,
+        })
+    }
+
+    /// A fresh ID token of `user`, issued to the gateway's client id (what the agent gets
+    /// when the user signs in).
+    pub fn id_token(&self, user: &str) -> Result<IdToken, DemoError> {
+        let client = ClientId::new(GATEWAY_CLIENT).map_err(DemoError::setup)?;
+        self.users.id_token(user, &client).map_err(DemoError::setup)
+    }
+
+    /// The client secrets (to prove they never leak).
+    pub fn secrets(&self) -> [&ClientSecret; 2] {
+        [&self.idp_secret, &self.as_secret]
+    }
+
+    /// An access token for the MCP server itself, obtained with the same ID-JAG flow outside
+    /// the gateway (for direct calls in the benchmark).
+    pub async fn direct_access_token(&self, user: &str) -> Result<AccessToken, DemoError> {
+        let idp = IdentityProvider::new(
+            self.idp.clone(),
+            &format!("{}/token", self.idp),
+            ClientCredentials::secret_basic(
+                ClientId::new(GATEWAY_CLIENT).map_err(DemoError::setup)?,
+                self.idp_secret.clone(),
+            )
+            .map_err(DemoError::setup)?,
+        )
+        .map_err(DemoError::setup)?;
+        let client = IdJagClient::new(idp).map_err(DemoError::setup)?;
+        let ras = ResourceAuthorizationServer::new(
+            self.resource_as.clone(),
+            &format!("{}/token", self.resource_as),
+            ClientCredentials::secret_basic(
+                ClientId::new(GATEWAY_AT_AS).map_err(DemoError::setup)?,
+                self.as_secret.clone(),
+            )
+            .map_err(DemoError::setup)?,
+        )
+        .map_err(DemoError::setup)?;
+        let request = AccessRequest::new(ras)
+            .with_resource(Resource::new(self.mcp_url.as_str()).map_err(DemoError::setup)?)
+            .with_scope(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?);
+        let grant = client
+            .access_token(&UserToken::id_token(self.id_token(user)?), &request)
+            .await
+            .map_err(DemoError::setup)?;
+        Ok(grant.access_token().clone())
+    }
+
+    /// Stops the gateway gracefully (in-flight requests finish, SSE streams get a final
+    /// event) and waits for it.
+    pub async fn shutdown(&mut self) -> Result<(), DemoError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.gateway_task.take() {
+            task.await
+                .map_err(|e| DemoError::Setup(e.to_string()))?
+                .map_err(DemoError::io)?;
+        }
+        Ok(())
+    }
+}
