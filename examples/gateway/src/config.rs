@@ -252,6 +252,15 @@ mod defaults {
     pub(super) fn leeway() -> ConfigDuration {
         secs(30)
     }
+    pub(super) fn jwks_max_age() -> ConfigDuration {
+        secs(600)
+    }
+    pub(super) fn jwks_stale_if_error() -> ConfigDuration {
+        secs(3600)
+    }
+    pub(super) fn jwks_cooldown() -> ConfigDuration {
+        secs(30)
+    }
     pub(super) fn accept() -> Vec<InboundKind> {
         vec![InboundKind::IdToken, InboundKind::AccessToken]
     }
@@ -310,6 +319,16 @@ pub struct IdpConfig {
     /// Clock-skew leeway on inbound tokens. Default 30 s, at most 5 min.
     #[serde(default = "defaults::leeway")]
     pub leeway: ConfigDuration,
+    /// How long fetched IdP keys are used before a refresh. Default 10 min.
+    #[serde(default = "defaults::jwks_max_age")]
+    pub jwks_max_age: ConfigDuration,
+    /// How long past `jwks_max_age` the last good keys stay usable while the IdP is
+    /// unreachable. Default 1 h.
+    #[serde(default = "defaults::jwks_stale_if_error")]
+    pub jwks_stale_if_error: ConfigDuration,
+    /// Least time between two key fetches (an unknown `kid` triggers one). Default 30 s.
+    #[serde(default = "defaults::jwks_cooldown")]
+    pub jwks_cooldown: ConfigDuration,
     /// The gateway's own registration at the IdP (it is the requesting app of the
     /// ID-JAG flow; inbound ID tokens must be issued to this client id).
     pub client: ClientConfig,
@@ -680,6 +699,15 @@ pub struct ToolConfig {
     /// `scope`; ID tokens carry none, so such a tool needs an access token).
     #[serde(default)]
     pub scopes: Vec<String>,
+}
+
+impl ToolConfig {
+    /// A tool that needs `scopes`.
+    pub fn with_scopes(scopes: &[&str]) -> Self {
+        Self {
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
 }
 
 /// A configuration warning: accepted, but worth a look.

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use http::StatusCode;
-use idjag_core::remote::{FetchError, RemoteJwks};
+use idjag_core::remote::{FetchError, RemoteJwks, RemoteJwksConfig};
 use idjag_core::server::json_response;
 use idjag_core::{
     Audience, Issuer, ProtectedResourceMetadata, Resource, ScopeSet, SharedClock, SystemClock,
@@ -109,6 +109,11 @@ impl GatewayBuilder {
             Some(uri) => RemoteJwks::from_jwks_uri(idp_issuer.clone(), uri, clock.clone())?,
             None => RemoteJwks::from_issuer(idp_issuer.clone(), clock.clone())?,
         };
+        let mut jwks_config = RemoteJwksConfig::default();
+        jwks_config.max_age = config.idp.jwks_max_age.0;
+        jwks_config.stale_if_error = config.idp.jwks_stale_if_error.0;
+        jwks_config.cooldown = config.idp.jwks_cooldown.0;
+        let jwks = jwks.with_config(jwks_config)?;
         let route_resource = |name: &str| Audience::new(format!("{public_url}/mcp/{name}"));
         let settings = InboundSettings {
             issuer: idp_issuer.clone(),
@@ -312,9 +317,6 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readyz))
             .with_state(self.shared.clone())
-            .layer(axum::middleware::from_fn(
-                crate::server::reject_ambiguous_framing,
-            ))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully.
@@ -348,6 +350,14 @@ impl Gateway {
     /// Redemptions at resource authorization servers so far.
     pub fn redemption_count(&self) -> u64 {
         self.outbound.redemption_count()
+    }
+
+    /// Requests for the IdP's JWK Set sent so far.
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.shared
+            .inbound
+            .jwks()
+            .map_or(0, |jwks| jwks.fetch_count())
     }
 
     /// Responses being streamed now (SSE and JSON).

@@ -127,6 +127,35 @@ pub struct InboundSettings {
     pub cache_capacity: u64,
 }
 
+impl InboundSettings {
+    /// Settings for the IdP `issuer`, the gateway's `client_id` there, its public URL and
+    /// its routes, with the defaults: both token kinds, ES256/RS256/PS256/EdDSA, 30 s of
+    /// leeway, 8 KiB tokens, 10 000 cached identities.
+    pub fn new(
+        issuer: Issuer,
+        client_id: ClientId,
+        gateway_resource: Audience,
+        route_resources: Vec<Audience>,
+    ) -> Self {
+        Self {
+            issuer,
+            client_id,
+            gateway_resource,
+            route_resources,
+            accept: vec![InboundKind::IdToken, InboundKind::AccessToken],
+            algorithms: AlgorithmSet::from([
+                idjag_core::Algorithm::Es256,
+                idjag_core::Algorithm::Rs256,
+                idjag_core::Algorithm::Ps256,
+                idjag_core::Algorithm::EdDsa,
+            ]),
+            leeway: idjag_core::DEFAULT_LEEWAY,
+            max_token_bytes: 8 * 1024,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
 struct UntilExp {
     clock: SharedClock,
 }

@@ -2,8 +2,11 @@
 //! shutdown (SECURITY-CASES G08, G09, G10, G12, G25).
 //!
 //! hyper (through hyper-util's HTTP/1 + HTTP/2 builder) parses requests. Its HTTP/1 parser
-//! refuses a request with both `Content-Length` and `Transfer-Encoding`, differing
-//! `Content-Length`s, or a CR/LF inside a header value, with 400 (G08); a head larger than
+//! refuses differing `Content-Length`s and a CR/LF inside a header value with 400 (G08). A
+//! request with both `Content-Length` and `Transfer-Encoding: chunked` is framed by the
+//! chunked encoding, its `Content-Length` removed, and the connection closed after the
+//! answer (RFC 9112 §6.3), so no byte after it can be read as another request; the gateway
+//! never sees the dropped header and cannot answer 400 instead (the tests pin this). A head larger than
 //! `max_header_bytes` gets 431 (G09); a connection that has not sent a complete head within
 //! `header_read_timeout` is closed (G10: the timer is installed by [`connection_builder`]).
 //! More than `max_connections` open connections: the new ones are closed at once.
@@ -17,29 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::response::IntoResponse;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-/// Refuses a request that declares both `Content-Length` and `Transfer-Encoding` with 400
-/// (SECURITY-CASES G08): hyper would follow the chunked framing and close the connection,
-/// but such a request only comes from a confused or malicious intermediary.
-pub async fn reject_ambiguous_framing(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let headers = request.headers();
-    if headers.contains_key(http::header::TRANSFER_ENCODING)
-        && headers.contains_key(http::header::CONTENT_LENGTH)
-    {
-        return (http::StatusCode::BAD_REQUEST, "ambiguous message framing").into_response();
-    }
-    next.run(request).await
-}
 
 /// Connection-level limits.
 #[derive(Debug, Clone, Copy)]
@@ -194,8 +180,7 @@ mod tests {
             );
         }
         // Both framings: hyper follows RFC 9112 §6.3 (chunked wins, the connection is closed
-        // after the answer). The gateway's router refuses such requests with 400 on top
-        // (`reject_ambiguous_framing`, tested over a socket in tests/gateway).
+        // after the answer; tests/gateway proves nothing is smuggled through the gateway).
         let both = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         let text = String::from_utf8_lossy(&answer(limits, both).await).to_ascii_lowercase();
         assert!(text.contains("connection: close"), "{text:?}");

@@ -2,6 +2,7 @@
 //! gateway in front of it. The tests and the benchmark start the same topology.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -110,6 +111,12 @@ pub struct Topology {
     pub notes: NoteBook,
     /// The gateway's configuration file, as generated.
     pub config_toml: String,
+    /// The IdP (to sign unusual tokens, rotate keys).
+    pub idp_server: IdJagIssuer,
+    /// The resource AS.
+    pub resource_server: Arc<ResourceServer>,
+    idp_down: Arc<AtomicBool>,
+    as_down: Arc<AtomicBool>,
     idp_secret: ClientSecret,
     as_secret: ClientSecret,
     stop: Option<oneshot::Sender<()>>,
@@ -143,6 +150,18 @@ fn spawn(listener: TcpListener, router: Router) -> CancelOnDrop {
     CancelOnDrop(tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     }))
+}
+
+/// Answers 503 to everything while the flag is set (an outage).
+async fn outage(
+    axum::extract::State(down): axum::extract::State<Arc<AtomicBool>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if down.load(Ordering::SeqCst) {
+        return axum::response::IntoResponse::into_response(http::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    next.run(request).await
 }
 
 /// A random secret, recognisable in tests (`demo-secret-...`).
@@ -303,10 +322,18 @@ impl Topology {
                     .map_err(DemoError::setup)?
                     .with_groups(&["eng"]),
             );
-        let idp_router = issuer.router().layer(axum::middleware::from_fn_with_state(
-            (Place::Idp, flow.clone()),
-            observe_token_endpoint,
-        ));
+        let idp_down = Arc::new(AtomicBool::new(false));
+        let as_down = Arc::new(AtomicBool::new(false));
+        let idp_router = issuer
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                (Place::Idp, flow.clone()),
+                observe_token_endpoint,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                idp_down.clone(),
+                outage,
+            ));
         servers.push(spawn(idp_listener, idp_router));
 
         let resource_server = Arc::new(
@@ -395,12 +422,26 @@ impl Topology {
             flow,
             notes,
             config_toml,
+            idp_server: issuer,
+            resource_server,
+            idp_down,
+            as_down,
             idp_secret,
             as_secret,
             stop: Some(stop),
             gateway_task: Some(gateway_task),
             _servers: servers,
         })
+    }
+
+    /// Simulates an outage of the IdP (every request gets 503) or its end.
+    pub fn set_idp_down(&self, down: bool) {
+        self.idp_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Simulates an outage of the resource AS or its end.
+    pub fn set_resource_as_down(&self, down: bool) {
+        self.as_down.store(down, Ordering::SeqCst);
     }
 
     /// A fresh ID token of `user`, issued to the gateway's client id (what the agent gets

@@ -1,0 +1,109 @@
+//! The one-command demo, run in process.
+
+use idjag_gateway::demo::{DemoOptions, run};
+use serde_json::Value;
+
+const FIELDS: [&str; 16] = [
+    "time",
+    "request_id",
+    "http_method",
+    "upstream",
+    "user",
+    "issuer",
+    "teams",
+    "agent",
+    "method",
+    "tool",
+    "arguments",
+    "decision",
+    "reason",
+    "status",
+    "upstream_status",
+    "latency_ms",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request_with_every_field_and_no_secret()
+ {
+    let dir = std::env::temp_dir().join(format!("idjag-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let mut out = Vec::new();
+    let mut options = DemoOptions::default();
+    options.audit_log = Some(path.clone());
+    let summary = run(options, &mut out).await.expect("the demo succeeds");
+    let printed = String::from_utf8(out).unwrap();
+
+    // Each step of the flow is shown.
+    for needle in [
+        "token exchange (RFC 8693) -> HTTP 200: ID-JAG",
+        "JWT-bearer grant (RFC 7523) -> HTTP 200: access token",
+        "MCP server   received -> HTTP 200",
+        "audit        {",
+        "tool_denied",
+        "tool_not_allowed",
+        "access_denied",
+        "WWW-Authenticate: Bearer resource_metadata=",
+        "Done in",
+    ] {
+        assert!(
+            printed.contains(needle),
+            "missing {needle:?} in:\n{printed}"
+        );
+    }
+    assert!(summary.elapsed.as_secs() < 30);
+    // alice and bob were exchanged once each, carol was refused by the IdP.
+    assert_eq!((summary.token_exchanges, summary.redemptions), (3, 2));
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), summary.mcp_requests);
+    assert_eq!(lines.len(), 10);
+    for line in &lines {
+        let record: Value = serde_json::from_str(line).unwrap();
+        let object = record.as_object().unwrap();
+        let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        for field in FIELDS {
+            assert!(keys.contains(&field), "{field} missing in {line}");
+        }
+        assert_eq!(object.len(), FIELDS.len(), "{line}");
+        assert_eq!(record["upstream"], "notes");
+        assert!(["allow", "deny", "error"].contains(&record["decision"].as_str().unwrap()));
+        // No token (JWTs start with eyJ), no client secret.
+        assert!(!line.contains("eyJ"), "{line}");
+        assert!(!line.contains("demo-secret-"), "{line}");
+        assert!(!line.to_ascii_lowercase().contains("bearer "), "{line}");
+    }
+    let decisions: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| {
+            (
+                leak(r["decision"].as_str().unwrap()),
+                leak(r["reason"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("allow", "forwarded"),
+            ("allow", "forwarded"),
+            ("allow", "forwarded"),
+            ("allow", "forwarded"),
+            ("allow", "forwarded"),
+            ("deny", "tool_denied"),
+            ("allow", "forwarded"),
+            ("deny", "tool_not_allowed"),
+            ("deny", "idp_policy_denied"),
+            ("deny", "no_token"),
+        ]
+    );
+    assert!(!printed.contains("demo-secret-"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
