@@ -1,1 +1,329 @@
-fn main() {}
+#![allow(clippy::print_stdout)] // a benchmark binary reports on stdout
+//! The gateway against a direct call, with a small load generator in the same run.
+//!
+//! ```text
+//! cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_SECS=5 IDJAG_BENCH_CONCURRENCY=32 cargo bench -p idjag-gateway --bench gateway
+//! ```
+//!
+//! One process starts the demo topology with an echo MCP server behind the gateway (IdP,
+//! resource AS, echo server, gateway, all on loopback): `IDJAG_BENCH_UPSTREAM=axum` (the
+//! default: a plain axum handler, the cheapest possible upstream, so the gateway's cost shows
+//! the most) or `rmcp` (the same tool on rmcp, stateless with JSON answers). Both check the
+//! bearer token (`idjag-resource`). Then, with warm caches:
+//!
+//! 1. latency: one client, `tools/call echo` back to back, directly (with an access token of
+//!    the echo server's AS) and through the gateway (with the user's ID token); the median
+//!    difference is the gateway's added latency;
+//! 2. throughput: `IDJAG_BENCH_CONCURRENCY` clients (default 16), each on its own keep-alive
+//!    connection, for `IDJAG_BENCH_SECS` seconds (default 3), directly and through the
+//!    gateway, in `IDJAG_BENCH_RUNS` alternating pairs (default 5); per pair the ratio of
+//!    request rates and the ratio of the process's CPU time per request (the load generator
+//!    and every server share the process and the machine's cores, so when the cores are
+//!    saturated the CPU ratio is the throughput ratio, and it is steadier on a shared
+//!    machine); the medians are the result;
+//! 3. cold path: a fresh topology, 100 concurrent first requests of one user: the counted
+//!    token exchanges and redemptions.
+//!
+//! The audit log goes to a file (a write per request, as in production).
+//! `IDJAG_BENCH_ONLY=gateway` (or `direct`) runs one throughput measurement only, for
+//! profiling (`perf record`); with `IDJAG_BENCH_REQUESTS=n`, exactly n calls, which
+//! `scripts/instruction_ratio.sh` counts under callgrind.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use idjag_gateway::audit::{AuditSink, JsonLines};
+use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
+use serde_json::json;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Target {
+    name: &'static str,
+    url: String,
+    authorization: String,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .expect("client")
+}
+
+async fn call(client: &reqwest::Client, target: &Target, id: u64) -> Duration {
+    let body = json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}});
+    let started = Instant::now();
+    let response = client
+        .post(&target.url)
+        .header("authorization", &target.authorization)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200, "{}", target.name);
+    let bytes = response.bytes().await.expect("body");
+    assert!(bytes.windows(5).any(|w| w == b"hello"));
+    started.elapsed()
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+async fn latency(target: &Target, count: u64) -> Duration {
+    let client = client();
+    for i in 0..50 {
+        call(&client, target, i).await;
+    }
+    let mut samples = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        samples.push(call(&client, target, i).await);
+    }
+    median(&mut samples)
+}
+
+async fn throughput(target: Arc<Target>, concurrency: u64, seconds: u64) -> (f64, Duration) {
+    let warm_until = Instant::now() + Duration::from_millis(300);
+    let until = warm_until + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let target = target.clone();
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            let mut samples = Vec::new();
+            let mut id = 0;
+            while Instant::now() < until {
+                id += 1;
+                let took = call(&client, &target, id).await;
+                if Instant::now() > warm_until {
+                    samples.push(took);
+                }
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.expect("worker"));
+    }
+    let rate = all.len() as f64 / seconds as f64;
+    (rate, median(&mut all))
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat` (Linux; zero
+/// elsewhere). The machine is shared, so CPU per request is steadier than wall-clock rates.
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After the command name: state is field 0, utime 11, stime 12 (clock ticks of 10 ms).
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Exactly `n` calls, spread over `concurrency` clients.
+async fn fixed(target: Arc<Target>, concurrency: u64, n: u64) {
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let target = target.clone();
+        let share = n / concurrency + u64::from(w < n % concurrency);
+        workers.push(tokio::spawn(async move {
+            let client = client();
+            for id in 0..share {
+                call(&client, &target, id).await;
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+async fn topology(upstream: UpstreamKind, audit: Arc<dyn AuditSink>) -> Topology {
+    let mut options = TopologyOptions::with_upstream(upstream);
+    options.audit = Some(audit);
+    Topology::start(options).await.expect("topology")
+}
+
+async fn run() {
+    let upstream = std::env::var("IDJAG_BENCH_UPSTREAM").unwrap_or_else(|_| "axum".into());
+    let (kind, label) = match upstream.as_str() {
+        "rmcp" => (
+            UpstreamKind::RmcpEcho,
+            "rmcp echo server, stateless, JSON answers",
+        ),
+        _ => (UpstreamKind::Echo, "axum echo handler"),
+    };
+    let seconds = env("IDJAG_BENCH_SECS", 3);
+    let concurrency = env("IDJAG_BENCH_CONCURRENCY", 16);
+    let audit_path =
+        std::env::temp_dir().join(format!("idjag-gateway-bench-{}.jsonl", std::process::id()));
+    let file = std::fs::File::create(&audit_path).expect("audit file");
+    let t = topology(kind.clone(), Arc::new(JsonLines::new(Box::new(file)))).await;
+
+    let direct = Arc::new(Target {
+        name: "direct",
+        url: t.mcp_url.clone(),
+        authorization: format!(
+            "Bearer {}",
+            t.direct_access_token("alice")
+                .await
+                .expect("token")
+                .secret()
+        ),
+    });
+    let gateway = Arc::new(Target {
+        name: "gateway",
+        url: t.route_url.clone(),
+        authorization: format!("Bearer {}", t.id_token("alice").expect("id token").secret()),
+    });
+    // Warm caches: keys, identity, upstream access token, connections.
+    call(&client(), &gateway, 0).await;
+    let _ = t.flow.drain();
+
+    // `IDJAG_BENCH_ONLY=gateway` (or `direct`): one throughput run only, for profiling; with
+    // `IDJAG_BENCH_REQUESTS=n`, exactly n calls (for instruction counts).
+    if let Ok(only) = std::env::var("IDJAG_BENCH_ONLY") {
+        let target = if only == "direct" { direct } else { gateway };
+        if let Some(n) = std::env::var("IDJAG_BENCH_REQUESTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            fixed(target, concurrency, n).await;
+            println!("{only}: {n} calls");
+        } else {
+            let (rate, p50) = throughput(target, concurrency, seconds).await;
+            println!("{only}: {rate:.0} req/s, p50 {} ms", ms(p50));
+        }
+        return;
+    }
+
+    println!("## idjag-gateway: direct vs through the gateway ({label}, loopback)\n");
+    println!("latency, 1 client, 2000 calls each (median):");
+    let d = latency(&direct, 2000).await;
+    let g = latency(&gateway, 2000).await;
+    let d2 = latency(&direct, 2000).await;
+    let g2 = latency(&gateway, 2000).await;
+    let (d, g) = (d.min(d2), g.min(g2));
+    println!(
+        "| path | median ms |\n|---|---|\n| direct | {} |\n| gateway | {} |",
+        ms(d),
+        ms(g)
+    );
+    println!("added latency (median): {} ms\n", ms(g.saturating_sub(d)));
+
+    let runs = env("IDJAG_BENCH_RUNS", 5);
+    println!("throughput, {concurrency} clients, {seconds} s per run, {runs} alternating pairs:");
+    println!(
+        "| pair | direct req/s | gateway req/s | ratio | direct CPU µs/req | gateway CPU µs/req | CPU ratio |\n|---|---|---|---|---|---|---|"
+    );
+    let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
+    for pair in 1..=runs {
+        let c0 = cpu_time();
+        let (dr, _) = throughput(direct.clone(), concurrency, seconds).await;
+        let c1 = cpu_time();
+        let (gr, _) = throughput(gateway.clone(), concurrency, seconds).await;
+        let c2 = cpu_time();
+        let per =
+            |cpu: Duration, rate: f64| cpu.as_secs_f64() * 1e6 / (rate * seconds as f64 + 1.0);
+        let (dc, gc) = (per(c1 - c0, dr), per(c2 - c1, gr));
+        println!(
+            "| {pair} | {dr:.0} | {gr:.0} | {:.2} | {dc:.0} | {gc:.0} | {:.2} |",
+            gr / dr,
+            dc / gc
+        );
+        ratios.push(gr / dr);
+        cpu_ratios.push(dc / gc);
+    }
+    ratios.sort_by(f64::total_cmp);
+    cpu_ratios.sort_by(f64::total_cmp);
+    println!(
+        "median gateway / direct throughput: {:.2} (wall clock), {:.2} (CPU per request); goal >= 0.7\n",
+        ratios[ratios.len() / 2],
+        cpu_ratios[cpu_ratios.len() / 2]
+    );
+    println!(
+        "token exchanges {} and redemptions {} over the whole warm run",
+        t.gateway.exchange_count(),
+        t.gateway.redemption_count()
+    );
+
+    // Cold path: 100 concurrent first requests of one user.
+    let cold = topology(kind, Arc::new(JsonLines::new(Box::new(std::io::sink())))).await;
+    let target = Arc::new(Target {
+        name: "cold",
+        url: cold.route_url.clone(),
+        authorization: format!(
+            "Bearer {}",
+            cold.id_token("alice").expect("id token").secret()
+        ),
+    });
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let target = target.clone();
+        tasks.push(tokio::spawn(
+            async move { call(&client(), &target, i).await },
+        ));
+    }
+    for task in tasks {
+        task.await.expect("cold call");
+    }
+    let events = cold.flow.drain();
+    let count = |place| events.iter().filter(|e| e.place == place).count();
+    println!(
+        "\ncold path: 100 concurrent first calls of one user in {} ms: {} token exchange(s), {} redemption(s) \
+         (counted by the gateway; the IdP saw {}, the AS {}), {} JWKS fetch(es), {} upstream calls",
+        ms(started.elapsed()),
+        cold.gateway.exchange_count(),
+        cold.gateway.redemption_count(),
+        count(Place::Idp),
+        count(Place::ResourceAs),
+        cold.gateway.jwks_fetch_count(),
+        count(Place::McpServer),
+    );
+    assert_eq!(
+        (
+            cold.gateway.exchange_count(),
+            cold.gateway.redemption_count()
+        ),
+        (1, 1)
+    );
+    let _ = std::fs::remove_file(audit_path);
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run());
+}

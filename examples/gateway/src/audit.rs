@@ -172,9 +172,16 @@ pub trait AuditSink: fmt::Debug + Send + Sync {
     fn record(&self, record: &AuditRecord);
 }
 
-/// JSON lines to any writer (stdout, stderr, a file), flushed after each line.
+/// Lines waiting for the writer before requests wait for it.
+const QUEUE: usize = 8192;
+
+/// JSON lines to any writer (stdout, stderr, a file), written by a dedicated thread so no
+/// request waits on the disk: it writes every line queued and flushes whenever the queue runs
+/// empty (under load, many lines per write). Lines are never dropped: when the writer falls
+/// 8 192 lines behind, requests wait for it. Dropping the sink writes what is queued.
 pub struct JsonLines {
-    out: Mutex<Box<dyn Write + Send>>,
+    queue: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl fmt::Debug for JsonLines {
@@ -185,9 +192,34 @@ impl fmt::Debug for JsonLines {
 
 impl JsonLines {
     /// Lines to `out`.
-    pub fn new(out: Box<dyn Write + Send>) -> Self {
+    pub fn new(mut out: Box<dyn Write + Send>) -> Self {
+        let (queue, lines) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("idjag-audit".into())
+            .spawn(move || {
+                while let Ok(line) = lines.recv() {
+                    let mut result = out.write_all(&line);
+                    while let Ok(line) = lines.try_recv() {
+                        result = result.and_then(|()| out.write_all(&line));
+                    }
+                    if result.and_then(|()| out.flush()).is_err() {
+                        tracing::error!("the audit log could not be written");
+                    }
+                }
+            })
+            .ok();
         Self {
-            out: Mutex::new(out),
+            queue: Some(queue),
+            writer,
+        }
+    }
+}
+
+impl Drop for JsonLines {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }
@@ -198,9 +230,9 @@ impl AuditSink for JsonLines {
             return;
         };
         line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
-            tracing::error!("the audit log could not be written");
+        let sent = self.queue.as_ref().is_some_and(|q| q.send(line).is_ok());
+        if !sent {
+            tracing::error!("the audit log writer is gone");
         }
     }
 }
@@ -407,6 +439,46 @@ mod tests {
             rule(ArgumentMode::Redact).apply(&args),
             Some(json!("[511 bytes, over the audit limit]"))
         );
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_writes_every_line_once_in_order_before_drop_returns() {
+        let out = Shared::default();
+        let sink = JsonLines::new(Box::new(out.clone()));
+        for i in 0..100 {
+            let entry = AuditEntry::new(
+                Arc::new(MemorySink::default()),
+                UNIX_EPOCH,
+                &format!("r{i}"),
+                "POST",
+            );
+            sink.record(&entry.record);
+        }
+        drop(sink);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(ids, (0..100).map(|i| format!("r{i}")).collect::<Vec<_>>());
     }
 
     #[test]

@@ -985,6 +985,14 @@ mod tests {
     "#;
 
     #[test]
+    fn the_commented_example_is_valid_and_has_no_warning() {
+        let config = Config::from_toml_str(include_str!("../gateway.toml")).unwrap();
+        assert_eq!(config.validate().unwrap(), []);
+        assert_eq!(config.upstreams[0].access.len(), 3);
+        assert_eq!(config.teams["sre"], ["engineering", "oncall"]);
+    }
+
+    #[test]
     fn durations_parse_with_units_or_as_seconds() {
         assert_eq!(
             ConfigDuration::parse("500ms").unwrap().0,

@@ -101,6 +101,8 @@ pub struct Caller {
     pub identity: Arc<Identity>,
     /// The token that proved it.
     pub token: InboundToken,
+    /// The SHA-256 of that token (a cache key that is not the token).
+    pub token_digest: [u8; 32],
 }
 
 /// Settings of [`InboundAuth`].
@@ -310,7 +312,11 @@ impl InboundAuth {
             InboundKind::IdToken => InboundToken::IdToken(IdToken::new(token)),
             InboundKind::AccessToken => InboundToken::AccessToken(AccessToken::new(token)),
         };
-        Ok(Caller { identity, token })
+        Ok(Caller {
+            identity,
+            token,
+            token_digest: key,
+        })
     }
 
     async fn validate(&self, token: &str) -> Result<Identity, InboundError> {

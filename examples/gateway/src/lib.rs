@@ -1,7 +1,120 @@
 //! # idjag-gateway
 //!
-//! The reference MCP gateway of idjag.
+//! The reference MCP gateway of idjag: one governed front door for an organisation's MCP
+//! servers. An agent signs the user in once at the enterprise IdP and sends that IdP token
+//! with each MCP request; the gateway validates it, resolves who is calling, checks what they
+//! may do down to the tool, obtains a short-lived, audience-restricted token for the upstream
+//! MCP server through the ID-JAG flow (`draft-ietf-oauth-identity-assertion-authz-grant-04`,
+//! MCP Enterprise-Managed Authorization), forwards the call, streams the answer back and
+//! records it. The user sees no consent screen; the agent holds no standing credential for
+//! any downstream tool.
+//!
+//! ```text
+//! cargo run --release -p idjag-gateway -- demo                       # the whole flow on loopback
+//! cargo run --release -p idjag-gateway -- check-config -c gateway.toml
+//! cargo run --release -p idjag-gateway -- serve -c gateway.toml
+//! ```
+//!
+//! ## Example: a gateway from a configuration file
+//!
+//! ```no_run
+//! use idjag_gateway::{Config, Gateway};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config::from_path("examples/gateway/gateway.toml")?;
+//! let listen = config.server.listen.clone();
+//! let gateway = Gateway::builder(config).build()?;
+//! for warning in gateway.warnings() {
+//!     eprintln!("warning: {warning}");
+//! }
+//! let listener = tokio::net::TcpListener::bind(listen).await?;
+//! gateway
+//!     .serve(listener, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Contents
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | the one TOML file (see the commented `examples/gateway/gateway.toml`) |
+//! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache |
+//! | [`identity`] | user, teams (IdP groups through `[teams]`), agent |
+//! | [`authz`] | per team or user, per upstream, allow and deny lists of tools (deny wins) |
+//! | [`jsonrpc`] | reading the client's message; the gateway's JSON-RPC errors |
+//! | [`proxy`] | the Streamable HTTP reverse proxy and its order of checks |
+//! | [`headers`] | what crosses in each direction |
+//! | [`sse`] | SSE event by event, `tools/list` filtering, final events |
+//! | [`session`] | `Mcp-Session-Id` bound to the user who created it |
+//! | [`upstream`] | the upstream credential seam and the ID-JAG mode |
+//! | [`audit`] | one JSON line per MCP request |
+//! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
+//! | [`cli`] | `serve`, `check-config`, `demo` |
+//! | `demo` (feature `demo`, on by default) | the one-command demo and its topology |
+//!
+//! Routes: `/mcp/{name}` per upstream, `/.well-known/oauth-protected-resource/mcp/{name}`
+//! (RFC 9728: the route is the resource, the IdP its authorization server), `/healthz`
+//! (alive) and `/readyz` (IdP keys loaded and every upstream's credential setup discovered;
+//! 503 while not, and during shutdown).
+//!
+//! ## Decisions (SPEC §9 and where the issue is silent)
+//!
+//! - **Inbound tokens.** An OIDC ID token must be issued to the gateway's own client id at
+//!   the IdP (`[idp.client] id`): the gateway presents it as the token-exchange subject, and
+//!   the IdP requires exactly that audience (SPEC TX-08). An RFC 9068 IdP access token
+//!   (`typ` `at+jwt`) must name the route's resource or the gateway's public URL. Both are
+//!   accepted by default; the ID-JAG mode needs the ID token (an access token cannot be a
+//!   token-exchange subject, TX-05), and says so with a JSON-RPC error.
+//! - **Agent.** `azp`, else the ID token's `aud` (the OIDC client the user signed in
+//!   through); `client_id` for access tokens.
+//! - **Policy refusals** of a JSON-RPC request (tool not allowed, the IdP's `access_denied`)
+//!   are JSON-RPC errors with HTTP 200, so the client's session survives, with `data.reason`
+//!   and, for the IdP, `data.oauth_error` ("blocked by your organization's policy", never a
+//!   fallback to another credential). Refused notifications, GET and DELETE get 403. A
+//!   missing scope is 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (SPEC
+//!   MCP-05, SECURITY-CASES G16).
+//! - **No access rule for a user** on an upstream means no access at all (not even
+//!   `initialize`).
+//! - **Sessions**: an unknown id and another user's id both get 404.
+//! - **Upstream `401`**: one credential refresh and one retry (the upstream's bearer check
+//!   refused the request, so it was not processed); nothing else is ever retried.
+//! - **SSE and token expiry**: by default the stream ends with `event: close`
+//!   (`{"reason":"token_expired"}`) when the inbound token expires
+//!   (`server.sse_on_token_expiry`); at shutdown, `{"reason":"shutdown"}`.
+//! - **Batches** (2025-03-26 only) are refused: each message needs its own decision and
+//!   audit line. `Mcp-Method`/`Mcp-Name` (2026-07-28) must match the body.
+//! - **Request ids** are always the gateway's own (128 random bits), never the client's.
+//! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
+//!   drops the length and closes the connection (RFC 9112 §6.3), so nothing can be smuggled;
+//!   the gateway never sees both headers and cannot answer 400 (SECURITY-CASES G08 asks for
+//!   400; the tests pin hyper's behaviour instead).
+//!
+//! ## Security
+//!
+//! - No upstream request is sent before authentication, session, body, message and policy
+//!   checks pass; the upstream gets a token the gateway obtained for it, never the inbound
+//!   token (SECURITY-CASES G03), and an allow-list of headers (G06, G07).
+//! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before
+//!   any decoding (G09), validated by the core validators against the one trusted IdP with
+//!   keys from the shared remote JWKS cache (unknown `kid`: one refresh, cooled down; stale
+//!   keys within a window when the IdP is down; fail closed after, G22, G23) and a bounded
+//!   leeway (G24).
+//! - Limits everywhere: connections, in-flight requests and streams (503, G12), head size
+//!   (431) and read time (G10), body size (413) and time (408, G11), SSE event size, the
+//!   size of filtered answers; upstream connect and read timeouts without a total deadline
+//!   (SSE may run long).
+//! - `Origin` must be allowed when present (G13); `MCP-Protocol-Version` must be supported
+//!   (G15).
+//! - Secrets and tokens never reach a log line, an audit line, an error body or a `Debug`
+//!   output (G26): secret types print `[redacted]`, identities come from verified claims,
+//!   session ids are kept as digests, tool arguments are recorded per the configured rule.
+//! - The `demo` feature compiles in `idjag-idp`'s development users, which mint ID tokens
+//!   without a login: build production binaries with `--no-default-features`.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod audit;
 pub mod authz;

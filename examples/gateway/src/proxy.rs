@@ -119,11 +119,17 @@ pub struct Shared {
 
 /// A random 128-bit request id, hex.
 pub fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
     if aws_lc_rs::rand::fill(&mut bytes).is_err() {
         return "unavailable".to_owned();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut id = String::with_capacity(32);
+    for b in bytes {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    id
 }
 
 /// The axum handler of `/mcp/{name}`.
@@ -162,7 +168,7 @@ pub async fn handle(
                         Outcome::Deny
                     };
                     audit.finish(outcome, refusal.reason, refusal.response.status().as_u16());
-                    refusal.response
+                    *refusal.response
                 }
             }
         }

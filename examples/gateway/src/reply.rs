@@ -14,8 +14,8 @@ use crate::jsonrpc::error_body;
 /// A refusal or failure the gateway answers itself, with what the audit log records.
 #[derive(Debug)]
 pub(crate) struct Refusal {
-    /// The response.
-    pub(crate) response: Response,
+    /// The response (boxed: refusals travel in `Result`s).
+    pub(crate) response: Box<Response>,
     /// `true` for a failure after the request was accepted (audit `error`), `false` for a
     /// refusal (audit `deny`).
     pub(crate) failure: bool,
@@ -27,7 +27,7 @@ impl Refusal {
     /// A refusal.
     pub(crate) fn deny(reason: &'static str, response: Response) -> Self {
         Self {
-            response,
+            response: Box::new(response),
             failure: false,
             reason,
         }
@@ -36,7 +36,7 @@ impl Refusal {
     /// A failure.
     pub(crate) fn error(reason: &'static str, response: Response) -> Self {
         Self {
-            response,
+            response: Box::new(response),
             failure: true,
             reason,
         }

@@ -242,12 +242,35 @@ pub struct IdJagTarget {
     pub id_jag_reuse: bool,
 }
 
+/// How long before its expiry a cached access token stops being used: the token provider's
+/// default margin (30 s), or half the token's life when that is shorter.
+const REFRESH_MARGIN: i64 = 30;
+
+#[derive(Clone)]
+struct Hot {
+    credential: Credential,
+    use_until: i64,
+}
+
 /// The ID-JAG flow for one upstream. See the [module docs](self).
-#[derive(Debug)]
+///
+/// In front of the token provider's cache sits a small one keyed by the SHA-256 of the
+/// inbound token, holding the ready `Authorization` value until the provider would renew it,
+/// so a warm request does no token work at all.
 pub struct IdJagCredential {
     outbound: Arc<IdJagOutbound>,
     target: IdJagTarget,
     request: OnceCell<AccessRequest>,
+    hot: moka::future::Cache<[u8; 32], Hot>,
+}
+
+impl fmt::Debug for IdJagCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdJagCredential")
+            .field("target", &self.target)
+            .field("hot", &self.hot.entry_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl IdJagCredential {
@@ -257,6 +280,10 @@ impl IdJagCredential {
             outbound,
             target,
             request: OnceCell::new(),
+            hot: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(std::time::Duration::from_secs(3600))
+                .build(),
         }
     }
 
@@ -301,6 +328,17 @@ impl IdJagCredential {
         caller: &Caller,
         rejected: Option<&Credential>,
     ) -> Result<Credential, CredentialError> {
+        let now = self.outbound.clock.now_unix();
+        match rejected {
+            None => {
+                if let Some(hot) = self.hot.get(&caller.token_digest).await
+                    && now < hot.use_until
+                {
+                    return Ok(hot.credential);
+                }
+            }
+            Some(_) => self.hot.invalidate(&caller.token_digest).await,
+        }
         let subject = Self::subject(caller)?;
         let failed = |e: ClientError| CredentialError::from_client(&e);
         let request = self.request().await.map_err(failed)?;
@@ -319,7 +357,14 @@ impl IdJagCredential {
             .map_err(|_| CredentialError::Unavailable {
                 stage: "authorization_server",
             })?;
-        Ok(Credential::new(header, Some(grant.access_token().clone())))
+        let credential = Credential::new(header, Some(grant.access_token().clone()));
+        let margin = REFRESH_MARGIN.min((grant.expires_at() - grant.issued_at()) / 2);
+        let hot = Hot {
+            credential: credential.clone(),
+            use_until: grant.expires_at() - margin,
+        };
+        self.hot.insert(caller.token_digest, hot).await;
+        Ok(credential)
     }
 }
 

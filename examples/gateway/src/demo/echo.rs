@@ -41,3 +41,51 @@ pub async fn echo(Json(message): Json<Value>) -> Response {
     };
     Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
 }
+
+/// `echo`'s arguments.
+#[derive(Debug, serde::Deserialize, rmcp::schemars::JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct EchoArgs {
+    /// The text to echo.
+    pub(crate) text: String,
+}
+
+/// The same echo server on rmcp: one tool, `echo`, served statelessly with JSON answers
+/// (`legacy_session_mode = false`, `json_response = true`), so each call is one exchange.
+#[derive(Debug, Clone)]
+pub struct EchoServer {
+    tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
+}
+
+impl Default for EchoServer {
+    fn default() -> Self {
+        Self {
+            tool_router: Self::tool_router(),
+        }
+    }
+}
+
+#[rmcp::tool_router]
+impl EchoServer {
+    #[rmcp::tool(description = "Echoes its text argument.")]
+    async fn echo(
+        &self,
+        rmcp::handler::server::wrapper::Parameters(EchoArgs { text }): rmcp::handler::server::wrapper::Parameters<EchoArgs>,
+    ) -> Result<rmcp::model::CallToolResult, rmcp::ErrorData> {
+        Ok(rmcp::model::CallToolResult::success(vec![
+            rmcp::model::ContentBlock::text(text),
+        ]))
+    }
+}
+
+#[rmcp::tool_handler(router = self.tool_router)]
+impl rmcp::ServerHandler for EchoServer {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+        .with_server_info(rmcp::model::Implementation::new("echo", "1.0.0"))
+    }
+}

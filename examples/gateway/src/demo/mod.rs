@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use agent::{Agent, PROTOCOL_VERSION, Reply};
-pub use echo::echo;
+pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{

@@ -48,8 +48,10 @@ pub enum UpstreamKind {
     /// The rmcp notes server (SSE answers, sessions).
     #[default]
     Notes,
-    /// The stateless JSON echo server.
+    /// The stateless JSON echo server (a plain axum handler).
     Echo,
+    /// The same echo server on rmcp (stateless, JSON answers).
+    RmcpEcho,
     /// Your own router, served as is (at `/mcp`, guard it yourself).
     Custom(Router),
 }
@@ -263,6 +265,16 @@ fn upstream_router(
     let guarded = match kind {
         UpstreamKind::Custom(router) => return router,
         UpstreamKind::Echo => Router::new().route("/mcp", post(super::echo::echo)),
+        UpstreamKind::RmcpEcho => {
+            let service = StreamableHttpService::new(
+                || Ok(super::echo::EchoServer::default()),
+                LocalSessionManager::default().into(),
+                StreamableHttpServerConfig::default()
+                    .with_legacy_session_mode(false)
+                    .with_json_response(true),
+            );
+            Router::new().route_service("/mcp", service)
+        }
         UpstreamKind::Notes => {
             let service = StreamableHttpService::new(
                 move || Ok(NotesServer::new(notes.clone())),
