@@ -1,0 +1,11 @@
+//! # idjag-mcp
+//!
+//! MCP Enterprise-Managed Authorization on rmcp.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod capability;
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use capability::{EXTENSION_ID, EnterpriseManagedAuthorization};
