@@ -9,6 +9,7 @@
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
 //! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
+//! | `mcp`      | `mcp`            | MCP Enterprise-Managed Authorization on rmcp: capability, authorizing client, server pieces |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -20,3 +21,6 @@ pub use idjag_core as core;
 
 #[cfg(feature = "client")]
 pub use idjag_client as client;
+
+#[cfg(feature = "mcp")]
+pub use idjag_mcp as mcp;

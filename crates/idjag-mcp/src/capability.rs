@@ -29,7 +29,7 @@
 use rmcp::model::{ClientCapabilities, ExtensionCapabilities, JsonObject, ServerCapabilities};
 
 /// The extension identifier: `io.modelcontextprotocol/enterprise-managed-authorization`.
-pub const EXTENSION_ID: &str = "io.modelcontextprotocol/enterprise-managed-authorization";
+pub const EXTENSION_ID: &str = idjag_core::wire::MCP_EXTENSION_ENTERPRISE_MANAGED_AUTHORIZATION;
 
 /// Declares and reads the extension in rmcp's client and server capabilities.
 ///

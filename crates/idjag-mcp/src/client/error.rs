@@ -4,6 +4,9 @@ use std::error::Error as StdError;
 
 use idjag_client::{ClientError, DiscoveryError, Stage};
 use idjag_core::OAuthErrorCode;
+use rmcp::ServiceError;
+use rmcp::service::ClientInitializeError;
+use rmcp::transport::DynamicTransportError;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 
 /// A boxed error of the wrapped HTTP client.
@@ -98,7 +101,7 @@ pub type EmaHttpError = StreamableHttpError<EmaTransportError>;
 
 /// Finds the [`AuthorizationError`] behind an rmcp error: a `ClientInitializeError` from
 /// `serve_client`, a `ServiceError` from a request, a `StreamableHttpError` from the
-/// transport, or the error itself. Walks the `source()` chain.
+/// transport, or the error itself. Walks rmcp's wrappers and the `source()` chain.
 ///
 /// ```no_run
 /// # async fn demo(transport: rmcp::transport::StreamableHttpClientTransport<idjag_mcp::client::EmaAuthClient<reqwest::Client>>) {
@@ -116,19 +119,36 @@ pub type EmaHttpError = StreamableHttpError<EmaTransportError>;
 pub fn authorization_error<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> Option<&'a AuthorizationError> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(found) = error.downcast_ref::<AuthorizationError>() {
-            return Some(found);
-        }
-        if let Some(StreamableHttpError::Client(EmaTransportError::Authorization(found))) =
-            error.downcast_ref::<EmaHttpError>()
-        {
-            return Some(found);
-        }
-        current = error.source();
+    if let Some(found) = error.downcast_ref::<AuthorizationError>() {
+        return Some(found);
     }
-    None
+    if let Some(StreamableHttpError::Client(EmaTransportError::Authorization(found))) =
+        error.downcast_ref::<EmaHttpError>()
+    {
+        return Some(found);
+    }
+    // rmcp's wrappers hold the transport error without naming it as their `source`.
+    let held: Option<&(dyn StdError + 'static)> =
+        if let Some(transport) = error.downcast_ref::<DynamicTransportError>() {
+            Some(&*transport.error)
+        } else if let Some(ServiceError::TransportSend(transport)) =
+            error.downcast_ref::<ServiceError>()
+        {
+            Some(&*transport.error)
+        } else if let Some(init) = error.downcast_ref::<ClientInitializeError>() {
+            match init {
+                ClientInitializeError::TransportError { error, .. } => Some(&*error.error),
+                ClientInitializeError::LegacyFallbackFailed { discover, fallback } => {
+                    return authorization_error(&**discover)
+                        .or_else(|| authorization_error(&**fallback));
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+    held.or_else(|| error.source())
+        .and_then(authorization_error)
 }
 
 /// Maps the wrapped client's error into ours, variant by variant, so that rmcp's own
