@@ -9,6 +9,8 @@
 //! |------------|------------------|------------------------------------------|
 //! | (always)   | [`core`]         | JOSE parsing, keys, claims, validation   |
 //! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
+//! | `idp`      | `idp`            | IdP-side issuance (token exchange)       |
+//! | `resource` | `resource`       | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
 //! | `mcp`      | `mcp`            | MCP Enterprise-Managed Authorization on rmcp: capability, authorizing client, server pieces |
 //!
 //! ```
@@ -21,6 +23,9 @@ pub use idjag_core as core;
 
 #[cfg(feature = "client")]
 pub use idjag_client as client;
-
+#[cfg(feature = "idp")]
+pub use idjag_idp as idp;
+#[cfg(feature = "resource")]
+pub use idjag_resource as resource;
 #[cfg(feature = "mcp")]
 pub use idjag_mcp as mcp;

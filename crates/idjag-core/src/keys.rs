@@ -43,7 +43,8 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Imports a public JWK under the key policy (see [`crate::jwk`]) with the default backend.
+    /// Imports a public JWK under the key policy (EC P-256 or P-384, RSA of 2048 to 8192
+    /// bits, Ed25519; no private members) with the default backend.
     ///
     /// ```
     /// use idjag_core::{Algorithm, SigningKey, VerifyingKey};

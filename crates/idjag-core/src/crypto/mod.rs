@@ -5,7 +5,7 @@
 //!
 //! - [`AwsLcBackend`] (feature `aws-lc-rs`, the default): what rustls, reqwest and rmcp
 //!   already bring; no system OpenSSL.
-//! - [`JosekitBackend`] (feature `josekit`): josekit on OpenSSL.
+//! - `JosekitBackend` (feature `josekit`): josekit on OpenSSL.
 //!
 //! Implement [`CryptoBackend`] (or just [`SignatureSigner`]) to sign in an HSM or a KMS.
 

@@ -38,12 +38,14 @@ pub enum FormError {
 #[derive(Clone, Default)]
 pub struct FormBody {
     params: HashMap<String, String>,
+    /// Values of the parameters the caller allowed to repeat, in request order.
+    repeated: HashMap<String, Vec<String>>,
 }
 
 impl std::fmt::Debug for FormBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Values may be secrets (client_secret, subject_token, assertion): names only.
-        let mut names: Vec<&str> = self.params.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = self.names().collect();
         names.sort_unstable();
         f.debug_struct("FormBody").field("names", &names).finish()
     }
@@ -92,7 +94,28 @@ impl FormBody {
     /// assert_eq!(FormBody::parse(b"a=%zz").unwrap_err(), FormError::Encoding);
     /// ```
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
+        Self::parse_with_repeatable(body, &[])
+    }
+
+    /// Parses like [`Self::parse`], except that the parameters named in `repeatable` may
+    /// appear several times (RFC 8693 §2.1 lets `resource` and `audience` repeat). Read them
+    /// with [`Self::get_all`]; [`Self::get`] answers for them only when there is exactly one
+    /// value. Every other parameter must still appear at most once.
+    ///
+    /// ```
+    /// use idjag_core::server::{FormBody, FormError};
+    /// let body = b"resource=https%3A%2F%2Fa.example&resource=https%3A%2F%2Fb.example&scope=x";
+    /// let form = FormBody::parse_with_repeatable(body, &["resource"]).unwrap();
+    /// assert_eq!(form.get_all("resource"), ["https://a.example", "https://b.example"]);
+    /// assert_eq!(form.get("resource"), None); // two values: ask for all of them
+    /// assert!(matches!(
+    ///     FormBody::parse_with_repeatable(b"scope=a&scope=b", &["resource"]),
+    ///     Err(FormError::Duplicate { .. })
+    /// ));
+    /// ```
+    pub fn parse_with_repeatable(body: &[u8], repeatable: &[&str]) -> Result<Self, FormError> {
         let mut params = HashMap::new();
+        let mut repeated: HashMap<String, Vec<String>> = HashMap::new();
         let mut count = 0;
         for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             count += 1;
@@ -108,6 +131,10 @@ impl FormBody {
             if value.is_empty() {
                 continue;
             }
+            if repeatable.contains(&name.as_str()) {
+                repeated.entry(name).or_default().push(value);
+                continue;
+            }
             if params.contains_key(&name) {
                 return Err(FormError::Duplicate {
                     name: plain_name(&name),
@@ -115,12 +142,33 @@ impl FormBody {
             }
             params.insert(name, value);
         }
-        Ok(Self { params })
+        Ok(Self { params, repeated })
     }
 
-    /// A parameter's value; `None` when absent or empty.
+    /// A parameter's value; `None` when absent or empty (or, for a parameter allowed to
+    /// repeat, when it has more than one value).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str)
+        match self.params.get(name) {
+            Some(value) => Some(value),
+            None => match self.repeated.get(name).map(Vec::as_slice) {
+                Some([one]) => Some(one),
+                _ => None,
+            },
+        }
+    }
+
+    /// Every value of a parameter, in request order: several for a parameter allowed to
+    /// repeat ([`Self::parse_with_repeatable`]), otherwise none or one.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        match self.repeated.get(name) {
+            Some(values) => values.iter().map(String::as_str).collect(),
+            None => self
+                .params
+                .get(name)
+                .map(String::as_str)
+                .into_iter()
+                .collect(),
+        }
     }
 
     /// A required parameter's value.
@@ -130,12 +178,15 @@ impl FormBody {
 
     /// Whether the parameter is present with a value.
     pub fn contains(&self, name: &str) -> bool {
-        self.params.contains_key(name)
+        self.params.contains_key(name) || self.repeated.contains_key(name)
     }
 
     /// The parameter names present.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.params.keys().map(String::as_str)
+        self.params
+            .keys()
+            .chain(self.repeated.keys())
+            .map(String::as_str)
     }
 }
 
@@ -177,6 +228,36 @@ mod tests {
         );
         // An empty repeat is an omission, not a duplicate.
         assert_eq!(FormBody::parse(b"code=&code=").unwrap().get("code"), None);
+    }
+
+    #[test]
+    fn only_named_parameters_may_repeat() {
+        let form = FormBody::parse_with_repeatable(
+            b"resource=a%3Ab&audience=x&resource=&resource=c%3Ad",
+            &["resource"],
+        )
+        .unwrap();
+        assert_eq!(form.get_all("resource"), ["a:b", "c:d"]);
+        assert_eq!(form.get("resource"), None);
+        assert_eq!(form.get_all("audience"), ["x"]);
+        assert!(form.contains("resource"));
+        let one = FormBody::parse_with_repeatable(b"resource=a%3Ab", &["resource"]).unwrap();
+        assert_eq!(one.get("resource"), Some("a:b"));
+        assert_eq!(
+            FormBody::parse_with_repeatable(b"resource=a&audience=x&audience=y", &["resource"])
+                .unwrap_err(),
+            FormError::Duplicate {
+                name: "audience".into()
+            }
+        );
+        // The count limit covers repeated parameters too.
+        let many: Vec<String> = (0..=MAX_FORM_PARAMETERS)
+            .map(|i| format!("resource=r{i}"))
+            .collect();
+        assert_eq!(
+            FormBody::parse_with_repeatable(many.join("&").as_bytes(), &["resource"]).unwrap_err(),
+            FormError::TooManyParameters
+        );
     }
 
     #[test]

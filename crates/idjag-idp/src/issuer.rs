@@ -1,0 +1,777 @@
+//! The ID-JAG issuer: configuration, the token-exchange decision and issuance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use idjag_core::endpoint::{EndpointError, check_endpoint, check_endpoint_url};
+use idjag_core::jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedJws, typ_matches};
+use idjag_core::server::{
+    ClientAuthenticator, ClientRegistry, FormBody, InMemoryReplayCache, ReplayCache,
+    error_response, is_form_content_type, json_response,
+};
+use idjag_core::{
+    Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag, IdJagClaims,
+    IdJagValidator, Issuer, Jti, KeySource, NumericDate, SharedClock, SigningKey, SystemClock,
+    TokenResponse, TrustedIssuers, wire,
+};
+use url::Url;
+
+use crate::audit::{self, AuditContext, AuditSubject};
+use crate::dpop::DpopVerifier;
+use crate::error::ExchangeError;
+use crate::keys::{KeyStatus, RotationError, SharedKeys, SigningKeys};
+use crate::policy::{Grant, Policy, PolicyDenial, PolicyRequest};
+use crate::request::{ExchangeRequest, RequestError};
+use crate::subject::{
+    IdTokenSubjectValidator, Principal, RefreshTokenStore, RefreshTokenSubjectValidator,
+    SubjectTokenErrorCode, SubjectTokenType, SubjectTokenValidator,
+};
+
+/// Default ID-JAG lifetime: 5 minutes (SPEC §3.3; EMA §7.4.2).
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest configurable ID-JAG lifetime: 1 hour (the core ID-JAG validator's default cap).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
+/// Default cap on a token-exchange request body: 64 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Capacity of the default in-memory replay cache (client-assertion and DPoP `jti`s).
+pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+
+/// Why an issuer could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The issuer is not an `https` URL (or `http` on loopback) without query or fragment.
+    #[error("issuer must be an https URL without query or fragment")]
+    Issuer,
+    /// An endpoint URL is not acceptable.
+    #[error("{endpoint} is not acceptable: {error}")]
+    Endpoint {
+        /// Which endpoint.
+        endpoint: &'static str,
+        /// Why.
+        error: EndpointError,
+    },
+    /// The lifetime is zero or above [`MAX_LIFETIME`].
+    #[error("ID-JAG lifetime must be between 1 s and {} s", MAX_LIFETIME.as_secs())]
+    Lifetime,
+    /// Retired keys would leave the JWKS before the tokens they signed expire.
+    #[error("key retention must be at least the ID-JAG lifetime plus 5 minutes of leeway")]
+    RetentionTooShort,
+    /// The body limit is zero.
+    #[error("the body limit must be positive")]
+    BodyLimit,
+}
+
+/// Builds an [`IdJagIssuer`]. The issuer identifier, signing keys, client registry and
+/// policy are required by [`IdJagIssuer::builder`]; everything else has a documented default.
+#[derive(Debug)]
+#[must_use]
+pub struct IdJagIssuerBuilder {
+    issuer: Issuer,
+    keys: SigningKeys,
+    clients: Arc<dyn ClientRegistry>,
+    policy: Arc<dyn Policy>,
+    clock: SharedClock,
+    token_endpoint: Option<String>,
+    jwks_uri: Option<String>,
+    lifetime: Duration,
+    tenant: Option<String>,
+    max_body_bytes: usize,
+    replay: Option<Arc<dyn ReplayCache>>,
+    id_token: Option<Arc<dyn SubjectTokenValidator>>,
+    refresh_token: Option<Arc<dyn SubjectTokenValidator>>,
+    refresh_store: Option<Arc<dyn RefreshTokenStore>>,
+    saml2: Option<Arc<dyn SubjectTokenValidator>>,
+    audit_subject: AuditSubject,
+    subject_error_code: SubjectTokenErrorCode,
+    dpop: bool,
+    token_endpoint_as_assertion_audience: bool,
+}
+
+impl IdJagIssuerBuilder {
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The token endpoint URL (default: `{issuer}/token`).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// The JWKS URL (default: `{issuer}/jwks`).
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// The ID-JAG lifetime (default [`DEFAULT_LIFETIME`], at most [`MAX_LIFETIME`]).
+    pub fn lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
+    /// Puts `tenant` in every ID-JAG (multi-tenant issuers; SPEC IDJAG-12, TX-14).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// The request body limit (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// The replay cache for client-assertion and DPoP `jti`s (default: in memory, for one
+    /// process; share one, for example Redis-backed, across replicas).
+    pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.replay = Some(cache);
+        self
+    }
+
+    /// Replaces the built-in ID-token validator (which trusts this issuer and its own
+    /// published keys), for hosts whose ID tokens are signed by other keys.
+    pub fn id_token_validator(mut self, validator: Arc<dyn SubjectTokenValidator>) -> Self {
+        self.id_token = Some(validator);
+        self
+    }
+
+    /// Accepts IdP refresh tokens as subject tokens, looked up in `store` (SPEC TX-10).
+    pub fn refresh_token_store(mut self, store: Arc<dyn RefreshTokenStore>) -> Self {
+        self.refresh_store = Some(store);
+        self
+    }
+
+    /// Accepts refresh tokens through the host's own validator.
+    pub fn refresh_token_validator(mut self, validator: Arc<dyn SubjectTokenValidator>) -> Self {
+        self.refresh_token = Some(validator);
+        self
+    }
+
+    /// Accepts SAML 2.0 assertions through the host's validator (SPEC TX-09). Without one,
+    /// `saml2` subject tokens get `invalid_request`.
+    pub fn saml2_validator(mut self, validator: Arc<dyn SubjectTokenValidator>) -> Self {
+        self.saml2 = Some(validator);
+        self
+    }
+
+    /// How audit events name the user (default: [`AuditSubject::Sha256`]).
+    pub fn audit_subject(mut self, mode: AuditSubject) -> Self {
+        self.audit_subject = mode;
+        self
+    }
+
+    /// The code for a refused subject token (default `invalid_grant`; see the crate docs).
+    pub fn subject_token_error_code(mut self, code: SubjectTokenErrorCode) -> Self {
+        self.subject_error_code = code;
+        self
+    }
+
+    /// Ignores `DPoP` headers instead of validating them and binding the ID-JAG (default:
+    /// DPoP is supported).
+    pub fn without_dpop(mut self) -> Self {
+        self.dpop = false;
+        self
+    }
+
+    /// Also accepts client assertions whose `aud` is the token endpoint URL, for clients
+    /// written before draft-ietf-oauth-rfc7523bis. Off by default: `aud` must be the issuer
+    /// (SECURITY-CASES X02).
+    pub fn accept_token_endpoint_as_assertion_audience(mut self) -> Self {
+        self.token_endpoint_as_assertion_audience = true;
+        self
+    }
+
+    /// Checks the configuration and builds the issuer.
+    pub fn build(self) -> Result<IdJagIssuer, BuildError> {
+        let issuer_url = Url::parse(self.issuer.as_str()).map_err(|_| BuildError::Issuer)?;
+        if check_endpoint_url(&issuer_url).is_err() || issuer_url.query().is_some() {
+            return Err(BuildError::Issuer);
+        }
+        let base = self.issuer.as_str().trim_end_matches('/');
+        let endpoint = |given: Option<String>, path: &str, name: &'static str| {
+            check_endpoint(&given.unwrap_or_else(|| format!("{base}{path}"))).map_err(|error| {
+                BuildError::Endpoint {
+                    endpoint: name,
+                    error,
+                }
+            })
+        };
+        let token_endpoint = endpoint(self.token_endpoint, "/token", "token_endpoint")?;
+        let jwks_uri = endpoint(self.jwks_uri, "/jwks", "jwks_uri")?;
+        if self.lifetime.is_zero() || self.lifetime > MAX_LIFETIME {
+            return Err(BuildError::Lifetime);
+        }
+        if self.keys.timing().retention() < self.lifetime + idjag_core::MAX_LEEWAY {
+            return Err(BuildError::RetentionTooShort);
+        }
+        if self.max_body_bytes == 0 {
+            return Err(BuildError::BodyLimit);
+        }
+
+        let mut keys = self.keys;
+        keys.date_first_key(self.clock.now_unix());
+        let keys = SharedKeys::new(keys, self.clock.clone());
+        let replay = self.replay.unwrap_or_else(|| {
+            Arc::new(InMemoryReplayCache::new(
+                DEFAULT_REPLAY_CAPACITY,
+                self.clock.clone(),
+            ))
+        });
+        let mut authenticator = ClientAuthenticator::new(
+            self.clients,
+            self.issuer.clone(),
+            self.clock.clone(),
+            replay.clone(),
+        );
+        if self.token_endpoint_as_assertion_audience {
+            authenticator = authenticator.with_assertion_audience_alias(
+                Audience::new(token_endpoint.as_str()).map_err(|_| BuildError::Endpoint {
+                    endpoint: "token_endpoint",
+                    error: EndpointError::NotAUrl,
+                })?,
+            );
+        }
+        let id_token = self.id_token.unwrap_or_else(|| {
+            Arc::new(IdTokenSubjectValidator::new(
+                self.issuer.clone(),
+                Arc::new(keys.clone()),
+                AlgorithmSet::all(),
+                self.clock.clone(),
+            ))
+        });
+        let refresh_token = self.refresh_token.or_else(|| {
+            self.refresh_store
+                .map(|store| -> Arc<dyn SubjectTokenValidator> {
+                    Arc::new(RefreshTokenSubjectValidator::new(store, self.clock.clone()))
+                })
+        });
+        let dpop = self
+            .dpop
+            .then(|| DpopVerifier::new(&token_endpoint, replay, self.clock.clone()));
+        Ok(IdJagIssuer {
+            inner: Arc::new(Inner {
+                lifetime: i64::try_from(self.lifetime.as_secs()).unwrap_or(300),
+                issuer: self.issuer,
+                token_endpoint,
+                jwks_uri,
+                keys,
+                clock: self.clock,
+                authenticator,
+                id_token,
+                refresh_token,
+                saml2: self.saml2,
+                policy: self.policy,
+                dpop,
+                tenant: self.tenant,
+                max_body_bytes: self.max_body_bytes,
+                audit_subject: self.audit_subject,
+                subject_error_code: self.subject_error_code,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: Issuer,
+    token_endpoint: Url,
+    jwks_uri: Url,
+    keys: SharedKeys,
+    clock: SharedClock,
+    authenticator: ClientAuthenticator,
+    id_token: Arc<dyn SubjectTokenValidator>,
+    refresh_token: Option<Arc<dyn SubjectTokenValidator>>,
+    saml2: Option<Arc<dyn SubjectTokenValidator>>,
+    policy: Arc<dyn Policy>,
+    dpop: Option<DpopVerifier>,
+    lifetime: i64,
+    tenant: Option<String>,
+    max_body_bytes: usize,
+    audit_subject: AuditSubject,
+    subject_error_code: SubjectTokenErrorCode,
+}
+
+/// An issued ID-JAG: the token, exactly the claims it carries, and its lifetime.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IssuedIdJag {
+    /// The signed ID-JAG (a credential: never log it).
+    pub id_jag: IdJag,
+    /// Its claims.
+    pub claims: IdJagClaims,
+    /// Its lifetime in seconds (`expires_in`).
+    pub expires_in: u64,
+}
+
+impl IssuedIdJag {
+    /// The RFC 8693 §2.2.1 response: `access_token` = the ID-JAG, `issued_token_type` id-jag,
+    /// `token_type` `N_A`, `expires_in`, the granted `scope` and `authorization_details`, and
+    /// no refresh token (SPEC TX-15 to TX-17).
+    pub fn token_response(&self) -> TokenResponse {
+        let token = CompactJwt::from(self.id_jag.clone()).into_access_token();
+        let mut response = TokenResponse::new(token, wire::TOKEN_TYPE_NOT_APPLICABLE);
+        response.issued_token_type = Some(wire::TOKEN_TYPE_ID_JAG.to_owned());
+        response.expires_in = Some(self.expires_in);
+        response.scope = self.claims.scope.clone();
+        response.authorization_details = self.claims.authorization_details.as_ref().map(|d| {
+            d.iter()
+                .map(|item| serde_json::Value::Object(item.as_object().clone()))
+                .collect()
+        });
+        response
+    }
+}
+
+/// Random `jti`s: 128 bits from the operating system's CSPRNG, base64url (22 characters).
+pub(crate) fn new_jti() -> Result<Jti, ExchangeError> {
+    let backend =
+        || ExchangeError::Signing(idjag_core::SignError::Key(idjag_core::KeyError::Backend));
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| backend())?;
+    Jti::new(idjag_core::jose::base64url::encode(bytes)).map_err(|_| backend())
+}
+
+/// An IdP that issues ID-JAGs through RFC 8693 token exchange.
+///
+/// Cheap to clone (one `Arc`). See the crate docs for an example.
+#[derive(Debug, Clone)]
+pub struct IdJagIssuer {
+    inner: Arc<Inner>,
+}
+
+impl IdJagIssuer {
+    /// Starts the configuration with what has no safe default: the issuer identifier, the
+    /// signing keys, the clients and the policy.
+    pub fn builder(
+        issuer: Issuer,
+        keys: SigningKeys,
+        clients: Arc<dyn ClientRegistry>,
+        policy: Arc<dyn Policy>,
+    ) -> IdJagIssuerBuilder {
+        IdJagIssuerBuilder {
+            issuer,
+            keys,
+            clients,
+            policy,
+            clock: SystemClock::shared(),
+            token_endpoint: None,
+            jwks_uri: None,
+            lifetime: DEFAULT_LIFETIME,
+            tenant: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            replay: None,
+            id_token: None,
+            refresh_token: None,
+            refresh_store: None,
+            saml2: None,
+            audit_subject: AuditSubject::default(),
+            subject_error_code: SubjectTokenErrorCode::default(),
+            dpop: true,
+            token_endpoint_as_assertion_audience: false,
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    /// The token endpoint URL.
+    pub fn token_endpoint(&self) -> &Url {
+        &self.inner.token_endpoint
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_uri(&self) -> &Url {
+        &self.inner.jwks_uri
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// The request body limit.
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+
+    #[cfg(feature = "axum")]
+    pub(crate) fn audit_subject(&self) -> AuditSubject {
+        self.inner.audit_subject
+    }
+
+    /// The key that signs now (the dev helpers sign ID tokens with it).
+    pub fn current_signing_key(&self) -> SigningKey {
+        self.inner.keys.current()
+    }
+
+    /// The published keys, as a key source (for validators in the same process).
+    pub fn published_keys(&self) -> Arc<dyn KeySource> {
+        Arc::new(self.inner.keys.clone())
+    }
+
+    /// An ID-JAG validator for the resource AS `audience` that trusts exactly this issuer's
+    /// published keys: for tests, demos and resource ASes in the same process.
+    pub fn id_jag_validator(&self, audience: Audience) -> IdJagValidator {
+        IdJagValidator::new(
+            TrustedIssuers::new().with(self.inner.issuer.clone(), self.published_keys()),
+            audience,
+            AlgorithmSet::all(),
+            self.inner.clock.clone(),
+        )
+    }
+
+    /// Publishes `key` now; it signs from the configured lead time on, and the current key
+    /// is retired then (see [`crate::keys`]).
+    pub fn stage_signing_key(&self, key: SigningKey) -> Result<KeyStatus, RotationError> {
+        self.inner.keys.write(|keys, now| {
+            let kid = keys.stage(key, now)?;
+            Ok(keys
+                .status(now)
+                .into_iter()
+                .find(|s| s.kid == kid)
+                .expect("a staged key is published"))
+        })
+    }
+
+    /// The rotation timing of the signing keys.
+    pub fn rotation_timing(&self) -> crate::keys::RotationTiming {
+        self.inner.keys.read(|keys, _| keys.timing())
+    }
+
+    /// The status of every published key.
+    pub fn key_status(&self) -> Vec<KeyStatus> {
+        self.inner.keys.read(|keys, now| keys.status(now))
+    }
+
+    /// The JWK Set of the published keys (what the JWKS endpoint serves).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.inner.keys.read(|keys, now| keys.jwks(now))
+    }
+
+    /// The RFC 8414 / OIDC discovery metadata (SPEC MD-01, MD-02; §6.1). Hosts that serve
+    /// their own discovery document can merge these members into it.
+    pub fn metadata(&self) -> idjag_core::AuthorizationServerMetadata {
+        let mut md = idjag_core::AuthorizationServerMetadata::new(self.inner.issuer.clone());
+        md.token_endpoint = Some(self.inner.token_endpoint.to_string());
+        md.jwks_uri = Some(self.inner.jwks_uri.to_string());
+        md.grant_types_supported = Some(vec![wire::GRANT_TYPE_TOKEN_EXCHANGE.to_owned()]);
+        md.identity_chaining_requested_token_types_supported =
+            Some(vec![wire::TOKEN_TYPE_ID_JAG.to_owned()]);
+        md.token_endpoint_auth_methods_supported = Some(
+            [
+                wire::auth_method::CLIENT_SECRET_BASIC,
+                wire::auth_method::CLIENT_SECRET_POST,
+                wire::auth_method::PRIVATE_KEY_JWT,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        );
+        let algs: Vec<String> = Algorithm::ALL
+            .iter()
+            .map(|a| a.as_str().to_owned())
+            .collect();
+        md.token_endpoint_auth_signing_alg_values_supported = Some(algs.clone());
+        let signing_algs: Vec<String> = self.inner.keys.read(|keys, now| {
+            let mut algs: Vec<String> = keys
+                .published(now)
+                .map(|k| k.alg().as_str().to_owned())
+                .collect();
+            algs.sort_unstable();
+            algs.dedup();
+            algs
+        });
+        md.extra.insert(
+            "id_token_signing_alg_values_supported".into(),
+            signing_algs.into(),
+        );
+        if self.inner.dpop.is_some() {
+            md.extra
+                .insert("dpop_signing_alg_values_supported".into(), algs.into());
+        }
+        md
+    }
+
+    /// Handles one HTTP request to the token endpoint, framework-agnostic: `POST`, a form body
+    /// within the limit, then [`Self::exchange`]. Every answer is JSON with
+    /// `Cache-Control: no-store`.
+    pub async fn handle<B: AsRef<[u8]>>(&self, request: Request<B>) -> Response<Vec<u8>> {
+        let (parts, body) = request.into_parts();
+        match self.read_form(&parts.method, &parts.headers, body.as_ref()) {
+            Ok(form) => match self.exchange(&parts.headers, &form).await {
+                Ok(issued) => json_response(StatusCode::OK, &issued.token_response()),
+                Err(error) => self.error_response(&error),
+            },
+            Err(error) => {
+                audit::record(
+                    self.inner.audit_subject,
+                    &AuditContext::default(),
+                    Err(&error),
+                );
+                self.error_response(&error)
+            }
+        }
+    }
+
+    fn read_form(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<FormBody, ExchangeError> {
+        if method != Method::POST {
+            return Err(ExchangeError::MethodNotAllowed);
+        }
+        let limit = self.inner.max_body_bytes;
+        let declared_too_large = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len > limit as u64);
+        if declared_too_large || body.len() > limit {
+            return Err(ExchangeError::BodyTooLarge { limit });
+        }
+        let mut content_types = headers.get_all(CONTENT_TYPE).iter();
+        let form_type = match (content_types.next(), content_types.next()) {
+            (Some(value), None) => value.to_str().is_ok_and(is_form_content_type),
+            _ => false,
+        };
+        if !form_type {
+            return Err(ExchangeError::ContentType);
+        }
+        FormBody::parse_with_repeatable(body, &["resource"]).map_err(ExchangeError::Form)
+    }
+
+    /// The error answer: status, RFC 6749 §5.2 body, no-store headers, `WWW-Authenticate`
+    /// after a failed Basic authentication and `Allow` on a wrong method.
+    pub fn error_response(&self, error: &ExchangeError) -> Response<Vec<u8>> {
+        let challenge = match error {
+            ExchangeError::ClientAuth(e) => e.www_authenticate(self.inner.issuer.as_str()),
+            _ => None,
+        };
+        let mut response = error_response(&error.to_oauth_response(), challenge);
+        *response.status_mut() = error.status();
+        if matches!(error, ExchangeError::MethodNotAllowed) {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
+    }
+
+    /// Decides one token-exchange request and issues the ID-JAG, emitting exactly one audit
+    /// event. For hosts that parse HTTP themselves; [`Self::handle`] wraps it.
+    pub async fn exchange(
+        &self,
+        headers: &HeaderMap,
+        form: &FormBody,
+    ) -> Result<IssuedIdJag, ExchangeError> {
+        let mut context = AuditContext::default();
+        let result = self.decide(headers, form, &mut context).await;
+        match &result {
+            Ok((issued, kid)) => audit::record(
+                self.inner.audit_subject,
+                &context,
+                Ok((&issued.claims, Some(kid))),
+            ),
+            Err(error) => audit::record(self.inner.audit_subject, &context, Err(error)),
+        }
+        result.map(|(issued, _)| issued)
+    }
+
+    async fn decide(
+        &self,
+        headers: &HeaderMap,
+        form: &FormBody,
+        context: &mut AuditContext,
+    ) -> Result<(IssuedIdJag, idjag_core::Kid), ExchangeError> {
+        let inner = &self.inner;
+        match form.get("grant_type") {
+            None => return Err(ExchangeError::MissingGrantType),
+            Some(wire::GRANT_TYPE_TOKEN_EXCHANGE) => {}
+            Some(wire::GRANT_TYPE_JWT_BEARER) if presents_id_jag(form) => {
+                return Err(ExchangeError::IdJagRedeemedAtIdp);
+            }
+            Some(_) => return Err(ExchangeError::UnsupportedGrantType),
+        }
+
+        let client = inner
+            .authenticator
+            .authenticate(headers, form)
+            .await
+            .map_err(ExchangeError::ClientAuth)?;
+        context.client_id = Some(client.client_id().clone());
+        context.auth_method = Some(client.method());
+
+        let request = ExchangeRequest::from_form(form).map_err(ExchangeError::Request)?;
+        context.subject_token_type = Some(request.subject_token_type);
+        context.audience = Some(request.audience.clone());
+        context.resources = request.resources.clone();
+        if request.audience.as_str() == inner.issuer.as_str() {
+            return Err(ExchangeError::Request(RequestError::AudienceIsThisIssuer));
+        }
+
+        let jkt = match &inner.dpop {
+            Some(dpop) => dpop
+                .verify(headers, client.client_id().as_str())
+                .await
+                .map_err(ExchangeError::Dpop)?,
+            None => None,
+        };
+
+        let validator = match request.subject_token_type {
+            SubjectTokenType::IdToken => Some(&inner.id_token),
+            SubjectTokenType::RefreshToken => inner.refresh_token.as_ref(),
+            SubjectTokenType::Saml2 => inner.saml2.as_ref(),
+        }
+        .ok_or(ExchangeError::SubjectTokenTypeNotAccepted(
+            request.subject_token_type,
+        ))?;
+        let principal = validator
+            .validate(&request.subject_token, &client)
+            .await
+            .map_err(|error| ExchangeError::SubjectToken {
+                error,
+                answered_as: inner.subject_error_code,
+            })?;
+        context.subject = Some(principal.subject.clone());
+
+        let now = inner.clock.now_unix();
+        let now_date = NumericDate::from_unix(now).ok_or(ExchangeError::PolicyOverreach)?;
+        let policy_request = PolicyRequest {
+            client_id: client.client_id(),
+            principal: &principal,
+            audience: &request.audience,
+            resources: &request.resources,
+            scope: request.scope.as_ref(),
+            authorization_details: request.authorization_details.as_deref(),
+            now: now_date,
+        };
+        let grant = inner
+            .policy
+            .evaluate(&policy_request)
+            .await
+            .map_err(ExchangeError::Policy)?;
+        check_grant(&grant, &request, &inner.issuer)?;
+
+        self.issue(grant, &principal, jkt, now_date)
+    }
+
+    fn issue(
+        &self,
+        grant: Grant,
+        principal: &Principal,
+        jkt: Option<String>,
+        now: NumericDate,
+    ) -> Result<(IssuedIdJag, idjag_core::Kid), ExchangeError> {
+        let inner = &self.inner;
+        let exp = now
+            .plus(inner.lifetime)
+            .ok_or(ExchangeError::PolicyOverreach)?;
+        let mut claims = IdJagClaims::new(
+            inner.issuer.clone(),
+            grant.subject.unwrap_or_else(|| principal.subject.clone()),
+            grant.audience.to_audience(),
+            grant.client_id,
+            new_jti()?,
+            now,
+            exp,
+        );
+        claims.resource = (!grant.resources.is_empty()).then_some(grant.resources);
+        claims.scope = grant.scope;
+        claims.authorization_details = grant.authorization_details;
+        claims.tenant = inner.tenant.clone();
+        claims.auth_time = principal.auth_time;
+        claims.acr = principal.acr.clone();
+        claims.amr = principal.amr.clone();
+        claims.email = if grant.include_email {
+            principal.email.clone()
+        } else {
+            None
+        };
+        claims.cnf = jkt.map(Confirmation::jkt);
+
+        let (kid, signed) = inner.keys.with_current(|key| {
+            let kid = key.kid().cloned().expect("signing keys always have a kid");
+            (kid, key.sign_jwt(Some(wire::TYP_ID_JAG), &claims))
+        });
+        let id_jag = signed.map_err(ExchangeError::Signing)?.into_id_jag();
+        Ok((
+            IssuedIdJag {
+                id_jag,
+                claims,
+                expires_in: inner.lifetime.unsigned_abs(),
+            },
+            kid,
+        ))
+    }
+}
+
+/// Whether a JWT-bearer request presents an ID-JAG (by its `typ`; nothing is trusted or
+/// verified, the request is refused either way).
+fn presents_id_jag(form: &FormBody) -> bool {
+    form.get("assertion")
+        .and_then(|a| UnverifiedJws::parse(a, DEFAULT_MAX_TOKEN_BYTES).ok())
+        .and_then(|jws| jws.unverified_header().typ().map(str::to_owned))
+        .is_some_and(|typ| typ_matches(&typ, wire::TYP_ID_JAG))
+}
+
+/// The issuer never grants more than was asked, whatever the policy says.
+fn check_grant(
+    grant: &Grant,
+    request: &ExchangeRequest,
+    issuer: &Issuer,
+) -> Result<(), ExchangeError> {
+    if &grant.audience == issuer {
+        return Err(ExchangeError::Request(RequestError::AudienceIsThisIssuer));
+    }
+    if let Some(requested) = &request.scope {
+        match &grant.scope {
+            Some(granted) if !granted.is_empty() && granted.is_subset(requested) => {}
+            Some(granted) if !granted.is_subset(requested) => {
+                return Err(ExchangeError::PolicyOverreach);
+            }
+            _ => return Err(ExchangeError::Policy(PolicyDenial::ScopeNotAllowed)),
+        }
+    }
+    if !request.resources.is_empty() {
+        if grant.resources.is_empty() {
+            return Err(ExchangeError::Policy(PolicyDenial::ResourceNotAllowed));
+        }
+        if grant
+            .resources
+            .iter()
+            .any(|r| !request.resources.contains(r))
+        {
+            return Err(ExchangeError::PolicyOverreach);
+        }
+    }
+    if request.authorization_details.is_none() && grant.authorization_details.is_some() {
+        return Err(ExchangeError::PolicyOverreach);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn x17_jti_is_unique_across_100k_issuances_and_carries_128_bits() {
+        let mut seen = HashSet::with_capacity(100_000);
+        for _ in 0..100_000 {
+            let jti = new_jti().unwrap().into_string();
+            assert_eq!(jti.len(), 22); // 16 bytes, base64url without padding
+            assert!(seen.insert(jti));
+        }
+    }
+}

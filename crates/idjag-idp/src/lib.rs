@@ -1,0 +1,219 @@
+//! # idjag-idp
+//!
+//! IdP-side issuance of Identity Assertion JWT Authorization Grants (ID-JAG,
+//! `draft-ietf-oauth-identity-assertion-authz-grant-04`) through RFC 8693 token exchange, for
+//! the MCP Enterprise-Managed Authorization extension. It embeds into an existing OpenID
+//! provider: the host brings its clients ([`ClientRegistry`](idjag_core::server::ClientRegistry)),
+//! signing keys ([`SigningKeys`]), subject tokens ([`SubjectTokenValidator`]) and policy
+//! ([`Policy`], or the declarative [`TomlPolicy`]); this crate brings the token-exchange rules,
+//! policy enforcement, issuance, key rotation, metadata and the audit trail.
+//!
+//! - [`IdJagIssuer`]: the issuer. [`IdJagIssuer::handle`] is the framework-agnostic token
+//!   endpoint (`http::Request` in, `http::Response` out); [`IdJagIssuer::router`] (feature
+//!   `axum`, on by default) mounts it with the JWKS and metadata endpoints.
+//! - [`subject`]: subject-token validators (OIDC ID tokens, refresh tokens, your SAML).
+//! - [`policy`]: the [`Policy`] trait and [`TomlPolicy`] (see `examples/policy.toml`).
+//! - [`keys`]: [`SigningKeys`] with rotation (next, current, retired).
+//! - [`audit`]: one `tracing` event per decision on the target `idjag::audit`.
+//! - `dev` (feature `dev`, off by default): ID tokens for test users and an in-memory
+//!   refresh-token store, for tests and demos only.
+//!
+//! ## Example: an IdP in an axum app
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use idjag_core::server::{RegisteredClient, StaticClientRegistry};
+//! use idjag_core::{ClientId, ClientSecret, Issuer};
+//! use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let clients = StaticClientRegistry::new().with(RegisteredClient::with_secret(
+//!     ClientId::new("chat-agent")?,
+//!     &ClientSecret::new(std::env::var("CHAT_AGENT_SECRET")?),
+//! ));
+//! let policy = TomlPolicy::from_path("policy.toml")?;
+//! let idp = IdJagIssuer::builder(
+//!     Issuer::new("https://idp.example")?,
+//!     SigningKeys::generate_es256()?,
+//!     Arc::new(clients),
+//!     Arc::new(policy),
+//! )
+//! .build()?;
+//!
+//! // The host's own routes (login, userinfo, ...) beside the token exchange, JWKS and
+//! // metadata endpoints: POST /token, GET /jwks,
+//! // GET /.well-known/oauth-authorization-server, GET /.well-known/openid-configuration.
+//! let app = Router::new()
+//!     .route("/login", get(|| async { "the host's login page" }))
+//!     .merge(idp.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Example: a complete exchange, in process
+//!
+//! ```
+//! use std::sync::Arc;
+//! use idjag_core::server::{RegisteredClient, StaticClientRegistry};
+//! use idjag_core::{ClientId, ClientSecret, Issuer, TestClock};
+//! use idjag_idp::dev::{DevUser, DevUsers};
+//! use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let clock = TestClock::at_unix(1_700_000_000);
+//! let agent = ClientId::new("chat-agent")?;
+//! let clients = StaticClientRegistry::new()
+//!     .with(RegisteredClient::with_secret(agent.clone(), &ClientSecret::new("s3cret")));
+//! let policy = TomlPolicy::from_toml_str(r#"
+//!     [[audience]]
+//!     issuer = "https://auth.chat.example"
+//!     resources = ["https://mcp.chat.example/mcp"]
+//!     client_ids = { "chat-agent" = "f53f191f9311af35" }
+//!     [[allow]]
+//!     clients = ["chat-agent"]
+//!     audience = "https://auth.chat.example"
+//!     scopes = ["chat.read", "chat.history"]
+//! "#)?;
+//! let idp = IdJagIssuer::builder(
+//!     Issuer::new("https://idp.example")?,
+//!     SigningKeys::generate_es256()?,
+//!     Arc::new(clients),
+//!     Arc::new(policy),
+//! )
+//! .clock(clock.shared())
+//! .build()?;
+//!
+//! // The user signed in at the IdP; the client holds their ID token.
+//! let users = DevUsers::new(&idp).with_user(DevUser::new("alice")?);
+//! let id_token = users.id_token("alice", &agent)?;
+//!
+//! let body = format!(
+//!     "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange\
+//!      &requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid-jag\
+//!      &audience=https%3A%2F%2Fauth.chat.example\
+//!      &resource=https%3A%2F%2Fmcp.chat.example%2Fmcp\
+//!      &scope=chat.read+chat.admin\
+//!      &subject_token={}\
+//!      &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token\
+//!      &client_id=chat-agent&client_secret=s3cret",
+//!     id_token.secret()
+//! );
+//! let request = http::Request::post("https://idp.example/token")
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(body.into_bytes())?;
+//! let response = idp.handle(request).await;
+//! assert_eq!(response.status(), 200);
+//! let json: serde_json::Value = serde_json::from_slice(response.body())?;
+//! assert_eq!(json["scope"], "chat.read"); // chat.admin is not allowed: narrowed
+//!
+//! // The resource AS validates the ID-JAG with the IdP's published keys.
+//! let validator = idp.id_jag_validator(idjag_core::Audience::new("https://auth.chat.example")?);
+//! let verified = validator.validate(json["access_token"].as_str().unwrap())?;
+//! assert_eq!(verified.claims().client_id.as_str(), "f53f191f9311af35");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Processing order
+//!
+//! 1. `POST` (405), body within the limit (413), form content type, strict form parsing:
+//!    repeated parameters (only `resource` may repeat), bad escapes (`invalid_request`).
+//! 2. `grant_type` token exchange (`unsupported_grant_type`; an ID-JAG presented as a
+//!    JWT-bearer grant gets `invalid_grant`, SPEC TX-25).
+//! 3. Client authentication, exactly one method: `client_secret_basic`,
+//!    `client_secret_post` or `private_key_jwt` (`invalid_client`, 401 with
+//!    `WWW-Authenticate` after Basic); public clients are refused (SPEC TX-21).
+//! 4. Parameters: `requested_token_type` id-jag, one `audience` (not this IdP),
+//!    `resource`s, `scope`, `authorization_details`, subject token and type, no actor token.
+//! 5. DPoP proof, when sent (`invalid_dpop_proof`); a valid one adds `cnf.jkt`.
+//! 6. Subject token, by its type's validator.
+//! 7. Policy, then a check that the grant does not exceed the request.
+//! 8. Issuance, the response, and one audit event.
+//!
+//! ## Decisions (SPEC §9)
+//!
+//! - **Subject-token error code** (§9.1 item 2): a refused subject token (bad signature,
+//!   expired, another client's, wrong kind, revoked, unknown) is `invalid_grant`, as in
+//!   SECURITY-CASES B4.3 (X03 to X07, our test plan) and the ID-JAG draft's own example.
+//!   RFC 6749 §5.2 defines `invalid_grant` for exactly this ("invalid, expired, revoked, ...
+//!   or issued to another client"), and clients treat it as "sign the user in again", the
+//!   right recovery; `invalid_request` would signal a malformed request. Deployments that
+//!   want the letter of RFC 8693 §2.2.2 set
+//!   [`SubjectTokenErrorCode::InvalidRequest`] with
+//!   [`IdJagIssuerBuilder::subject_token_error_code`]. An unsupported subject token *type*
+//!   (SAML without a validator) is always `invalid_request`.
+//! - **Audience and resource** (§9.1 item 2): an unknown, unconfigured or unavailable
+//!   `audience`, this IdP itself as `audience`, and a malformed, unregistered or disallowed
+//!   `resource` are `invalid_target` (RFC 8693 §2.2.2; SECURITY-CASES X09, X12). Unknown
+//!   audiences and audiences the client may not reach get the same answer, so the list of
+//!   resource ASes does not leak (SPEC MD-05). A user or client that no rule allows, or a
+//!   deny rule, gets `access_denied`.
+//! - **Audience aliases** (§9.1 item 6): matched exactly; the ID-JAG `aud` is always the
+//!   canonical issuer (X10).
+//! - **`resource`** (§9.1 item 3): optional and may repeat; every value must be a registered
+//!   (audience, resource) pair (EMA §7.6.1). Without one, the ID-JAG has no `resource`.
+//! - **Scope**: narrowed to what policy allows, the response always states the granted
+//!   `scope`; nothing allowed is `invalid_scope` (X11).
+//! - **Actor tokens** (§9.1 item 17): refused with `invalid_request`, since no processing is
+//!   defined and ignoring one would drop a delegation the client asked for.
+//! - **Step-up** (§9.1 item 14): `insufficient_user_authentication` with `max_age` and
+//!   `acr_values` members in the error body (RFC 9470 names).
+//! - **DPoP** (§9.1 item 11): a `DPoP` header on the token exchange is validated (RFC 9449
+//!   §4.3, `htm` POST, `htu` the token endpoint, `iat` within 60 s, single-use `jti`) and
+//!   binds the ID-JAG with `cnf.jkt` (SPEC TX-23, IDJAG-16). Server nonces are not used.
+//! - **Lifetime**: 300 s by default, at most one hour. `expires_in` states it.
+//! - **Email**: left out of ID-JAGs unless the audience's policy asks for it (EMA §7.4.3
+//!   over IDJAG-13).
+//! - **Client assertions**: `aud` must be this issuer as a single value
+//!   (draft-ietf-oauth-rfc7523bis); the token endpoint URL is accepted only when enabled.
+//!
+//! ## Security
+//!
+//! - Every refusal is an RFC 6749 §5.2 body with a fixed, generic `error_description`;
+//!   no token, secret, claim or parameter value is ever echoed, logged or put in an error's
+//!   `Display` (SECURITY-CASES X20; the test `x20_tracing_never_sees_secrets_or_tokens`
+//!   proves it).
+//! - Subject ID tokens must be this IdP's own, unexpired, of the ID-token kind (an ID-JAG or
+//!   an access token is refused by `typ`, RFC 8725 §3.12), and issued to the authenticated
+//!   client (`aud`, and `azp` when present).
+//! - The issuer never grants more than was asked, whatever the policy answers.
+//! - ID-JAGs carry a 128-bit random `jti`, `typ: oauth-id-jag+jwt` and the signing key's
+//!   `kid`; keys are published before they sign and after they stop ([`keys`]).
+//! - The token endpoint answers `Cache-Control: no-store` and never a refresh token.
+//! - The `dev` helpers (feature `dev`) mint ID tokens without a login: tests and demos only,
+//!   never in a production build.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod audit;
+#[cfg(feature = "dev")]
+pub mod dev;
+mod dpop;
+mod error;
+mod issuer;
+pub mod keys;
+pub mod policy;
+mod request;
+#[cfg(feature = "axum")]
+mod router;
+pub mod subject;
+
+pub use audit::{AUDIT_TARGET, AuditSubject};
+pub use dpop::DpopError;
+pub use error::ExchangeError;
+pub use issuer::{
+    BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer,
+    IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
+};
+pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
+pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
+pub use request::RequestError;
+pub use subject::{
+    IdTokenSubjectValidator, Principal, RefreshTokenRecord, RefreshTokenStore,
+    RefreshTokenSubjectValidator, SubjectTokenError, SubjectTokenErrorCode, SubjectTokenType,
+    SubjectTokenValidator,
+};
