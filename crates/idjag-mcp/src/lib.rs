@@ -7,5 +7,7 @@
 pub mod capability;
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use capability::{EXTENSION_ID, EnterpriseManagedAuthorization};
