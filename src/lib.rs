@@ -25,7 +25,7 @@ pub use idjag_core as core;
 pub use idjag_client as client;
 #[cfg(feature = "idp")]
 pub use idjag_idp as idp;
-#[cfg(feature = "resource")]
-pub use idjag_resource as resource;
 #[cfg(feature = "mcp")]
 pub use idjag_mcp as mcp;
+#[cfg(feature = "resource")]
+pub use idjag_resource as resource;

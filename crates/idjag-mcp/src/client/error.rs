@@ -122,9 +122,31 @@ pub fn authorization_error<'a>(
     if let Some(found) = error.downcast_ref::<AuthorizationError>() {
         return Some(found);
     }
-    if let Some(StreamableHttpError::Client(EmaTransportError::Authorization(found))) =
-        error.downcast_ref::<EmaHttpError>()
-    {
+    match transport_error(error)? {
+        StreamableHttpError::Client(EmaTransportError::Authorization(found)) => Some(found),
+        _ => None,
+    }
+}
+
+/// Finds the transport error of an [`crate::client::EmaAuthClient`] behind an rmcp error, to
+/// tell a `403 insufficient_scope` (`StreamableHttpError::InsufficientScope`, with the
+/// challenge) or a second `401` (`AuthRequired`) from other failures.
+///
+/// ```no_run
+/// # async fn demo(client: rmcp::service::RunningService<rmcp::RoleClient, ()>) {
+/// use rmcp::model::CallToolRequestParams;
+/// use rmcp::transport::streamable_http_client::StreamableHttpError;
+/// if let Err(error) = client.call_tool(CallToolRequestParams::new("delete_repo")).await {
+///     if let Some(StreamableHttpError::InsufficientScope(refusal)) =
+///         idjag_mcp::client::transport_error(&error)
+///     {
+///         eprintln!("the server wants: {:?}", refusal.get_required_scope());
+///     }
+/// }
+/// # }
+/// ```
+pub fn transport_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a EmaHttpError> {
+    if let Some(found) = error.downcast_ref::<EmaHttpError>() {
         return Some(found);
     }
     // rmcp's wrappers hold the transport error without naming it as their `source`.
@@ -139,16 +161,14 @@ pub fn authorization_error<'a>(
             match init {
                 ClientInitializeError::TransportError { error, .. } => Some(&*error.error),
                 ClientInitializeError::LegacyFallbackFailed { discover, fallback } => {
-                    return authorization_error(&**discover)
-                        .or_else(|| authorization_error(&**fallback));
+                    return transport_error(&**discover).or_else(|| transport_error(&**fallback));
                 }
                 _ => None,
             }
         } else {
             None
         };
-    held.or_else(|| error.source())
-        .and_then(authorization_error)
+    held.or_else(|| error.source()).and_then(transport_error)
 }
 
 /// Maps the wrapped client's error into ours, variant by variant, so that rmcp's own

@@ -19,5 +19,6 @@ mod transport;
 pub use authorizer::{EmaAuthorizer, ResourceAsRegistrations, SharedUserToken, UserTokenSource};
 pub use error::{
     AuthorizationError, BoxError, EmaHttpError, EmaTransportError, authorization_error,
+    transport_error,
 };
 pub use transport::{EmaAuthClient, mcp_http_client};
