@@ -109,7 +109,7 @@
 //!   `ClientCapabilities` and `ServerCapabilities` (SPEC EMA-01).
 //! - [`client`] (feature `client`, default): [`client::EmaAuthorizer`] and
 //!   [`client::EmaAuthClient`], an rmcp `StreamableHttpClient`; [`client::authorization_error`]
-//!   and [`client::transport_error`] to read rmcp's errors; [`client::rmcp_ema`] (feature
+//!   and [`client::transport_error`] to read rmcp's errors; `client::rmcp_ema` (feature
 //!   `auth-enterprise-managed`): our `private_key_jwt` signer for rmcp's own EMA helper.
 //! - [`server`] (feature `server`, default): [`server::McpAuth`], [`server::ToolScopeLayer`],
 //!   [`server::Caller`].
