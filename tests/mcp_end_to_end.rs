@@ -268,8 +268,13 @@ impl World {
     }
 }
 
-fn text(result: &CallToolResult) -> &str {
-    &result.content[0].as_text().unwrap().text
+/// Calls `tool` and returns its text, which must be there.
+async fn call(mcp: &RunningService<RoleClient, ClientConfig>, tool: &'static str) -> String {
+    let result = mcp
+        .call_tool(CallToolRequestParams::new(tool))
+        .await
+        .unwrap();
+    result.content[0].as_text().unwrap().text.clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,33 +285,21 @@ async fn an_allowed_user_calls_the_tools_and_steps_up_for_the_admin_one() {
 
     let tools = mcp.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), 2);
-    let whoami = mcp
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .unwrap();
+    let whoami = call(&mcp, "whoami").await;
     // Asked for repo.read only: the token holds exactly that, for the AS registration.
-    assert_eq!(
-        text(&whoami),
-        format!("alice via {AGENT_AT_AS} with [repo.read]")
-    );
+    assert_eq!(whoami, format!("alice via {AGENT_AT_AS} with [repo.read]"));
 
     // delete_repo needs repo.admin: 403, one new exchange with the union, and the call runs.
-    let deleted = mcp
-        .call_tool(CallToolRequestParams::new("delete_repo"))
-        .await
-        .unwrap();
-    assert_eq!(text(&deleted), "deleted by alice");
+    let deleted = call(&mcp, "delete_repo").await;
+    assert_eq!(deleted, "deleted by alice");
     assert_eq!(w.deletions.load(Ordering::SeqCst), 1);
     assert_eq!(
         client.access_request().await.unwrap().scope().to_string(),
         "repo.admin repo.read"
     );
-    let whoami = mcp
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .unwrap();
+    let whoami = call(&mcp, "whoami").await;
     assert_eq!(
-        text(&whoami),
+        whoami,
         format!("alice via {AGENT_AT_AS} with [repo.admin repo.read]")
     );
     mcp.cancel().await.unwrap();
@@ -337,14 +330,8 @@ async fn a_token_without_the_tools_scope_gets_insufficient_scope() {
     let w = start().await;
     let client = w.client("carol");
     let mcp = w.connect(client.clone()).await.unwrap();
-    let whoami = mcp
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .unwrap();
-    assert_eq!(
-        text(&whoami),
-        format!("carol via {AGENT_AT_AS} with [repo.read]")
-    );
+    let whoami = call(&mcp, "whoami").await;
+    assert_eq!(whoami, format!("carol via {AGENT_AT_AS} with [repo.read]"));
 
     // The step-up asks the IdP for repo.admin too; its policy narrows it away, and the server
     // still refuses: the caller gets the 403 with the scope needed.
@@ -366,13 +353,7 @@ async fn a_token_without_the_tools_scope_gets_insufficient_scope() {
     assert_eq!(w.deletions.load(Ordering::SeqCst), 0);
 
     // The session goes on for what carol may do.
-    let whoami = mcp
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .unwrap();
-    assert_eq!(
-        text(&whoami),
-        format!("carol via {AGENT_AT_AS} with [repo.read]")
-    );
+    let whoami = call(&mcp, "whoami").await;
+    assert_eq!(whoami, format!("carol via {AGENT_AT_AS} with [repo.read]"));
     mcp.cancel().await.unwrap();
 }
