@@ -19,6 +19,11 @@ scenario="auth/enterprise-managed-authorization"
 
 (cd "$root/conformance" && npm ci --no-audit --no-fund --loglevel=error)
 export PATH="$root/conformance/node_modules/.bin:$PATH"
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 22 ]; then
+    echo "conformance.sh: the suite needs Node >= 22, found $(node --version)" >&2
+    exit 2
+fi
 
 (cd "$root" && cargo build --locked -p idjag-mcp --example conformance_client)
 client="$target_dir/debug/examples/conformance_client"

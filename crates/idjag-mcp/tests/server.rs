@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use idjag_core::*;
 use idjag_mcp::EnterpriseManagedAuthorization;
-use idjag_mcp::server::{Caller, McpAuth, client_declares_enterprise_managed_authorization};
+use idjag_mcp::server::{
+    Caller, McpAuth, ToolScopeLayer, ToolScopes, client_declares_enterprise_managed_authorization,
+};
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
@@ -248,6 +250,74 @@ async fn g16_a_tool_call_without_the_tools_scope_gets_403_before_the_tool_runs()
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "insufficient_scope");
     assert_eq!(s.deletions.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn g04_two_authorization_headers_are_a_bad_request() {
+    let s = start().await;
+    let token = s.token("repo.read repo.admin");
+    let response = reqwest::Client::new()
+        .post(&s.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(DELETE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(s.deletions.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_tool_scope_layer_alone_fails_closed() {
+    // Mounted without the bearer layer: it verifies the token itself.
+    let s = start().await;
+    let verifier = AccessTokenVerifier::new(
+        Resource::new(s.url.as_str()).unwrap(),
+        s.as_issuer.clone(),
+        Arc::new(KeySet::new([s.as_key.verifying_key().unwrap()]).unwrap()),
+        SystemClock::shared(),
+    );
+    let layer = ToolScopeLayer::new(
+        Arc::new(ProtectedResource::new(verifier, vec![s.as_issuer.clone()]).unwrap()),
+        ToolScopes::new().with("delete_repo", ScopeSet::parse("repo.admin").unwrap()),
+    );
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { "reached" }
+            }),
+        )
+        .route_layer(layer);
+    let call = |token: Option<String>| {
+        let mut request = http::Request::post("/mcp");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.body(axum::body::Body::from(DELETE)).unwrap()
+    };
+    use tower::ServiceExt as _;
+    let anonymous = app.clone().oneshot(call(None)).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let reader = app
+        .clone()
+        .oneshot(call(Some(s.token("repo.read"))))
+        .await
+        .unwrap();
+    assert_eq!(reader.status(), 403);
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+    let admin = app
+        .oneshot(call(Some(s.token("repo.admin"))))
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 200);
+    assert_eq!(reached.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -363,6 +363,51 @@ async fn a_challenge_pointing_metadata_at_a_plain_http_host_is_refused() {
 }
 
 #[tokio::test]
+async fn md_08_metadata_for_another_resource_stops_discovery() {
+    let peers = Peers::builder().start().await;
+    let mcp = ScriptedMcp::new(&peers, []);
+    let client = peers.authorizer().client(mcp.clone(), user("alice"));
+    // The challenge points at the metadata of `/mcp`, but this client talks to `/other`.
+    let error = client
+        .post_message(
+            Arc::from(format!("{}/other", peers.base)),
+            ping(),
+            None,
+            None,
+            HashMap::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        authorization(&error).client_error(),
+        Some(ClientError::Discovery(
+            idjag_client::DiscoveryError::ResourceMismatch
+        ))
+    ));
+    assert_eq!(peers.log.as_metadata_fetches.load(Ordering::SeqCst), 0);
+    assert!(peers.exchanges().is_empty());
+}
+
+#[tokio::test]
+async fn c04_authorization_server_metadata_naming_another_issuer_stops_the_flow() {
+    let peers = Peers::builder()
+        .stating_issuer("https://evil.example")
+        .start()
+        .await;
+    let mcp = ScriptedMcp::new(&peers, []);
+    let client = peers.authorizer().client(mcp.clone(), user("alice"));
+    let error = send(&client, &peers).await.unwrap_err();
+    assert!(matches!(
+        authorization(&error).client_error(),
+        Some(ClientError::Discovery(
+            idjag_client::DiscoveryError::IssuerMismatch
+        ))
+    ));
+    assert!(peers.exchanges().is_empty());
+    assert_eq!(mcp.tokens(), [None]);
+}
+
+#[tokio::test]
 async fn concurrent_first_requests_share_one_discovery_and_one_exchange() {
     let peers = Peers::builder().start().await;
     let mcp = ScriptedMcp::new(&peers, []);

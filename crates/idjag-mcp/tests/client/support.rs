@@ -54,6 +54,8 @@ struct App {
     grantable: ScopeSet,
     /// Authorization servers the resource lists.
     listed: Arc<Vec<String>>,
+    /// The `issuer` the authorization server's metadata states, if not its own.
+    stated_issuer: Option<String>,
 }
 
 fn form(body: &str) -> HashMap<String, String> {
@@ -73,7 +75,7 @@ async fn prm(State(app): State<App>) -> Json<Value> {
 async fn as_metadata(State(app): State<App>) -> Json<Value> {
     app.log.as_metadata_fetches.fetch_add(1, Ordering::SeqCst);
     Json(json!({
-        "issuer": format!("{}/as", app.base),
+        "issuer": app.stated_issuer.clone().unwrap_or_else(|| format!("{}/as", app.base)),
         "token_endpoint": format!("{}/as/token", app.base),
         "grant_types_supported": [wire::GRANT_TYPE_JWT_BEARER],
         "authorization_grant_profiles_supported": [wire::GRANT_PROFILE_ID_JAG],
@@ -152,6 +154,7 @@ pub struct PeersBuilder {
     denied: Vec<String>,
     grantable: ScopeSet,
     listed: Option<Vec<String>>,
+    stated_issuer: Option<String>,
 }
 
 impl Peers {
@@ -160,6 +163,7 @@ impl Peers {
             denied: Vec::new(),
             grantable: ScopeSet::parse("tools.read tools.write").unwrap(),
             listed: None,
+            stated_issuer: None,
         }
     }
 
@@ -233,6 +237,12 @@ impl PeersBuilder {
         self
     }
 
+    /// The authorization server's metadata names another issuer (a mix-up attempt).
+    pub fn stating_issuer(mut self, issuer: &str) -> Self {
+        self.stated_issuer = Some(issuer.to_owned());
+        self
+    }
+
     pub async fn start(self) -> Peers {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -246,6 +256,7 @@ impl PeersBuilder {
             log: log.clone(),
             denied: Arc::new(self.denied),
             grantable: self.grantable,
+            stated_issuer: self.stated_issuer,
         };
         let router = Router::new()
             .route("/.well-known/oauth-protected-resource/mcp", get(prm))
