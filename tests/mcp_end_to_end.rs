@@ -9,23 +9,20 @@
 //! - carol may only read: the admin tool answers `403 insufficient_scope`, also after the
 //!   step-up, and the tool never runs.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use idjag_client::{ClientCredentials, IdJagClient, IdentityProvider, TokenProvider, UserToken};
-use idjag_core::server::{RegisteredClient, StaticClientRegistry};
+use idjag_client::{ClientCredentials, IdJagClient, TokenProvider, UserToken};
 use idjag_core::*;
-use idjag_idp::dev::{DevUser, DevUsers};
-use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+use idjag_idp::dev::DevUsers;
 use idjag_mcp::EnterpriseManagedAuthorization;
 use idjag_mcp::client::{
     EmaAuthClient, EmaAuthorizer, ResourceAsRegistrations, authorization_error, transport_error,
 };
 use idjag_mcp::server::{Caller, McpAuth};
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
-use idjag_resource::{
-    RegisteredResource, ResourceAuthorizationServer as ResourceServer, TrustedIssuer,
-};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
@@ -36,7 +33,7 @@ use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::{ErrorData, RoleClient, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
-use tokio::net::TcpListener;
+use support::{AS_SECRET, idp_registration, listener, spawn_idp, spawn_resource_as};
 
 const AGENT_AT_IDP: &str = "repo-agent";
 const AGENT_AT_AS: &str = "8d2a1c07e5f94b3a";
@@ -97,12 +94,6 @@ struct World {
     deletions: Arc<AtomicUsize>,
 }
 
-async fn listener() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
-}
-
 async fn start() -> World {
     let (idp_listener, idp_url) = listener().await;
     let (as_listener, as_url) = listener().await;
@@ -113,7 +104,7 @@ async fn start() -> World {
     let mcp = Resource::new(mcp_url.as_str()).unwrap();
 
     // The IdP: alice reads and administers, carol only reads, bob has no rule.
-    let policy = TomlPolicy::from_toml_str(&format!(
+    let policy = format!(
         r#"
         [[audience]]
         issuer = "{as_url}"
@@ -132,50 +123,24 @@ async fn start() -> World {
         users = ["carol"]
         scopes = ["repo.read"]
         "#
-    ))
-    .unwrap();
-    let idp = IdJagIssuer::builder(
-        idp_issuer.clone(),
-        SigningKeys::generate_es256().unwrap(),
-        Arc::new(
-            StaticClientRegistry::new().with(RegisteredClient::with_secret(
-                ClientId::new(AGENT_AT_IDP).unwrap(),
-                &ClientSecret::new("idp-secret"),
-            )),
-        ),
-        Arc::new(policy),
-    )
-    .build()
-    .unwrap();
-    let users = DevUsers::new(&idp)
-        .with_user(DevUser::new("alice").unwrap())
-        .with_user(DevUser::new("bob").unwrap())
-        .with_user(DevUser::new("carol").unwrap());
-    tokio::spawn(async move { axum::serve(idp_listener, idp.router()).await });
+    );
+    let users = spawn_idp(
+        idp_listener,
+        &idp_issuer,
+        &policy,
+        AGENT_AT_IDP,
+        &["alice", "bob", "carol"],
+    );
 
     // The resource AS: trusts the IdP through its metadata and JWKS.
-    let resource_server = ResourceServer::builder(
-        as_issuer.clone(),
-        SigningKey::generate(Algorithm::Es256)
-            .unwrap()
-            .with_thumbprint_kid(),
-    )
-    .trust(TrustedIssuer::remote(idp_issuer.clone(), SystemClock::shared()).unwrap())
-    .resource(
-        RegisteredResource::new(mcp.clone())
-            .with_scopes(ScopeSet::parse("repo.read repo.admin").unwrap()),
-    )
-    .clients(
-        StaticClientRegistry::new().with(RegisteredClient::with_secret(
-            ClientId::new(AGENT_AT_AS).unwrap(),
-            &ClientSecret::new("as-secret"),
-        )),
-    )
-    .build()
-    .unwrap();
-    let keys = Arc::new(resource_server.verification_keys());
-    let as_router = resource_server.router();
-    tokio::spawn(async move { axum::serve(as_listener, as_router).await });
+    let keys = Arc::new(spawn_resource_as(
+        as_listener,
+        &as_issuer,
+        &idp_issuer,
+        &mcp,
+        "repo.read repo.admin",
+        AGENT_AT_AS,
+    ));
 
     // The MCP server: every request needs repo.read, delete_repo needs repo.admin.
     let verifier = AccessTokenVerifier::new(mcp, as_issuer.clone(), keys, SystemClock::shared());
@@ -217,22 +182,13 @@ impl World {
     /// The requesting app: its IdP registration, its registration at the resource AS, and
     /// `repo.read` asked for up front.
     fn authorizer(&self) -> Arc<EmaAuthorizer> {
-        let idp = IdentityProvider::new(
-            self.idp_issuer.clone(),
-            &format!("{}/token", self.idp_issuer),
-            ClientCredentials::secret_basic(
-                ClientId::new(AGENT_AT_IDP).unwrap(),
-                ClientSecret::new("idp-secret"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let idp = idp_registration(&self.idp_issuer, AGENT_AT_IDP);
         let provider = Arc::new(TokenProvider::new(IdJagClient::new(idp).unwrap()));
         let registrations = ResourceAsRegistrations::new().with(
             self.as_issuer.clone(),
             ClientCredentials::secret_basic(
                 ClientId::new(AGENT_AT_AS).unwrap(),
-                ClientSecret::new("as-secret"),
+                ClientSecret::new(AS_SECRET),
             )
             .unwrap(),
         );
