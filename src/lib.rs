@@ -11,6 +11,7 @@
 //! | `client`   | `client`         | the requesting app: token exchange, JWT-bearer, discovery, caching |
 //! | `idp`      | `idp`            | IdP-side issuance (token exchange)       |
 //! | `resource` | `resource`       | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
+//! | `mcp`      | `mcp`            | MCP Enterprise-Managed Authorization on rmcp: capability, authorizing client, server pieces |
 //!
 //! ```
 //! use idjag::core::wire;
@@ -24,5 +25,7 @@ pub use idjag_core as core;
 pub use idjag_client as client;
 #[cfg(feature = "idp")]
 pub use idjag_idp as idp;
+#[cfg(feature = "mcp")]
+pub use idjag_mcp as mcp;
 #[cfg(feature = "resource")]
 pub use idjag_resource as resource;

@@ -2,21 +2,18 @@
 //! `idjag-client` exchanges a user's ID token at `idjag-idp` for an ID-JAG and redeems it at
 //! `idjag-resource`, which trusts the IdP through its published metadata and JWKS.
 
+mod support;
+
 use std::sync::Arc;
 
 use idjag_client::{
-    AccessRequest, ClientCredentials, ClientError, IdJagClient, IdentityProvider,
-    ResourceAuthorizationServer, TokenProvider, UserToken,
+    AccessRequest, ClientCredentials, ClientError, IdJagClient, ResourceAuthorizationServer,
+    TokenProvider, UserToken,
 };
-use idjag_core::server::{RegisteredClient, StaticClientRegistry};
 use idjag_core::*;
-use idjag_idp::dev::{DevUser, DevUsers};
-use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+use idjag_idp::dev::DevUsers;
 use idjag_resource::rs::AccessTokenVerifier;
-use idjag_resource::{
-    RegisteredResource, ResourceAuthorizationServer as ResourceServer, TrustedIssuer,
-};
-use tokio::net::TcpListener;
+use support::{AS_SECRET, idp_registration, listener, spawn_idp, spawn_resource_as};
 
 const AGENT_AT_IDP: &str = "chat-agent";
 const AGENT_AT_AS: &str = "f53f191f9311af35";
@@ -26,13 +23,7 @@ struct Topology {
     as_issuer: Issuer,
     mcp: Resource,
     users: DevUsers,
-    resource_server: Arc<ResourceServer>,
-}
-
-async fn listener() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    (listener, url)
+    access_token_keys: KeySet,
 }
 
 async fn start() -> Topology {
@@ -41,8 +32,7 @@ async fn start() -> Topology {
     let idp_issuer = Issuer::new(idp_url.as_str()).unwrap();
     let as_issuer = Issuer::new(as_url.as_str()).unwrap();
     let mcp = Resource::new(format!("{as_url}/mcp")).unwrap();
-
-    let policy = TomlPolicy::from_toml_str(&format!(
+    let policy = format!(
         r#"
         [[audience]]
         issuer = "{as_url}"
@@ -55,70 +45,33 @@ async fn start() -> Topology {
         users = ["alice"]
         scopes = ["chat.read", "chat.history"]
         "#
-    ))
-    .unwrap();
-    let idp_clients = StaticClientRegistry::new().with(RegisteredClient::with_secret(
-        ClientId::new(AGENT_AT_IDP).unwrap(),
-        &ClientSecret::new("idp-secret"),
-    ));
-    let idp = IdJagIssuer::builder(
-        idp_issuer.clone(),
-        SigningKeys::generate_es256().unwrap(),
-        Arc::new(idp_clients),
-        Arc::new(policy),
-    )
-    .build()
-    .unwrap();
-    let users = DevUsers::new(&idp)
-        .with_user(DevUser::new("alice").unwrap())
-        .with_user(DevUser::new("bob").unwrap());
-    tokio::spawn(async move { axum::serve(idp_listener, idp.router()).await });
-
-    let resource_server = Arc::new(
-        ResourceServer::builder(
-            as_issuer.clone(),
-            SigningKey::generate(Algorithm::Es256)
-                .unwrap()
-                .with_thumbprint_kid(),
-        )
-        .trust(TrustedIssuer::remote(idp_issuer.clone(), SystemClock::shared()).unwrap())
-        .resource(
-            RegisteredResource::new(mcp.clone())
-                .with_scopes(ScopeSet::parse("chat.read chat.history").unwrap()),
-        )
-        .clients(
-            StaticClientRegistry::new().with(RegisteredClient::with_secret(
-                ClientId::new(AGENT_AT_AS).unwrap(),
-                &ClientSecret::new("as-secret"),
-            )),
-        )
-        .build()
-        .unwrap(),
     );
-    let router = resource_server.router();
-    tokio::spawn(async move { axum::serve(as_listener, router).await });
-
+    let users = spawn_idp(
+        idp_listener,
+        &idp_issuer,
+        &policy,
+        AGENT_AT_IDP,
+        &["alice", "bob"],
+    );
+    let access_token_keys = spawn_resource_as(
+        as_listener,
+        &as_issuer,
+        &idp_issuer,
+        &mcp,
+        "chat.read chat.history",
+        AGENT_AT_AS,
+    );
     Topology {
         idp_issuer,
         as_issuer,
         mcp,
         users,
-        resource_server,
+        access_token_keys,
     }
 }
 
 async fn provider(t: &Topology) -> (TokenProvider, AccessRequest) {
-    let idp = IdentityProvider::new(
-        t.idp_issuer.clone(),
-        &format!("{}/token", t.idp_issuer),
-        ClientCredentials::secret_basic(
-            ClientId::new(AGENT_AT_IDP).unwrap(),
-            ClientSecret::new("idp-secret"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let client = IdJagClient::new(idp).unwrap();
+    let client = IdJagClient::new(idp_registration(&t.idp_issuer, AGENT_AT_IDP)).unwrap();
     // The resource AS through its RFC 8414 metadata, with an exact issuer match.
     let metadata = client
         .discovery()
@@ -130,7 +83,7 @@ async fn provider(t: &Topology) -> (TokenProvider, AccessRequest) {
         &metadata,
         ClientCredentials::secret_basic(
             ClientId::new(AGENT_AT_AS).unwrap(),
-            ClientSecret::new("as-secret"),
+            ClientSecret::new(AS_SECRET),
         )
         .unwrap(),
     )
@@ -159,7 +112,7 @@ async fn an_allowed_user_gets_an_access_token_for_exactly_the_granted_resource_a
     let verifier = AccessTokenVerifier::new(
         t.mcp.clone(),
         t.as_issuer.clone(),
-        Arc::new(t.resource_server.verification_keys()),
+        Arc::new(t.access_token_keys.clone()),
         SystemClock::shared(),
     );
     let verified = verifier

@@ -484,11 +484,9 @@ impl ClaimError {
             problem: ClaimProblem::Invalid,
         }
     }
-    pub(crate) fn from_identifier(claim: &'static str, err: InvalidIdentifier) -> Self {
-        match err {
-            InvalidIdentifier::Empty { .. } => Self::invalid(claim),
-            _ => Self::invalid(claim),
-        }
+    /// A claim whose string is not a valid identifier (empty, too long, control characters).
+    pub(crate) fn from_identifier(claim: &'static str, _: InvalidIdentifier) -> Self {
+        Self::invalid(claim)
     }
 }
 

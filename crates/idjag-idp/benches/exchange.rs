@@ -11,6 +11,10 @@
 //! The machine is shared and noisy, so after the criterion groups the bench also measures the
 //! two workloads interleaved (alternating blocks of 200 iterations, 25 rounds) and prints the
 //! median of the per-round ratios: both sides then see the same load.
+//!
+//! For exact instruction counts (load-independent), `IDJAG_BENCH_ONLY=setup|crypto|handler`
+//! runs only the fixture and 2000 operations of one kind (the 2000 requests are built in every
+//! mode), e.g. under `valgrind --tool=callgrind`; subtract `setup` from the others.
 
 #![allow(missing_docs)]
 
@@ -128,7 +132,25 @@ fn interleaved_ratio(rounds: usize, block: u32) {
 
 criterion_group!(benches, exchange);
 
+/// One workload only, for an instruction counter.
+fn only(mode: &str) {
+    const N: usize = 2000;
+    let w = Workloads::new();
+    let requests: Vec<_> = (0..N).map(|_| w.request()).collect();
+    match mode {
+        "setup" => drop(requests),
+        "crypto" => (0..N).for_each(|_| w.crypto_limit()),
+        "handler" => requests.into_iter().for_each(|r| {
+            std::hint::black_box(w.handler(r));
+        }),
+        other => panic!("IDJAG_BENCH_ONLY must be setup, crypto or handler, not {other}"),
+    }
+}
+
 fn main() {
+    if let Ok(mode) = std::env::var("IDJAG_BENCH_ONLY") {
+        return only(&mode);
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     // `cargo bench` passes `--bench`; under `cargo test --benches` stay short.

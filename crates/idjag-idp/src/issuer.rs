@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::header::{ALLOW, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use idjag_core::endpoint::{EndpointError, check_endpoint, check_endpoint_url};
 use idjag_core::jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedJws, typ_matches};
 use idjag_core::server::{
     ClientAuthenticator, ClientRegistry, FormBody, InMemoryReplayCache, ReplayCache,
-    error_response, is_form_content_type, json_response,
+    RequestError as Envelope, error_response, json_response, read_form_request,
 };
 use idjag_core::{
     Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag, IdJagClaims,
@@ -526,27 +526,20 @@ impl IdJagIssuer {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<FormBody, ExchangeError> {
-        if method != Method::POST {
-            return Err(ExchangeError::MethodNotAllowed);
-        }
-        let limit = self.inner.max_body_bytes;
-        let declared_too_large = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > limit as u64);
-        if declared_too_large || body.len() > limit {
-            return Err(ExchangeError::BodyTooLarge { limit });
-        }
-        let mut content_types = headers.get_all(CONTENT_TYPE).iter();
-        let form_type = match (content_types.next(), content_types.next()) {
-            (Some(value), None) => value.to_str().is_ok_and(is_form_content_type),
-            _ => false,
-        };
-        if !form_type {
-            return Err(ExchangeError::ContentType);
-        }
-        FormBody::parse_with_repeatable(body, &["resource"]).map_err(ExchangeError::Form)
+        // RFC 8693 lets `resource` repeat; every other parameter is single.
+        read_form_request(
+            method,
+            headers,
+            body,
+            self.inner.max_body_bytes,
+            &["resource"],
+        )
+        .map_err(|error| match error {
+            Envelope::MethodNotAllowed => ExchangeError::MethodNotAllowed,
+            Envelope::BodyTooLarge { max } => ExchangeError::BodyTooLarge { limit: max },
+            Envelope::Form(form) => ExchangeError::Form(form),
+            _ => ExchangeError::ContentType,
+        })
     }
 
     /// The error answer: status, RFC 6749 §5.2 body, no-store headers, `WWW-Authenticate`

@@ -1,10 +1,11 @@
 //! The JWT-bearer grant, in the order of SPEC §4.
 
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Response};
 use idjag_core::claims::AuthorizationDetail;
 use idjag_core::jose::{UnverifiedJws, parse_object};
-use idjag_core::server::{AuthenticatedClient, FormBody, Replay, ReplayKey, is_form_content_type};
+use idjag_core::server::{
+    AuthenticatedClient, FormBody, Replay, ReplayKey, RequestError, read_form_request,
+};
 use idjag_core::{
     IdJagClaims, Resource, ScopeSet, Segment, Subject, ValidationError, Verified, wire,
 };
@@ -161,20 +162,14 @@ impl Inner {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<FormBody, GrantError> {
-        if method != Method::POST {
-            return Err(GrantError::MethodNotAllowed);
-        }
-        if body.len() > self.max_body_bytes {
-            return Err(GrantError::BodyTooLarge {
-                max: self.max_body_bytes,
-            });
-        }
-        let mut types = headers.get_all(CONTENT_TYPE).iter();
-        match (types.next().map(|v| v.to_str()), types.next()) {
-            (Some(Ok(value)), None) if is_form_content_type(value) => {}
-            _ => return Err(GrantError::ContentType),
-        }
-        FormBody::parse(body).map_err(GrantError::Form)
+        read_form_request(method, headers, body, self.max_body_bytes, &[]).map_err(|error| {
+            match error {
+                RequestError::MethodNotAllowed => GrantError::MethodNotAllowed,
+                RequestError::BodyTooLarge { max } => GrantError::BodyTooLarge { max },
+                RequestError::Form(form) => GrantError::Form(form),
+                _ => GrantError::ContentType,
+            }
+        })
     }
 
     /// The grant error for a failed validation; the audit names the issuer only when the

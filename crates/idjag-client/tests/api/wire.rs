@@ -282,7 +282,12 @@ async fn resources_repeat_and_authorization_details_travel_as_one_json_string() 
         .filter(|(n, _)| n == "authorization_details")
         .collect();
     assert_eq!(details.len(), 1);
-    assert_eq!(details[0].1, r#"[{"actions":["read"],"type":"chat"}]"#);
+    // Exact bytes: compact JSON of the caller's details. Member order is serde_json's (sorted,
+    // or insertion order when a dependency enables `preserve_order`), so the expectation is
+    // serialised by the same build.
+    let expected = serde_json::to_string(&json!([{"type": "chat", "actions": ["read"]}])).unwrap();
+    assert_eq!(details[0].1, expected);
+    assert!(!details[0].1.contains(' '));
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod bearer;
 mod client_auth;
 mod form;
 mod replay;
+mod request;
 mod response;
 
 pub use bearer::{BearerChallenge, BearerError, bearer_token};
@@ -16,4 +17,5 @@ pub use client_auth::{
 };
 pub use form::{FormBody, FormError, MAX_FORM_PARAMETERS, is_form_content_type};
 pub use replay::{InMemoryReplayCache, Replay, ReplayCache, ReplayKey, ReplayStoreError};
+pub use request::{RequestError, read_form_request};
 pub use response::{error_response, json_response, no_store_headers};

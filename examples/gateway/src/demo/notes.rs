@@ -1,11 +1,11 @@
 //! The demo's upstream: an rmcp MCP server with three tools, one read (`list_notes`), two
-//! write (`add_note`, `delete_all_notes`), that accepts only access tokens of its resource
-//! authorization server and reads the caller from the verified token in its tool handlers.
+//! write (`add_note`, `delete_all_notes`), behind idjag-mcp's server layer (it accepts only
+//! access tokens of its resource authorization server), reading the caller from the verified
+//! token in its tool handlers (`idjag_mcp::server::Caller`).
 
 use std::sync::{Arc, Mutex};
 
-use idjag_resource::rs::Principal;
-use rmcp::handler::server::tool::Extension;
+use idjag_mcp::server::Caller;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
@@ -38,14 +38,6 @@ pub struct NotesServer {
     tool_router: rmcp::handler::server::router::tool::ToolRouter<Self>,
 }
 
-fn caller(parts: &http::request::Parts) -> Result<String, ErrorData> {
-    parts
-        .extensions
-        .get::<Principal>()
-        .map(|p| p.subject().as_str().to_owned())
-        .ok_or_else(|| ErrorData::internal_error("no verified caller", None))
-}
-
 #[tool_router]
 impl NotesServer {
     /// A server over `notes`.
@@ -76,9 +68,9 @@ impl NotesServer {
     async fn add_note(
         &self,
         Parameters(AddNote { text }): Parameters<AddNote>,
-        Extension(parts): Extension<http::request::Parts>,
+        caller: Caller,
     ) -> Result<CallToolResult, ErrorData> {
-        let author = caller(&parts)?;
+        let author = caller.subject().as_str().to_owned();
         let mut notes = self.notes.lock().unwrap_or_else(|p| p.into_inner());
         notes.push(Note {
             author: author.clone(),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::post;
 use idjag_client::{
     AccessRequest, ClientCredentials, IdJagClient, IdentityProvider, ResourceAuthorizationServer,
     UserToken,
@@ -17,12 +17,13 @@ use idjag_core::{
 };
 use idjag_idp::dev::{DevUser, DevUsers};
 use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
-use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource, RequireBearerLayer};
+use idjag_mcp::server::McpAuth;
+use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
 use idjag_resource::{
     RegisteredResource, ResourceAuthorizationServer as ResourceServer, TrustedIssuer,
 };
+use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -246,47 +247,30 @@ allow = ["list_notes"]
     )
 }
 
-fn upstream_router(
-    kind: UpstreamKind,
-    protected: Arc<ProtectedResource>,
-    notes: NoteBook,
-) -> Router {
-    let metadata_path = protected.metadata_path().to_owned();
-    let metadata = {
-        let protected = protected.clone();
-        get(move || {
-            let protected = protected.clone();
-            async move {
-                let (parts, body) = protected.metadata_response().into_parts();
-                axum::response::Response::from_parts(parts, axum::body::Body::from(body))
-            }
-        })
-    };
-    let guarded = match kind {
-        UpstreamKind::Custom(router) => return router,
-        UpstreamKind::Echo => Router::new().route("/mcp", post(super::echo::echo)),
-        UpstreamKind::RmcpEcho => {
-            let service = StreamableHttpService::new(
-                || Ok(super::echo::EchoServer::default()),
-                LocalSessionManager::default().into(),
-                StreamableHttpServerConfig::default()
-                    .with_legacy_session_mode(false)
-                    .with_json_response(true),
-            );
-            Router::new().route_service("/mcp", service)
-        }
-        UpstreamKind::Notes => {
-            let service = StreamableHttpService::new(
-                move || Ok(NotesServer::new(notes.clone())),
-                LocalSessionManager::default().into(),
-                StreamableHttpServerConfig::default(),
-            );
-            Router::new().route_service("/mcp", service)
-        }
-    };
-    guarded
-        .route_layer(RequireBearerLayer::new(protected))
-        .route(&metadata_path, metadata)
+fn upstream_router(kind: UpstreamKind, protected: ProtectedResource, notes: NoteBook) -> Router {
+    // The rmcp servers sit behind idjag-mcp's server layer: idjag-resource's access-token
+    // check, per-tool scopes, the RFC 9728 route, and the verified caller in tool handlers.
+    let auth = McpAuth::new(protected.clone());
+    match kind {
+        UpstreamKind::Custom(router) => router,
+        UpstreamKind::Notes => auth.router(StreamableHttpService::new(
+            move || Ok(NotesServer::new(notes.clone())),
+            LocalSessionManager::default().into(),
+            auth.server_config(),
+        )),
+        UpstreamKind::RmcpEcho => auth.router(StreamableHttpService::new(
+            || Ok(super::echo::EchoServer::default()),
+            LocalSessionManager::default().into(),
+            auth.server_config()
+                .with_legacy_session_mode(false)
+                .with_json_response(true),
+        )),
+        // A plain axum handler: the same bearer layer, without rmcp.
+        UpstreamKind::Echo => Router::new()
+            .route("/mcp", post(super::echo::echo))
+            .route_layer(auth.bearer_layer())
+            .merge(protected.metadata_router()),
+    }
 }
 
 impl Topology {
@@ -386,11 +370,9 @@ impl Topology {
             Arc::new(resource_server.verification_keys()),
             SystemClock::shared(),
         );
-        let protected = Arc::new(
-            ProtectedResource::new(verifier, vec![resource_as.clone()])
-                .map_err(DemoError::setup)?
-                .with_scopes_supported(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?),
-        );
+        let protected = ProtectedResource::new(verifier, vec![resource_as.clone()])
+            .map_err(DemoError::setup)?
+            .with_scopes_supported(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?);
         let notes = NoteBook::default();
         let mcp_router = upstream_router(options.upstream, protected, notes.clone()).layer(
             axum::middleware::from_fn_with_state(flow.clone(), observe_mcp_server),
