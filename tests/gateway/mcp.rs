@@ -591,3 +591,45 @@ async fn g26_the_request_id_goes_upstream_and_logs_hold_no_token_secret_or_sessi
     }
     assert!(!logs.contains("eyJ"), "a JWT is in the logs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rmcp_client_sees_its_tools_calls_one_and_is_refused_another_through_the_gateway() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let (t, audit) = start(UpstreamKind::Notes).await;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(t.route_url.as_str());
+    config.auth_header = Some(token(&t, "alice"));
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let mcp = ClientConfig::new(ClientCapabilities::default(), Implementation::new("agent", "1"))
+        .serve(transport)
+        .await
+        .expect("initialize through the gateway");
+    let mut names: Vec<String> = mcp
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["add_note", "list_notes"]);
+    let added = mcp
+        .call_tool(CallToolRequestParams::new("add_note").with_arguments(
+            json!({"text": "from rmcp"}).as_object().unwrap().clone(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(added.content[0].as_text().unwrap().text, "Note 1 added by alice.");
+    let refused = mcp
+        .call_tool(CallToolRequestParams::new("delete_all_notes"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("Blocked by the gateway's policy"), "{refused}");
+    mcp.cancel().await.unwrap();
+    assert_eq!(t.notes.lock().unwrap().len(), 1);
+    let tools: Vec<Option<String>> = audit.records().into_iter().map(|r| r.tool).collect();
+    assert!(tools.contains(&Some("delete_all_notes".to_owned())));
+}
