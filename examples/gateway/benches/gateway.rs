@@ -37,6 +37,14 @@ use idjag_gateway::audit::{AuditSink, JsonLines};
 use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
 use serde_json::json;
 
+/// No audit log (`IDJAG_BENCH_AUDIT=none`, to measure what the log costs).
+#[derive(Debug)]
+struct Discard;
+
+impl AuditSink for Discard {
+    fn record(&self, _: &idjag_gateway::audit::AuditRecord) {}
+}
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -185,7 +193,12 @@ async fn run() {
     let audit_path =
         std::env::temp_dir().join(format!("idjag-gateway-bench-{}.jsonl", std::process::id()));
     let file = std::fs::File::create(&audit_path).expect("audit file");
-    let t = topology(kind.clone(), Arc::new(JsonLines::new(Box::new(file)))).await;
+    let sink: Arc<dyn AuditSink> = if std::env::var("IDJAG_BENCH_AUDIT").as_deref() == Ok("none") {
+        Arc::new(Discard)
+    } else {
+        Arc::new(JsonLines::new(Box::new(file)))
+    };
+    let t = topology(kind.clone(), sink).await;
 
     let direct = Arc::new(Target {
         name: "direct",

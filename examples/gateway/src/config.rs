@@ -298,6 +298,9 @@ mod defaults {
     pub(super) fn max_argument_bytes() -> usize {
         2048
     }
+    pub(super) fn flush_interval() -> ConfigDuration {
+        ConfigDuration(Duration::from_millis(10))
+    }
 }
 
 /// `[idp]`: the enterprise IdP.
@@ -599,6 +602,10 @@ pub struct AuditConfig {
     /// Default 2 KiB.
     #[serde(default = "defaults::max_argument_bytes")]
     pub max_argument_bytes: usize,
+    /// How often the audit writer writes what is queued (one write for many lines under
+    /// load). `0` writes and flushes each line on its own. Default 10 ms.
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval: ConfigDuration,
 }
 
 impl Default for AuditConfig {
@@ -608,6 +615,7 @@ impl Default for AuditConfig {
             arguments: ArgumentMode::default(),
             redact_keys: defaults::redact_keys(),
             max_argument_bytes: defaults::max_argument_bytes(),
+            flush_interval: defaults::flush_interval(),
         }
     }
 }
@@ -862,6 +870,9 @@ impl Config {
         }
         if self.audit.max_argument_bytes == 0 {
             return Err(invalid("audit.max_argument_bytes", "must be positive"));
+        }
+        if self.audit.flush_interval.0 > Duration::from_secs(1) {
+            return Err(invalid("audit.flush_interval", "at most 1 s"));
         }
 
         if self.upstreams.is_empty() {

@@ -196,7 +196,10 @@ impl GatewayBuilder {
 
         let audit: Arc<dyn AuditSink> = match self.audit {
             Some(sink) => sink,
-            None => Arc::new(open_audit(&config.audit.output)?),
+            None => Arc::new(open_audit(
+                &config.audit.output,
+                config.audit.flush_interval.0,
+            )?),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let s = &config.server;
@@ -275,17 +278,17 @@ fn upstream_rules(
     Ok(UpstreamRules::new(access, scopes))
 }
 
-fn open_audit(output: &AuditOutput) -> Result<JsonLines, BuildError> {
+fn open_audit(output: &AuditOutput, interval: Duration) -> Result<JsonLines, BuildError> {
     Ok(match output {
-        AuditOutput::Stdout => JsonLines::new(Box::new(std::io::stdout())),
-        AuditOutput::Stderr => JsonLines::new(Box::new(std::io::stderr())),
+        AuditOutput::Stdout => JsonLines::with_interval(Box::new(std::io::stdout()), interval),
+        AuditOutput::Stderr => JsonLines::with_interval(Box::new(std::io::stderr()), interval),
         AuditOutput::File(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(BuildError::Audit)?;
-            JsonLines::new(Box::new(file))
+            JsonLines::with_interval(Box::new(file), interval)
         }
     })
 }
