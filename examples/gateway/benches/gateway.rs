@@ -3,14 +3,22 @@
 //!
 //! ```text
 //! cargo bench -p idjag-gateway --bench gateway
-//! IDJAG_BENCH_SECS=5 IDJAG_BENCH_CONCURRENCY=32 cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_UPSTREAM=rmcp cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_RUNTIMES=shared cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_SECS=5 IDJAG_BENCH_CONCURRENCY=32 IDJAG_BENCH_RUNS=7 cargo bench -p idjag-gateway --bench gateway
 //! ```
 //!
 //! One process starts the demo topology with an echo MCP server behind the gateway (IdP,
 //! resource AS, echo server, gateway, all on loopback): `IDJAG_BENCH_UPSTREAM=axum` (the
 //! default: a plain axum handler, the cheapest possible upstream, so the gateway's cost shows
-//! the most) or `rmcp` (the same tool on rmcp, stateless with JSON answers). Both check the
-//! bearer token (`idjag-resource`). Then, with warm caches:
+//! the most) or `rmcp` (the same tool on rmcp, stateless with JSON answers, behind
+//! idjag-mcp's server layer). Both check the bearer token (`idjag-resource`).
+//!
+//! `IDJAG_BENCH_RUNTIMES=separate` (the default) runs the load generator, the gateway and the
+//! servers each on a one-thread tokio runtime of its own, as three processes would be;
+//! `shared` runs everything on one runtime of `IDJAG_BENCH_WORKERS` threads (default 2).
+//!
+//! With warm caches:
 //!
 //! 1. latency: one client, `tools/call echo` back to back, directly (with an access token of
 //!    the echo server's AS) and through the gateway (with the user's ID token); the median
@@ -18,14 +26,12 @@
 //! 2. throughput: `IDJAG_BENCH_CONCURRENCY` clients (default 16), each on its own keep-alive
 //!    connection, for `IDJAG_BENCH_SECS` seconds (default 3), directly and through the
 //!    gateway, in `IDJAG_BENCH_RUNS` alternating pairs (default 5); per pair the ratio of
-//!    request rates and the ratio of the process's CPU time per request (the load generator
-//!    and every server share the process and the machine's cores, so when the cores are
-//!    saturated the CPU ratio is the throughput ratio, and it is steadier on a shared
-//!    machine); the medians are the result;
+//!    request rates, and the ratio of the process's CPU time per request; the medians are the
+//!    result;
 //! 3. cold path: a fresh topology, 100 concurrent first requests of one user: the counted
 //!    token exchanges and redemptions.
 //!
-//! The audit log goes to a file (a write per request, as in production).
+//! The audit log goes to a file (as in production; `IDJAG_BENCH_AUDIT=none` drops it).
 //! `IDJAG_BENCH_ONLY=gateway` (or `direct`) runs one throughput measurement only, for
 //! profiling (`perf record`); with `IDJAG_BENCH_REQUESTS=n`, exactly n calls, which
 //! `scripts/instruction_ratio.sh` counts under callgrind.
@@ -36,6 +42,7 @@ use std::time::{Duration, Instant};
 use idjag_gateway::audit::{AuditSink, JsonLines};
 use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
 use serde_json::json;
+use tokio::runtime::Handle;
 
 /// No audit log (`IDJAG_BENCH_AUDIT=none`, to measure what the log costs).
 #[derive(Debug)]
@@ -89,25 +96,34 @@ fn median(samples: &mut [Duration]) -> Duration {
     samples[samples.len() / 2]
 }
 
-async fn latency(target: &Target, count: u64) -> Duration {
-    let client = client();
-    for i in 0..50 {
-        call(&client, target, i).await;
-    }
-    let mut samples = Vec::with_capacity(count as usize);
-    for i in 0..count {
-        samples.push(call(&client, target, i).await);
-    }
-    median(&mut samples)
+async fn latency(load: &Handle, target: Arc<Target>, count: u64) -> Duration {
+    load.spawn(async move {
+        let client = client();
+        for i in 0..50 {
+            call(&client, &target, i).await;
+        }
+        let mut samples = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            samples.push(call(&client, &target, i).await);
+        }
+        median(&mut samples)
+    })
+    .await
+    .expect("latency run")
 }
 
-async fn throughput(target: Arc<Target>, concurrency: u64, seconds: u64) -> (f64, Duration) {
+async fn throughput(
+    load: &Handle,
+    target: Arc<Target>,
+    concurrency: u64,
+    seconds: u64,
+) -> (f64, Duration) {
     let warm_until = Instant::now() + Duration::from_millis(300);
     let until = warm_until + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let target = target.clone();
-        workers.push(tokio::spawn(async move {
+        workers.push(load.spawn(async move {
             let client = client();
             let mut samples = Vec::new();
             let mut id = 0;
@@ -152,12 +168,12 @@ fn cpu_time() -> Duration {
 }
 
 /// Exactly `n` calls, spread over `concurrency` clients.
-async fn fixed(target: Arc<Target>, concurrency: u64, n: u64) {
+async fn fixed(load: &Handle, target: Arc<Target>, concurrency: u64, n: u64) {
     let mut workers = Vec::new();
     for w in 0..concurrency {
         let target = target.clone();
         let share = n / concurrency + u64::from(w < n % concurrency);
-        workers.push(tokio::spawn(async move {
+        workers.push(load.spawn(async move {
             let client = client();
             for id in 0..share {
                 call(&client, &target, id).await;
@@ -173,13 +189,29 @@ fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
 
-async fn topology(upstream: UpstreamKind, audit: Arc<dyn AuditSink>) -> Topology {
+async fn topology(
+    upstream: UpstreamKind,
+    audit: Arc<dyn AuditSink>,
+    observe: bool,
+    gateway: &Runtimes,
+) -> Topology {
     let mut options = TopologyOptions::with_upstream(upstream);
     options.audit = Some(audit);
+    options.observe_upstream = observe;
+    options.gateway_runtime = gateway.gateway.clone();
     Topology::start(options).await.expect("topology")
 }
 
-async fn run() {
+/// Where things run. `IDJAG_BENCH_RUNTIMES=separate` (the default): the load generator, the
+/// gateway and the other servers (IdP, resource AS, MCP server) each on a one-thread runtime
+/// of their own, as three processes would be; `shared`: all on one runtime of
+/// `IDJAG_BENCH_WORKERS` threads (default 2).
+struct Runtimes {
+    gateway: Option<Handle>,
+    load: Handle,
+}
+
+async fn run(runtimes: &Runtimes) {
     let upstream = std::env::var("IDJAG_BENCH_UPSTREAM").unwrap_or_else(|_| "axum".into());
     let (kind, label) = match upstream.as_str() {
         "rmcp" => (
@@ -198,7 +230,7 @@ async fn run() {
     } else {
         Arc::new(JsonLines::new(Box::new(file)))
     };
-    let t = topology(kind.clone(), sink).await;
+    let t = topology(kind.clone(), sink, false, runtimes).await;
 
     let direct = Arc::new(Target {
         name: "direct",
@@ -217,7 +249,12 @@ async fn run() {
         authorization: format!("Bearer {}", t.id_token("alice").expect("id token").secret()),
     });
     // Warm caches: keys, identity, upstream access token, connections.
-    call(&client(), &gateway, 0).await;
+    let warm = gateway.clone();
+    runtimes
+        .load
+        .spawn(async move { call(&client(), &warm, 0).await })
+        .await
+        .expect("warm-up");
     let _ = t.flow.drain();
 
     // `IDJAG_BENCH_ONLY=gateway` (or `direct`): one throughput run only, for profiling; with
@@ -228,21 +265,26 @@ async fn run() {
             .ok()
             .and_then(|n| n.parse().ok())
         {
-            fixed(target, concurrency, n).await;
+            fixed(&runtimes.load, target, concurrency, n).await;
             println!("{only}: {n} calls");
         } else {
-            let (rate, p50) = throughput(target, concurrency, seconds).await;
+            let (rate, p50) = throughput(&runtimes.load, target, concurrency, seconds).await;
             println!("{only}: {rate:.0} req/s, p50 {} ms", ms(p50));
         }
         return;
     }
 
-    println!("## idjag-gateway: direct vs through the gateway ({label}, loopback)\n");
+    let layout = if runtimes.gateway.is_some() {
+        "load generator, gateway and servers on one-thread runtimes of their own"
+    } else {
+        "everything on one shared runtime"
+    };
+    println!("## idjag-gateway: direct vs through the gateway ({label}, loopback; {layout})\n");
     println!("latency, 1 client, 2000 calls each (median):");
-    let d = latency(&direct, 2000).await;
-    let g = latency(&gateway, 2000).await;
-    let d2 = latency(&direct, 2000).await;
-    let g2 = latency(&gateway, 2000).await;
+    let d = latency(&runtimes.load, direct.clone(), 2000).await;
+    let g = latency(&runtimes.load, gateway.clone(), 2000).await;
+    let d2 = latency(&runtimes.load, direct.clone(), 2000).await;
+    let g2 = latency(&runtimes.load, gateway.clone(), 2000).await;
     let (d, g) = (d.min(d2), g.min(g2));
     println!(
         "| path | median ms |\n|---|---|\n| direct | {} |\n| gateway | {} |",
@@ -259,9 +301,9 @@ async fn run() {
     let (mut ratios, mut cpu_ratios) = (Vec::new(), Vec::new());
     for pair in 1..=runs {
         let c0 = cpu_time();
-        let (dr, _) = throughput(direct.clone(), concurrency, seconds).await;
+        let (dr, _) = throughput(&runtimes.load, direct.clone(), concurrency, seconds).await;
         let c1 = cpu_time();
-        let (gr, _) = throughput(gateway.clone(), concurrency, seconds).await;
+        let (gr, _) = throughput(&runtimes.load, gateway.clone(), concurrency, seconds).await;
         let c2 = cpu_time();
         let per =
             |cpu: Duration, rate: f64| cpu.as_secs_f64() * 1e6 / (rate * seconds as f64 + 1.0);
@@ -288,7 +330,13 @@ async fn run() {
     );
 
     // Cold path: 100 concurrent first requests of one user.
-    let cold = topology(kind, Arc::new(JsonLines::new(Box::new(std::io::sink())))).await;
+    let cold = topology(
+        kind,
+        Arc::new(JsonLines::new(Box::new(std::io::sink()))),
+        true,
+        runtimes,
+    )
+    .await;
     let target = Arc::new(Target {
         name: "cold",
         url: cold.route_url.clone(),
@@ -333,10 +381,26 @@ async fn run() {
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(run());
+    let runtime = |threads: u64| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::try_from(threads).unwrap_or(1))
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    if std::env::var("IDJAG_BENCH_RUNTIMES").as_deref() == Ok("shared") {
+        let main = runtime(env("IDJAG_BENCH_WORKERS", 2));
+        let runtimes = Runtimes {
+            gateway: None,
+            load: main.handle().clone(),
+        };
+        main.block_on(run(&runtimes));
+    } else {
+        let (servers, gateway, load) = (runtime(1), runtime(1), runtime(1));
+        let runtimes = Runtimes {
+            gateway: Some(gateway.handle().clone()),
+            load: load.handle().clone(),
+        };
+        servers.block_on(run(&runtimes));
+    }
 }

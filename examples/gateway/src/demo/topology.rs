@@ -61,7 +61,7 @@ pub enum UpstreamKind {
 pub type ConfigHook = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 /// How to start a [`Topology`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct TopologyOptions {
     /// The MCP server.
@@ -70,6 +70,24 @@ pub struct TopologyOptions {
     pub audit: Option<Arc<dyn AuditSink>>,
     /// Edits the gateway configuration.
     pub configure: Option<ConfigHook>,
+    /// Whether the MCP server's calls are observed in [`Topology::flow`] (decoding each
+    /// token for display). Default on; the benchmark turns it off for the servers' sake.
+    pub observe_upstream: bool,
+    /// Runs the gateway on this runtime instead of the current one (the benchmark gives it
+    /// its own, as its own process would have).
+    pub gateway_runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for TopologyOptions {
+    fn default() -> Self {
+        Self {
+            upstream: UpstreamKind::default(),
+            audit: None,
+            configure: None,
+            observe_upstream: true,
+            gateway_runtime: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for TopologyOptions {
@@ -374,9 +392,13 @@ impl Topology {
             .map_err(DemoError::setup)?
             .with_scopes_supported(ScopeSet::parse(SCOPES).map_err(DemoError::setup)?);
         let notes = NoteBook::default();
-        let mcp_router = upstream_router(options.upstream, protected, notes.clone()).layer(
-            axum::middleware::from_fn_with_state(flow.clone(), observe_mcp_server),
-        );
+        let mut mcp_router = upstream_router(options.upstream, protected, notes.clone());
+        if options.observe_upstream {
+            mcp_router = mcp_router.layer(axum::middleware::from_fn_with_state(
+                flow.clone(),
+                observe_mcp_server,
+            ));
+        }
         servers.push(spawn(mcp_listener, mcp_router));
 
         let config_toml = gateway_config(
@@ -398,13 +420,20 @@ impl Topology {
         let gateway = builder.build().map_err(DemoError::setup)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = gateway.clone();
-        let gateway_task = tokio::spawn(async move {
+        // The listener moves as a std socket, to register with the runtime that serves it.
+        let gateway_listener = gateway_listener.into_std().map_err(DemoError::io)?;
+        let serve = async move {
+            let listener = TcpListener::from_std(gateway_listener)?;
             serving
-                .serve(gateway_listener, async {
+                .serve(listener, async {
                     let _ = stopped.await;
                 })
                 .await
-        });
+        };
+        let gateway_task = match &options.gateway_runtime {
+            Some(runtime) => runtime.spawn(serve),
+            None => tokio::spawn(serve),
+        };
         Ok(Self {
             idp,
             resource_as,
