@@ -2,13 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
-use axum::routing::any;
 use bytes::Bytes;
-use futures::StreamExt;
-use http::Method;
 use idjag_gateway::config::ConfigDuration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,30 +20,31 @@ fn raw_post(t: &Topology, token: &str, extra_headers: &str, body: &str) -> Vec<u
     .into_bytes()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn g06_identity_headers_are_stripped_and_connection_cannot_remove_the_gateways_own() {
+/// alice's `initialize` with `extra_headers`, sent raw: the answer, what the upstream got and
+/// alice's token.
+async fn initialize_with(extra_headers: &str) -> (String, Recorded, String) {
     let recorder = Recorder::default();
     let (t, _) = start(recording_echo(recorder.clone())).await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
-    let answer = raw(
-        &authority(&t.gateway_url),
-        &raw_post(
-            &t,
-            &token,
-            "X-Forwarded-User: admin\r\nX-Authenticated-Sub: admin\r\nX-Auth-Request-Email: root@example.com\r\n\
-             X-Request-Id: forged\r\nConnection: close, X-Authenticated-Sub, Authorization, X-Request-Id\r\n",
-            &initialize().to_string(),
-        ),
+    let request = raw_post(&t, &token, extra_headers, &initialize().to_string());
+    let answer = raw(&authority(&t.gateway_url), &request).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    (answer, recorder.all().pop().unwrap(), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g06_identity_headers_are_stripped_and_connection_cannot_remove_the_gateways_own() {
+    let (answer, upstream, token) = initialize_with(
+        "X-Forwarded-User: admin\r\nX-Authenticated-Sub: admin\r\nX-Auth-Request-Email: root@example.com\r\n\
+         X-Request-Id: forged\r\nConnection: close, X-Authenticated-Sub, Authorization, X-Request-Id\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let request_id = answer
         .lines()
         .find_map(|l| l.strip_prefix("x-request-id: "))
         .unwrap()
         .trim()
         .to_owned();
-    let upstream = recorder.all().pop().unwrap();
     let h = &upstream.headers;
     for owned in [
         "x-forwarded-user",
@@ -67,22 +62,11 @@ async fn g06_identity_headers_are_stripped_and_connection_cannot_remove_the_gate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g07_hop_by_hop_headers_are_not_forwarded() {
-    let recorder = Recorder::default();
-    let (t, _) = start(recording_echo(recorder.clone())).await;
-    let token = t.id_token("alice").unwrap().secret().to_owned();
-    let answer = raw(
-        &authority(&t.gateway_url),
-        &raw_post(
-            &t,
-            &token,
-            "Connection: close, X-Custom-Hop\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: X-Checksum\r\n\
-             Proxy-Authorization: Basic dXNlcjpwdw==\r\nProxy-Connection: keep-alive\r\nX-Custom-Hop: 1\r\n",
-            &initialize().to_string(),
-        ),
+    let (_, upstream, _) = initialize_with(
+        "Connection: close, X-Custom-Hop\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: X-Checksum\r\n\
+         Proxy-Authorization: Basic dXNlcjpwdw==\r\nProxy-Connection: keep-alive\r\nX-Custom-Hop: 1\r\n",
     )
     .await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let upstream = recorder.all().pop().unwrap();
     for name in [
         "keep-alive",
         "te",
@@ -168,7 +152,7 @@ async fn g09_a_body_over_the_limit_gets_413_and_a_head_over_the_limit_gets_431()
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
     let big = tools_call(1, "echo", json!({ "text": "x".repeat(2048) }));
-    let declared = post(&t.route_url, Some(&token), &big).send().await.unwrap();
+    let declared = send(&t.route_url, Some(&token), &big).await;
     assert_eq!(declared.status(), 413);
     // Chunked, without a declared length.
     let chunks = futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(big.to_string()))]);
@@ -248,34 +232,6 @@ async fn g11_a_slow_body_gets_408_and_no_upstream_call() {
     assert_eq!(audit.records()[0].reason, "body_timeout");
 }
 
-/// An upstream whose GET streams stay open (one event, then silence) and whose POSTs echo.
-fn streaming_upstream(recorder: Recorder) -> UpstreamKind {
-    UpstreamKind::Custom(Router::new().route(
-        "/mcp",
-        any(move |request: Request| {
-            let recorder = recorder.clone();
-            async move {
-                let recorded = recorder.record(request).await;
-                if recorded.method == Method::GET {
-                    let events = futures::stream::iter([Ok::<_, std::io::Error>(
-                        Bytes::from_static(b"data: {}\n\n"),
-                    )])
-                    .chain(futures::stream::pending());
-                    let mut response = Response::new(axum::body::Body::from_stream(events));
-                    response
-                        .headers_mut()
-                        .insert("content-type", "text/event-stream".parse().unwrap());
-                    return response;
-                }
-                let message: Value = serde_json::from_slice(&recorded.body).unwrap_or_default();
-                idjag_gateway::demo::echo(axum::Json(message))
-                    .await
-                    .into_response()
-            }
-        }),
-    ))
-}
-
 async fn open_stream(url: &str, token: &str) -> reqwest::Response {
     let mut response = client()
         .get(url)
@@ -295,7 +251,7 @@ async fn g12_requests_over_the_concurrency_limit_get_503_and_open_streams_count_
     // Scaled down from 10 000 streams (see the binary's docs): the limit, not memory, bounds
     // open streams, whatever their number.
     let recorder = Recorder::default();
-    let (t, audit) = start_with(streaming_upstream(recorder.clone()), |c| {
+    let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
         c.server.max_in_flight = 8
     })
     .await;
@@ -307,14 +263,12 @@ async fn g12_requests_over_the_concurrency_limit_get_503_and_open_streams_count_
     assert_eq!(t.gateway.in_flight(), 8);
     assert_eq!(t.gateway.live_streams(), 8);
     let upstream_before = recorder.count();
-    let shed = post(
+    let shed = send(
         &t.route_url,
         Some(&token),
         &tools_call(1, "echo", json!({"text": "x"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
     let body: Value = shed.json().await.unwrap();
@@ -328,14 +282,12 @@ async fn g12_requests_over_the_concurrency_limit_get_503_and_open_streams_count_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!((t.gateway.in_flight(), t.gateway.live_streams()), (0, 0));
-    let ok = post(
+    let ok = send(
         &t.route_url,
         Some(&token),
         &tools_call(2, "echo", json!({"text": "x"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -371,10 +323,8 @@ async fn g13_an_origin_that_is_not_allowed_gets_403() {
         200
     );
     assert_eq!(
-        post(&t.route_url, Some(&token), &initialize())
-            .send()
+        send(&t.route_url, Some(&token), &initialize())
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -423,51 +373,24 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
     );
 }
 
-/// POSTs answer after 500 ms; GETs stream one event and stay open.
-fn slow_upstream(recorder: Recorder) -> UpstreamKind {
-    UpstreamKind::Custom(Router::new().route(
-        "/mcp",
-        any(move |request: Request| {
-            let recorder = recorder.clone();
-            async move {
-                let recorded = recorder.record(request).await;
-                if recorded.method == Method::GET {
-                    let events = futures::stream::iter([Ok::<_, std::io::Error>(
-                        Bytes::from_static(b"data: {}\n\n"),
-                    )])
-                    .chain(futures::stream::pending());
-                    let mut response = Response::new(axum::body::Body::from_stream(events));
-                    response
-                        .headers_mut()
-                        .insert("content-type", "text/event-stream".parse().unwrap());
-                    return response;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let message: Value = serde_json::from_slice(&recorded.body).unwrap_or_default();
-                idjag_gateway::demo::echo(axum::Json(message))
-                    .await
-                    .into_response()
-            }
-        }),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g25_graceful_shutdown_finishes_requests_closes_streams_with_a_final_event_and_refuses_new_connections()
  {
     let recorder = Recorder::default();
-    let (mut t, _) = start(slow_upstream(recorder.clone())).await;
+    let (mut t, _) = start(recording_upstream(
+        recorder.clone(),
+        Duration::from_millis(500),
+    ))
+    .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
     // Warm the token cache so the slow request is in the upstream when shutdown starts.
     assert_eq!(
-        post(
+        send(
             &t.route_url,
             Some(&token),
             &tools_call(1, "echo", json!({"text": "warm"}))
         )
-        .send()
         .await
-        .unwrap()
         .status(),
         200
     );

@@ -47,10 +47,7 @@ fn upstream_calls(t: &Topology) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g01_no_authorization_gets_401_with_the_gateways_resource_metadata_and_no_upstream_call() {
     let (t, audit) = start(UpstreamKind::Echo).await;
-    let response = post(&t.route_url, None, &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, None, &initialize()).await;
     assert_eq!(response.status(), 401);
     let metadata_url = format!(
         "{}/.well-known/oauth-protected-resource/mcp/notes",
@@ -97,10 +94,7 @@ async fn g02_a_token_for_another_audience_is_refused_with_invalid_token() {
     // An IdP access token for another MCP server.
     let other_server = idp_access_token(&t, "http://127.0.0.1:9/mcp", None, &["eng"]);
     for token in [other_app.secret(), other_server.as_str()] {
-        let response = post(&t.route_url, Some(token), &initialize())
-            .send()
-            .await
-            .unwrap();
+        let response = send(&t.route_url, Some(token), &initialize()).await;
         assert_eq!(response.status(), 401);
         assert!(
             challenge(&response).starts_with("Bearer error=\"invalid_token\", resource_metadata=")
@@ -115,10 +109,7 @@ async fn g02_a_token_for_another_audience_is_refused_with_invalid_token() {
     // An IdP access token for this route is accepted as an identity; the ID-JAG upstream
     // then needs the user's ID token, and says so.
     let for_route = idp_access_token(&t, &t.route_url, None, &["eng"]);
-    let response = post(&t.route_url, Some(&for_route), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, Some(&for_route), &initialize()).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["data"]["reason"], "id_token_required");
@@ -166,14 +157,12 @@ async fn g04_malformed_authorization_headers_are_refused_and_a_lower_case_scheme
 async fn g05_a_token_in_the_query_string_or_the_body_is_ignored() {
     let (t, audit) = start(UpstreamKind::Echo).await;
     let token = alice(&t);
-    let in_query = post(
+    let in_query = send(
         &format!("{}?access_token={token}", t.route_url),
         None,
         &initialize(),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(in_query.status(), 401);
     let in_form = client()
         .post(&t.route_url)
@@ -191,10 +180,7 @@ async fn g05_a_token_in_the_query_string_or_the_body_is_ignored() {
 async fn g09_a_token_longer_than_the_maximum_is_refused_without_decoding() {
     let (t, audit) = start(UpstreamKind::Echo).await;
     let long = format!("eyJ{}", "A".repeat(9000));
-    let response = post(&t.route_url, Some(&long), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, Some(&long), &initialize()).await;
     assert_eq!(response.status(), 401);
     assert!(challenge(&response).contains("invalid_token"));
     assert_eq!(audit.records()[0].reason, "token_too_large");
@@ -222,10 +208,7 @@ async fn g22_with_the_idp_down_cached_keys_still_verify_a_new_kid_fails_closed_a
         c.idp.jwks_cooldown = seconds(30);
     })
     .await;
-    let ok = post(&t.route_url, Some(&alice(&t)), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let ok = send(&t.route_url, Some(&alice(&t)), &initialize()).await;
     assert_eq!(ok.status(), 200);
     let fetches = t.gateway.jwks_fetch_count();
     assert_eq!(fetches, 1);
@@ -237,10 +220,7 @@ async fn g22_with_the_idp_down_cached_keys_still_verify_a_new_kid_fails_closed_a
 
     // A new token signed by the cached key passes inbound authentication (within the stale
     // window); only the upstream credential fails, as the IdP is down.
-    let response = post(&t.route_url, Some(&alice(&t)), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, Some(&alice(&t)), &initialize()).await;
     assert_eq!(response.status(), 502);
     let record = audit.records().pop().unwrap();
     assert_eq!(
@@ -260,11 +240,7 @@ async fn g22_with_the_idp_down_cached_keys_still_verify_a_new_kid_fails_closed_a
         let url = t.route_url.clone();
         tasks.push(tokio::spawn(async move {
             let _ = i;
-            post(&url, Some(&token), &initialize())
-                .send()
-                .await
-                .unwrap()
-                .status()
+            send(&url, Some(&token), &initialize()).await.status()
         }));
     }
     for task in tasks {
@@ -348,14 +324,12 @@ async fn g23_key_rotation_under_load_refreshes_once_without_a_401_and_removed_ke
                 let mut n = 0;
                 while tokio::time::Instant::now() < until {
                     n += 1;
-                    let status = post(
+                    let status = send(
                         &url,
                         Some(&token),
                         &tools_call(n, "echo", json!({"text": "x"})),
                     )
-                    .send()
                     .await
-                    .unwrap()
                     .status()
                     .as_u16();
                     statuses.lock().unwrap().push(status);
@@ -394,16 +368,10 @@ async fn g23_key_rotation_under_load_refreshes_once_without_a_401_and_removed_ke
     proxy.removed.lock().unwrap().insert(old_kid);
     tokio::time::sleep(Duration::from_millis(3200)).await;
     let late = signed_with(&t, &old_key, "alice");
-    let response = post(&t.route_url, Some(&late), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, Some(&late), &initialize()).await;
     assert_eq!(response.status(), 401);
     let fresh = signed_with(&t, &new_key, "alice");
-    let response = post(&t.route_url, Some(&fresh), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let response = send(&t.route_url, Some(&fresh), &initialize()).await;
     assert_eq!(response.status(), 200);
 }
 

@@ -28,21 +28,17 @@ async fn g03_the_upstream_receives_a_gateway_obtained_access_token_never_the_inb
     let (t, _) = start(recording_echo(recorder.clone())).await;
     let inbound = token(&t, "alice");
     assert_eq!(
-        post(&t.route_url, Some(&inbound), &initialize())
-            .send()
+        send(&t.route_url, Some(&inbound), &initialize())
             .await
-            .unwrap()
             .status(),
         200
     );
-    let reply = post(
+    let reply = send(
         &t.route_url,
         Some(&inbound),
         &tools_call(2, "echo", json!({"text": "hi"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         messages(reply).await[0]["result"]["content"][0]["text"],
         "hi"
@@ -99,10 +95,7 @@ async fn g03_the_upstream_receives_a_gateway_obtained_access_token_never_the_inb
 async fn g14_a_session_answers_only_the_user_who_created_it() {
     let (t, audit) = start(UpstreamKind::Notes).await;
     let (alice, bob) = (token(&t, "alice"), token(&t, "bob"));
-    let created = post(&t.route_url, Some(&alice), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let created = send(&t.route_url, Some(&alice), &initialize()).await;
     assert_eq!(created.status(), 200);
     let session = created.headers()["mcp-session-id"]
         .to_str()
@@ -169,14 +162,12 @@ async fn g16_a_tool_needing_a_scope_the_token_lacks_gets_403_insufficient_scope_
     })
     .await;
     let token = idp_access_token(&t, &t.route_url, Some("notes.read"), &["eng"]);
-    let response = post(
+    let response = send(
         &t.route_url,
         Some(&token),
         &tools_call(1, "echo", json!({"text": "x"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(response.status(), 403);
     assert_eq!(
         response.headers()["www-authenticate"],
@@ -193,14 +184,12 @@ async fn g16_a_tool_needing_a_scope_the_token_lacks_gets_403_insufficient_scope_
 
     // With the scope, the tool is authorized (the ID-JAG upstream then asks for an ID token).
     let admin = idp_access_token(&t, &t.route_url, Some("notes.read notes.admin"), &["eng"]);
-    let response = post(
+    let response = send(
         &t.route_url,
         Some(&admin),
         &tools_call(1, "echo", json!({"text": "x"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(audit.records()[1].reason, "id_token_required");
 }
@@ -234,14 +223,12 @@ fn counting_upstream(
 }
 
 async fn call_status_and_error(t: &Topology, user: &str) -> (u16, Value) {
-    let response = post(
+    let response = send(
         &t.route_url,
         Some(&token(t, user)),
         &tools_call(9, "echo", json!({"text": "x"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let status = response.status().as_u16();
     (status, response.json::<Value>().await.unwrap())
 }
@@ -340,49 +327,41 @@ async fn rbac_allows_by_team_denies_by_rule_and_a_denied_call_never_reaches_the_
     let (t, audit) = start(recording_echo(recorder.clone())).await;
     // Demo policy: engineering may use every tool but delete_*, sales only list_notes.
     let (alice, bob, carol_token) = (token(&t, "alice"), token(&t, "bob"), token(&t, "carol"));
-    let ok = post(
+    let ok = send(
         &t.route_url,
         Some(&alice),
         &tools_call(1, "echo", json!({"text": "a"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(messages(ok).await[0]["result"]["content"][0]["text"], "a");
-    let denied_delete = post(
+    let denied_delete = send(
         &t.route_url,
         Some(&alice),
         &tools_call(2, "delete_everything", json!({})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(denied_delete.status(), 200);
     let body: Value = denied_delete.json().await.unwrap();
     assert_eq!(
         body,
         json!({"jsonrpc":"2.0","id":2,"error":{"code":-32030,"message":"Blocked by the gateway's policy","data":{"reason":"tool_denied"}}})
     );
-    let denied_echo = post(
+    let denied_echo = send(
         &t.route_url,
         Some(&bob),
         &tools_call(3, "echo", json!({"text": "b"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let body: Value = denied_echo.json().await.unwrap();
     assert_eq!(body["error"]["data"]["reason"], "tool_not_allowed");
     // A notification that is refused gets 403 (it has no id to answer).
     let mallory = idp_access_token(&t, &t.route_url, None, &["unmapped"]);
-    let refused = post(
+    let refused = send(
         &t.route_url,
         Some(&mallory),
         &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(refused.status(), 403);
     let _ = carol_token;
     let calls: Vec<String> = recorder
@@ -425,10 +404,7 @@ async fn tools_list_answers_are_filtered_per_user_in_sse_from_rmcp() {
         ("bob", vec!["list_notes"]),
     ] {
         let token = token(&t, user);
-        let created = post(&t.route_url, Some(&token), &initialize())
-            .send()
-            .await
-            .unwrap();
+        let created = send(&t.route_url, Some(&token), &initialize()).await;
         assert_eq!(created.headers()["content-type"], "text/event-stream");
         let session = created.headers()["mcp-session-id"]
             .to_str()
@@ -475,10 +451,7 @@ async fn tools_list_answers_are_filtered_in_json_and_in_get_streams() {
     ));
     let (t, _) = start(upstream).await;
     let alice = token(&t, "alice");
-    let listed = post(&t.route_url, Some(&alice), &tools_list(2))
-        .send()
-        .await
-        .unwrap();
+    let listed = send(&t.route_url, Some(&alice), &tools_list(2)).await;
     let length: usize = listed.headers()["content-length"]
         .to_str()
         .unwrap()
@@ -514,14 +487,12 @@ async fn g26_the_request_id_goes_upstream_and_logs_hold_no_token_secret_or_sessi
     let recorder = Recorder::default();
     let (t, audit) = start(recording_echo(recorder.clone())).await;
     let inbound = token(&t, "alice");
-    let reply = post(
+    let reply = send(
         &t.route_url,
         Some(&inbound),
         &tools_call(1, "echo", json!({"text": "x", "password": "hunter2"})),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     let request_id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_eq!(request_id.len(), 32);
     let upstream = recorder.all().pop().unwrap();
@@ -543,10 +514,7 @@ async fn g26_the_request_id_goes_upstream_and_logs_hold_no_token_secret_or_sessi
     // Session ids: from the rmcp server.
     let (notes, _) = start(UpstreamKind::Notes).await;
     let notes_token = token(&notes, "bob");
-    let created = post(&notes.route_url, Some(&notes_token), &initialize())
-        .send()
-        .await
-        .unwrap();
+    let created = send(&notes.route_url, Some(&notes_token), &initialize()).await;
     let session = created.headers()["mcp-session-id"]
         .to_str()
         .unwrap()
@@ -558,14 +526,12 @@ async fn g26_the_request_id_goes_upstream_and_logs_hold_no_token_secret_or_sessi
         .unwrap();
     assert_eq!(listed.status(), 200);
     // And a refused one, whose failure is logged.
-    let refused = post(
+    let refused = send(
         &notes.route_url,
         Some(&token(&notes, "carol")),
         &initialize(),
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(refused.status(), 200);
 
     let logs = captured_logs();
@@ -603,10 +569,13 @@ async fn an_rmcp_client_sees_its_tools_calls_one_and_is_refused_another_through_
     let mut config = StreamableHttpClientTransportConfig::with_uri(t.route_url.as_str());
     config.auth_header = Some(token(&t, "alice"));
     let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-    let mcp = ClientConfig::new(ClientCapabilities::default(), Implementation::new("agent", "1"))
-        .serve(transport)
-        .await
-        .expect("initialize through the gateway");
+    let mcp = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("agent", "1"),
+    )
+    .serve(transport)
+    .await
+    .expect("initialize through the gateway");
     let mut names: Vec<String> = mcp
         .list_all_tools()
         .await
@@ -617,17 +586,26 @@ async fn an_rmcp_client_sees_its_tools_calls_one_and_is_refused_another_through_
     names.sort();
     assert_eq!(names, ["add_note", "list_notes"]);
     let added = mcp
-        .call_tool(CallToolRequestParams::new("add_note").with_arguments(
-            json!({"text": "from rmcp"}).as_object().unwrap().clone(),
-        ))
+        .call_tool(
+            CallToolRequestParams::new("add_note")
+                .with_arguments(json!({"text": "from rmcp"}).as_object().unwrap().clone()),
+        )
         .await
         .unwrap();
-    assert_eq!(added.content[0].as_text().unwrap().text, "Note 1 added by alice.");
+    assert_eq!(
+        added.content[0].as_text().unwrap().text,
+        "Note 1 added by alice."
+    );
     let refused = mcp
         .call_tool(CallToolRequestParams::new("delete_all_notes"))
         .await
         .unwrap_err();
-    assert!(refused.to_string().contains("Blocked by the gateway's policy"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("Blocked by the gateway's policy"),
+        "{refused}"
+    );
     mcp.cancel().await.unwrap();
     assert_eq!(t.notes.lock().unwrap().len(), 1);
     let tools: Vec<Option<String>> = audit.records().into_iter().map(|r| r.tool).collect();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::any;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -19,21 +19,22 @@ use tokio::sync::mpsc;
 
 use crate::support::*;
 
-fn sse(
-    stream: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
-) -> Response {
-    let mut response = Response::new(axum::body::Body::from_stream(stream));
-    response
-        .headers_mut()
-        .insert("content-type", "text/event-stream".parse().unwrap());
-    response
-}
-
 fn open(url: &str, token: &str) -> reqwest::RequestBuilder {
     client()
         .get(url)
         .header("accept", "text/event-stream")
         .header("authorization", format!("Bearer {token}"))
+}
+
+/// Has the upstream send `event` and checks that the client receives exactly it.
+async fn relays(
+    tx: &mpsc::UnboundedSender<&'static [u8]>,
+    stream: &mut reqwest::Response,
+    event: &'static [u8],
+) {
+    tx.send(event).unwrap();
+    let received = next_chunk(stream, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(received, event);
 }
 
 async fn next_chunk(response: &mut reqwest::Response, within: Duration) -> Option<Bytes> {
@@ -64,13 +65,7 @@ async fn sse_events_are_forwarded_one_by_one_as_they_complete() {
     let mut stream = open(&t.route_url, &token).send().await.unwrap();
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
 
-    tx.send(b"id: 1\ndata: {\"n\":1}\n\n").unwrap();
-    assert_eq!(
-        next_chunk(&mut stream, Duration::from_secs(5))
-            .await
-            .unwrap(),
-        "id: 1\ndata: {\"n\":1}\n\n"
-    );
+    relays(&tx, &mut stream, b"id: 1\ndata: {\"n\":1}\n\n").await;
     // Half an event: nothing is delivered until its end arrives.
     tx.send(b"id: 2\ndata: {\"n\":").unwrap();
     assert_eq!(
@@ -84,13 +79,7 @@ async fn sse_events_are_forwarded_one_by_one_as_they_complete() {
             .unwrap(),
         "id: 2\ndata: {\"n\":2}\n\n"
     );
-    tx.send(b"id: 3\ndata: {\"n\":3}\n\n").unwrap();
-    assert_eq!(
-        next_chunk(&mut stream, Duration::from_secs(5))
-            .await
-            .unwrap(),
-        "id: 3\ndata: {\"n\":3}\n\n"
-    );
+    relays(&tx, &mut stream, b"id: 3\ndata: {\"n\":3}\n\n").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,10 +287,7 @@ async fn g21_a_stream_outliving_the_token_gets_a_final_event_and_the_expired_tok
     );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = post(&t.route_url, Some(&token), &tools_list(1))
-        .send()
-        .await
-        .unwrap();
+    let again = send(&t.route_url, Some(&token), &tools_list(1)).await;
     assert_eq!(again.status(), 401);
     assert_eq!(audit.records().pop().unwrap().reason, "expired");
     let _: Value = json!(null);

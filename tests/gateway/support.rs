@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use bytes as _;
 use http::{HeaderMap, Method};
 use idjag_core::{AccessTokenClaims, Audience, ClientId, Jti, NumericDate, Subject, wire};
 use idjag_gateway::Config;
@@ -150,22 +151,57 @@ impl Recorder {
     }
 }
 
-/// An MCP upstream that records every request and answers like the echo server.
-pub(crate) fn recording_echo(recorder: Recorder) -> UpstreamKind {
+/// An SSE response of `events`.
+pub(crate) fn sse(
+    events: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Response {
+    let mut response = Response::new(axum::body::Body::from_stream(events));
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    response
+}
+
+/// One event, then a stream that stays open.
+pub(crate) fn one_event_then_silence()
+-> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    use futures::StreamExt;
+    futures::stream::iter([Ok(Bytes::from_static(b"data: {}\n\n"))])
+        .chain(futures::stream::pending())
+}
+
+/// An MCP upstream that records every request: a GET gets a stream of one event that stays
+/// open; a POST is answered like the echo server, after `delay`.
+pub(crate) fn recording_upstream(recorder: Recorder, delay: Duration) -> UpstreamKind {
     UpstreamKind::Custom(Router::new().route(
         "/mcp",
         any(move |request: Request| {
             let recorder = recorder.clone();
             async move {
                 let recorded = recorder.record(request).await;
-                if recorded.method != Method::POST {
-                    return http::StatusCode::METHOD_NOT_ALLOWED.into_response();
+                match recorded.method {
+                    Method::GET => sse(one_event_then_silence()),
+                    Method::POST => {
+                        tokio::time::sleep(delay).await;
+                        let message: Value =
+                            serde_json::from_slice(&recorded.body).unwrap_or_default();
+                        idjag_gateway::demo::echo(axum::Json(message)).await
+                    }
+                    _ => http::StatusCode::METHOD_NOT_ALLOWED.into_response(),
                 }
-                let message: Value = serde_json::from_slice(&recorded.body).unwrap_or_default();
-                idjag_gateway::demo::echo(axum::Json(message)).await
             }
         }),
     ))
+}
+
+/// [`recording_upstream`] without delay.
+pub(crate) fn recording_echo(recorder: Recorder) -> UpstreamKind {
+    recording_upstream(recorder, Duration::ZERO)
+}
+
+/// Sends [`post`] and unwraps the response.
+pub(crate) async fn send(url: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+    post(url, token, body).send().await.unwrap()
 }
 
 /// A JSON answer with a body.

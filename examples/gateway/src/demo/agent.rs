@@ -38,6 +38,13 @@ impl Reply {
         self.messages.iter().find_map(|m| m.get("error"))
     }
 
+    /// `error.data.reason` of the first error message (the gateway's refusal reason).
+    pub fn error_reason(&self) -> Option<&str> {
+        self.error()
+            .and_then(|e| e.pointer("/data/reason"))
+            .and_then(Value::as_str)
+    }
+
     /// The gateway's request id.
     pub fn request_id(&self) -> &str {
         self.headers

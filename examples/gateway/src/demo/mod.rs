@@ -108,6 +108,11 @@ impl Script<'_> {
         let _ = writeln!(self.out, "{text}");
     }
 
+    fn say_error(&mut self, reply: &Reply) {
+        let error = reply.error().map(Value::to_string).unwrap_or_default();
+        let _ = writeln!(self.out, "    JSON-RPC error: {error}");
+    }
+
     fn step(&mut self, title: &str) {
         self.step += 1;
         let _ = writeln!(self.out, "\n[{}] {title}", self.step);
@@ -352,14 +357,8 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
     s.step("alice calls delete_all_notes: denied by the gateway, nothing sent upstream");
     let reply = alice.call_tool("delete_all_notes", json!({})).await?;
     let events = s.show_flow();
-    let reason = reply
-        .error()
-        .and_then(|e| e.pointer("/data/reason"))
-        .and_then(Value::as_str);
-    s.say(&format!(
-        "    JSON-RPC error: {}",
-        reply.error().map(Value::to_string).unwrap_or_default()
-    ));
+    let reason = reply.error_reason();
+    s.say_error(&reply);
     s.check(
         reason == Some("tool_denied") && events.is_empty(),
         "refused by the gateway alone",
@@ -378,14 +377,8 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
         .call_tool("add_note", json!({ "text": "Discount everything" }))
         .await?;
     s.show_flow();
-    let reason = reply
-        .error()
-        .and_then(|e| e.pointer("/data/reason"))
-        .and_then(Value::as_str);
-    s.say(&format!(
-        "    JSON-RPC error: {}",
-        reply.error().map(Value::to_string).unwrap_or_default()
-    ));
+    let reason = reply.error_reason();
+    s.say_error(&reply);
     s.check(
         reason == Some("tool_not_allowed"),
         "add_note refused for sales",
@@ -397,7 +390,7 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
     let reply = carol.initialize().await?;
     let events = s.show_flow();
     let error = reply.error().cloned().unwrap_or_default();
-    s.say(&format!("    JSON-RPC error: {error}"));
+    s.say_error(&reply);
     s.check(
         error.pointer("/data/oauth_error").and_then(Value::as_str) == Some("access_denied"),
         "blocked by the IdP with access_denied",
