@@ -28,6 +28,9 @@ pub enum OAuthErrorCode {
     UnauthorizedClient,
     /// `unsupported_grant_type`.
     UnsupportedGrantType,
+    /// `unsupported_response_type`: the authorization endpoint does not issue this response
+    /// type (RFC 6749 §4.1.2.1).
+    UnsupportedResponseType,
     /// `invalid_scope`: the requested scope is invalid, unknown or exceeds what is allowed.
     InvalidScope,
     /// `invalid_target`: the requested audience or resource is unknown or not allowed (RFC 8707, RFC 8693).
@@ -59,6 +62,7 @@ impl OAuthErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::AccessDenied => "access_denied",
@@ -72,12 +76,13 @@ impl OAuthErrorCode {
         }
     }
 
-    const ALL: [Self; 15] = [
+    const ALL: [Self; 16] = [
         Self::InvalidRequest,
         Self::InvalidClient,
         Self::InvalidGrant,
         Self::UnauthorizedClient,
         Self::UnsupportedGrantType,
+        Self::UnsupportedResponseType,
         Self::InvalidScope,
         Self::InvalidTarget,
         Self::AccessDenied,

@@ -76,6 +76,7 @@ pub struct IdJagIssuerBuilder {
     clock: SharedClock,
     token_endpoint: Option<String>,
     jwks_uri: Option<String>,
+    authorization_endpoint: Option<String>,
     lifetime: Duration,
     tenant: Option<String>,
     max_body_bytes: usize,
@@ -106,6 +107,17 @@ impl IdJagIssuerBuilder {
     /// The JWKS URL (default: `{issuer}/jwks`).
     pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// The host's OpenID authorization endpoint, where users sign in (default: none). The
+    /// metadata then lists it with `response_types_supported: ["code"]` and
+    /// `code_challenge_methods_supported: ["S256"]`; without it, `response_types_supported`
+    /// is empty (RFC 8414 §2 requires the member). Clients that discover the IdP may need it:
+    /// the TypeScript MCP SDK (`@modelcontextprotocol/client` 2.4) refuses metadata without an
+    /// `authorization_endpoint`.
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
         self
     }
 
@@ -204,6 +216,10 @@ impl IdJagIssuerBuilder {
         };
         let token_endpoint = endpoint(self.token_endpoint, "/token", "token_endpoint")?;
         let jwks_uri = endpoint(self.jwks_uri, "/jwks", "jwks_uri")?;
+        let authorization_endpoint = match self.authorization_endpoint {
+            Some(url) => Some(endpoint(Some(url), "", "authorization_endpoint")?),
+            None => None,
+        };
         if self.lifetime.is_zero() || self.lifetime > MAX_LIFETIME {
             return Err(BuildError::Lifetime);
         }
@@ -260,6 +276,7 @@ impl IdJagIssuerBuilder {
                 issuer: self.issuer,
                 token_endpoint,
                 jwks_uri,
+                authorization_endpoint,
                 keys,
                 clock: self.clock,
                 authenticator,
@@ -282,6 +299,7 @@ struct Inner {
     issuer: Issuer,
     token_endpoint: Url,
     jwks_uri: Url,
+    authorization_endpoint: Option<Url>,
     keys: SharedKeys,
     clock: SharedClock,
     authenticator: ClientAuthenticator,
@@ -362,6 +380,7 @@ impl IdJagIssuer {
             clock: SystemClock::shared(),
             token_endpoint: None,
             jwks_uri: None,
+            authorization_endpoint: None,
             lifetime: DEFAULT_LIFETIME,
             tenant: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -462,6 +481,12 @@ impl IdJagIssuer {
         let mut md = idjag_core::AuthorizationServerMetadata::new(self.inner.issuer.clone());
         md.token_endpoint = Some(self.inner.token_endpoint.to_string());
         md.jwks_uri = Some(self.inner.jwks_uri.to_string());
+        md.response_types_supported = Some(Vec::new());
+        if let Some(url) = &self.inner.authorization_endpoint {
+            md.authorization_endpoint = Some(url.to_string());
+            md.response_types_supported = Some(vec!["code".to_owned()]);
+            md.code_challenge_methods_supported = Some(vec!["S256".to_owned()]);
+        }
         md.grant_types_supported = Some(vec![wire::GRANT_TYPE_TOKEN_EXCHANGE.to_owned()]);
         md.identity_chaining_requested_token_types_supported =
             Some(vec![wire::TOKEN_TYPE_ID_JAG.to_owned()]);

@@ -170,6 +170,10 @@
 //!   over IDJAG-13).
 //! - **Client assertions**: `aud` must be this issuer as a single value
 //!   (draft-ietf-oauth-rfc7523bis); the token endpoint URL is accepted only when enabled.
+//! - **Metadata**: `response_types_supported` is always present (RFC 8414 §2 requires it):
+//!   `[]`, or `["code"]` with the host's sign-in endpoint given through
+//!   [`IdJagIssuerBuilder::authorization_endpoint`], which clients that discover the IdP may
+//!   need (the TypeScript MCP SDK refuses metadata without `authorization_endpoint`).
 //!
 //! ## Security
 //!

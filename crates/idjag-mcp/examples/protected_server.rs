@@ -30,7 +30,9 @@ use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
 use idjag_mcp::EnterpriseManagedAuthorization;
 use idjag_mcp::server::{Caller, McpAuth};
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
-use idjag_resource::{RegisteredResource, ResourceAuthorizationServer, TrustedIssuer};
+use idjag_resource::{
+    AuthorizationEndpoint, RegisteredResource, ResourceAuthorizationServer, TrustedIssuer,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::StreamableHttpService;
@@ -173,6 +175,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
             &ClientSecret::new(AS_SECRET),
         )),
     )
+    // No interactive flow here, but the TypeScript MCP SDK needs an authorization endpoint
+    // in the metadata: one that refuses every request.
+    .authorization_endpoint(AuthorizationEndpoint::Refusing)
     .build()?;
     let as_keys = Arc::new(as_server.verification_keys());
     serve(port + 1, as_server.router()).await?;

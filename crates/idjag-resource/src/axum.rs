@@ -61,19 +61,27 @@ async fn jwks(State(server): State<ResourceAuthorizationServer>) -> Response {
     into_axum(server.jwks())
 }
 
+async fn authorize(State(server): State<ResourceAuthorizationServer>) -> Response {
+    into_axum(server.authorize())
+}
+
 impl ResourceAuthorizationServer {
     /// An axum router with the token endpoint, the introspection endpoint, the RFC 8414
-    /// metadata document and the JWKS, each at the path its URL in the metadata names.
-    /// The token and introspection routes take every method and answer 405 to all but
-    /// `POST`.
+    /// metadata document and the JWKS, each at the path its URL in the metadata names, and
+    /// the refusing authorization endpoint when configured
+    /// ([`crate::AuthorizationEndpoint::Refusing`]). The token and introspection routes take
+    /// every method and answer 405 to all but `POST`.
     pub fn router(&self) -> Router {
         let e = &self.inner.endpoints;
-        Router::new()
+        let mut router = Router::new()
             .route(&e.token_path, any(token))
             .route(&e.introspection_path, any(introspect))
             .route(&e.metadata_path, get(metadata))
-            .route(&e.jwks_path, get(jwks))
-            .with_state(self.clone())
+            .route(&e.jwks_path, get(jwks));
+        if let Some(path) = self.authorize_path() {
+            router = router.route(path, any(authorize));
+        }
+        router.with_state(self.clone())
     }
 }
 

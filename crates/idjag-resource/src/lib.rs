@@ -135,6 +135,12 @@
 //!   to establish trust or identity (JB-13).
 //! - **Self-issued grants** (ID-JAG -04 §9.3): the builder refuses to trust this server's
 //!   own issuer, and an ID-JAG naming it is `invalid_grant`.
+//! - **Metadata without an authorization endpoint** (where the SPEC is silent): RFC 8414 §2
+//!   lets a server without one omit `authorization_endpoint`, and requires
+//!   `response_types_supported`, which is `[]` here. The TypeScript MCP SDK refuses such a
+//!   document, so [`AuthorizationEndpoint`] can name the host's own endpoint or mount one
+//!   that refuses every request (`unsupported_response_type`, never a redirect). The
+//!   repository's `scripts/interop_typescript.sh` runs that SDK against this crate.
 //!
 //! ## Security
 //!
@@ -167,6 +173,7 @@ pub use config::{
     ResolveError, SubjectMapping, SubjectResolver, TrustedIssuer,
 };
 pub use error::{GrantError, generic_description};
+pub use metadata::AuthorizationEndpoint;
 pub use server::{
     BuildError, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ID_JAG_LIFETIME, DEFAULT_REPLAY_CAPACITY,
     ResourceAuthorizationServer, ResourceAuthorizationServerBuilder,

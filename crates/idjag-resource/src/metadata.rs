@@ -3,6 +3,30 @@
 use idjag_core::endpoint::{EndpointError, check_endpoint, well_known_inserted};
 use idjag_core::{AuthorizationServerMetadata, Issuer, wire};
 
+/// What the metadata says about an authorization endpoint (RFC 8414 §2).
+///
+/// This server grants access only through the JWT-bearer grant, so by default its metadata
+/// names no `authorization_endpoint` and an empty `response_types_supported`, as RFC 8414 §2
+/// allows. Some clients refuse such a document: the TypeScript MCP SDK
+/// (`@modelcontextprotocol/client` 2.4) requires an `authorization_endpoint` before it sends
+/// a JWT-bearer grant (see `interop/typescript` in the repository).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorizationEndpoint {
+    /// No authorization endpoint (the default).
+    #[default]
+    None,
+    /// The host runs the authorization code flow with PKCE at this URL, beside this server
+    /// (https, or http on loopback): advertised with `response_types_supported: ["code"]`
+    /// and `code_challenge_methods_supported: ["S256"]`.
+    Host(String),
+    /// `{issuer}/authorize`, served by this server: it refuses every request with
+    /// `unsupported_response_type` (400, never a redirect, since no redirect URI is trusted)
+    /// and `response_types_supported` stays empty. For clients that require the member when
+    /// there is no interactive flow at all.
+    Refusing,
+}
+
 /// The URLs and paths of the server's endpoints, all under the issuer's path.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoints {
@@ -14,6 +38,8 @@ pub(crate) struct Endpoints {
     pub(crate) jwks_path: String,
     pub(crate) metadata_url: String,
     pub(crate) metadata_path: String,
+    pub(crate) authorize_url: String,
+    pub(crate) authorize_path: String,
 }
 
 impl Endpoints {
@@ -34,6 +60,7 @@ impl Endpoints {
         let (token_url, token_path) = at("/token");
         let (introspection_url, introspection_path) = at("/introspect");
         let (jwks_url, jwks_path) = at("/jwks.json");
+        let (authorize_url, authorize_path) = at("/authorize");
         let metadata = well_known_inserted(&base, wire::WELL_KNOWN_OAUTH_AUTHORIZATION_SERVER);
         Ok(Self {
             token_url,
@@ -44,6 +71,8 @@ impl Endpoints {
             jwks_path,
             metadata_path: metadata.path().to_owned(),
             metadata_url: metadata.into(),
+            authorize_url,
+            authorize_path,
         })
     }
 }
@@ -54,6 +83,7 @@ pub(crate) struct Advertised<'a> {
     pub(crate) assertion_algorithms: Vec<String>,
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) endpoints: &'a Endpoints,
+    pub(crate) authorization: &'a AuthorizationEndpoint,
 }
 
 /// The RFC 8414 document (SPEC §6.2; MD-03, MD-04, MD-05, MD-07). It lists the grant profile
@@ -65,9 +95,20 @@ pub(crate) fn document(issuer: &Issuer, ad: Advertised<'_>) -> AuthorizationServ
     md.jwks_uri = Some(ad.endpoints.jwks_url.clone());
     md.grant_types_supported = Some(vec![wire::GRANT_TYPE_JWT_BEARER.into()]);
     md.authorization_grant_profiles_supported = Some(vec![wire::GRANT_PROFILE_ID_JAG.into()]);
-    // No authorization endpoint: RFC 8414 §2 still requires the member, and an empty list
-    // is the truthful answer.
+    // RFC 8414 §2 requires `response_types_supported` even without an authorization
+    // endpoint, and an empty list is then the truthful answer.
     md.response_types_supported = Some(Vec::new());
+    match ad.authorization {
+        AuthorizationEndpoint::None => {}
+        AuthorizationEndpoint::Host(url) => {
+            md.authorization_endpoint = Some(url.clone());
+            md.response_types_supported = Some(vec!["code".into()]);
+            md.code_challenge_methods_supported = Some(vec!["S256".into()]);
+        }
+        AuthorizationEndpoint::Refusing => {
+            md.authorization_endpoint = Some(ad.endpoints.authorize_url.clone());
+        }
+    }
     md.token_endpoint_auth_methods_supported = Some(ad.auth_methods.clone());
     md.token_endpoint_auth_signing_alg_values_supported = Some(ad.assertion_algorithms.clone());
     md.scopes_supported = ad.scopes;

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
-use idjag_core::endpoint::EndpointError;
+use idjag_core::endpoint::{EndpointError, check_endpoint};
 use idjag_core::server::{
     ClientAuthMethod, ClientAuthenticator, ClientRegistry, InMemoryReplayCache, ReplayCache,
     error_response, json_response,
 };
 use idjag_core::{
     AccessTokenValidator, Algorithm, AlgorithmSet, Audience, ClientId, ConfigError, IdJagValidator,
-    Issuer, KeyError, KeySet, OAuthErrorResponse, Resource, SharedClock, SigningKey, SystemClock,
-    TrustedIssuers, VerifyingKey, wire,
+    Issuer, KeyError, KeySet, OAuthErrorCode, OAuthErrorResponse, Resource, SharedClock,
+    SigningKey, SystemClock, TrustedIssuers, VerifyingKey, wire,
 };
 
 use crate::audit::AuditRecord;
@@ -24,7 +24,7 @@ use crate::config::{
     TrustedIssuer,
 };
 use crate::error::{GrantError, generic_description};
-use crate::metadata::{Advertised, Endpoints, document};
+use crate::metadata::{Advertised, AuthorizationEndpoint, Endpoints, document};
 
 /// Default body limit of the token and introspection endpoints: 64 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -70,6 +70,10 @@ pub enum BuildError {
     /// (SPEC §4 row 9; V19).
     #[error("an endpoint URL cannot be an audience alias")]
     EndpointAlias,
+    /// [`AuthorizationEndpoint::Host`] is not an `https` URL (or `http` on loopback) without
+    /// fragment.
+    #[error("authorization endpoint is not a usable URL: {0}")]
+    AuthorizationEndpoint(EndpointError),
     /// A validator limit was refused.
     #[error(transparent)]
     Limit(#[from] ConfigError),
@@ -110,6 +114,7 @@ pub struct ResourceAuthorizationServerBuilder {
     published: Vec<VerifyingKey>,
     audit_subjects: AuditSubjects,
     max_body_bytes: usize,
+    authorization_endpoint: AuthorizationEndpoint,
 }
 
 impl ResourceAuthorizationServerBuilder {
@@ -249,8 +254,19 @@ impl ResourceAuthorizationServerBuilder {
     }
 
     /// Checks the configuration and builds the server.
+    /// What the metadata says about an authorization endpoint (default: none). See
+    /// [`AuthorizationEndpoint`] for the clients that need one listed.
+    pub fn authorization_endpoint(mut self, endpoint: AuthorizationEndpoint) -> Self {
+        self.authorization_endpoint = endpoint;
+        self
+    }
+
+    /// Builds the server, or says which setting is unsafe or missing.
     pub fn build(self) -> Result<ResourceAuthorizationServer, BuildError> {
         let endpoints = Endpoints::for_issuer(&self.issuer).map_err(BuildError::Issuer)?;
+        if let AuthorizationEndpoint::Host(url) = &self.authorization_endpoint {
+            check_endpoint(url).map_err(BuildError::AuthorizationEndpoint)?;
+        }
         if self.trusted.is_empty() {
             return Err(BuildError::NoTrustedIssuer);
         }
@@ -390,6 +406,7 @@ impl ResourceAuthorizationServerBuilder {
                     .collect(),
                 scopes: (!scopes.is_empty()).then(|| scopes.into_iter().collect()),
                 endpoints: &endpoints,
+                authorization: &self.authorization_endpoint,
             },
         );
         let leeway_secs = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
@@ -416,6 +433,8 @@ impl ResourceAuthorizationServerBuilder {
                 audit_subjects: self.audit_subjects,
                 max_body_bytes: self.max_body_bytes,
                 max_assertion_bytes: self.max_assertion_bytes,
+                refuses_authorization: self.authorization_endpoint
+                    == AuthorizationEndpoint::Refusing,
             }),
         })
     }
@@ -452,6 +471,7 @@ pub(crate) struct Inner {
     pub(crate) audit_subjects: AuditSubjects,
     pub(crate) max_body_bytes: usize,
     pub(crate) max_assertion_bytes: usize,
+    pub(crate) refuses_authorization: bool,
     pub(crate) metadata_json: Vec<u8>,
     pub(crate) jwks_json: Vec<u8>,
     pub(crate) jwks: KeySet,
@@ -499,6 +519,7 @@ impl ResourceAuthorizationServer {
             published: Vec::new(),
             audit_subjects: AuditSubjects::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            authorization_endpoint: AuthorizationEndpoint::None,
         }
     }
 
@@ -589,6 +610,22 @@ impl ResourceAuthorizationServer {
             Ok(response) => response,
             Err(e) => self.inner.error_response(&e),
         }
+    }
+
+    /// The path of the refusing authorization endpoint, when
+    /// [`AuthorizationEndpoint::Refusing`] is configured.
+    pub fn authorize_path(&self) -> Option<&str> {
+        let i = &self.inner;
+        i.refuses_authorization
+            .then_some(i.endpoints.authorize_path.as_str())
+    }
+
+    /// The answer of the refusing authorization endpoint ([`AuthorizationEndpoint::Refusing`])
+    /// to any request: `400 unsupported_response_type`, never a redirect.
+    pub fn authorize(&self) -> Response<Vec<u8>> {
+        let body = OAuthErrorResponse::new(OAuthErrorCode::UnsupportedResponseType)
+            .with_description("this server grants access only through the JWT-bearer grant");
+        error_response(&body, None)
     }
 
     /// The RFC 8414 metadata document.

@@ -47,7 +47,45 @@ async fn metadata_is_served_at_both_well_known_paths() {
             serde_json::json!(["ES256"])
         );
         assert!(md.extra.contains_key("dpop_signing_alg_values_supported"));
+        // RFC 8414 §2: required even without an authorization endpoint.
+        assert_eq!(md.response_types_supported, Some(vec![]));
+        assert_eq!(md.authorization_endpoint, None);
     }
+}
+
+/// The host's sign-in endpoint, when given, is advertised for clients that need it (the
+/// TypeScript MCP SDK refuses IdP metadata without one); a non-https one is refused.
+#[tokio::test]
+async fn metadata_lists_the_hosts_authorization_endpoint() {
+    let builder = |url: &str| {
+        idjag_idp::IdJagIssuer::builder(
+            Issuer::new("https://idp.example").unwrap(),
+            idjag_idp::SigningKeys::generate_es256().unwrap(),
+            std::sync::Arc::new(idjag_core::server::StaticClientRegistry::new()),
+            std::sync::Arc::new(idjag_idp::TomlPolicy::from_toml_str("").unwrap()),
+        )
+        .authorization_endpoint(url)
+        .build()
+    };
+    let md = builder("https://idp.example/oauth2/authorize")
+        .unwrap()
+        .metadata();
+    assert_eq!(
+        md.authorization_endpoint.as_deref(),
+        Some("https://idp.example/oauth2/authorize")
+    );
+    assert_eq!(md.response_types_supported, Some(vec!["code".to_owned()]));
+    assert_eq!(
+        md.code_challenge_methods_supported,
+        Some(vec!["S256".to_owned()])
+    );
+    assert!(matches!(
+        builder("http://idp.example/authorize"),
+        Err(idjag_idp::BuildError::Endpoint {
+            endpoint: "authorization_endpoint",
+            ..
+        })
+    ));
 }
 
 #[tokio::test]

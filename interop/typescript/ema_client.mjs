@@ -1,0 +1,176 @@
+// The official TypeScript MCP client (@modelcontextprotocol/client, pinned in package.json)
+// against idjag on loopback: idjag-idp as the enterprise IdP, idjag-resource as the MCP
+// server's authorization server, and an rmcp server behind idjag-mcp's McpAuth
+// (crates/idjag-mcp/examples/protected_server.rs). Run by scripts/interop_typescript.sh.
+//
+// Usage: node ema_client.mjs <port>   (the example's IDJAG_DEMO_PORT)
+//
+// Each check prints "ok - ..." or throws; the process exits non-zero on the first failure.
+
+import assert from 'node:assert/strict';
+import {
+    Client,
+    CrossAppAccessProvider,
+    StreamableHTTPClientTransport,
+    requestJwtAuthorizationGrant,
+} from '@modelcontextprotocol/client';
+
+const port = Number(process.argv[2] ?? 8180);
+const idpUrl = `http://127.0.0.1:${port}`;
+const asUrl = `http://127.0.0.1:${port + 1}`;
+const mcpUrl = `http://127.0.0.1:${port + 2}/mcp`;
+
+// The requesting app's registrations in the example: at the IdP and at the resource AS.
+const agentAtIdp = { id: 'repo-agent', secret: 'demo-idp-secret' };
+const agentAtAs = { id: '8d2a1c07e5f94b3a', secret: 'demo-as-secret' };
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
+const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
+
+let checks = 0;
+function ok(what) {
+    checks += 1;
+    console.log(`ok - ${what}`);
+}
+
+/** A fetch that records every token request the SDK sends (URL, headers, form). */
+function recordingFetch() {
+    const tokenRequests = [];
+    const fetchFn = async (input, init = {}) => {
+        const url = new URL(input instanceof Request ? input.url : String(input));
+        if (url.pathname.endsWith('/token') && init.body !== undefined) {
+            tokenRequests.push({
+                url: url.href,
+                headers: new Headers(init.headers),
+                form: new URLSearchParams(String(init.body)),
+            });
+        }
+        return fetch(input, init);
+    };
+    return { fetchFn, tokenRequests };
+}
+
+async function signIn(user) {
+    const response = await fetch(`${idpUrl}/dev/id-token/${user}`);
+    assert.equal(response.status, 200);
+    const idToken = await response.text();
+    assert.match(idToken, /^[\w-]+\.[\w-]+\.[\w-]+$/, `an ID token for ${user}`);
+    return idToken;
+}
+
+/** An SDK client for `user`, wired exactly as the SDK's documentation shows. */
+async function connect(user) {
+    const idToken = await signIn(user);
+    const { fetchFn, tokenRequests } = recordingFetch();
+    const provider = new CrossAppAccessProvider({
+        assertion: async (ctx) => {
+            const grant = await requestJwtAuthorizationGrant({
+                tokenEndpoint: `${idpUrl}/token`,
+                audience: ctx.authorizationServerUrl,
+                resource: ctx.resourceUrl,
+                idToken,
+                clientId: agentAtIdp.id,
+                clientSecret: agentAtIdp.secret,
+                scope: ctx.scope,
+                fetchFn: ctx.fetchFn,
+            });
+            return grant.jwtAuthGrant;
+        },
+        clientId: agentAtAs.id,
+        clientSecret: agentAtAs.secret,
+        expectedIssuer: asUrl,
+        fetchFn,
+    });
+    const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {
+        authProvider: provider,
+        fetch: fetchFn,
+    });
+    const client = new Client({ name: 'idjag-ts-interop', version: '1.0.0' });
+    return { client, transport, tokenRequests, idToken };
+}
+
+function textOf(result) {
+    assert.equal(result.isError ?? false, false, JSON.stringify(result));
+    return result.content.map((block) => block.text).join('');
+}
+
+// 1. alice: the whole flow, and the exact requests the SDK sent to our two token endpoints.
+{
+    const { client, transport, tokenRequests, idToken } = await connect('alice');
+    await client.connect(transport);
+    ok('alice: the TypeScript client connected through the ID-JAG flow (EMA-02, EMA-03, EMA-06, EMA-07)');
+
+    const exchange = tokenRequests.find((r) => r.url === `${idpUrl}/token`);
+    assert.ok(exchange, 'a token exchange at the IdP');
+    assert.equal(exchange.form.get('grant_type'), TOKEN_EXCHANGE);
+    assert.equal(exchange.form.get('requested_token_type'), ID_JAG);
+    assert.equal(exchange.form.get('subject_token_type'), ID_TOKEN);
+    assert.equal(exchange.form.get('subject_token'), idToken);
+    assert.equal(exchange.form.get('audience'), asUrl);
+    assert.equal(exchange.form.get('resource'), mcpUrl);
+    assert.equal(exchange.form.get('client_id'), agentAtIdp.id);
+    ok('alice: the IdP accepted the SDK token exchange (TX-01 to TX-05, TX-08; client_secret_post)');
+
+    const redemption = tokenRequests.find((r) => r.url === `${asUrl}/token`);
+    assert.ok(redemption, 'a JWT-bearer grant at the resource AS');
+    assert.equal(redemption.form.get('grant_type'), JWT_BEARER);
+    assert.match(redemption.form.get('assertion'), /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    const basic = Buffer.from(`${agentAtAs.id}:${agentAtAs.secret}`).toString('base64');
+    assert.equal(redemption.headers.get('authorization'), `Basic ${basic}`);
+    ok('alice: the resource AS accepted the SDK JWT-bearer grant (JB-01, JB-02, JB-05 to JB-09; client_secret_basic)');
+
+    const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
+    assert.deepEqual(tools, ['delete_repo', 'whoami']);
+    ok('alice: tools/list');
+
+    const who = textOf(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who, `alice via ${agentAtAs.id} with [repo.read]`);
+    ok(`alice: whoami answered "${who}"`);
+
+    // delete_repo needs repo.admin: the server answers 403 insufficient_scope, the SDK asks
+    // for the union of scopes through a new exchange, and alice's policy allows it.
+    const exchangesBefore = tokenRequests.filter((r) => r.url === `${idpUrl}/token`).length;
+    const deleted = textOf(await client.callTool({ name: 'delete_repo', arguments: {} }));
+    assert.equal(deleted, 'repository deleted by alice');
+    const stepUp = tokenRequests.filter((r) => r.url === `${idpUrl}/token`).slice(exchangesBefore);
+    assert.equal(stepUp.length, 1, 'one new exchange for the step-up');
+    assert.deepEqual(stepUp[0].form.get('scope').split(' ').sort(), ['repo.admin', 'repo.read']);
+    ok('alice: delete_repo after a step-up to "repo.read repo.admin" (one new exchange)');
+
+    await client.close();
+}
+
+// 2. bob: the IdP's policy refuses him; the SDK surfaces the refusal and never reaches the tool.
+{
+    const { client, transport, tokenRequests } = await connect('bob');
+    await assert.rejects(client.connect(transport), (error) => {
+        assert.match(String(error), /access_denied/);
+        return true;
+    });
+    assert.equal(tokenRequests.filter((r) => r.url === `${asUrl}/token`).length, 0);
+    ok('bob: the IdP refused the exchange (access_denied) and no grant reached the resource AS');
+}
+
+// 3. carol may only read: whoami works, delete_repo is refused by the MCP server's per-tool scope.
+{
+    const { client, transport, tokenRequests } = await connect('carol');
+    await client.connect(transport);
+    const who = textOf(await client.callTool({ name: 'whoami', arguments: {} }));
+    assert.equal(who, `carol via ${agentAtAs.id} with [repo.read]`);
+    ok(`carol: whoami answered "${who}"`);
+    // The SDK steps up once; the IdP narrows the scope to what carol may have (repo.read);
+    // the server refuses again and the SDK gives up. The tool never runs.
+    await assert.rejects(client.callTool({ name: 'delete_repo', arguments: {} }), (error) => {
+        assert.match(String(error), /403 insufficient_scope after step-up/);
+        return true;
+    });
+    const exchanges = tokenRequests.filter((r) => r.url === `${idpUrl}/token`);
+    assert.equal(exchanges.length, 2, 'the first exchange and one step-up');
+    assert.deepEqual(exchanges[1].form.get('scope').split(' ').sort(), ['repo.admin', 'repo.read']);
+    ok('carol: delete_repo refused after one step-up (the IdP grants her repo.read only)');
+    await client.close();
+}
+
+console.log(`${checks} checks passed`);
