@@ -1,7 +1,7 @@
 // The official TypeScript MCP client (@modelcontextprotocol/client, pinned in package.json)
 // against idjag on loopback: idjag-idp as the enterprise IdP, idjag-resource as the MCP
 // server's authorization server, and an rmcp server behind idjag-mcp's McpAuth
-// (crates/idjag-mcp/examples/protected_server.rs). Run by scripts/interop_typescript.sh.
+// (crates/idjag-mcp/examples/protected_server.rs). Run by scripts/interop.sh.
 //
 // Usage: node ema_client.mjs <port>   (the example's IDJAG_DEMO_PORT)
 //

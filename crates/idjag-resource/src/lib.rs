@@ -140,7 +140,7 @@
 //!   `response_types_supported`, which is `[]` here. The TypeScript MCP SDK refuses such a
 //!   document, so [`AuthorizationEndpoint`] can name the host's own endpoint or mount one
 //!   that refuses every request (`unsupported_response_type`, never a redirect). The
-//!   repository's `scripts/interop_typescript.sh` runs that SDK against this crate.
+//!   repository's `scripts/interop.sh` runs that SDK against this crate.
 //!
 //! ## Security
 //!

@@ -9,7 +9,7 @@ use idjag_core::{AuthorizationServerMetadata, Issuer, wire};
 /// names no `authorization_endpoint` and an empty `response_types_supported`, as RFC 8414 §2
 /// allows. Some clients refuse such a document: the TypeScript MCP SDK
 /// (`@modelcontextprotocol/client` 2.4) requires an `authorization_endpoint` before it sends
-/// a JWT-bearer grant (see `interop/typescript` in the repository).
+/// a JWT-bearer grant (see `scripts/interop.sh` in the repository).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthorizationEndpoint {

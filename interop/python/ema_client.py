@@ -1,0 +1,209 @@
+"""The official Python MCP SDK (`mcp`, pinned in requirements.txt) against idjag on loopback.
+
+idjag-idp is the enterprise IdP, idjag-resource the MCP server's authorization server, and an
+rmcp server sits behind idjag-mcp's McpAuth (crates/idjag-mcp/examples/protected_server.rs).
+The SDK's `IdentityAssertionOAuthProvider` runs leg 2 (the RFC 7523 JWT-bearer grant); leg 1
+(the token exchange at the IdP) is the application's job in this SDK, done here with a plain
+form POST. Run by scripts/interop.sh.
+
+Usage: python ema_client.py <port>   (the example's IDJAG_DEMO_PORT)
+
+Each check prints "ok - ..." or raises; the process exits non-zero on the first failure.
+"""
+
+import asyncio
+import base64
+import sys
+from urllib.parse import parse_qs, quote
+
+import httpx2
+from mcp import Client
+from mcp.client.auth import OAuthTokenError
+from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
+from mcp.client.streamable_http import streamable_http_client
+
+PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8180
+IDP_URL = f"http://127.0.0.1:{PORT}"
+AS_URL = f"http://127.0.0.1:{PORT + 1}"
+MCP_URL = f"http://127.0.0.1:{PORT + 2}/mcp"
+
+# The requesting app's registrations in the example: at the IdP and at the resource AS.
+AGENT_AT_IDP = ("repo-agent", "demo-idp-secret")
+AGENT_AT_AS = ("8d2a1c07e5f94b3a", "demo-as-secret")
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+
+checks = 0
+
+
+def ok(what: str) -> None:
+    global checks
+    checks += 1
+    print(f"ok - {what}", flush=True)
+
+
+class MemoryStorage:
+    """The SDK's `TokenStorage`, in memory."""
+
+    def __init__(self) -> None:
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info) -> None:
+        self.client_info = client_info
+
+
+async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
+    response = await http.get(f"{IDP_URL}/dev/id-token/{user}")
+    assert response.status_code == 200, response.status_code
+    return response.text
+
+
+async def exchange(http: httpx2.AsyncClient, id_token: str, audience: str, resource: str) -> str:
+    """Leg 1 (RFC 8693), as an application using this SDK writes it. The SDK's callback gets no
+    scope, so the application asks for every scope it may use; the IdP narrows them per user."""
+    response = await http.post(
+        f"{IDP_URL}/token",
+        auth=AGENT_AT_IDP,
+        data={
+            "grant_type": TOKEN_EXCHANGE,
+            "requested_token_type": ID_JAG,
+            "audience": audience,
+            "resource": resource,
+            "subject_token": id_token,
+            "subject_token_type": ID_TOKEN,
+            "scope": "repo.read repo.admin",
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["issued_token_type"] == ID_JAG and body["token_type"] == "N_A", body
+    return body["access_token"]
+
+
+def recorder():
+    """An httpx2 request hook keeping every request sent to the resource AS's token endpoint."""
+    seen = []
+
+    async def hook(request: httpx2.Request) -> None:
+        if str(request.url) == f"{AS_URL}/token":
+            seen.append(request)
+
+    return seen, hook
+
+
+async def connect(user: str, auth_method: str, assertion_for=None):
+    """An SDK client for `user`, with the provider set up as the SDK's documentation shows."""
+    plain = httpx2.AsyncClient()
+    id_token = await id_token_for(plain, user)
+
+    async def assertion_provider(audience: str, resource: str) -> str:
+        if assertion_for is not None:
+            return await assertion_for(plain, id_token, audience, resource)
+        return await exchange(plain, id_token, audience, resource)
+
+    provider = IdentityAssertionOAuthProvider(
+        server_url=MCP_URL,
+        storage=MemoryStorage(),
+        client_id=AGENT_AT_AS[0],
+        client_secret=AGENT_AT_AS[1],
+        issuer=AS_URL,
+        assertion_provider=assertion_provider,
+        token_endpoint_auth_method=auth_method,
+    )
+    seen, hook = recorder()
+    http = httpx2.AsyncClient(auth=provider, event_hooks={"request": [hook]}, timeout=30)
+    return Client(streamable_http_client(MCP_URL, http_client=http)), seen
+
+
+def text_of(result) -> str:
+    assert not result.is_error, result
+    return "".join(block.text for block in result.content)
+
+
+def form_of(request: httpx2.Request) -> dict[str, list[str]]:
+    return parse_qs(request.content.decode(), keep_blank_values=True)
+
+
+async def main() -> None:
+    # 1. alice, with the SDK's default client_secret_post at the resource AS.
+    client, seen = await connect("alice", "client_secret_post")
+    async with client:
+        ok("alice: the Python client connected through the ID-JAG flow (EMA-02, EMA-03, EMA-06, EMA-07)")
+        assert len(seen) == 1, len(seen)
+        form = form_of(seen[0])
+        assert form["grant_type"] == [JWT_BEARER], form
+        assert form["client_id"] == [AGENT_AT_AS[0]] and form["client_secret"] == [AGENT_AT_AS[1]]
+        assert form["resource"] == [MCP_URL], form["resource"]
+        assert "authorization" not in seen[0].headers
+        ok("alice: the resource AS accepted the SDK JWT-bearer grant (JB-01, JB-02, JB-14; client_secret_post, request resource)")
+
+        tools = sorted(tool.name for tool in (await client.list_tools()).tools)
+        assert tools == ["delete_repo", "whoami"], tools
+        ok("alice: tools/list")
+        who = text_of(await client.call_tool("whoami", {}))
+        assert who == f"alice via {AGENT_AT_AS[0]} with [repo.admin repo.read]", who
+        ok(f'alice: whoami answered "{who}"')
+        deleted = text_of(await client.call_tool("delete_repo", {}))
+        assert deleted == "repository deleted by alice", deleted
+        ok("alice: delete_repo (the ID-JAG carried every scope alice may have)")
+
+    # 2. carol, with client_secret_basic: id and secret form-urlencoded, then base64 (RFC 6749 §2.3.1).
+    client, seen = await connect("carol", "client_secret_basic")
+    try:
+        async with client:
+            expected = base64.b64encode(f"{quote(AGENT_AT_AS[0], safe='')}:{quote(AGENT_AT_AS[1], safe='')}".encode())
+            assert seen[0].headers["authorization"] == f"Basic {expected.decode()}"
+            assert "client_secret" not in form_of(seen[0])
+            ok("carol: the resource AS accepted client_secret_basic from the SDK")
+            who = text_of(await client.call_tool("whoami", {}))
+            assert who == f"carol via {AGENT_AT_AS[0]} with [repo.read]", who
+            ok(f'carol: whoami answered "{who}"')
+            # The server asks for repo.admin (403 insufficient_scope); the SDK presents a new
+            # ID-JAG asking for it, and the resource AS refuses: carol's ID-JAG carries
+            # repo.read only. The SDK raises the refusal from its transport, ending the session.
+            await client.call_tool("delete_repo", {})
+        raise AssertionError("carol must not get repo.admin")
+    except* OAuthTokenError as group:
+        message = str(group.exceptions[0])
+        assert "(400)" in message and '"error":"invalid_scope"' in message, message
+    assert [form_of(r).get("scope") for r in seen] == [None, ["repo.admin"]], seen
+    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at the resource AS (JB-15)")
+
+    # 3. An ID-JAG presented twice: single use (EMA §7.4.2), and the SDK surfaces invalid_grant.
+    spent = {}
+
+    async def replayed(http, id_token, audience, resource):
+        if "id_jag" not in spent:
+            spent["id_jag"] = await exchange(http, id_token, audience, resource)
+        return spent["id_jag"]
+
+    first, _ = await connect("alice", "client_secret_post", replayed)
+    async with first:
+        ok("alice: a first client redeemed an ID-JAG")
+    second, seen = await connect("alice", "client_secret_post", replayed)
+    try:
+        async with second:
+            raise AssertionError("a replayed ID-JAG must not be redeemed")
+    except* OAuthTokenError as group:
+        message = str(group.exceptions[0])
+        assert "400" in message and "invalid_grant" in message, message
+    assert len(seen) == 1, len(seen)
+    ok("alice: the same ID-JAG presented again was refused with invalid_grant (JB-11, EMA §7.4.2)")
+
+    print(f"{checks} checks passed")
+
+
+asyncio.run(main())
