@@ -66,6 +66,27 @@ async fn metadata_advertises_the_id_jag_profile_and_no_issuer_list() {
     );
 }
 
+/// A server with only what `build` requires, for tests that never serve a grant.
+fn minimal_server(issuer: &str) -> idjag_resource::ResourceAuthorizationServerBuilder {
+    idjag_resource::ResourceAuthorizationServer::builder(
+        Issuer::new(issuer).unwrap(),
+        SigningKey::generate(Algorithm::Es256).unwrap(),
+    )
+    .trust(idjag_resource::TrustedIssuer::new(
+        Issuer::new(IDP).unwrap(),
+        Idp::new(IDP, "k", "x").keys(),
+    ))
+    .resource(idjag_resource::RegisteredResource::new(
+        Resource::new(RESOURCE).unwrap(),
+    ))
+    .clients(registry())
+}
+
+async fn get(h: &Harness, url: &str) -> Reply {
+    h.request(reqwest::Method::GET, url, &[], String::new())
+        .await
+}
+
 /// RFC 8414 §2 lets a server without an authorization endpoint omit it, but some clients
 /// require it (the TypeScript MCP SDK); the three choices of `AuthorizationEndpoint`.
 #[tokio::test]
@@ -73,32 +94,18 @@ async fn the_authorization_endpoint_is_absent_a_hosts_or_a_refusing_one() {
     use idjag_resource::AuthorizationEndpoint;
 
     let h = Harness::start(Setup::default()).await;
-    let get = |url: String| {
-        let h = &h;
-        async move {
-            h.request(reqwest::Method::GET, &url, &[], String::new())
-                .await
-        }
-    };
-    let reply = get(h.server.metadata_url().to_owned()).await;
+    let reply = get(&h, h.server.metadata_url()).await;
     assert_eq!(reply.json.get("authorization_endpoint"), None);
     assert_eq!(reply.json["response_types_supported"], json!([]));
     assert_eq!(h.server.authorize_path(), None);
-    assert_eq!(get(format!("{}/authorize", h.base)).await.status, 404);
+    assert_eq!(get(&h, &format!("{}/authorize", h.base)).await.status, 404);
 
     let host = "https://login.chat.example/authorize";
     let h = Harness::start(Setup::builder(|b| {
         b.authorization_endpoint(AuthorizationEndpoint::Host(host.into()))
     }))
     .await;
-    let reply = h
-        .request(
-            reqwest::Method::GET,
-            h.server.metadata_url(),
-            &[],
-            String::new(),
-        )
-        .await;
+    let reply = get(&h, h.server.metadata_url()).await;
     assert_eq!(reply.json["authorization_endpoint"], json!(host));
     assert_eq!(reply.json["response_types_supported"], json!(["code"]));
     assert_eq!(
@@ -111,46 +118,26 @@ async fn the_authorization_endpoint_is_absent_a_hosts_or_a_refusing_one() {
         b.authorization_endpoint(AuthorizationEndpoint::Refusing)
     }))
     .await;
-    let reply = h
-        .request(
-            reqwest::Method::GET,
-            h.server.metadata_url(),
-            &[],
-            String::new(),
-        )
-        .await;
+    let reply = get(&h, h.server.metadata_url()).await;
     let authorize = format!("{}/authorize", h.base);
     assert_eq!(reply.json["authorization_endpoint"], json!(authorize));
     assert_eq!(reply.json["response_types_supported"], json!([]));
     assert_eq!(reply.json.get("code_challenge_methods_supported"), None);
-    let refused = h
-        .request(
-            reqwest::Method::GET,
-            &format!("{authorize}?response_type=code&client_id={CLIENT}&redirect_uri=https%3A%2F%2Fevil.example%2F"),
-            &[],
-            String::new(),
-        )
-        .await;
+    let evil_redirect = "https%3A%2F%2Fevil.example%2F";
+    let refused = get(
+        &h,
+        &format!("{authorize}?response_type=code&client_id={CLIENT}&redirect_uri={evil_redirect}"),
+    )
+    .await;
     assert_eq!(refused.status, 400);
     assert_eq!(refused.header("location"), None, "never a redirect");
     assert_eq!(refused.json["error"], "unsupported_response_type");
 
-    let plain_http = idjag_resource::ResourceAuthorizationServer::builder(
-        Issuer::new("https://auth.chat.example").unwrap(),
-        SigningKey::generate(Algorithm::Es256).unwrap(),
-    )
-    .trust(idjag_resource::TrustedIssuer::new(
-        Issuer::new(IDP).unwrap(),
-        Idp::new(IDP, "k", "x").keys(),
-    ))
-    .resource(idjag_resource::RegisteredResource::new(
-        Resource::new(RESOURCE).unwrap(),
-    ))
-    .clients(registry())
-    .authorization_endpoint(AuthorizationEndpoint::Host(
-        "http://login.chat.example/authorize".into(),
-    ))
-    .build();
+    let plain_http = minimal_server("https://auth.chat.example")
+        .authorization_endpoint(AuthorizationEndpoint::Host(
+            "http://login.chat.example/authorize".into(),
+        ))
+        .build();
     assert!(matches!(
         plain_http,
         Err(idjag_resource::BuildError::AuthorizationEndpoint(_))
@@ -159,21 +146,9 @@ async fn the_authorization_endpoint_is_absent_a_hosts_or_a_refusing_one() {
 
 #[tokio::test]
 async fn metadata_of_an_issuer_with_a_path_uses_path_insertion() {
-    let issuer = Issuer::new("https://auth.chat.example/tenant-1").unwrap();
-    let server = idjag_resource::ResourceAuthorizationServer::builder(
-        issuer,
-        SigningKey::generate(Algorithm::Es256).unwrap(),
-    )
-    .trust(idjag_resource::TrustedIssuer::new(
-        Issuer::new(IDP).unwrap(),
-        Idp::new(IDP, "k", "x").keys(),
-    ))
-    .resource(idjag_resource::RegisteredResource::new(
-        Resource::new(RESOURCE).unwrap(),
-    ))
-    .clients(registry())
-    .build()
-    .unwrap();
+    let server = minimal_server("https://auth.chat.example/tenant-1")
+        .build()
+        .unwrap();
     assert_eq!(
         server.metadata_url(),
         "https://auth.chat.example/.well-known/oauth-authorization-server/tenant-1"
