@@ -3,7 +3,7 @@
 use idjag_gateway::demo::{DemoOptions, run};
 use serde_json::Value;
 
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 17] = [
     "time",
     "request_id",
     "http_method",
@@ -20,6 +20,7 @@ const FIELDS: [&str; 16] = [
     "status",
     "upstream_status",
     "latency_ms",
+    "approval_id",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

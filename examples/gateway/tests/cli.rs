@@ -31,6 +31,8 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
         .args(["check-config", "--config", EXAMPLE])
         .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
         .output()
         .unwrap();
     assert!(
@@ -51,6 +53,36 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
         String::from_utf8_lossy(&missing.stderr),
         "error: idp.client.secret_env: environment variable IDJAG_GATEWAY_IDP_SECRET is not set\n"
     );
+
+    // A bridged upstream's key, and the admin token, are checked the same way.
+    for (unset, message) in [
+        (
+            "IDJAG_GATEWAY_WIKI_KEY",
+            "error: upstream[wiki].credential.secret_env: environment variable IDJAG_GATEWAY_WIKI_KEY is not set\n",
+        ),
+        (
+            "IDJAG_GATEWAY_ADMIN_TOKEN",
+            "error: admin.token_env: environment variable IDJAG_GATEWAY_ADMIN_TOKEN is not set\n",
+        ),
+    ] {
+        for command in ["check-config", "serve"] {
+            let missing = Command::new(BIN)
+                .args([command, "--config", EXAMPLE])
+                .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
+                .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+                .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+                .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
+                .env_remove(unset)
+                .output()
+                .unwrap();
+            assert_eq!(missing.status.code(), Some(1), "{command} {unset}");
+            assert!(
+                String::from_utf8_lossy(&missing.stderr).ends_with(message),
+                "{command}: {}",
+                String::from_utf8_lossy(&missing.stderr)
+            );
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -84,7 +116,8 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         // Closed loopback ports instead of the example's hosts: no traffic leaves the machine.
         .replace("https://idp.example.com", "http://127.0.0.1:1")
         .replace("https://auth.notes.example.com", "http://127.0.0.1:2")
-        .replace("https://notes.example.com", "http://127.0.0.1:3");
+        .replace("https://notes.example.com", "http://127.0.0.1:3")
+        .replace("https://wiki.example.com", "http://127.0.0.1:4");
     let path = std::env::temp_dir().join(format!("idjag-gateway-cli-{port}.toml"));
     std::fs::write(&path, text).unwrap();
     let mut child = Command::new(BIN)
@@ -92,6 +125,8 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .arg(&path)
         .env("IDJAG_GATEWAY_IDP_SECRET", "cli-secret-one")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "cli-secret-two")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "cli-secret-three")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "cli-secret-four")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -337,7 +337,6 @@ impl Topology {
                     .with_groups(&["eng"]),
             );
         let idp_down = Arc::new(AtomicBool::new(false));
-        let as_down = Arc::new(AtomicBool::new(false));
         let idp_router = issuer
             .router()
             .layer(axum::middleware::from_fn_with_state(
@@ -350,6 +349,7 @@ impl Topology {
             ));
         servers.push(spawn(idp_listener, idp_router));
 
+        let as_down = Arc::new(AtomicBool::new(false));
         let resource_server = Arc::new(
             ResourceServer::builder(
                 resource_as.clone(),
@@ -379,6 +379,10 @@ impl Topology {
             .layer(axum::middleware::from_fn_with_state(
                 (Place::ResourceAs, flow.clone()),
                 observe_token_endpoint,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                as_down.clone(),
+                outage,
             ));
         servers.push(spawn(as_listener, as_router));
 
