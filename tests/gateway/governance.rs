@@ -567,3 +567,50 @@ async fn a_valid_client_request_id_is_propagated_upstream_back_and_into_the_audi
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_verifies_the_idps_tokens_against_its_remote_jwks() {
+    use idjag_gateway::inspect::{Jwks, TokenKind, inspect};
+    let (t, _) = start(UpstreamKind::Echo).await;
+    let jwks = Jwks::Url(format!("{}/jwks", t.idp));
+    let clock = idjag_core::SystemClock::shared();
+    let id_token = token(&t, "alice");
+    let report = inspect(&id_token, Some(&jwks), clock.clone()).await;
+    assert_eq!(report.kind, TokenKind::IdToken);
+    assert!(
+        report.valid && report.signature_verified,
+        "{}",
+        report.to_text()
+    );
+    let access = idp_access_token(&t, &t.route_url, Some("notes.read"), &["eng"]);
+    let report = inspect(&access, Some(&jwks), clock.clone()).await;
+    assert_eq!(report.kind, TokenKind::AccessToken);
+    assert!(
+        report.valid && report.signature_verified,
+        "{}",
+        report.to_text()
+    );
+    // A token of another key: its kid is unknown to the IdP's set.
+    let stranger = idjag_core::SigningKey::generate(idjag_core::Algorithm::Es256)
+        .unwrap()
+        .with_thumbprint_kid();
+    let claims = t
+        .users
+        .claims(
+            "alice",
+            &idjag_core::ClientId::new(idjag_gateway::demo::GATEWAY_CLIENT).unwrap(),
+        )
+        .unwrap();
+    let forged = stranger
+        .sign_jwt(None, &claims)
+        .unwrap()
+        .secret()
+        .to_owned();
+    let report = inspect(&forged, Some(&jwks), clock).await;
+    assert!(!report.signature_verified);
+    assert!(
+        report.to_text().contains("FAIL IDJAG-02"),
+        "{}",
+        report.to_text()
+    );
+}

@@ -589,6 +589,105 @@ mod tests {
         assert!(check_bridge_header("authorization").is_ok());
     }
 
+    type Seen = Arc<std::sync::Mutex<Vec<HttpRequest>>>;
+
+    fn grant(credentials: ClientCredentials, seen: Seen) -> ClientCredentialsGrant {
+        let http = idjag_client::http::from_fn(move |request: HttpRequest| {
+            seen.lock().unwrap().push(request);
+            async {
+                Ok(http::Response::builder()
+                    .status(200)
+                    .body(
+                        br#"{"access_token":"cc-1","token_type":"bearer","expires_in":120}"#
+                            .to_vec(),
+                    )
+                    .unwrap())
+            }
+        });
+        ClientCredentialsGrant::new(
+            ClientCredentialsTarget {
+                authorization_server: Issuer::new("https://as.example").unwrap(),
+                token_endpoint: Url::parse("https://as.example/token").unwrap(),
+                scope: Some("a b".into()),
+                resource: Some("https://api.example/mcp".into()),
+                credentials,
+            },
+            Arc::new(http),
+            idjag_core::TestClock::at_unix(1_000).shared(),
+        )
+    }
+
+    fn form(request: &HttpRequest) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(request.body())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn client_secret_post_sends_the_secret_in_the_form_and_caches_the_token() {
+        let seen = Seen::default();
+        let credentials = ClientCredentials::secret_post(
+            idjag_core::ClientId::new("gw").unwrap(),
+            ClientSecret::new("s3cret"),
+        )
+        .unwrap();
+        let g = grant(credentials, seen.clone());
+        let first = g.get(None).await.unwrap();
+        let again = g.get(None).await.unwrap();
+        assert_eq!(first.authorization().unwrap(), "Bearer cc-1");
+        assert_eq!(again.authorization().unwrap(), "Bearer cc-1");
+        let requests = seen.lock().unwrap();
+        assert_eq!(requests.len(), 1, "cached");
+        assert!(requests[0].headers().get(AUTHORIZATION).is_none());
+        assert_eq!(
+            form(&requests[0]),
+            [
+                ("grant_type", "client_credentials"),
+                ("scope", "a b"),
+                ("resource", "https://api.example/mcp"),
+                ("client_id", "gw"),
+                ("client_secret", "s3cret"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(g.cache_stats(), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn private_key_jwt_signs_an_assertion_for_the_authorization_server() {
+        let key = idjag_core::SigningKey::generate(idjag_core::Algorithm::Es256)
+            .unwrap()
+            .with_thumbprint_kid();
+        let verifying = key.verifying_key().unwrap();
+        let clock = idjag_core::TestClock::at_unix(1_000).shared();
+        let credentials = ClientCredentials::private_key_jwt(
+            idjag_core::ClientId::new("gw").unwrap(),
+            idjag_client::auth::PrivateKeyJwt::new(key, clock),
+        );
+        let seen = Seen::default();
+        let g = grant(credentials, seen.clone());
+        g.get(None).await.unwrap();
+        let requests = seen.lock().unwrap();
+        let fields = form(&requests[0]);
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).unwrap().1.clone();
+        assert_eq!(get("client_id"), "gw");
+        assert_eq!(
+            get("client_assertion_type"),
+            wire::CLIENT_ASSERTION_TYPE_JWT_BEARER
+        );
+        let assertion = get("client_assertion");
+        let (signed, signature) = assertion.rsplit_once('.').unwrap();
+        let signature = idjag_core::jose::base64url::decode(signature).unwrap();
+        assert!(verifying.verify(signed.as_bytes(), &signature));
+        let payload = signed.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&idjag_core::jose::base64url::decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["iss"], "gw");
+        assert_eq!(claims["sub"], "gw");
+        assert_eq!(claims["aud"], "https://as.example");
+        assert!(requests[0].headers().get(AUTHORIZATION).is_none());
+    }
+
     #[test]
     fn a_static_key_never_prints() {
         let key = StaticCredential::new("x-api-key", None, &ClientSecret::new("k-123")).unwrap();

@@ -58,6 +58,7 @@
 //! | [`metrics`] | Prometheus `/metrics` |
 //! | [`audit`] | one JSON line per MCP request (and per admin action) |
 //! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
+//! | [`inspect`] | `inspect`: a claim-by-claim verdict on an ID-JAG, ID token or access token |
 //! | [`cli`] | `serve`, `check-config`, `inspect`, `demo` |
 //! | `demo` (feature `demo`, on by default) | the one-command demo and its topology |
 //!
@@ -162,6 +163,7 @@ pub mod guardrails;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
+pub mod inspect;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod proxy;
