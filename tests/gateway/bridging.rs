@@ -62,6 +62,7 @@ fn everyone() -> &'static str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bridging_mode_sends_exactly_its_own_credential_and_nothing_else() {
+    logs();
     let api_key = random("sk-static");
     let template_secret = random("tpl-secret");
     let cc_secret = random("cc-secret");

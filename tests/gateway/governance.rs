@@ -441,7 +441,7 @@ async fn a_revocation_refuses_the_next_request_closes_open_streams_and_drops_cac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_block_the_admin_api_does_not_exist() {
-    let (t, _) = start(UpstreamKind::Echo).await;
+    let (t, _) = start_with(UpstreamKind::Echo, |c| c.admin = None).await;
     let response = admin(&t, http::Method::GET, "/admin/approvals", Some(ADMIN_TOKEN))
         .send()
         .await
