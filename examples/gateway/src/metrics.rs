@@ -20,7 +20,9 @@
 
 use std::sync::Arc;
 
-use metrics::{Key, Label, Metadata, Recorder};
+use std::sync::OnceLock;
+
+use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 use crate::audit::{AuditRecord, AuditSink, Outcome};
@@ -54,11 +56,17 @@ const BUCKETS: &[f64] = &[
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
 
-/// The gateway's metrics registry.
+const DECISIONS: [&str; 3] = ["allow", "deny", "error"];
+
+/// The gateway's metrics registry. Request counters and histograms are registered on first
+/// use and their handles kept in fixed slots, so a request costs two atomic updates, not a
+/// registry lookup.
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     upstreams: Vec<String>,
+    counters: Vec<OnceLock<Counter>>,
+    histograms: Vec<OnceLock<Histogram>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,57 +93,82 @@ impl Metrics {
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
+        // Upstreams, then "unknown"; known methods, then "none" and "other".
+        let upstream_slots = upstreams.len() + 1;
+        let method_slots = KNOWN_METHODS.len() + 2;
         Self {
             recorder,
             handle,
+            counters: (0..upstream_slots * method_slots * DECISIONS.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            histograms: (0..upstream_slots * DECISIONS.len())
+                .map(|_| OnceLock::new())
+                .collect(),
             upstreams,
         }
     }
 
-    fn upstream_label(&self, upstream: Option<&str>) -> String {
-        upstream
-            .filter(|u| self.upstreams.iter().any(|known| known == u))
-            .unwrap_or("unknown")
-            .to_owned()
+    fn upstream_name(&self, index: usize) -> String {
+        self.upstreams
+            .get(index)
+            .map_or_else(|| "unknown".to_owned(), Clone::clone)
     }
 
     /// Counts one audited request.
     pub fn observe(&self, record: &AuditRecord) {
-        let upstream = self.upstream_label(record.upstream.as_deref());
+        let upstream = record
+            .upstream
+            .as_deref()
+            .and_then(|u| self.upstreams.iter().position(|known| known == u))
+            .unwrap_or(self.upstreams.len());
         let method = match record.method.as_deref() {
-            None => "none",
+            None => KNOWN_METHODS.len(),
             Some(m) => KNOWN_METHODS
                 .iter()
-                .find(|k| **k == m)
-                .copied()
-                .unwrap_or("other"),
+                .position(|k| *k == m)
+                .unwrap_or(KNOWN_METHODS.len() + 1),
         };
         let decision = match record.decision {
-            Outcome::Allow => "allow",
-            Outcome::Deny => "deny",
-            _ => "error",
+            Outcome::Allow => 0,
+            Outcome::Deny => 1,
+            _ => 2,
         };
-        self.recorder
-            .register_counter(
-                &key(
-                    "idjag_gateway_requests_total",
-                    &[
-                        ("upstream", upstream.clone()),
-                        ("method", method.to_owned()),
-                        ("decision", decision.to_owned()),
-                    ],
-                ),
-                &METADATA,
-            )
+        let method_slots = KNOWN_METHODS.len() + 2;
+        let slot = (upstream * method_slots + method) * DECISIONS.len() + decision;
+        self.counters[slot]
+            .get_or_init(|| {
+                let name = match KNOWN_METHODS.get(method) {
+                    Some(known) => known,
+                    None if method == KNOWN_METHODS.len() => "none",
+                    None => "other",
+                };
+                self.recorder.register_counter(
+                    &key(
+                        "idjag_gateway_requests_total",
+                        &[
+                            ("upstream", self.upstream_name(upstream)),
+                            ("method", name.to_owned()),
+                            ("decision", DECISIONS[decision].to_owned()),
+                        ],
+                    ),
+                    &METADATA,
+                )
+            })
             .increment(1);
-        self.recorder
-            .register_histogram(
-                &key(
-                    "idjag_gateway_request_duration_seconds",
-                    &[("upstream", upstream), ("decision", decision.to_owned())],
-                ),
-                &METADATA,
-            )
+        self.histograms[upstream * DECISIONS.len() + decision]
+            .get_or_init(|| {
+                self.recorder.register_histogram(
+                    &key(
+                        "idjag_gateway_request_duration_seconds",
+                        &[
+                            ("upstream", self.upstream_name(upstream)),
+                            ("decision", DECISIONS[decision].to_owned()),
+                        ],
+                    ),
+                    &METADATA,
+                )
+            })
             .record(record.latency_ms / 1000.0);
     }
 
