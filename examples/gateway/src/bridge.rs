@@ -37,19 +37,12 @@ use url::Url;
 use crate::inbound::{Caller, InboundToken};
 use crate::upstream::{CacheCounters, Credential, CredentialError, UpstreamCredential};
 
-/// Headers a bridging mode may not set: the gateway owns them.
+/// Headers a bridging mode may not set besides the hop-by-hop ones: the gateway owns them.
 const OWNED: &[&str] = &[
     "host",
     "content-length",
     "content-type",
     "accept",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
     "last-event-id",
     crate::headers::REQUEST_ID,
 ];
@@ -59,10 +52,21 @@ pub fn check_bridge_header(name: &str) -> Result<HeaderName, String> {
     let header = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| format!("{name:?} is not a header name"))?;
     let lower = header.as_str();
-    if OWNED.contains(&lower) || lower.starts_with("mcp-") {
+    if OWNED.contains(&lower) || crate::headers::is_hop_by_hop(lower) || lower.starts_with("mcp-") {
         return Err(format!("{name} is a header the gateway owns"));
     }
     Ok(header)
+}
+
+/// A mode without anything to refresh after a `401`: the same credential would be refused
+/// again, so the call fails at once.
+fn refused_again<'a>() -> BoxFuture<'a, Result<Credential, CredentialError>> {
+    Box::pin(async {
+        Err(CredentialError::Refused {
+            stage: "upstream",
+            code: "invalid_token".to_owned(),
+        })
+    })
 }
 
 /// The caller's inbound token, as a string (passthrough only).
@@ -118,13 +122,7 @@ impl UpstreamCredential for StaticCredential {
         _caller: &'a Caller,
         _rejected: &'a Credential,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        // Nothing to refresh: the same key would be refused again.
-        Box::pin(async move {
-            Err(CredentialError::Refused {
-                stage: "upstream",
-                code: "invalid_token".to_owned(),
-            })
-        })
+        refused_again()
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {
@@ -274,12 +272,7 @@ impl UpstreamCredential for TemplateCredential {
         _caller: &'a Caller,
         _rejected: &'a Credential,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        Box::pin(async move {
-            Err(CredentialError::Refused {
-                stage: "upstream",
-                code: "invalid_token".to_owned(),
-            })
-        })
+        refused_again()
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {
@@ -312,12 +305,7 @@ impl UpstreamCredential for PassthroughCredential {
         _caller: &'a Caller,
         _rejected: &'a Credential,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        Box::pin(async move {
-            Err(CredentialError::Refused {
-                stage: "upstream",
-                code: "invalid_token".to_owned(),
-            })
-        })
+        refused_again()
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {

@@ -950,6 +950,29 @@ impl fmt::Display for Warning {
     }
 }
 
+/// An upstream credential's `client`: valid, and a warning for an inline secret.
+fn client_block(
+    ckey: &str,
+    client: &ClientConfig,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ConfigError> {
+    client.check(&format!("{ckey}.client"))?;
+    if client.has_inline_secret() {
+        warnings.push(Warning {
+            key: format!("{ckey}.client.secret"),
+            message: "inline secret: prefer secret_env or secret_file".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// An upstream credential's `authorization_server`: a URL and an issuer identifier.
+fn authorization_server_block(ckey: &str, value: &str) -> Result<(), ConfigError> {
+    check_url(&format!("{ckey}.authorization_server"), value)?;
+    Issuer::new(value).map_err(|e| invalid(ckey, e.to_string()))?;
+    Ok(())
+}
+
 fn check_url(key: &str, value: &str) -> Result<Url, ConfigError> {
     check_endpoint(value).map_err(|e| invalid(key, e.to_string()))
 }
@@ -1131,12 +1154,7 @@ impl Config {
                     ..
                 } => {
                     let ckey = format!("{key}.credential");
-                    check_url(
-                        &format!("{ckey}.authorization_server"),
-                        authorization_server,
-                    )?;
-                    Issuer::new(authorization_server.as_str())
-                        .map_err(|e| invalid(&ckey, e.to_string()))?;
+                    authorization_server_block(&ckey, authorization_server)?;
                     if authorization_server == &idp.issuer {
                         return Err(invalid(&ckey, "the authorization server cannot be the IdP"));
                     }
@@ -1149,14 +1167,7 @@ impl Config {
                     if !scopes.is_empty() {
                         check_scopes(&format!("{ckey}.scopes"), scopes)?;
                     }
-                    client.check(&format!("{ckey}.client"))?;
-                    if client.has_inline_secret() {
-                        warn(
-                            &mut warnings,
-                            &format!("{ckey}.client.secret"),
-                            "inline secret: prefer secret_env or secret_file",
-                        );
-                    }
+                    client_block(&ckey, client, &mut warnings)?;
                 }
                 CredentialConfig::ClientCredentials {
                     authorization_server,
@@ -1166,12 +1177,7 @@ impl Config {
                     client,
                 } => {
                     let ckey = format!("{key}.credential");
-                    check_url(
-                        &format!("{ckey}.authorization_server"),
-                        authorization_server,
-                    )?;
-                    Issuer::new(authorization_server.as_str())
-                        .map_err(|e| invalid(&ckey, e.to_string()))?;
+                    authorization_server_block(&ckey, authorization_server)?;
                     check_url(&format!("{ckey}.token_endpoint"), token_endpoint)?;
                     if !scopes.is_empty() {
                         check_scopes(&format!("{ckey}.scopes"), scopes)?;
@@ -1180,14 +1186,7 @@ impl Config {
                         Resource::new(resource.as_str())
                             .map_err(|e| invalid(format!("{ckey}.resource"), e.to_string()))?;
                     }
-                    client.check(&format!("{ckey}.client"))?;
-                    if client.has_inline_secret() {
-                        warn(
-                            &mut warnings,
-                            &format!("{ckey}.client.secret"),
-                            "inline secret: prefer secret_env or secret_file",
-                        );
-                    }
+                    client_block(&ckey, client, &mut warnings)?;
                 }
                 CredentialConfig::Static {
                     header,

@@ -458,6 +458,31 @@ fn structural<T: JwtClaims>(
     }
 }
 
+/// One check that every claim of `names` is present.
+fn require(
+    checks: &mut Checks,
+    claims: &Map<String, Value>,
+    names: &[&str],
+    id: &'static str,
+    rule: &'static str,
+) {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|c| !claims.contains_key(*c))
+        .collect();
+    checks.pass_or_fail(
+        id,
+        rule,
+        missing.is_empty(),
+        if missing.is_empty() {
+            "present".to_owned()
+        } else {
+            format!("missing {}", missing.join(", "))
+        },
+    );
+}
+
 fn check_id_jag(checks: &mut Checks, claims: &Map<String, Value>) {
     string_check(
         checks,
@@ -484,19 +509,12 @@ fn check_id_jag(checks: &mut Checks, claims: &Map<String, Value>) {
         "client_id is the client at the RAS",
         |s| ClientId::new(s),
     );
-    let missing: Vec<&str> = ["jti", "iat", "exp"]
-        .into_iter()
-        .filter(|c| !claims.contains_key(*c))
-        .collect();
-    checks.pass_or_fail(
+    require(
+        checks,
+        claims,
+        &["jti", "iat", "exp"],
         "IDJAG-08",
         "jti, iat and exp are present",
-        missing.is_empty(),
-        if missing.is_empty() {
-            "present".to_owned()
-        } else {
-            format!("missing {}", missing.join(", "))
-        },
     );
     if let Some(resource) = claims.get("resource") {
         let values: Vec<&Value> = match resource {
@@ -534,19 +552,12 @@ fn check_id_jag(checks: &mut Checks, claims: &Map<String, Value>) {
 }
 
 fn check_access_token(checks: &mut Checks, claims: &Map<String, Value>) {
-    let missing: Vec<&str> = ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"]
-        .into_iter()
-        .filter(|c| !claims.contains_key(*c))
-        .collect();
-    checks.pass_or_fail(
+    require(
+        checks,
+        claims,
+        &["iss", "exp", "aud", "sub", "client_id", "iat", "jti"],
         "JWT-10",
         "iss, exp, aud, sub, client_id, iat and jti are present (RFC 9068 §2.2)",
-        missing.is_empty(),
-        if missing.is_empty() {
-            "present".to_owned()
-        } else {
-            format!("missing {}", missing.join(", "))
-        },
     );
     string_check(
         checks,
@@ -569,19 +580,12 @@ fn check_access_token(checks: &mut Checks, claims: &Map<String, Value>) {
 }
 
 fn check_id_token(checks: &mut Checks, claims: &Map<String, Value>) {
-    let missing: Vec<&str> = ["iss", "sub", "aud", "exp", "iat"]
-        .into_iter()
-        .filter(|c| !claims.contains_key(*c))
-        .collect();
-    checks.pass_or_fail(
+    require(
+        checks,
+        claims,
+        &["iss", "sub", "aud", "exp", "iat"],
         "OIDC Core §2",
         "iss, sub, aud, exp and iat are present",
-        missing.is_empty(),
-        if missing.is_empty() {
-            "present".to_owned()
-        } else {
-            format!("missing {}", missing.join(", "))
-        },
     );
     string_check(
         checks,
