@@ -614,3 +614,30 @@ async fn inspect_verifies_the_idps_tokens_against_its_remote_jwks() {
         report.to_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_the_admin_token_or_be_turned_off() {
+    let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.require_admin_token = true).await;
+    let url = format!("{}/metrics", t.gateway_url);
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 401);
+    let ok = client()
+        .get(&url)
+        .bearer_auth(t.admin_token.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        ok.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.enabled = false).await;
+    let off = client()
+        .get(format!("{}/metrics", t.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(off.status(), 404);
+}
