@@ -238,6 +238,16 @@ credential = {{ mode = "passthrough" }}
         assert!(!audit_text.contains(secret.as_str()));
         assert!(!logs.contains(secret.as_str()));
     }
+
+    // Fail closed: without a token no bridging mode falls back to its static credential
+    // (INTEROP §6, BerriAI/litellm #31516).
+    for name in ["keyed", "templated", "tickets", "legacy"] {
+        let route = format!("{}/mcp/{name}", t.gateway_url);
+        let reply = send(&route, None, &tools_call(9, "echo", json!({}))).await;
+        assert_eq!(reply.status(), 401, "{name}");
+    }
+    assert!(recorders.iter().all(|r| r.count() == 3));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

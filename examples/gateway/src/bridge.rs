@@ -563,6 +563,37 @@ mod tests {
     }
 
     #[test]
+    fn no_header_can_be_injected_through_a_claim() {
+        use idjag_core::{Audience, IdTokenClaims, NumericDate, Subject};
+        let templates = HeaderTemplates::parse(&std::collections::BTreeMap::from([(
+            "x-user".to_owned(),
+            "{user}".to_owned(),
+        )]))
+        .unwrap();
+        let caller = |user: &str| {
+            let claims = IdTokenClaims::new(
+                Issuer::new("https://idp.example").unwrap(),
+                Subject::new(user).unwrap(),
+                Audience::new("gw").unwrap(),
+                NumericDate::from_unix(1).unwrap(),
+                NumericDate::from_unix(2).unwrap(),
+            );
+            Caller {
+                identity: Arc::new(crate::identity::TeamMap::default().from_id_token(&claims)),
+                token: InboundToken::IdToken(idjag_core::IdToken::new("t")),
+                token_digest: [0; 32],
+            }
+        };
+        let ok = templates.render(&caller("alice"), None).unwrap();
+        assert_eq!(ok.headers()[0].1, "alice");
+        assert!(ok.headers()[0].1.is_sensitive());
+        // A CR/LF never reaches a template: verified identifiers refuse control characters,
+        // and a value that could not be a header would be refused when rendered.
+        assert!(Subject::new("alice\r\nx-admin: 1").is_err());
+        assert!(HeaderValue::try_from("alice\r\nx-admin: 1".to_owned()).is_err());
+    }
+
+    #[test]
     fn owned_headers_cannot_be_set() {
         for name in [
             "host",
