@@ -9,6 +9,9 @@
 //! | `http`      | G06, G07, G08, G09 (body, head), G10, G11, G12, G13, G15, G25      |
 //! | `mcp`       | G03, G14, G16, G17, G18, G26; RBAC allow, deny, `tools/list` filtering |
 //! | `streaming` | SSE event by event, G19, G20, G21                                   |
+//! | `bridging`  | issue 8: each bridging mode's exact credential; missing secrets      |
+//! | `governance`| issue 8: guardrails, the approval round trip, revocation, metrics, request ids |
+//! | `faults`    | issue 8: resource AS down; every request answered and audited once   |
 //!
 //! Every case applies, with these scale-downs, each explained in its test:
 //! - G12 asks for 10 000 idle SSE streams; the test holds the gateway at a limit of 8 (each
@@ -24,8 +27,14 @@
 #[path = "gateway/support.rs"]
 mod support;
 
+#[path = "gateway/bridging.rs"]
+mod bridging;
 #[path = "gateway/demo.rs"]
 mod demo;
+#[path = "gateway/faults.rs"]
+mod faults;
+#[path = "gateway/governance.rs"]
+mod governance;
 #[path = "gateway/http.rs"]
 mod http_layer;
 #[path = "gateway/inbound.rs"]

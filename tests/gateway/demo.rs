@@ -3,7 +3,7 @@
 use idjag_gateway::demo::{DemoOptions, run};
 use serde_json::Value;
 
-const FIELDS: [&str; 16] = [
+const FIELDS: [&str; 17] = [
     "time",
     "request_id",
     "http_method",
@@ -20,6 +20,7 @@ const FIELDS: [&str; 16] = [
     "status",
     "upstream_status",
     "latency_ms",
+    "approval_id",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,6 +46,10 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
         "tool_not_allowed",
         "access_denied",
         "WWW-Authenticate: Bearer resource_metadata=",
+        "the gateway sends its API key",
+        "no-credential-hunting",
+        "approval_held",
+        "/approve -> HTTP 200",
         "Done in",
     ] {
         assert!(
@@ -58,8 +63,9 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
 
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), summary.mcp_requests);
-    assert_eq!(lines.len(), 10);
+    // One line per MCP request, and one for the administrator's approval.
+    assert_eq!(lines.len(), summary.mcp_requests + 1);
+    assert_eq!(lines.len(), 16);
     for line in &lines {
         let record: Value = serde_json::from_str(line).unwrap();
         let object = record.as_object().unwrap();
@@ -68,7 +74,7 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
             assert!(keys.contains(&field), "{field} missing in {line}");
         }
         assert_eq!(object.len(), FIELDS.len(), "{line}");
-        assert_eq!(record["upstream"], "notes");
+        assert!(["notes", "wiki"].contains(&record["upstream"].as_str().unwrap()));
         assert!(["allow", "deny", "error"].contains(&record["decision"].as_str().unwrap()));
         // No token (JWTs start with eyJ), no client secret.
         assert!(!line.contains("eyJ"), "{line}");
@@ -98,6 +104,12 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
             ("deny", "tool_not_allowed"),
             ("deny", "idp_policy_denied"),
             ("deny", "no_token"),
+            ("allow", "forwarded"),
+            ("deny", "argument_blocked"),
+            ("deny", "approval_held"),
+            ("allow", "approval_granted"),
+            ("allow", "forwarded"),
+            ("deny", "approval_held"),
         ]
     );
     assert!(!printed.contains("demo-secret-"));

@@ -269,3 +269,62 @@ pub(crate) fn idp_access_token(
         .secret()
         .to_owned()
 }
+
+/// Serves `router` on a fresh loopback port until the test ends; its base URL.
+pub(crate) async fn spawn_router(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    url
+}
+
+/// Parses configuration blocks (`[[upstream]]`, `[admin]`, ...) on their own, to copy into
+/// a topology's configuration from its `configure` hook.
+pub(crate) fn config_blocks(blocks: &str) -> Config {
+    Config::from_toml_str(&format!(
+        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+         [idp]\nissuer = \"http://127.0.0.1:1\"\nclient = {{ id = \"x\", secret = \"y\" }}\n{blocks}"
+    ))
+    .expect("valid blocks")
+}
+
+/// A random value recognisable in tests.
+pub(crate) fn random(prefix: &str) -> String {
+    use sha2::Digest;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = format!(
+        "{prefix}{:?}{}{}",
+        std::time::Instant::now(),
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}-{hex}")
+}
+
+/// Writes `secret` to a fresh file (with a trailing newline, as editors do); its path.
+pub(crate) fn secret_file(secret: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}.secret", random("idjag-test")));
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    path
+}
+
+/// Whether any header value or the body of `request` contains `needle`.
+pub(crate) fn carries(request: &Recorded, needle: &str) -> bool {
+    request
+        .headers
+        .values()
+        .any(|v| String::from_utf8_lossy(v.as_bytes()).contains(needle))
+        || String::from_utf8_lossy(&request.body).contains(needle)
+}
+
+/// A plain recording MCP upstream router at `/mcp` (POST: the echo server).
+pub(crate) fn recording_router(recorder: Recorder) -> Router {
+    match recording_echo(recorder) {
+        UpstreamKind::Custom(router) => router,
+        _ => unreachable!(),
+    }
+}

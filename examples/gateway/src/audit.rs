@@ -6,7 +6,9 @@
 //! `issuer`, `teams`, `agent`, `method` (JSON-RPC), `tool`, `arguments` (per
 //! [`ArgumentMode`]), `decision` (`allow`, `deny` or `error`), `reason` (a stable code),
 //! `status` (HTTP status to the client), `upstream_status`, `latency_ms` (until the
-//! response head). Absent values are `null`. No field ever holds a token, a secret or a
+//! response head), `approval_id` (a call held for approval). Administrator actions are
+//! audit lines too, with `method` `admin` and reason `approval_granted`,
+//! `approval_rejected`, `revoked` or `revocation_lifted`. Absent values are `null`. No field ever holds a token, a secret or a
 //! session id: identities come from verified claims, and tool arguments are recorded only
 //! as the configured rule allows.
 //!
@@ -164,6 +166,8 @@ pub struct AuditRecord {
     pub upstream_status: Option<u16>,
     /// Milliseconds until the response head.
     pub latency_ms: f64,
+    /// The approval a held, approved or rejected call is bound to.
+    pub approval_id: Option<String>,
 }
 
 /// Where audit records go.
@@ -407,6 +411,7 @@ impl AuditEntry {
                 status: 499,
                 upstream_status: None,
                 latency_ms: 0.0,
+                approval_id: None,
             },
             started: Instant::now(),
             sink,
@@ -432,6 +437,23 @@ impl AuditEntry {
         self.record.method = method.map(str::to_owned);
         self.record.tool = tool.map(str::to_owned);
         self.record.arguments = arguments;
+    }
+
+    /// Sets the approval id.
+    pub fn approval(&mut self, id: &str) {
+        self.record.approval_id = Some(id.to_owned());
+    }
+
+    /// Sets the user, IdP and agent without an [`Identity`] (admin actions).
+    pub fn subject(&mut self, user: Option<&str>, issuer: Option<&str>, agent: Option<&str>) {
+        self.record.user = user.map(str::to_owned);
+        self.record.issuer = issuer.map(str::to_owned);
+        self.record.agent = agent.map(str::to_owned);
+    }
+
+    /// Sets the JSON-RPC method field alone (`admin` for admin actions).
+    pub fn method(&mut self, method: &str) {
+        self.record.method = Some(method.to_owned());
     }
 
     /// Sets the upstream status.

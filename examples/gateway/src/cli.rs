@@ -1,6 +1,6 @@
-//! The command line: `serve`, `check-config` and `demo`.
+//! The command line: `serve`, `check-config`, `inspect` and `demo`.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -45,6 +45,19 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
+    },
+    /// Decode an ID-JAG, ID token or access token and check it claim by claim against the
+    /// profile (SPEC checklist ids); exits 1 when a check fails.
+    Inspect {
+        /// The token, or `-` to read it from standard input.
+        token: String,
+        /// Verify the signature with this JWK Set: an `https` URL (or `http` on loopback) or
+        /// a file.
+        #[arg(long)]
+        jwks: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
     /// agent through them and print each step. Exits non-zero if any step fails.
@@ -121,6 +134,43 @@ fn check_config(path: &PathBuf, out: &mut dyn Write) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `inspect`: the report goes to `out`; `Ok(false)` when the token fails.
+pub async fn inspect(
+    token: &str,
+    jwks: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<bool, String> {
+    let token = if token == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the token from standard input: {e}"))?;
+        text
+    } else {
+        token.to_owned()
+    };
+    let jwks = match jwks {
+        None => None,
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(crate::inspect::Jwks::Url(url.to_owned()))
+        }
+        Some(path) => Some(crate::inspect::Jwks::Document(
+            std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", e.kind()))?,
+        )),
+    };
+    let report =
+        crate::inspect::inspect(&token, jwks.as_ref(), idjag_core::SystemClock::shared()).await;
+    let text = if json {
+        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
+    } else {
+        report.to_text()
+    };
+    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(report.valid && (report.signature_verified || jwks.is_none()))
+}
+
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,6 +192,19 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             init_logs(cli.log_format, "warn");
             check_config(&config, &mut std::io::stdout())
+        }
+        Command::Inspect { token, jwks, json } => {
+            init_logs(cli.log_format, "error");
+            match runtime.block_on(inspect(
+                &token,
+                jwks.as_deref(),
+                json,
+                &mut std::io::stdout(),
+            )) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(error) => Err(error),
+            }
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

@@ -135,6 +135,12 @@ pub struct Config {
     /// `[audit]`: the JSON-lines audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `[admin]`: the administrator API (approvals, revocations). Absent: off.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+    /// `[metrics]`: Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// `[[upstream]]`: the MCP servers behind the gateway.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -297,6 +303,21 @@ mod defaults {
     }
     pub(super) fn max_argument_bytes() -> usize {
         2048
+    }
+    pub(super) fn yes() -> bool {
+        true
+    }
+    pub(super) fn static_header() -> String {
+        "authorization".to_owned()
+    }
+    pub(super) fn approval_ttl() -> ConfigDuration {
+        secs(900)
+    }
+    pub(super) fn max_pending_approvals() -> usize {
+        1000
+    }
+    pub(super) fn revocation_ttl() -> ConfigDuration {
+        secs(24 * 3600)
     }
     pub(super) fn flush_interval() -> ConfigDuration {
         ConfigDuration(Duration::from_millis(10))
@@ -487,27 +508,10 @@ impl ClientConfig {
         if let Some(secret) = &self.secret {
             return Ok(secret.clone());
         }
-        if let Some(name) = &self.secret_env {
-            return std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(ClientSecret::new)
-                .ok_or_else(|| {
-                    invalid(
-                        format!("{key}.secret_env"),
-                        format!("environment variable {name} is not set"),
-                    )
-                });
-        }
-        if let Some(path) = &self.secret_file {
-            let text = read_file(path)?;
-            let secret = text.trim_end_matches(['\r', '\n']);
-            if secret.is_empty() {
-                return Err(invalid(format!("{key}.secret_file"), "the file is empty"));
-            }
-            return Ok(ClientSecret::new(secret));
-        }
-        Err(invalid(key, "no secret configured"))
+        let source = SecretSource::new(self.secret_env.as_ref(), self.secret_file.as_ref());
+        source
+            .read(key)?
+            .ok_or_else(|| invalid(key, "no secret configured"))
     }
 }
 
@@ -647,8 +651,9 @@ pub struct UpstreamConfig {
     pub tools: BTreeMap<String, ToolConfig>,
 }
 
-/// How the gateway gets a credential for an upstream. Only `id_jag` exists today; issue 8
-/// adds bridging modes (client credentials, static keys, header templates, passthrough).
+/// How the gateway gets a credential for an upstream (see [`crate::bridge`] for the modes
+/// that bridge to servers without ID-JAG). Every mode runs after the same inbound
+/// authentication and tool-level authorization.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
@@ -673,6 +678,127 @@ pub enum CredentialConfig {
         #[serde(default)]
         id_jag_reuse: bool,
     },
+    /// OAuth client credentials (RFC 6749 §4.4): the gateway's own token at the upstream's
+    /// authorization server, cached until it nears expiry. The upstream sees the gateway,
+    /// not the user (the audit log keeps who called).
+    ClientCredentials {
+        /// The authorization server's issuer (the `aud` of `private_key_jwt` assertions).
+        authorization_server: String,
+        /// Its token endpoint.
+        token_endpoint: String,
+        /// Scopes to ask for. Default none.
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// An RFC 8707 `resource` to ask for. Default none.
+        #[serde(default)]
+        resource: Option<String>,
+        /// The gateway's registration there.
+        client: ClientConfig,
+    },
+    /// A static API key or bearer token, read from the environment or a file at start-up
+    /// (never from this file), sent as `header: {scheme} {secret}`.
+    Static {
+        /// The header. Default `authorization`.
+        #[serde(default = "defaults::static_header")]
+        header: String,
+        /// The scheme before the secret. Default `Bearer` for `authorization`, none for
+        /// any other header.
+        #[serde(default)]
+        scheme: Option<String>,
+        /// An environment variable holding the secret.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// A file holding the secret (trailing newline ignored).
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Headers built from a template over the caller's identity and, optionally, a secret:
+    /// `{user}`, `{issuer}`, `{agent}`, `{teams}` (comma-separated), `{request_id}`,
+    /// `{secret}`; `{{` and `}}` are literal braces. Nothing else is evaluated.
+    HeaderTemplate {
+        /// Header name → template.
+        headers: BTreeMap<String, String>,
+        /// An environment variable holding `{secret}` (one source is required when a
+        /// template uses it).
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// A file holding `{secret}`.
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+    },
+    /// The caller's inbound IdP token, sent to the upstream as is. Only for upstreams that
+    /// validate the IdP's tokens themselves: the token leaves the gateway (SECURITY-CASES
+    /// G03 does not hold), so the gateway warns at start-up.
+    Passthrough {},
+}
+
+/// Where a bridging secret comes from: `secret_env` or `secret_file`, never the
+/// configuration file itself.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SecretSource {
+    /// The name of an environment variable holding the secret.
+    pub secret_env: Option<String>,
+    /// A file holding the secret (trailing newline ignored).
+    pub secret_file: Option<PathBuf>,
+    names: (&'static str, &'static str),
+}
+
+impl SecretSource {
+    /// A source from its two keys (`secret_env`, `secret_file`).
+    pub fn new(secret_env: Option<&String>, secret_file: Option<&PathBuf>) -> Self {
+        Self {
+            secret_env: secret_env.cloned(),
+            secret_file: secret_file.cloned(),
+            names: ("secret_env", "secret_file"),
+        }
+    }
+
+    /// Whether a source is configured.
+    pub fn is_set(&self) -> bool {
+        self.secret_env.is_some() || self.secret_file.is_some()
+    }
+
+    pub(crate) fn check(&self, key: &str, required: bool) -> Result<(), ConfigError> {
+        let (env, file) = self.names;
+        match (self.secret_env.is_some(), self.secret_file.is_some()) {
+            (true, true) => Err(invalid(key, format!("set only one of {env} or {file}"))),
+            (false, false) if required => Err(invalid(
+                key,
+                format!("set {env} or {file} (never the secret itself)"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads the secret. `key` names the block in errors: a missing variable, an unreadable
+    /// or empty file is a configuration error at start-up.
+    pub fn read(&self, key: &str) -> Result<Option<ClientSecret>, ConfigError> {
+        if let Some(name) = &self.secret_env {
+            return std::env::var(name)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| Some(ClientSecret::new(v)))
+                .ok_or_else(|| {
+                    invalid(
+                        format!("{key}.{}", self.names.0),
+                        format!("environment variable {name} is not set"),
+                    )
+                });
+        }
+        if let Some(path) = &self.secret_file {
+            let text = read_file(path)?;
+            let secret = text.trim_end_matches(['\r', '\n']);
+            if secret.is_empty() {
+                return Err(invalid(
+                    format!("{key}.{}", self.names.1),
+                    "the file is empty",
+                ));
+            }
+            return Ok(Some(ClientSecret::new(secret)));
+        }
+        Ok(None)
+    }
 }
 
 /// `[[upstream.access]]`: one rule. It applies to the listed users, the members of the
@@ -698,8 +824,8 @@ pub struct AccessRuleConfig {
     pub deny: Vec<String>,
 }
 
-/// `[upstream.tools.<name>]`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[upstream.tools.<name>]`: what a call of this tool needs besides an allowing rule.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ToolConfig {
@@ -707,6 +833,15 @@ pub struct ToolConfig {
     /// `scope`; ID tokens carry none, so such a tool needs an access token).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Calls are held until an administrator approves them (see [`crate::approval`]).
+    #[serde(default)]
+    pub approval: bool,
+    /// Largest serialized `arguments`; larger calls are blocked.
+    #[serde(default)]
+    pub max_argument_bytes: Option<usize>,
+    /// Argument rules (`[[upstream.tools.<name>.rules]]`), checked in order.
+    #[serde(default)]
+    pub rules: Vec<GuardRuleConfig>,
 }
 
 impl ToolConfig {
@@ -714,6 +849,87 @@ impl ToolConfig {
     pub fn with_scopes(scopes: &[&str]) -> Self {
         Self {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+/// `[[upstream.tools.<name>.rules]]`: one argument rule (see [`crate::guardrails`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct GuardRuleConfig {
+    /// The rule's name, given back to the agent when it blocks a call.
+    pub name: String,
+    /// An RFC 6901 JSON pointer into `arguments` (`""` is the whole object).
+    pub pointer: String,
+    /// Values allowed (patterns with `*`); any other value is blocked.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Values blocked (patterns with `*`).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Largest serialized value.
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+    /// Whether a call without the value is blocked. Default false.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// `[admin]`: the administrator API under `/admin/` (approvals, revocations). Absent: the
+/// API is off (404).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AdminConfig {
+    /// An environment variable holding the admin bearer token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A file holding the admin bearer token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// How long a held call waits for a decision, and how long an approval stays usable.
+    /// Default 15 min.
+    #[serde(default = "defaults::approval_ttl")]
+    pub approval_ttl: ConfigDuration,
+    /// Most calls waiting for approval; more are refused. Default 1 000.
+    #[serde(default = "defaults::max_pending_approvals")]
+    pub max_pending_approvals: usize,
+    /// How long a revocation lasts unless lifted or given its own duration. Default 24 h.
+    #[serde(default = "defaults::revocation_ttl")]
+    pub revocation_ttl: ConfigDuration,
+}
+
+impl AdminConfig {
+    /// Where the admin token is.
+    pub fn token(&self) -> SecretSource {
+        SecretSource {
+            secret_env: self.token_env.clone(),
+            secret_file: self.token_file.clone(),
+            names: ("token_env", "token_file"),
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics at `/metrics`. Default true.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Require the admin token on `/metrics`. Default false.
+    #[serde(default)]
+    pub require_admin_token: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            require_admin_token: false,
         }
     }
 }
@@ -732,6 +948,29 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
     }
+}
+
+/// An upstream credential's `client`: valid, and a warning for an inline secret.
+fn client_block(
+    ckey: &str,
+    client: &ClientConfig,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), ConfigError> {
+    client.check(&format!("{ckey}.client"))?;
+    if client.has_inline_secret() {
+        warnings.push(Warning {
+            key: format!("{ckey}.client.secret"),
+            message: "inline secret: prefer secret_env or secret_file".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// An upstream credential's `authorization_server`: a URL and an issuer identifier.
+fn authorization_server_block(ckey: &str, value: &str) -> Result<(), ConfigError> {
+    check_url(&format!("{ckey}.authorization_server"), value)?;
+    Issuer::new(value).map_err(|e| invalid(ckey, e.to_string()))?;
+    Ok(())
 }
 
 fn check_url(key: &str, value: &str) -> Result<Url, ConfigError> {
@@ -875,6 +1114,20 @@ impl Config {
             return Err(invalid("audit.flush_interval", "at most 1 s"));
         }
 
+        if let Some(admin) = &self.admin {
+            admin.token().check("admin", true)?;
+            if admin.approval_ttl.0.is_zero() || admin.revocation_ttl.0.is_zero() {
+                return Err(invalid("admin", "durations must be positive"));
+            }
+            if admin.max_pending_approvals == 0 {
+                return Err(invalid("admin.max_pending_approvals", "must be positive"));
+            }
+        } else if self.metrics.require_admin_token {
+            return Err(invalid(
+                "metrics.require_admin_token",
+                "needs an [admin] token",
+            ));
+        }
         if self.upstreams.is_empty() {
             warn(&mut warnings, "upstream", "no upstream configured");
         }
@@ -901,12 +1154,7 @@ impl Config {
                     ..
                 } => {
                     let ckey = format!("{key}.credential");
-                    check_url(
-                        &format!("{ckey}.authorization_server"),
-                        authorization_server,
-                    )?;
-                    Issuer::new(authorization_server.as_str())
-                        .map_err(|e| invalid(&ckey, e.to_string()))?;
+                    authorization_server_block(&ckey, authorization_server)?;
                     if authorization_server == &idp.issuer {
                         return Err(invalid(&ckey, "the authorization server cannot be the IdP"));
                     }
@@ -919,15 +1167,70 @@ impl Config {
                     if !scopes.is_empty() {
                         check_scopes(&format!("{ckey}.scopes"), scopes)?;
                     }
-                    client.check(&format!("{ckey}.client"))?;
-                    if client.has_inline_secret() {
-                        warn(
-                            &mut warnings,
-                            &format!("{ckey}.client.secret"),
-                            "inline secret: prefer secret_env or secret_file",
-                        );
+                    client_block(&ckey, client, &mut warnings)?;
+                }
+                CredentialConfig::ClientCredentials {
+                    authorization_server,
+                    token_endpoint,
+                    scopes,
+                    resource,
+                    client,
+                } => {
+                    let ckey = format!("{key}.credential");
+                    authorization_server_block(&ckey, authorization_server)?;
+                    check_url(&format!("{ckey}.token_endpoint"), token_endpoint)?;
+                    if !scopes.is_empty() {
+                        check_scopes(&format!("{ckey}.scopes"), scopes)?;
+                    }
+                    if let Some(resource) = resource {
+                        Resource::new(resource.as_str())
+                            .map_err(|e| invalid(format!("{ckey}.resource"), e.to_string()))?;
+                    }
+                    client_block(&ckey, client, &mut warnings)?;
+                }
+                CredentialConfig::Static {
+                    header,
+                    scheme,
+                    secret_env,
+                    secret_file,
+                } => {
+                    let ckey = format!("{key}.credential");
+                    let secret = SecretSource::new(secret_env.as_ref(), secret_file.as_ref());
+                    secret.check(&ckey, true)?;
+                    crate::bridge::check_bridge_header(header)
+                        .map_err(|p| invalid(format!("{ckey}.header"), p))?;
+                    if let Some(scheme) = scheme
+                        && (scheme.is_empty()
+                            || !scheme
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)))
+                    {
+                        return Err(invalid(format!("{ckey}.scheme"), "not an auth scheme"));
                     }
                 }
+                CredentialConfig::HeaderTemplate {
+                    headers,
+                    secret_env,
+                    secret_file,
+                } => {
+                    let ckey = format!("{key}.credential");
+                    let secret = SecretSource::new(secret_env.as_ref(), secret_file.as_ref());
+                    let uses_secret = crate::bridge::HeaderTemplates::parse(headers)
+                        .map_err(|p| invalid(format!("{ckey}.headers"), p))?
+                        .uses_secret();
+                    secret.check(&ckey, uses_secret)?;
+                    if secret.is_set() && !uses_secret {
+                        return Err(invalid(
+                            &ckey,
+                            "a secret is configured but no template uses {secret}",
+                        ));
+                    }
+                }
+                CredentialConfig::Passthrough {} => warn(
+                    &mut warnings,
+                    &format!("{key}.credential"),
+                    "passthrough: the caller's IdP token is sent to this upstream as is",
+                ),
             }
             if upstream.access.is_empty() {
                 warn(
@@ -948,6 +1251,14 @@ impl Config {
             for (tool, config) in &upstream.tools {
                 let tkey = format!("{key}.tools.{tool}");
                 check_scopes(&tkey, &config.scopes)?;
+                crate::guardrails::ToolGuard::from_config(config).map_err(|p| invalid(&tkey, p))?;
+                if config.approval && self.admin.is_none() {
+                    warn(
+                        &mut warnings,
+                        &tkey,
+                        "approval required but no [admin] API: calls can never be approved",
+                    );
+                }
                 if !config.scopes.is_empty()
                     && !self.inbound.accept.contains(&InboundKind::AccessToken)
                 {
@@ -1089,6 +1400,95 @@ mod tests {
                 Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{to}"),
                 other => panic!("{to}: {other:?}"),
             }
+        }
+    }
+
+    fn with_upstream(block: &str) -> Result<Vec<Warning>, ConfigError> {
+        let text = format!(
+            "{MINIMAL}\n[[upstream]]\nname = \"b\"\nurl = \"https://b.example/mcp\"\n{block}\n\
+             [[upstream.access]]\neveryone = true\nallow = [\"*\"]\n"
+        );
+        Config::from_toml_str(&text)?.validate()
+    }
+
+    #[test]
+    fn bridging_modes_are_checked_offline() {
+        let key = |r: Result<Vec<Warning>, ConfigError>| match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"static\", secret_env = \"A\", secret_file = \"f\" }"
+            )),
+            "upstream[b].credential"
+        );
+        assert_eq!(
+            key(with_upstream("credential = { mode = \"static\" }")),
+            "upstream[b].credential"
+        );
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"static\", header = \"host\", secret_env = \"A\" }"
+            )),
+            "upstream[b].credential.header"
+        );
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"header_template\", headers = { \"x-u\" = \"{env}\" } }"
+            )),
+            "upstream[b].credential.headers"
+        );
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"header_template\", headers = { \"x-u\" = \"{user}\" }, secret_env = \"A\" }"
+            )),
+            "upstream[b].credential"
+        );
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"header_template\", headers = { \"x-k\" = \"{secret}\" } }"
+            )),
+            "upstream[b].credential"
+        );
+        assert_eq!(
+            key(with_upstream(
+                "credential = { mode = \"client_credentials\", authorization_server = \"https://as.b\", token_endpoint = \"http://as.b/token\", client = { id = \"g\", secret_env = \"A\" } }"
+            )),
+            "upstream[b].credential.token_endpoint"
+        );
+        // The secret itself is not a key of the bridging modes.
+        assert!(matches!(
+            Config::from_toml_str(&format!(
+                "{MINIMAL}\n[[upstream]]\nname = \"b\"\nurl = \"https://b.example/mcp\"\n\
+                 credential = {{ mode = \"static\", secret = \"x\" }}\n"
+            )),
+            Err(ConfigError::Parse(_))
+        ));
+        let warnings = with_upstream("credential = { mode = \"passthrough\" }").unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.key == "upstream[b].credential" && w.message.starts_with("passthrough")),
+            "{warnings:?}"
+        );
+        with_upstream(
+            "credential = { mode = \"header_template\", headers = { \"x-user\" = \"{user}\", \"authorization\" = \"Token {secret}\" }, secret_file = \"/run/k\" }",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_admin_block_needs_one_token_source() {
+        for (admin, ok) in [
+            ("[admin]\ntoken_env = \"T\"", true),
+            ("[admin]\n", false),
+            ("[admin]\ntoken_env = \"T\"\ntoken_file = \"f\"", false),
+            ("[admin]\ntoken_env = \"T\"\napproval_ttl = 0", false),
+            ("[metrics]\nrequire_admin_token = true", false),
+        ] {
+            let config = Config::from_toml_str(&format!("{MINIMAL}\n{admin}\n")).unwrap();
+            assert_eq!(config.validate().is_ok(), ok, "{admin}");
         }
     }
 

@@ -18,13 +18,24 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use url::Url;
 
+use crate::admin::AdminSettings;
+use crate::approval::Approvals;
 use crate::audit::{ArgumentRule, AuditSink, JsonLines};
 use crate::authz::{AccessRule, Authorizer, RuleAuthorizer, Subjects, ToolPattern, UpstreamRules};
-use crate::config::{AuditOutput, Config, ConfigError, CredentialConfig, Warning, invalid};
+use crate::bridge::{
+    ClientCredentialsGrant, ClientCredentialsTarget, HeaderTemplates, PassthroughCredential,
+    StaticCredential, TemplateCredential, token_http,
+};
+use crate::config::{
+    AuditOutput, Config, ConfigError, CredentialConfig, SecretSource, Warning, invalid,
+};
+use crate::guardrails::ToolGuard;
 use crate::headers::ForwardPolicy;
 use crate::identity::TeamMap;
 use crate::inbound::{InboundAuth, InboundSettings};
+use crate::metrics::{MeteredSink, Metrics};
 use crate::proxy::{ProxySettings, Shared, Upstream, handle};
+use crate::revocation::Revocations;
 use crate::server::{ServerLimits, serve};
 use crate::session::Sessions;
 use crate::sse::StreamGauge;
@@ -144,6 +155,7 @@ impl GatewayBuilder {
         )?);
 
         let mut upstreams = HashMap::new();
+        let mut guards = HashMap::new();
         let mut rules = RuleAuthorizer::new();
         for u in &config.upstreams {
             let key = format!("upstream[{}]", u.name);
@@ -170,6 +182,7 @@ impl GatewayBuilder {
                         id_jag_reuse: *id_jag_reuse,
                     },
                 )),
+                other => bridge_credential(&key, other, clock.clone())?,
             };
             let http = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -192,15 +205,57 @@ impl GatewayBuilder {
             };
             upstreams.insert(u.name.clone(), Arc::new(upstream));
             rules = rules.with_upstream(u.name.clone(), upstream_rules(&key, u)?);
+            let mut tools = HashMap::new();
+            for (tool, tool_config) in &u.tools {
+                let guard = ToolGuard::from_config(tool_config)
+                    .map_err(|p| invalid(format!("{key}.tools.{tool}"), p))?;
+                if !guard.is_empty() {
+                    tools.insert(tool.clone(), guard);
+                }
+            }
+            guards.insert(u.name.clone(), tools);
         }
 
-        let audit: Arc<dyn AuditSink> = match self.audit {
+        let mut audit: Arc<dyn AuditSink> = match self.audit {
             Some(sink) => sink,
             None => Arc::new(open_audit(
                 &config.audit.output,
                 config.audit.flush_interval.0,
             )?),
         };
+        let metrics = config.metrics.enabled.then(|| {
+            Arc::new(Metrics::new(
+                config.upstreams.iter().map(|u| u.name.clone()).collect(),
+            ))
+        });
+        if let Some(metrics) = &metrics {
+            audit = Arc::new(MeteredSink {
+                inner: audit,
+                metrics: metrics.clone(),
+            });
+        }
+        let admin = match &config.admin {
+            Some(admin) => Some(AdminSettings {
+                token: admin
+                    .token()
+                    .read("admin")?
+                    .ok_or_else(|| invalid("admin", "set secret_env or secret_file"))?,
+                revocation_ttl: admin.revocation_ttl.0,
+            }),
+            None => None,
+        };
+        let (approval_ttl, max_pending) = config
+            .admin
+            .as_ref()
+            .map_or((Duration::from_secs(900), 1000), |a| {
+                (a.approval_ttl.0, a.max_pending_approvals)
+            });
+        let approvals = Arc::new(Approvals::new(
+            i64::try_from(approval_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            max_pending,
+            clock.clone(),
+        ));
+        let revocations = Arc::new(Revocations::new(clock.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let s = &config.server;
         let shared = Shared {
@@ -228,6 +283,13 @@ impl GatewayBuilder {
             in_flight: Arc::new(Semaphore::new(s.max_in_flight)),
             streams: Arc::new(StreamGauge::default()),
             shutdown: shutdown_rx,
+            guards,
+            approvals,
+            revocations,
+            admin,
+            metrics,
+            metrics_require_admin: config.metrics.require_admin_token,
+            outbound: outbound.clone(),
         };
         Ok(Gateway {
             shared: Arc::new(shared),
@@ -244,6 +306,67 @@ impl GatewayBuilder {
             max_in_flight: s.max_in_flight,
         })
     }
+}
+
+/// The credential of a bridging mode (every mode but `id_jag`); reads its secret now, so a
+/// missing one is a configuration error at start-up.
+fn bridge_credential(
+    key: &str,
+    config: &CredentialConfig,
+    clock: SharedClock,
+) -> Result<Arc<dyn UpstreamCredential>, BuildError> {
+    let ckey = format!("{key}.credential");
+    Ok(match config {
+        CredentialConfig::ClientCredentials {
+            authorization_server,
+            token_endpoint,
+            scopes,
+            resource,
+            client,
+        } => Arc::new(ClientCredentialsGrant::new(
+            ClientCredentialsTarget {
+                authorization_server: Issuer::new(authorization_server.as_str())
+                    .map_err(|e| invalid(&ckey, e.to_string()))?,
+                token_endpoint: Url::parse(token_endpoint)
+                    .map_err(|e| invalid(format!("{ckey}.token_endpoint"), e.to_string()))?,
+                scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+                resource: resource.clone(),
+                credentials: client.credentials(&format!("{ckey}.client"), clock.clone())?,
+            },
+            token_http()?,
+            clock,
+        )),
+        CredentialConfig::Static {
+            header,
+            scheme,
+            secret_env,
+            secret_file,
+        } => {
+            let secret = SecretSource::new(secret_env.as_ref(), secret_file.as_ref())
+                .read(&ckey)?
+                .ok_or_else(|| invalid(&ckey, "set secret_env or secret_file"))?;
+            Arc::new(
+                StaticCredential::new(header, scheme.as_deref(), &secret)
+                    .map_err(|p| invalid(&ckey, p))?,
+            )
+        }
+        CredentialConfig::HeaderTemplate {
+            headers,
+            secret_env,
+            secret_file,
+        } => Arc::new(TemplateCredential::new(
+            HeaderTemplates::parse(headers).map_err(|p| invalid(format!("{ckey}.headers"), p))?,
+            SecretSource::new(secret_env.as_ref(), secret_file.as_ref()).read(&ckey)?,
+        )),
+        CredentialConfig::Passthrough {} => {
+            tracing::warn!(
+                credential = %ckey,
+                "passthrough: the caller's IdP token is sent to this upstream as is"
+            );
+            Arc::new(PassthroughCredential)
+        }
+        _ => return Err(invalid(&ckey, "unsupported mode").into()),
+    })
 }
 
 fn upstream_rules(
@@ -309,10 +432,13 @@ impl Gateway {
         &self.warnings
     }
 
-    /// The routes: `/mcp/{name}`, their RFC 9728 metadata, `/healthz` and `/readyz`.
+    /// The routes: `/mcp/{name}`, their RFC 9728 metadata, `/healthz`, `/readyz`,
+    /// `/metrics` and the admin API under `/admin/` ([`crate::admin`]).
     pub fn router(&self) -> Router {
         Router::new()
             .route("/mcp/{name}", any(handle))
+            .route("/metrics", get(metrics))
+            .merge(crate::admin::router())
             .route(
                 "/.well-known/oauth-protected-resource/mcp/{name}",
                 get(route_metadata),
@@ -382,6 +508,70 @@ impl Gateway {
     pub fn limits(&self) -> ServerLimits {
         self.limits
     }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: http::HeaderMap) -> Response {
+    let Some(metrics) = &shared.metrics else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if shared.metrics_require_admin
+        && let Err(response) = crate::admin::authorized(&shared, &headers)
+    {
+        return *response;
+    }
+    metrics.set_total(
+        "idjag_gateway_token_exchanges_total",
+        &[],
+        shared.outbound.exchange_count(),
+    );
+    metrics.set_total(
+        "idjag_gateway_redemptions_total",
+        &[],
+        shared.outbound.redemption_count(),
+    );
+    metrics.set_total(
+        "idjag_gateway_jwks_fetches_total",
+        &[],
+        shared.inbound.jwks().map_or(0, |jwks| jwks.fetch_count()),
+    );
+    let (hits, misses) = shared.inbound.cache_stats();
+    metrics.set_total(
+        "idjag_gateway_identity_cache_total",
+        &[("result", "hit".into())],
+        hits,
+    );
+    metrics.set_total(
+        "idjag_gateway_identity_cache_total",
+        &[("result", "miss".into())],
+        misses,
+    );
+    for upstream in shared.upstreams.values() {
+        let (hits, misses) = upstream.credential.cache_stats();
+        let name = || ("upstream", upstream.name.clone());
+        metrics.set_total(
+            "idjag_gateway_credential_cache_total",
+            &[name(), ("result", "hit".into())],
+            hits,
+        );
+        metrics.set_total(
+            "idjag_gateway_credential_cache_total",
+            &[name(), ("result", "miss".into())],
+            misses,
+        );
+        if let Some(fetches) = upstream.credential.fetch_count() {
+            metrics.set_total(
+                "idjag_gateway_client_credentials_fetches_total",
+                &[name()],
+                fetches,
+            );
+        }
+    }
+    let mut response = metrics.render().into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 async fn readiness(shared: &Shared) -> bool {

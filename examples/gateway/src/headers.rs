@@ -83,6 +83,11 @@ const NEVER_FORWARDED: &[&str] = &[
     REQUEST_ID,
 ];
 
+/// Whether `name` (lower case) is a hop-by-hop header.
+pub(crate) fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 fn is_owned_prefix(name: &str) -> bool {
     name.starts_with("x-idjag-")
         || name.starts_with("x-auth-request-")

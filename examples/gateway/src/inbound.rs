@@ -184,6 +184,7 @@ pub struct InboundAuth {
     teams: TeamMap,
     clock: SharedClock,
     cache: moka::future::Cache<[u8; 32], Arc<Identity>>,
+    counters: crate::upstream::CacheCounters,
 }
 
 impl std::fmt::Debug for InboundAuth {
@@ -242,6 +243,7 @@ impl InboundAuth {
             .expire_after(UntilExp {
                 clock: clock.clone(),
             })
+            .support_invalidation_closures()
             .build();
         Ok(Self {
             settings,
@@ -252,6 +254,7 @@ impl InboundAuth {
             teams,
             clock,
             cache,
+            counters: crate::upstream::CacheCounters::default(),
         })
     }
 
@@ -295,8 +298,12 @@ impl InboundAuth {
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let identity = match self.cache.get(&key).await {
-            Some(identity) if self.clock.now_unix() < identity.expires_at => identity,
+            Some(identity) if self.clock.now_unix() < identity.expires_at => {
+                self.counters.hit();
+                identity
+            }
             _ => {
+                self.counters.miss();
                 let identity = Arc::new(self.validate(token).await?);
                 self.cache.insert(key, identity.clone()).await;
                 identity
@@ -352,6 +359,18 @@ impl InboundAuth {
                 Ok(self.teams.from_id_token(verified.claims()))
             }
         }
+    }
+
+    /// Drops every cached identity `matches` selects (offboarding).
+    pub fn forget(&self, matches: impl Fn(&Identity) -> bool + Send + Sync + 'static) {
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, identity| matches(identity));
+    }
+
+    /// Validation cache hits and misses so far.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.counters.get()
     }
 
     /// The key source (for readiness checks and tests).

@@ -27,6 +27,8 @@ pub mod code {
     pub const CREDENTIAL_UNAVAILABLE: i64 = -32033;
     /// The gateway is at capacity (HTTP 503).
     pub const OVERLOADED: i64 = -32034;
+    /// The call is held for an administrator's approval (or was rejected).
+    pub const APPROVAL_REQUIRED: i64 = -32035;
 }
 
 /// What kind of message the client sent.

@@ -50,15 +50,23 @@
 //! | [`sse`] | SSE event by event, `tools/list` filtering, final events |
 //! | [`session`] | `Mcp-Session-Id` bound to the user who created it |
 //! | [`upstream`] | the upstream credential seam and the ID-JAG mode |
-//! | [`audit`] | one JSON line per MCP request |
+//! | [`bridge`] | bridging modes for servers without ID-JAG: client credentials, static key, header templates, passthrough |
+//! | [`guardrails`] | per-tool argument rules (JSON pointer, patterns, sizes) |
+//! | [`approval`] | calls held for an administrator's approval, run once when approved |
+//! | [`revocation`] | offboarding: revoked users and clients, their streams closed |
+//! | [`admin`] | the administrator API under `/admin/` |
+//! | [`metrics`] | Prometheus `/metrics` |
+//! | [`audit`] | one JSON line per MCP request (and per admin action) |
 //! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
-//! | [`cli`] | `serve`, `check-config`, `demo` |
+//! | [`inspect`] | `inspect`: a claim-by-claim verdict on an ID-JAG, ID token or access token |
+//! | [`cli`] | `serve`, `check-config`, `inspect`, `demo` |
 //! | `demo` (feature `demo`, on by default) | the one-command demo and its topology |
 //!
 //! Routes: `/mcp/{name}` per upstream, `/.well-known/oauth-protected-resource/mcp/{name}`
 //! (RFC 9728: the route is the resource, the IdP its authorization server), `/healthz`
-//! (alive) and `/readyz` (IdP keys loaded and every upstream's credential setup discovered;
-//! 503 while not, and during shutdown).
+//! (alive), `/readyz` (IdP keys loaded and every upstream's credential setup discovered;
+//! 503 while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`) and the admin
+//! API under `/admin/` (only with `[admin]`).
 //!
 //! ## Decisions (SPEC §9 and where the issue is silent)
 //!
@@ -86,7 +94,31 @@
 //!   (`server.sse_on_token_expiry`); at shutdown, `{"reason":"shutdown"}`.
 //! - **Batches** (2025-03-26 only) are refused: each message needs its own decision and
 //!   audit line. `Mcp-Method`/`Mcp-Name` (2026-07-28) must match the body.
-//! - **Request ids** are always the gateway's own (128 random bits), never the client's.
+//! - **Request ids**: the client's `X-Request-Id` when it is one id of 1 to 128 characters
+//!   of `A-Za-z0-9._:-` (so a trace can be followed from the agent through the gateway to
+//!   the upstream), else the gateway's own (128 random bits). It goes upstream, back to the
+//!   client and into the audit line.
+//! - **Bridging** (upstreams without ID-JAG): the mode is per upstream, after the same
+//!   inbound authentication and authorization. Secrets of the bridging modes and the admin
+//!   token come from the environment or a file, never the configuration file; a missing one
+//!   fails `check-config` and `serve`. Passthrough is allowed only as its own mode, with a
+//!   warning at start-up. A static key or template refused by the upstream (`401`) is not
+//!   retried (the same key would be refused again).
+//! - **Guardrails** come after the access rules (a tool the caller may not use is refused
+//!   as such, not as a guardrail), argument rules before approval (a call the rules block is
+//!   never held). Patterns are literal text with `*`, no regular expressions: linear-time,
+//!   nothing to misconfigure.
+//! - **Approvals** are bound to the user, the upstream, the tool and the SHA-256 of the
+//!   canonical arguments, live in memory (a restart forgets them) and expire; an approved
+//!   call runs once.
+//! - **Admin API** on the same listener under `/admin/`, bearer admin token (constant-time
+//!   compare); off without `[admin]`. Keep `/admin/` off the public edge.
+//! - **Revocation** is checked right after inbound authentication and ends open streams
+//!   (`event: close`, `{"reason":"revoked"}`); cached validations and upstream tokens of the
+//!   principal are dropped (the shared ID-JAG token provider is keyed by user token, so it
+//!   is cleared whole).
+//! - **Metrics** are unauthenticated by default, like `/healthz` (labels hold no user, token
+//!   or argument); `[metrics] require_admin_token` asks for the admin token.
 //! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
 //!   drops the length and closes the connection (RFC 9112 §6.3), so nothing can be smuggled;
 //!   the gateway never sees both headers and cannot answer 400 (SECURITY-CASES G08 asks for
@@ -94,9 +126,10 @@
 //!
 //! ## Security
 //!
-//! - No upstream request is sent before authentication, session, body, message and policy
-//!   checks pass; the upstream gets a token the gateway obtained for it, never the inbound
-//!   token (SECURITY-CASES G03), and an allow-list of headers (G06, G07).
+//! - No upstream request is sent before authentication, revocation, session, body, message,
+//!   policy, guardrail and approval checks pass; the upstream gets a credential the gateway
+//!   holds for that upstream only, never the inbound token (SECURITY-CASES G03; except the
+//!   explicit, warned `passthrough` mode), and an allow-list of headers (G06, G07).
 //! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before
 //!   any decoding (G09), validated by the core validators against the one trusted IdP with
 //!   keys from the shared remote JWKS cache (unknown `kid`: one refresh, cooled down; stale
@@ -116,19 +149,26 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod admin;
+pub mod approval;
 pub mod audit;
 pub mod authz;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod gateway;
+pub mod guardrails;
 pub mod headers;
 pub mod identity;
 pub mod inbound;
+pub mod inspect;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod proxy;
 mod reply;
+pub mod revocation;
 pub mod server;
 pub mod session;
 pub mod sse;

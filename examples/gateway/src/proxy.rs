@@ -11,6 +11,7 @@
 //! 4. `MCP-Protocol-Version`, when present, must be a supported version (400);
 //! 5. inbound authentication (401 with `WWW-Authenticate` and the route's RFC 9728
 //!    metadata, or 400 for a malformed header) — see [`crate::inbound`];
+//!    A revoked user or client gets 403 (reason `revoked`) — see [`crate::revocation`];
 //! 6. `Mcp-Session-Id`, when present, must be bound to this user (404) — see
 //!    [`crate::session`];
 //! 7. the POST body, within the size limit (413) and the body timeout (408);
@@ -18,10 +19,13 @@
 //!    `Mcp-Name` headers when they are present (400);
 //! 9. authorization — see [`crate::authz`]: a refused request gets a JSON-RPC error (HTTP 200
 //!    for a request with an `id`, so the client's session survives; 403 otherwise; 403 with
-//!    `insufficient_scope` for a missing scope);
-//! 10. the upstream credential — see [`crate::upstream`];
-//! 11. the upstream call: allow-listed headers, the gateway's `Authorization` and
-//!     `X-Request-Id`; a `401` refreshes the credential and retries once (the upstream's
+//!    `insufficient_scope` for a missing scope); then, for a `tools/call`, the tool's
+//!    argument rules ([`crate::guardrails`]: a JSON-RPC error naming the rule) and, for an
+//!    approval-required tool, the approval gate ([`crate::approval`]: held calls get a
+//!    JSON-RPC error with the approval id; an approved call runs once);
+//! 10. the upstream credential — see [`crate::upstream`] and [`crate::bridge`];
+//! 11. the upstream call: allow-listed headers, the mode's credential headers and
+//!     `X-Request-Id` (the client's when it is a valid id, else a new one); a `401` refreshes the credential and retries once (the upstream's
 //!     bearer check refused it, so the request was not processed); nothing else is retried
 //!     (a `tools/call` never runs twice); a connection failure or a 5xx is a 502 JSON-RPC
 //!     error, a timeout a 504;
@@ -39,7 +43,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use http::header::{ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN};
+use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use idjag_core::server::BearerChallenge;
@@ -48,9 +52,11 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use url::Url;
 
+use crate::approval::{Approvals, CallToGate, Gate};
 use crate::audit::{ArgumentRule, AuditEntry, AuditSink, Outcome};
 use crate::authz::{Authorizer, AuthzRequest, Decision, DenyReason};
 use crate::config::SseExpiry;
+use crate::guardrails::ToolGuard;
 use crate::headers::{
     ForwardPolicy, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID,
     downstream_headers, own_value,
@@ -58,9 +64,12 @@ use crate::headers::{
 use crate::identity::Identity;
 use crate::inbound::{Caller, InboundAuth, InboundError};
 use crate::jsonrpc::{Message, MessageKind, code, filter_tools, read_message};
+use crate::metrics::Metrics;
 use crate::reply::{Refusal, challenge, jsonrpc_error, overloaded, status};
+use crate::revocation::Revocations;
 use crate::session::{SessionCheck, Sessions};
 use crate::sse::{SseOptions, StreamGauge, Visibility, forward};
+use crate::upstream::IdJagOutbound;
 use crate::upstream::{Credential, CredentialError, UpstreamCredential};
 
 /// One upstream MCP server as the proxy sees it.
@@ -115,6 +124,13 @@ pub struct Shared {
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) streams: Arc<StreamGauge>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) guards: HashMap<String, HashMap<String, ToolGuard>>,
+    pub(crate) approvals: Arc<Approvals>,
+    pub(crate) revocations: Arc<Revocations>,
+    pub(crate) admin: Option<crate::admin::AdminSettings>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) metrics_require_admin: bool,
+    pub(crate) outbound: Arc<IdJagOutbound>,
 }
 
 /// A random 128-bit request id, hex.
@@ -132,13 +148,34 @@ pub fn new_request_id() -> String {
     id
 }
 
+/// The client's `X-Request-Id` when it is one acceptable id (1 to 128 characters of
+/// `A-Za-z0-9._:-`), else a new one: ids reach the upstream and the audit log, so nothing
+/// else gets through.
+pub fn request_id(headers: &HeaderMap) -> String {
+    let mut values = headers.get_all(REQUEST_ID).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None)
+            if (1..=128).contains(&value.len())
+                && value
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b)) =>
+        {
+            value
+                .to_str()
+                .map_or_else(|_| new_request_id(), str::to_owned)
+        }
+        _ => new_request_id(),
+    }
+}
+
 /// The axum handler of `/mcp/{name}`.
 pub async fn handle(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let request_id = new_request_id();
+    let request_id = request_id(request.headers());
     let mut audit = AuditEntry::new(
         shared.audit.clone(),
         shared.clock.now(),
@@ -230,6 +267,16 @@ impl Exchange<'_> {
             .await
             .map_err(|e| unauthenticated(upstream, &e))?;
         audit.identity(&caller.identity);
+        if self.shared.revocations.is_revoked(&caller.identity) {
+            return Err(Refusal::deny(
+                "revoked",
+                status(
+                    StatusCode::FORBIDDEN,
+                    code::FORBIDDEN,
+                    "Access revoked by an administrator",
+                ),
+            ));
+        }
         let session = parts.headers.get(MCP_SESSION_ID).cloned();
         if let Some(id) = &session {
             let principal = caller.identity.principal_key();
@@ -257,18 +304,33 @@ impl Exchange<'_> {
                 message: None,
             },
         };
+        let mut recorded = None;
         if let Some(message) = &body.message {
-            let arguments = message
+            recorded = message
                 .arguments
                 .as_ref()
                 .and_then(|a| self.shared.arguments.apply(a));
             audit.message(
                 message.method.as_deref(),
                 message.tool.as_deref(),
-                arguments,
+                recorded.clone(),
             );
         }
         self.authorize(upstream, &caller, body.message.as_ref())?;
+        if let Some(message) = &body.message
+            && let Some(tool) = &message.tool
+            && let Some(guard) = self.shared.guards.get(name).and_then(|g| g.get(tool))
+        {
+            self.guard(
+                upstream,
+                &caller,
+                message,
+                tool,
+                guard,
+                recorded.as_ref(),
+                audit,
+            )?;
+        }
         let credential = upstream
             .credential
             .credential(&caller)
@@ -451,6 +513,100 @@ impl Exchange<'_> {
         }
     }
 
+    /// Argument rules, then the approval gate, of one `tools/call`.
+    #[allow(clippy::too_many_arguments)]
+    fn guard(
+        &self,
+        upstream: &Upstream,
+        caller: &Caller,
+        message: &Message,
+        tool: &str,
+        guard: &ToolGuard,
+        recorded: Option<&Value>,
+        audit: &mut AuditEntry,
+    ) -> Result<(), Refusal> {
+        if let Err(blocked) = guard.check(message.arguments.as_ref()) {
+            tracing::info!(upstream = %upstream.name, tool, rule = %blocked.rule, "call blocked by an argument rule");
+            return Err(Refusal::deny(
+                "argument_blocked",
+                policy_error(
+                    Some(message),
+                    &format!("Blocked by the gateway's argument rule {:?}", blocked.rule),
+                    json!({
+                        "reason": "argument_blocked",
+                        "rule": blocked.rule,
+                        "violation": blocked.kind.code(),
+                    }),
+                ),
+            ));
+        }
+        if !guard.needs_approval() {
+            return Ok(());
+        }
+        let gate = self.shared.approvals.gate(&CallToGate {
+            identity: &caller.identity,
+            upstream: &upstream.name,
+            tool,
+            arguments: message.arguments.as_ref(),
+            recorded,
+        });
+        let held = |reason: &'static str, text: &str, id: Option<String>| {
+            let mut data = json!({ "reason": reason });
+            if let Some(id) = &id {
+                data["approval_id"] = json!(id);
+            }
+            let response = match message.kind {
+                MessageKind::Request => jsonrpc_error(
+                    StatusCode::OK,
+                    message.id.as_ref(),
+                    code::APPROVAL_REQUIRED,
+                    text,
+                    data,
+                ),
+                _ => jsonrpc_error(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    code::APPROVAL_REQUIRED,
+                    text,
+                    data,
+                ),
+            };
+            Refusal::deny(reason, response)
+        };
+        match gate {
+            Gate::Proceed { id } => {
+                audit.approval(&id);
+                Ok(())
+            }
+            Gate::Held { id, new } => {
+                audit.approval(&id);
+                let reason = if new {
+                    "approval_held"
+                } else {
+                    "approval_pending"
+                };
+                Err(held(
+                    reason,
+                    "This call needs an administrator's approval; retry it once approved",
+                    Some(id),
+                ))
+            }
+            Gate::Rejected { id } => {
+                audit.approval(&id);
+                Err(held(
+                    "approval_rejected",
+                    "An administrator rejected this call",
+                    Some(id),
+                ))
+            }
+            _ => Err(held(
+                "approval_queue_full",
+                "Too many calls are waiting for approval",
+                None,
+            )),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
@@ -465,7 +621,9 @@ impl Exchange<'_> {
         let forwarded = self.shared.forward.upstream_headers(headers);
         let send = |credential: &Credential| {
             let mut headers = forwarded.clone();
-            headers.insert(AUTHORIZATION, credential.authorization().clone());
+            for (name, value) in credential.headers() {
+                headers.insert(name.clone(), value.clone());
+            }
             headers.insert(REQUEST_ID, own_value(self.request_id));
             upstream
                 .http
@@ -577,6 +735,7 @@ impl Exchange<'_> {
                 filter,
                 expires: self.expiry(&caller.identity),
                 shutdown: self.shared.shutdown.clone(),
+                revoked: Some(self.shared.revocations.watch(caller.identity.clone())),
                 guards: Box::new(guards),
             };
             return Ok(build(
@@ -595,10 +754,14 @@ impl Exchange<'_> {
             return Ok(build(status, headers, Body::from(body)));
         }
         let headers = downstream_headers(response.headers(), false);
-        let stream = response.bytes_stream().map(move |chunk| {
-            let _held = &guards;
-            chunk.map_err(std::io::Error::other)
-        });
+        let mut revoked = self.shared.revocations.watch(caller.identity.clone());
+        let stream = response
+            .bytes_stream()
+            .map(move |chunk| {
+                let _held = &guards;
+                chunk.map_err(std::io::Error::other)
+            })
+            .take_until(Box::pin(async move { revoked.revoked().await }));
         Ok(build(status, headers, Body::from_stream(stream)))
     }
 

@@ -22,6 +22,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::jsonrpc::{filter_tools, is_tool_list};
+use crate::revocation::RevocationWatch;
+
+async fn revoked(watch: &mut Option<RevocationWatch>) {
+    match watch {
+        Some(watch) => watch.revoked().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// An event longer than the configured maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -187,6 +195,8 @@ pub enum CloseReason {
     Shutdown,
     /// The caller's inbound token expired.
     TokenExpired,
+    /// The caller was revoked by an administrator.
+    Revoked,
 }
 
 impl CloseReason {
@@ -198,6 +208,9 @@ impl CloseReason {
             }
             Self::TokenExpired => {
                 Bytes::from_static(b"event: close\ndata: {\"reason\":\"token_expired\"}\n\n")
+            }
+            Self::Revoked => {
+                Bytes::from_static(b"event: close\ndata: {\"reason\":\"revoked\"}\n\n")
             }
         }
     }
@@ -243,6 +256,8 @@ pub struct SseOptions {
     pub expires: Option<Instant>,
     /// Flips to `true` at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// Resolves when the caller is revoked ([`CloseReason::Revoked`]).
+    pub revoked: Option<RevocationWatch>,
     /// Held until the stream ends (concurrency permit, gauge guard, ...).
     pub guards: Box<dyn Send + Sync>,
 }
@@ -327,6 +342,7 @@ where
                 },
                 _ = state.options.shutdown.wait_for(|down| *down) => Step::Close(CloseReason::Shutdown),
                 _ = sleep_until(expires) => Step::Close(CloseReason::TokenExpired),
+                _ = revoked(&mut state.options.revoked) => Step::Close(CloseReason::Revoked),
             };
             match step {
                 Step::Chunk(Some(bytes)) => state.splitter.push(&bytes),
@@ -447,6 +463,7 @@ mod tests {
             filter: None,
             expires: None,
             shutdown: rx,
+            revoked: None,
             guards: Box::new(()),
         };
         let mut stream = Box::pin(forward(upstream, options));
@@ -467,6 +484,7 @@ mod tests {
             filter: None,
             expires: Some(Instant::now() + std::time::Duration::from_secs(5)),
             shutdown: rx,
+            revoked: None,
             guards: Box::new(()),
         };
         let upstream = futures::stream::pending::<Result<Bytes, std::io::Error>>();

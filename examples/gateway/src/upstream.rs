@@ -10,12 +10,15 @@
 //! ([`TokenProvider`]), so 100 concurrent first calls cost one exchange and one redemption.
 //! The inbound token never leaves for the upstream (SECURITY-CASES G03). Other modes
 //! (client credentials, static keys, header templates, passthrough) implement the same
-//! trait.
+//! trait (see [`crate::bridge`]).
 
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderValue;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
 use idjag_client::discovery::{Discovery, IdpMetadataLocation};
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
 use idjag_client::{
@@ -25,12 +28,13 @@ use idjag_client::{
 use idjag_core::{AccessToken, BoxFuture, Issuer, Resource, ScopeSet, SharedClock};
 use tokio::sync::OnceCell;
 
+use crate::identity::Identity;
 use crate::inbound::{Caller, InboundToken};
 
-/// An `Authorization` value for one upstream call.
+/// The credential headers of one upstream call (usually one `Authorization` value).
 #[derive(Clone)]
 pub struct Credential {
-    authorization: HeaderValue,
+    headers: Arc<[(HeaderName, HeaderValue)]>,
     access_token: Option<AccessToken>,
 }
 
@@ -42,17 +46,68 @@ impl fmt::Debug for Credential {
 
 impl Credential {
     /// A credential sent as `authorization` (marked sensitive).
-    pub fn new(mut authorization: HeaderValue, access_token: Option<AccessToken>) -> Self {
-        authorization.set_sensitive(true);
+    pub fn new(authorization: HeaderValue, access_token: Option<AccessToken>) -> Self {
+        let mut credential = Self::from_headers(vec![(AUTHORIZATION, authorization)]);
+        credential.access_token = access_token;
+        credential
+    }
+
+    /// A credential made of several headers (each marked sensitive).
+    pub fn from_headers(headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        let headers: Vec<_> = headers
+            .into_iter()
+            .map(|(name, mut value)| {
+                value.set_sensitive(true);
+                (name, value)
+            })
+            .collect();
         Self {
-            authorization,
-            access_token,
+            headers: headers.into(),
+            access_token: None,
         }
     }
 
-    /// The `Authorization` header value.
-    pub fn authorization(&self) -> &HeaderValue {
-        &self.authorization
+    /// The headers to set on the upstream request (after the forwarded ones, replacing them).
+    pub fn headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// The `Authorization` header value, when the credential has one.
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(name, _)| *name == AUTHORIZATION)
+            .map(|(_, value)| value)
+    }
+}
+
+/// Selects identities (offboarding: the revoked user's or client's).
+pub type IdentityMatch = Arc<dyn Fn(&Identity) -> bool + Send + Sync>;
+
+/// Cache counters of a credential mode (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl CacheCounters {
+    /// Counts a hit.
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a miss.
+    pub fn miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hits and misses so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -83,6 +138,12 @@ pub enum CredentialError {
         /// The OAuth error code.
         code: String,
     },
+    /// A header template gave a value that cannot be sent (a control character in a claim).
+    #[error("a header template gave an invalid value")]
+    InvalidTemplateValue,
+    /// The caller has been revoked since the request started.
+    #[error("revoked")]
+    Revoked,
     /// The IdP or the authorization server could not be used (network, status, response).
     #[error("{stage} unavailable")]
     Unavailable {
@@ -100,6 +161,8 @@ impl CredentialError {
             Self::StepUpRequired => "step_up_required",
             Self::ReauthenticationRequired => "reauthentication_required",
             Self::Refused { .. } => "grant_refused",
+            Self::InvalidTemplateValue => "template_value_invalid",
+            Self::Revoked => "revoked",
             Self::Unavailable { .. } => "credential_unavailable",
         }
     }
@@ -142,6 +205,17 @@ pub trait UpstreamCredential: fmt::Debug + Send + Sync {
     ) -> BoxFuture<'a, Result<Credential, CredentialError>>;
     /// Whether the mode is ready (metadata discovered, ...); may try to get there.
     fn ready(&self) -> BoxFuture<'_, bool>;
+    /// Drops every cached credential obtained for the principal (offboarding). Modes that
+    /// hold no per-user credential do nothing.
+    fn forget(&self, _matches: &IdentityMatch) {}
+    /// Cache hits and misses so far (modes without a cache: zero).
+    fn cache_stats(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    /// Token requests of a client-credentials mode so far (others: `None`).
+    fn fetch_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The gateway as the requesting app at the IdP: one client and one token cache shared by
@@ -250,6 +324,7 @@ const REFRESH_MARGIN: i64 = 30;
 struct Hot {
     credential: Credential,
     use_until: i64,
+    identity: Arc<Identity>,
 }
 
 /// The ID-JAG flow for one upstream. See the [module docs](self).
@@ -262,6 +337,7 @@ pub struct IdJagCredential {
     target: IdJagTarget,
     request: OnceCell<AccessRequest>,
     hot: moka::future::Cache<[u8; 32], Hot>,
+    counters: CacheCounters,
 }
 
 impl fmt::Debug for IdJagCredential {
@@ -283,7 +359,9 @@ impl IdJagCredential {
             hot: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(std::time::Duration::from_secs(3600))
+                .support_invalidation_closures()
                 .build(),
+            counters: CacheCounters::default(),
         }
     }
 
@@ -334,8 +412,10 @@ impl IdJagCredential {
                 if let Some(hot) = self.hot.get(&caller.token_digest).await
                     && now < hot.use_until
                 {
+                    self.counters.hit();
                     return Ok(hot.credential);
                 }
+                self.counters.miss();
             }
             Some(_) => self.hot.invalidate(&caller.token_digest).await,
         }
@@ -362,6 +442,7 @@ impl IdJagCredential {
         let hot = Hot {
             credential: credential.clone(),
             use_until: grant.expires_at() - margin,
+            identity: caller.identity.clone(),
         };
         self.hot.insert(caller.token_digest, hot).await;
         Ok(credential)
@@ -392,5 +473,22 @@ impl UpstreamCredential for IdJagCredential {
         Box::pin(
             async move { self.outbound.provider().await.is_ok() && self.request().await.is_ok() },
         )
+    }
+
+    /// Drops the principal's ready credentials, and every token the shared provider holds
+    /// (it is keyed by user token, not by user, so offboarding clears it whole: the other
+    /// users pay one exchange each, never a stale grant).
+    fn forget(&self, matches: &IdentityMatch) {
+        let matches = matches.clone();
+        let _ = self
+            .hot
+            .invalidate_entries_if(move |_, hot| matches(&hot.identity));
+        if let Some(provider) = self.outbound.provider.get() {
+            provider.clear();
+        }
+    }
+
+    fn cache_stats(&self) -> (u64, u64) {
+        self.counters.get()
     }
 }

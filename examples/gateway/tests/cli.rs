@@ -18,7 +18,7 @@ fn demo_runs_every_step_and_exits_zero() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("[10] the MCP server never saw a user's IdP token"),
+        stdout.contains("[13] the MCP server never saw a user's IdP token"),
         "{stdout}"
     );
     assert!(stdout.contains("Done in"));
@@ -31,6 +31,8 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
         .args(["check-config", "--config", EXAMPLE])
         .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
         .output()
         .unwrap();
     assert!(
@@ -51,6 +53,36 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
         String::from_utf8_lossy(&missing.stderr),
         "error: idp.client.secret_env: environment variable IDJAG_GATEWAY_IDP_SECRET is not set\n"
     );
+
+    // A bridged upstream's key, and the admin token, are checked the same way.
+    for (unset, message) in [
+        (
+            "IDJAG_GATEWAY_WIKI_KEY",
+            "error: upstream[wiki].credential.secret_env: environment variable IDJAG_GATEWAY_WIKI_KEY is not set\n",
+        ),
+        (
+            "IDJAG_GATEWAY_ADMIN_TOKEN",
+            "error: admin.token_env: environment variable IDJAG_GATEWAY_ADMIN_TOKEN is not set\n",
+        ),
+    ] {
+        for command in ["check-config", "serve"] {
+            let missing = Command::new(BIN)
+                .args([command, "--config", EXAMPLE])
+                .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
+                .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+                .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+                .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
+                .env_remove(unset)
+                .output()
+                .unwrap();
+            assert_eq!(missing.status.code(), Some(1), "{command} {unset}");
+            assert!(
+                String::from_utf8_lossy(&missing.stderr).ends_with(message),
+                "{command}: {}",
+                String::from_utf8_lossy(&missing.stderr)
+            );
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -84,7 +116,8 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         // Closed loopback ports instead of the example's hosts: no traffic leaves the machine.
         .replace("https://idp.example.com", "http://127.0.0.1:1")
         .replace("https://auth.notes.example.com", "http://127.0.0.1:2")
-        .replace("https://notes.example.com", "http://127.0.0.1:3");
+        .replace("https://notes.example.com", "http://127.0.0.1:3")
+        .replace("https://wiki.example.com", "http://127.0.0.1:4");
     let path = std::env::temp_dir().join(format!("idjag-gateway-cli-{port}.toml"));
     std::fs::write(&path, text).unwrap();
     let mut child = Command::new(BIN)
@@ -92,6 +125,8 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .arg(&path)
         .env("IDJAG_GATEWAY_IDP_SECRET", "cli-secret-one")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "cli-secret-two")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "cli-secret-three")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "cli-secret-four")
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -130,4 +165,92 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     assert!(logs.contains("shutting down"), "{logs}");
     assert!(!logs.contains("cli-secret-"), "{logs}");
     let _ = std::fs::remove_file(path);
+}
+
+fn inspect(args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .arg("inspect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn inspect_gives_a_verdict_and_exits_non_zero_when_the_token_fails() {
+    use idjag_core::{Algorithm, SigningKey};
+    let key = SigningKey::generate(Algorithm::Es256)
+        .unwrap()
+        .with_thumbprint_kid();
+    let now = i64::try_from(
+        std::time::UNIX_EPOCH
+            .elapsed()
+            .unwrap_or_default()
+            .as_secs(),
+    )
+    .unwrap();
+    let claims = serde_json::json!({
+        "iss": "https://idp.example", "sub": "alice", "aud": "https://as.example",
+        "client_id": "agent", "jti": "j1", "iat": now, "exp": now + 300
+    });
+    let token = key
+        .sign_jwt(Some("oauth-id-jag+jwt"), &claims)
+        .unwrap()
+        .secret()
+        .to_owned();
+    let jwks = std::env::temp_dir().join(format!("idjag-inspect-{}.json", std::process::id()));
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [key.public_jwk()] }).to_string(),
+    )
+    .unwrap();
+    let jwks = jwks.to_str().unwrap();
+
+    let (code, out) = inspect(&["--jwks", jwks, "-"], Some(&format!("{token}\n")));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("kind         ID-JAG"), "{out}");
+    assert!(out.contains("verdict      VALID: every check passed and the signature verifies"));
+    assert!(!out.contains(&token));
+
+    let (code, out) = inspect(&["--json", &token], None);
+    assert_eq!(code, Some(0));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["kind"], "id_jag");
+    assert_eq!(report["signature_verified"], false);
+
+    let other = SigningKey::generate(Algorithm::Es256)
+        .unwrap()
+        .with_thumbprint_kid();
+    let foreign = other
+        .sign_jwt(Some("oauth-id-jag+jwt"), &claims)
+        .unwrap()
+        .secret()
+        .to_owned();
+    let (code, out) = inspect(&["--jwks", jwks, &foreign], None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("FAIL IDJAG-02"), "{out}");
+    assert!(
+        out.contains("verdict      INVALID: fails IDJAG-02"),
+        "{out}"
+    );
+
+    let (code, out) = inspect(&["not-a-token"], None);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("FAIL JWT-05"), "{out}");
 }

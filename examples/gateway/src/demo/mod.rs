@@ -7,6 +7,11 @@
 //! receives, and the gateway's audit line. Every step checks its outcome; [`run`] fails on
 //! the first surprise, so `demo` exits non-zero unless the whole flow behaved.
 //!
+//! Then a bridged server: the "wiki", which knows nothing of ID-JAG and takes a static API
+//! key, with a guardrail (a search for passwords is blocked) and an approval (`publish` is
+//! held until the demo, as administrator, approves it through the admin API; the approved
+//! call runs once).
+//!
 //! The users: alice (group `eng` → team engineering: every tool but `delete_*`), bob (group
 //! `sales` → team sales: `list_notes` only) and carol (group `eng`, but the IdP's policy
 //! does not let her reach the notes server at all).
@@ -16,6 +21,7 @@ mod echo;
 mod flow;
 mod notes;
 mod topology;
+mod wiki;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +38,7 @@ pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
     ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions, UpstreamKind,
 };
+pub use wiki::WikiLog;
 
 use crate::audit::{AuditRecord, AuditSink, JsonLines, MemorySink, Tee};
 
@@ -244,12 +251,16 @@ pub async fn run(
             .map(|p| format!(" Audit log: {}", p.display()))
             .unwrap_or_default(),
     );
-    if summary.audit.len() != summary.mcp_requests {
+    let mcp_lines = summary
+        .audit
+        .iter()
+        .filter(|r| r.method.as_deref() != Some("admin"))
+        .count();
+    if mcp_lines != summary.mcp_requests {
         return Err(DemoError::Step {
             step: 0,
             what: format!(
-                "{} audit lines for {} requests",
-                summary.audit.len(),
+                "{mcp_lines} audit lines for {} requests",
                 summary.mcp_requests
             ),
         });
@@ -418,6 +429,85 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
         "a bearer challenge",
     )?;
     s.done(&anonymous);
+
+    s.step("alice searches the wiki, a server without ID-JAG: the gateway sends its API key");
+    let token = t.id_token("alice")?;
+    s.remember(&token);
+    let mut wiki = Agent::new(&t.wiki_route_url, Some(&token))?;
+    let reply = wiki
+        .call_tool("search", json!({ "query": "gateway" }))
+        .await?;
+    s.show_flow();
+    let text = text_of(&reply);
+    s.say(&format!("    result: {text}"));
+    let seen = t.wiki.requests();
+    s.check(
+        text.starts_with("2 pages match") && seen == [(true, false)],
+        "the wiki got its key (x-api-key) and no Authorization header",
+    )?;
+    s.say("    -> same sign-in, same policy and audit; upstream credential: static key from a secret file");
+
+    s.step("a guardrail blocks a search for passwords before it reaches the wiki");
+    let reply = wiki
+        .call_tool("search", json!({ "query": "admin password" }))
+        .await?;
+    s.show_flow();
+    s.say_error(&reply);
+    let rule = reply
+        .error()
+        .and_then(|e| e.pointer("/data/rule"))
+        .and_then(Value::as_str);
+    s.check(
+        reply.error_reason() == Some("argument_blocked")
+            && rule == Some("no-credential-hunting")
+            && t.wiki.requests().len() == 1,
+        "blocked by the rule, nothing sent upstream",
+    )?;
+
+    s.step("publish needs an administrator's approval: held, approved, then run exactly once");
+    let page = json!({ "page": "Launch plan" });
+    let reply = wiki.call_tool("publish", page.clone()).await?;
+    s.show_flow();
+    s.say_error(&reply);
+    let approval = reply
+        .error()
+        .and_then(|e| e.pointer("/data/approval_id"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    s.check(
+        reply.error_reason() == Some("approval_held") && !approval.is_empty(),
+        "held with an approval id",
+    )?;
+    let decided = reqwest::Client::new()
+        .post(format!(
+            "{}/admin/approvals/{approval}/approve",
+            t.gateway_url
+        ))
+        .bearer_auth(t.admin_token.secret())
+        .send()
+        .await
+        .map_err(DemoError::http)?;
+    s.say(&format!(
+        "    admin POST /admin/approvals/{approval}/approve -> HTTP {}",
+        decided.status().as_u16()
+    ));
+    s.check(decided.status().is_success(), "approved")?;
+    let reply = wiki.call_tool("publish", page.clone()).await?;
+    s.show_flow();
+    s.say(&format!("    retry: {}", text_of(&reply)));
+    s.check(
+        text_of(&reply) == "Page \"Launch plan\" published",
+        "the approved call runs",
+    )?;
+    let reply = wiki.call_tool("publish", page).await?;
+    s.show_flow();
+    s.say_error(&reply);
+    s.check(
+        reply.error_reason() == Some("approval_held") && t.wiki.requests().len() == 2,
+        "a second identical call is held again: the approval ran once",
+    )?;
+    s.done(&wiki);
 
     s.step("the MCP server never saw a user's IdP token");
     let seen = t.flow.upstream_authorizations();

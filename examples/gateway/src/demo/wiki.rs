@@ -1,0 +1,78 @@
+//! The demo's "wiki": an MCP server that knows nothing of ID-JAG and takes a static API key
+//! in `x-api-key` (the gateway's `static` bridging mode). Tools: `search` and `publish`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use idjag_core::ClientSecret;
+use serde_json::{Value, json};
+
+/// What the wiki received: per request, whether the key matched and whether an
+/// `Authorization` header came along.
+#[derive(Debug, Clone, Default)]
+pub struct WikiLog(Arc<Mutex<Vec<(bool, bool)>>>);
+
+impl WikiLog {
+    /// Every request so far: (key matched, carried `Authorization`).
+    pub fn requests(&self) -> Vec<(bool, bool)> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Wiki {
+    pub(crate) key: ClientSecret,
+    pub(crate) log: WikiLog,
+}
+
+impl std::fmt::Debug for Wiki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wiki").finish_non_exhaustive()
+    }
+}
+
+/// `POST /mcp`: 401 without the key; else a stateless JSON MCP server.
+pub(crate) async fn wiki(
+    State(wiki): State<Wiki>,
+    headers: HeaderMap,
+    Json(message): Json<Value>,
+) -> Response {
+    let key_ok = headers
+        .get("x-api-key")
+        .is_some_and(|v| ClientSecret::new(String::from_utf8_lossy(v.as_bytes())).ct_eq(&wiki.key));
+    if let Ok(mut log) = wiki.log.0.lock() {
+        log.push((key_ok, headers.contains_key("authorization")));
+    }
+    if !key_ok {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let argument = |name: &str| {
+        message
+            .pointer(&format!("/params/arguments/{name}"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    let result = match message.get("method").and_then(Value::as_str) {
+        Some("initialize") => json!({
+            "protocolVersion": super::PROTOCOL_VERSION,
+            "capabilities": { "tools": {} },
+            "serverInfo": { "name": "wiki", "version": "1.0.0" }
+        }),
+        Some("tools/call") => {
+            let text = match message.pointer("/params/name").and_then(Value::as_str) {
+                Some("search") => format!("2 pages match {:?}", argument("query")),
+                Some("publish") => format!("Page {:?} published", argument("page")),
+                _ => "unknown tool".to_owned(),
+            };
+            json!({ "content": [{ "type": "text", "text": text }], "isError": false })
+        }
+        Some(_) if message.get("id").is_none() => return StatusCode::ACCEPTED.into_response(),
+        _ => json!({}),
+    };
+    Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
+}
