@@ -440,6 +440,28 @@ async fn a_revocation_refuses_the_next_request_closes_open_streams_and_drops_cac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_admin_body_is_refused_before_the_token_is_checked() {
+    let (t, _) = governed(Recorder::default()).await;
+    let padding = "x".repeat(idjag_gateway::admin::MAX_ADMIN_BODY_BYTES);
+    for bearer in [None, Some(ADMIN_TOKEN)] {
+        let response = admin(&t, http::Method::POST, "/admin/revocations", bearer)
+            .json(&json!({"user": "alice", "padding": padding}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413);
+    }
+    let alice = token(&t, "alice");
+    assert_eq!(
+        send(&t.route_url, Some(&alice), &initialize())
+            .await
+            .status(),
+        200,
+        "nothing was revoked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_block_the_admin_api_does_not_exist() {
     let (t, _) = start_with(UpstreamKind::Echo, |c| c.admin = None).await;
     let response = admin(&t, http::Method::GET, "/admin/approvals", Some(ADMIN_TOKEN))

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -51,7 +52,11 @@ impl std::fmt::Debug for AdminSettings {
     }
 }
 
-/// The `/admin/` routes.
+/// The largest admin request body: a revocation is a few dozen bytes.
+pub const MAX_ADMIN_BODY_BYTES: usize = 4096;
+
+/// The `/admin/` routes. Bodies are read before the token is checked, so they are capped
+/// (413 above [`MAX_ADMIN_BODY_BYTES`]).
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
         .route("/admin/approvals", get(list_approvals))
@@ -60,6 +65,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
             "/admin/revocations",
             get(list_revocations).post(revoke).delete(lift),
         )
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
 }
 
 fn answer(status: StatusCode, body: &Value) -> Response {
