@@ -216,10 +216,10 @@ impl IdJagIssuerBuilder {
         };
         let token_endpoint = endpoint(self.token_endpoint, "/token", "token_endpoint")?;
         let jwks_uri = endpoint(self.jwks_uri, "/jwks", "jwks_uri")?;
-        let authorization_endpoint = match self.authorization_endpoint {
-            Some(url) => Some(endpoint(Some(url), "", "authorization_endpoint")?),
-            None => None,
-        };
+        let authorization_endpoint = self
+            .authorization_endpoint
+            .map(|url| endpoint(Some(url), "", "authorization_endpoint"))
+            .transpose()?;
         if self.lifetime.is_zero() || self.lifetime > MAX_LIFETIME {
             return Err(BuildError::Lifetime);
         }

@@ -316,6 +316,7 @@ impl ResourceAuthorizationServerBuilder {
             &endpoints.introspection_url,
             &endpoints.jwks_url,
             &endpoints.metadata_url,
+            &endpoints.authorize_url,
         ];
         let mut validator = IdJagValidator::new(
             issuers,
