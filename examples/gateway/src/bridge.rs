@@ -60,15 +60,6 @@ pub fn check_bridge_header(name: &str) -> Result<HeaderName, String> {
 
 /// A mode without anything to refresh after a `401`: the same credential would be refused
 /// again, so the call fails at once.
-fn refused_again<'a>() -> BoxFuture<'a, Result<Credential, CredentialError>> {
-    Box::pin(async {
-        Err(CredentialError::Refused {
-            stage: "upstream",
-            code: "invalid_token".to_owned(),
-        })
-    })
-}
-
 /// The caller's inbound token, as a string (passthrough only).
 fn inbound_token(caller: &Caller) -> &str {
     match &caller.token {
@@ -115,18 +106,6 @@ impl UpstreamCredential for StaticCredential {
         _caller: &'a Caller,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
         Box::pin(async move { Ok(self.credential.clone()) })
-    }
-
-    fn after_unauthorized<'a>(
-        &'a self,
-        _caller: &'a Caller,
-        _rejected: &'a Credential,
-    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        refused_again()
-    }
-
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
     }
 }
 
@@ -266,18 +245,6 @@ impl UpstreamCredential for TemplateCredential {
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
         Box::pin(async move { self.templates.render(caller, self.secret.as_ref()) })
     }
-
-    fn after_unauthorized<'a>(
-        &'a self,
-        _caller: &'a Caller,
-        _rejected: &'a Credential,
-    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        refused_again()
-    }
-
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
-    }
 }
 
 /// `passthrough`: the inbound token, as is.
@@ -298,18 +265,6 @@ impl UpstreamCredential for PassthroughCredential {
                 .map(|value| Credential::new(value, None))
                 .map_err(|_| CredentialError::InvalidTemplateValue)
         })
-    }
-
-    fn after_unauthorized<'a>(
-        &'a self,
-        _caller: &'a Caller,
-        _rejected: &'a Credential,
-    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
-        refused_again()
-    }
-
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
     }
 }
 
@@ -523,10 +478,6 @@ impl UpstreamCredential for ClientCredentialsGrant {
         rejected: &'a Credential,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
         Box::pin(self.get(rejected.authorization()))
-    }
-
-    fn ready(&self) -> BoxFuture<'_, bool> {
-        Box::pin(async { true })
     }
 
     fn cache_stats(&self) -> (u64, u64) {

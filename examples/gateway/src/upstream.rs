@@ -197,14 +197,26 @@ pub trait UpstreamCredential: fmt::Debug + Send + Sync {
         &'a self,
         caller: &'a Caller,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>>;
-    /// A new credential after the upstream answered `401` to `rejected`.
+    /// A new credential after the upstream answered `401` to `rejected`. By default there is
+    /// none: a fixed credential refused once is refused again (`invalid_token`), and the
+    /// call is not retried.
     fn after_unauthorized<'a>(
         &'a self,
-        caller: &'a Caller,
-        rejected: &'a Credential,
-    ) -> BoxFuture<'a, Result<Credential, CredentialError>>;
-    /// Whether the mode is ready (metadata discovered, ...); may try to get there.
-    fn ready(&self) -> BoxFuture<'_, bool>;
+        _caller: &'a Caller,
+        _rejected: &'a Credential,
+    ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
+        Box::pin(async {
+            Err(CredentialError::Refused {
+                stage: "upstream",
+                code: "invalid_token".to_owned(),
+            })
+        })
+    }
+    /// Whether the mode is ready (metadata discovered, ...); may try to get there. By
+    /// default, always.
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
     /// Drops every cached credential obtained for the principal (offboarding). Modes that
     /// hold no per-user credential do nothing.
     fn forget(&self, _matches: &IdentityMatch) {}
