@@ -12,9 +12,11 @@
 //! the signature check alone.
 
 use std::hint::black_box;
-use std::sync::Arc;
 
 use idjag_core::*;
+
+#[path = "../benches/support/validation.rs"]
+mod validation;
 
 #[inline(never)]
 fn run_loop(n: usize, mut op: impl FnMut() -> bool) -> usize {
@@ -38,34 +40,13 @@ fn main() {
         .into_iter()
         .find(|b| b.name() == backend)
         .expect("backend not compiled in");
-    let now = 1_700_000_000;
-    let key = SigningKey::generate_with(alg, backend)
-        .unwrap()
-        .with_thumbprint_kid();
-    let mut claims = IdJagClaims::new(
-        Issuer::new("https://idp.example").unwrap(),
-        Subject::new("alice@example.com").unwrap(),
-        Audience::new("https://auth.chat.example").unwrap(),
-        ClientId::new("f53f191f9311af35").unwrap(),
-        Jti::new("9b8e6f0a-5f44-4a2e-9c1d-2f0d3e7b1a6c").unwrap(),
-        NumericDate::from_unix(now).unwrap(),
-        NumericDate::from_unix(now + 300).unwrap(),
-    );
-    claims.resource = Some(vec![Resource::new("https://mcp.chat.example/").unwrap()]);
-    claims.scope = Some(ScopeSet::parse("chat.read chat.history").unwrap());
-    let token = key.sign_jwt(Some(wire::TYP_ID_JAG), &claims).unwrap();
-    let verifying = key.verifying_key().unwrap();
-    let validator = IdJagValidator::new(
-        TrustedIssuers::new().with(
-            claims.iss.clone(),
-            Arc::new(KeySet::new([verifying.clone()]).unwrap()),
-        ),
-        claims.aud.clone(),
-        AlgorithmSet::from([alg]),
-        TestClock::at_unix(now).shared(),
-    );
-    let (input, signature) = token.secret().rsplit_once('.').unwrap();
-    let signature = jose::base64url::decode(signature).unwrap();
+    let validation::Fixture {
+        token,
+        validator,
+        verifying,
+        input,
+        signature,
+    } = validation::fixture(alg, backend);
     let ok = match mode {
         "raw" => run_loop(n, || {
             verifying.verify(black_box(input.as_bytes()), black_box(&signature))
