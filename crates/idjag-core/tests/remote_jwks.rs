@@ -160,7 +160,10 @@ async fn k02_an_unknown_kid_within_the_cooldown_does_not_refetch() {
     }
     assert_eq!(idp.jwks.fetch_count(), 1);
     idp.clock.advance(Duration::from_secs(31));
-    assert!(idp.validate(&idp.token(&stranger)).await.is_err());
+    assert_eq!(
+        idp.validate(&idp.token(&stranger)).await.unwrap_err(),
+        ValidationError::Key(KeyLookupError::UnknownKid)
+    );
     assert_eq!(
         idp.jwks.fetch_count(),
         2,
@@ -393,7 +396,12 @@ async fn k08_reloads_never_overlap_so_an_older_one_cannot_overwrite_a_newer_one(
     idp.clock.advance(Duration::from_secs(31));
     assert_eq!(idp.jwks.refresh_now().await, Ok(()));
     assert!(KeySource::find(idp.jwks.as_ref(), v2.kid(), Algorithm::Es256).is_ok());
-    assert!(KeySource::find(idp.jwks.as_ref(), v1.kid(), Algorithm::Es256).is_err());
+    assert_eq!(
+        KeySource::find(idp.jwks.as_ref(), v1.kid(), Algorithm::Es256)
+            .unwrap_err()
+            .error,
+        KeyLookupError::UnknownKid
+    );
 }
 
 #[tokio::test]

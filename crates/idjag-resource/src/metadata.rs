@@ -139,7 +139,13 @@ mod tests {
         let e = Endpoints::for_issuer(&Issuer::new("http://127.0.0.1:8080").unwrap()).unwrap();
         assert_eq!(e.introspection_url, "http://127.0.0.1:8080/introspect");
         assert_eq!(e.metadata_path, "/.well-known/oauth-authorization-server");
-        assert!(Endpoints::for_issuer(&Issuer::new("http://as.example").unwrap()).is_err());
-        assert!(Endpoints::for_issuer(&Issuer::new("https://as.example/?a=b").unwrap()).is_err());
+        assert_eq!(
+            Endpoints::for_issuer(&Issuer::new("http://as.example").unwrap()).unwrap_err(),
+            EndpointError::NotHttps
+        );
+        assert_eq!(
+            Endpoints::for_issuer(&Issuer::new("https://as.example/?a=b").unwrap()).unwrap_err(),
+            EndpointError::Forbidden
+        );
     }
 }

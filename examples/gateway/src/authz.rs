@@ -347,8 +347,14 @@ mod tests {
         assert!(p("list_notes").matches("list_notes"));
         assert!(!p("list_notes").matches("list_notes2"));
         assert!(!p(&"*a".repeat(30)).matches(&"a".repeat(5000).replace('a', "b")));
-        assert!(ToolPattern::new("").is_err());
-        assert!(ToolPattern::new("a\nb").is_err());
+        assert_eq!(
+            ToolPattern::new("").unwrap_err(),
+            r#"invalid tool pattern """#
+        );
+        assert_eq!(
+            ToolPattern::new("a\nb").unwrap_err(),
+            r#"invalid tool pattern "a\nb""#
+        );
     }
 
     #[test]

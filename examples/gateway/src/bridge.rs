@@ -508,9 +508,13 @@ mod tests {
                 Part::Text(";{x}".into())
             ]
         );
-        assert!(parse_template("{env:HOME}").is_err());
-        assert!(parse_template("a}b").is_err());
-        assert!(parse_template("a\nb").is_err());
+        for (template, error) in [
+            ("{env:HOME}", "unknown placeholder {env:HOME}"),
+            ("a}b", "a lone } (write }} for a brace)"),
+            ("a\nb", "a control character"),
+        ] {
+            assert_eq!(parse_template(template).unwrap_err(), error);
+        }
     }
 
     #[test]

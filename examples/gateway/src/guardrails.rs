@@ -310,10 +310,27 @@ mod tests {
 
     #[test]
     fn bad_rules_are_configuration_errors() {
-        assert!(GuardRule::from_config(&rule("x", "path", &[], &["a"])).is_err());
-        assert!(GuardRule::from_config(&rule("x", "/a~2", &[], &["a"])).is_err());
-        assert!(GuardRule::from_config(&rule("x", "/a", &[], &[])).is_err());
-        assert!(GuardRule::from_config(&rule("", "/a", &[], &["a"])).is_err());
+        for (name, pointer, deny, error) in [
+            (
+                "x",
+                "path",
+                &["a"][..],
+                r#""path" is not a JSON pointer (RFC 6901)"#,
+            ),
+            (
+                "x",
+                "/a~2",
+                &["a"],
+                r#""/a~2": ~ must be followed by 0 or 1"#,
+            ),
+            ("x", "/a", &[], "rule x checks nothing"),
+            ("", "/a", &["a"], "rule names are 1 to 64 characters"),
+        ] {
+            assert_eq!(
+                GuardRule::from_config(&rule(name, pointer, &[], deny)).unwrap_err(),
+                error
+            );
+        }
         assert!(GuardRule::from_config(&rule("x", "/a~1b", &[], &["a"])).is_ok());
     }
 }

@@ -148,7 +148,16 @@ async fn concurrent_callers_share_one_failure_and_a_later_call_tries_again() {
         ));
     }
     assert_eq!(w.idp_requests().await.len(), 1);
-    assert!(p.access_token(&w.subject(), &w.request()).await.is_err());
+    // A failure is not cached: the next call asks the IdP again and meets the same 503.
+    assert!(matches!(
+        p.access_token(&w.subject(), &w.request())
+            .await
+            .unwrap_err(),
+        ClientError::UnexpectedStatus {
+            stage: Stage::IdentityProvider,
+            status: 503
+        }
+    ));
     w.idp.verify().await;
 }
 

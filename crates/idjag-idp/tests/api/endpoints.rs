@@ -83,7 +83,7 @@ async fn metadata_lists_the_hosts_authorization_endpoint() {
         builder("http://idp.example/authorize"),
         Err(idjag_idp::BuildError::Endpoint {
             endpoint: "authorization_endpoint",
-            ..
+            error: idjag_core::endpoint::EndpointError::NotHttps,
         })
     ));
 }

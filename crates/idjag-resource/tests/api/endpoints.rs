@@ -140,7 +140,9 @@ async fn the_authorization_endpoint_is_absent_a_hosts_or_a_refusing_one() {
         .build();
     assert!(matches!(
         plain_http,
-        Err(idjag_resource::BuildError::AuthorizationEndpoint(_))
+        Err(idjag_resource::BuildError::AuthorizationEndpoint(
+            idjag_core::endpoint::EndpointError::NotHttps
+        ))
     ));
 }
 
