@@ -93,6 +93,7 @@ pub mod jose;
 pub mod jwk;
 mod keys;
 pub mod oauth;
+pub mod random;
 mod secret;
 pub mod server;
 mod validate;

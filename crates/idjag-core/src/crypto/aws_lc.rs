@@ -16,6 +16,7 @@ use super::{
 };
 use crate::alg::Algorithm;
 use crate::error::KeyError;
+use crate::random::RandomError;
 use crate::secret::SecretBytes;
 
 /// The aws-lc-rs backend (the default).
@@ -159,6 +160,10 @@ impl CryptoBackend for AwsLcBackend {
             }
         };
         Ok(signer)
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), RandomError> {
+        aws_lc_rs::rand::fill(out).map_err(|_| RandomError)
     }
 
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError> {

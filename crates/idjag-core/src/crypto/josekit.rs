@@ -18,6 +18,7 @@ use super::{
 use crate::alg::Algorithm;
 use crate::error::KeyError;
 use crate::jose::base64url;
+use crate::random::RandomError;
 use crate::secret::SecretBytes;
 
 /// The josekit backend (feature `josekit`).
@@ -263,6 +264,10 @@ impl CryptoBackend for JosekitBackend {
             }
         }
         Ok(Arc::new(Signer { inner, public }))
+    }
+
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), RandomError> {
+        openssl::rand::rand_bytes(out).map_err(|_| RandomError)
     }
 
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError> {

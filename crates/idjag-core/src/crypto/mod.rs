@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::alg::Algorithm;
 use crate::error::KeyError;
+use crate::random::RandomError;
 use crate::secret::SecretBytes;
 
 #[cfg(feature = "aws-lc-rs")]
@@ -208,6 +209,9 @@ pub trait CryptoBackend: fmt::Debug + Send + Sync + 'static {
 
     /// A fresh private key for `alg`, as PKCS#8 (RSA keys have 2048 bits).
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError>;
+
+    /// Fills `out` from the backend's cryptographically secure generator.
+    fn fill_random(&self, out: &mut [u8]) -> Result<(), RandomError>;
 }
 
 /// The default backend: aws-lc-rs when compiled in, josekit otherwise.
