@@ -98,7 +98,7 @@
 //! capped; a policy denial never falls back to another credential. The client checks the
 //! ID-JAG it receives, but the resource authorization server is the one that must verify it.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 mod client;

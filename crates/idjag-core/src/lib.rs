@@ -80,7 +80,7 @@
 //! or `x5c`; `crit`, `cty`, `b64` and `zip` are refused; the token size is capped before any
 //! work. Secrets print as `[redacted]` and errors never carry token contents.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alg;
 pub mod claims;

@@ -191,7 +191,7 @@
 //! - The `dev` helpers (feature `dev`) mint ID tokens without a login: tests and demos only,
 //!   never in a production build.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 #[cfg(feature = "dev")]

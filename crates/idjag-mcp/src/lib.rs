@@ -170,7 +170,7 @@
 //!   layer fails closed; [`server::Caller`] fails the request when no verified caller is
 //!   present; rmcp's `Host` check stays on, set to the resource's host.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod capability;
 #[cfg(feature = "client")]

@@ -154,7 +154,7 @@
 //! audit events carry hashes and verified identifiers only. Client secrets are stored as
 //! hashes and compared in constant time by the core client authenticator.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 #[cfg(feature = "axum")]
