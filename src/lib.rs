@@ -17,7 +17,13 @@
 //! use idjag::core::wire;
 //! assert_eq!(wire::TOKEN_TYPE_ID_JAG, "urn:ietf:params:oauth:token-type:id-jag");
 //! ```
+//!
+//! The [`manual`] module holds the long-form documentation: the flow, the requirements
+//! checklist and the threat model.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod manual;
 
 pub use idjag_core as core;
 

@@ -141,14 +141,14 @@ async def main() -> None:
     # 1. alice, with the SDK's default client_secret_post at the resource AS.
     client, seen = await connect("alice", "client_secret_post")
     async with client:
-        ok("alice: the Python client connected through the ID-JAG flow (EMA-02, EMA-03, EMA-06, EMA-07)")
+        ok("alice: the Python client connected through the ID-JAG flow (requirements EMA-02, EMA-03, EMA-06, EMA-07)")
         assert len(seen) == 1, len(seen)
         form = form_of(seen[0])
         assert form["grant_type"] == [JWT_BEARER], form
         assert form["client_id"] == [AGENT_AT_AS[0]] and form["client_secret"] == [AGENT_AT_AS[1]]
         assert form["resource"] == [MCP_URL], form["resource"]
         assert "authorization" not in seen[0].headers
-        ok("alice: the resource AS accepted the SDK JWT-bearer grant (JB-01, JB-02, JB-14; client_secret_post, request resource)")
+        ok("alice: the resource AS accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-14; client_secret_post, request resource)")
 
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
         assert tools == ["delete_repo", "whoami"], tools
@@ -180,7 +180,7 @@ async def main() -> None:
         message = str(group.exceptions[0])
         assert "(400)" in message and '"error":"invalid_scope"' in message, message
     assert [form_of(r).get("scope") for r in seen] == [None, ["repo.admin"]], seen
-    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at the resource AS (JB-15)")
+    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at the resource AS (requirement JB-15)")
 
     # 3. An ID-JAG presented twice: single use (EMA §7.4.2), and the SDK surfaces invalid_grant.
     spent = {}
@@ -201,7 +201,7 @@ async def main() -> None:
         message = str(group.exceptions[0])
         assert "400" in message and "invalid_grant" in message, message
     assert len(seen) == 1, len(seen)
-    ok("alice: the same ID-JAG presented again was refused with invalid_grant (JB-11, EMA §7.4.2)")
+    ok("alice: the same ID-JAG presented again was refused with invalid_grant (requirement JB-11, EMA §7.4.2)")
 
     print(f"{checks} checks passed")
 

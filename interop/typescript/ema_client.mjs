@@ -100,7 +100,7 @@ function textOf(result) {
 {
     const { client, transport, tokenRequests, idToken } = await connect('alice');
     await client.connect(transport);
-    ok('alice: the TypeScript client connected through the ID-JAG flow (EMA-02, EMA-03, EMA-06, EMA-07)');
+    ok('alice: the TypeScript client connected through the ID-JAG flow (requirements EMA-02, EMA-03, EMA-06, EMA-07)');
 
     const exchange = tokenRequests.find((r) => r.url === `${idpUrl}/token`);
     assert.ok(exchange, 'a token exchange at the IdP');
@@ -111,7 +111,7 @@ function textOf(result) {
     assert.equal(exchange.form.get('audience'), asUrl);
     assert.equal(exchange.form.get('resource'), mcpUrl);
     assert.equal(exchange.form.get('client_id'), agentAtIdp.id);
-    ok('alice: the IdP accepted the SDK token exchange (TX-01 to TX-05, TX-08; client_secret_post)');
+    ok('alice: the IdP accepted the SDK token exchange (requirements TX-01 to TX-05, TX-08; client_secret_post)');
 
     const redemption = tokenRequests.find((r) => r.url === `${asUrl}/token`);
     assert.ok(redemption, 'a JWT-bearer grant at the resource AS');
@@ -119,7 +119,7 @@ function textOf(result) {
     assert.match(redemption.form.get('assertion'), /^[\w-]+\.[\w-]+\.[\w-]+$/);
     const basic = Buffer.from(`${agentAtAs.id}:${agentAtAs.secret}`).toString('base64');
     assert.equal(redemption.headers.get('authorization'), `Basic ${basic}`);
-    ok('alice: the resource AS accepted the SDK JWT-bearer grant (JB-01, JB-02, JB-05 to JB-09; client_secret_basic)');
+    ok('alice: the resource AS accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-05 to JB-09; client_secret_basic)');
 
     const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
     assert.deepEqual(tools, ['delete_repo', 'whoami']);

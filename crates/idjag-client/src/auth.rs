@@ -257,7 +257,7 @@ impl ClientCredentials {
         &self.auth
     }
 
-    /// Adds this client's authentication to a request: one method only (SECURITY-CASES C01).
+    /// Adds this client's authentication to a request: one method only (threat C01).
     pub(crate) async fn apply(
         &self,
         audience: &Issuer,

@@ -213,7 +213,7 @@ impl AccessRequest {
     }
 
     /// Adds a resource (RFC 8707; repeatable). MCP clients name their server's RFC 9728
-    /// resource identifier here (SPEC MCP-01, EMA-03).
+    /// resource identifier here (requirements MCP-01, EMA-03).
     pub fn with_resource(mut self, resource: Resource) -> Self {
         if !self.resources.contains(&resource) {
             self.resources.push(resource);
@@ -269,7 +269,7 @@ pub enum TokenTypeCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum UnexpectedRefreshToken {
-    /// Refuse the response (SPEC TX-17, JB-18). The default.
+    /// Refuse the response (requirements TX-17, JB-18). The default.
     #[default]
     Reject,
     /// Drop the refresh token and keep the access token (leg 2 only).
@@ -286,7 +286,8 @@ pub struct ClientConfig {
     pub leeway: Duration,
     /// Largest response body read. Default 1 MiB.
     pub max_response_bytes: usize,
-    /// Send `resource` at leg 2 (SPEC MCP-01: MCP clients send it in token requests). Default `true`.
+    /// Send `resource` at leg 2 (requirement MCP-01: MCP clients send it in token requests).
+    /// Default `true`.
     pub send_resource_at_redemption: bool,
     /// Send `scope` at leg 2. Default `false`: the ID-JAG carries the grant, and resending
     /// the requested scope could undo the IdP's narrowing.
@@ -390,7 +391,7 @@ impl IdJagClient {
         Ok(self)
     }
 
-    /// Asks for DPoP-bound ID-JAGs and access tokens with `key` (SECURITY-CASES C03).
+    /// Asks for DPoP-bound ID-JAGs and access tokens with `key` (threat C03).
     pub fn with_dpop(mut self, key: DpopKey) -> Self {
         self.dpop = Some(key);
         self

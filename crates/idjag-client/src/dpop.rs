@@ -3,7 +3,7 @@
 //!
 //! With a [`DpopKey`] configured, leg 1 carries a `DPoP` proof and the returned ID-JAG must
 //! carry `cnf.jkt` equal to this key's thumbprint; an ID-JAG without it is a downgrade and is
-//! refused (SECURITY-CASES C03). Leg 2 carries a proof too, and a `DPoP` access token is
+//! refused (threat C03). Leg 2 carries a proof too, and a `DPoP` access token is
 //! accepted. Use [`DpopKey::proof`] to make the proofs for the resource requests (`ath` set).
 
 use std::fmt;

@@ -121,19 +121,19 @@ pub enum ResponseProblem {
         /// The member.
         member: &'static str,
     },
-    /// `issued_token_type` is not the one requested (SPEC TX-15).
+    /// `issued_token_type` is not the one requested (requirement TX-15).
     #[error("issued_token_type is not the requested token type")]
     IssuedTokenType,
     /// `token_type` is not `N_A` (leg 1) or `Bearer`/`DPoP` (leg 2).
     #[error("token_type is not the expected one")]
     TokenType,
-    /// A `refresh_token` came back where none is expected (SPEC TX-17, JB-18).
+    /// A `refresh_token` came back where none is expected (requirements TX-17, JB-18).
     #[error("an unexpected refresh_token was returned")]
     UnexpectedRefreshToken,
     /// The granted scope holds scopes that were not requested or not in the ID-JAG.
     #[error("granted scope exceeds what was requested")]
     ScopeExceeded,
-    /// The response `scope` differs from the ID-JAG `scope` claim (SPEC TX-16).
+    /// The response `scope` differs from the ID-JAG `scope` claim (requirement TX-16).
     #[error("response scope differs from the ID-JAG scope")]
     ScopeInconsistent,
     /// An echoed `resource` differs from the request.
@@ -160,19 +160,20 @@ pub enum IdJagProblem {
     /// A claim is missing, has the wrong type or an invalid value.
     #[error(transparent)]
     Claim(ClaimError),
-    /// The header `typ` is not `oauth-id-jag+jwt` (SPEC IDJAG-01).
+    /// The header `typ` is not `oauth-id-jag+jwt` (requirement IDJAG-01).
     #[error("typ is not oauth-id-jag+jwt")]
     Type,
-    /// `iss` is not the IdP (SPEC IDJAG-03).
+    /// `iss` is not the IdP (requirement IDJAG-03).
     #[error("iss is not the IdP")]
     Issuer,
-    /// `aud` is not the resource authorization server (SPEC IDJAG-06).
+    /// `aud` is not the resource authorization server (requirement IDJAG-06).
     #[error("aud is not the resource authorization server")]
     Audience,
-    /// `client_id` is not our client id at the resource authorization server (SPEC IDJAG-07).
+    /// `client_id` is not our client id at the resource authorization server (requirement
+    /// IDJAG-07).
     #[error("client_id is not ours at the resource authorization server")]
     ClientId,
-    /// `resource` names a resource that was not requested (SPEC IDJAG-09, EMA-05).
+    /// `resource` names a resource that was not requested (requirements IDJAG-09, EMA-05).
     #[error("resource was not requested")]
     Resource,
     /// `scope` holds scopes that were not requested.
@@ -187,13 +188,13 @@ pub enum IdJagProblem {
     /// `nbf` lies in the future beyond the leeway.
     #[error("not yet valid")]
     NotYetValid,
-    /// DPoP was requested and the ID-JAG carries no `cnf.jkt`: a downgrade (SECURITY-CASES C03).
+    /// DPoP was requested and the ID-JAG carries no `cnf.jkt`: a downgrade (threat C03).
     #[error("cnf.jkt is missing although DPoP was requested")]
     ConfirmationMissing,
-    /// `cnf.jkt` is not the thumbprint of our DPoP key (SECURITY-CASES C03).
+    /// `cnf.jkt` is not the thumbprint of our DPoP key (threat C03).
     #[error("cnf.jkt does not match our DPoP key")]
     ConfirmationMismatch,
-    /// `cnf` is present although no DPoP proof was sent (SPEC IDJAG-16).
+    /// `cnf` is present although no DPoP proof was sent (requirement IDJAG-16).
     #[error("cnf is present although no DPoP proof was sent")]
     ConfirmationUnexpected,
     /// Signature verification (configured IdP keys) failed.
@@ -209,23 +210,25 @@ pub enum DiscoveryError {
     #[error("no usable metadata document was found")]
     NotFound,
     /// The metadata `issuer` differs from the issuer used to build its URL (RFC 8414 §3.3;
-    /// SPEC MD-07; SECURITY-CASES C04). Discovery stops here.
+    /// requirement MD-07; threat C04). Discovery stops here.
     #[error("metadata issuer does not match the expected issuer")]
     IssuerMismatch,
     /// The protected resource metadata `resource` differs from the resource used (RFC 9728
-    /// §3.3; SPEC MD-08).
+    /// §3.3; requirement MD-08).
     #[error("protected resource metadata names another resource")]
     ResourceMismatch,
-    /// The protected resource metadata lists no authorization server (SPEC MD-09).
+    /// The protected resource metadata lists no authorization server (requirement MD-09).
     #[error("protected resource metadata lists no authorization server")]
     NoAuthorizationServer,
     /// The expected authorization server is not among those the resource lists.
     #[error("the expected authorization server is not listed by the resource")]
     UnexpectedAuthorizationServer,
-    /// The authorization server says it does not support the ID-JAG grant profile (SPEC MD-12).
+    /// The authorization server says it does not support the ID-JAG grant profile (requirement
+    /// MD-12).
     #[error("the authorization server does not support the ID-JAG grant profile")]
     ProfileNotSupported,
-    /// The IdP metadata says it does not issue ID-JAGs by token exchange (SPEC MD-01, MD-02).
+    /// The IdP metadata says it does not issue ID-JAGs by token exchange (requirements MD-01,
+    /// MD-02).
     #[error("the IdP does not advertise ID-JAG issuance by token exchange")]
     IdJagNotIssued,
     /// The metadata has no `token_endpoint`.
@@ -346,7 +349,7 @@ pub enum ClientError {
         /// What: `client assertion` or `DPoP proof`.
         what: &'static str,
     },
-    /// No usable subject token is left: the user must sign in again (SECURITY-CASES C05).
+    /// No usable subject token is left: the user must sign in again (threat C05).
     #[error("the user must sign in again: {reason}")]
     ReauthenticationRequired {
         /// Why.

@@ -1,6 +1,6 @@
 //! Leg 1: the RFC 8693 token exchange at the IdP that returns an ID-JAG (ID-JAG -04 §4.3;
-//! SPEC §2.4, TX-01 to TX-17), and the checks of the ID-JAG before it is used or sent
-//! anywhere.
+//! ID-JAG -04 §4.3, requirements TX-01 to TX-17), and the checks of the ID-JAG before it is used or
+//! sent anywhere.
 
 use std::fmt;
 
@@ -117,7 +117,7 @@ pub(crate) struct Expectation<'a> {
 
 impl IdJagClient {
     /// Leg 1: exchanges the user's subject token at the IdP for an ID-JAG for `request`'s
-    /// resource authorization server (SPEC TX-01 to TX-05).
+    /// resource authorization server (requirements TX-01 to TX-05).
     ///
     /// The form carries, in this order: `grant_type`, `requested_token_type`, `audience` (the
     /// resource AS issuer), each `resource`, `scope`, `authorization_details`,

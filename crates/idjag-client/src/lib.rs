@@ -43,47 +43,47 @@
 //!
 //! Before sending: endpoints are `https` (or `http` on loopback), the subject token is
 //! well-formed, the IdP and the resource AS are different issuers, an ID-JAG goes only to the
-//! server named in its `aud`, never after it expired (SPEC EMA-09, TX-05).
+//! server named in its `aud`, never after it expired (requirements EMA-09, TX-05).
 //!
-//! Leg 1 answer (SPEC TX-15 to TX-17; SECURITY-CASES C02): status 200, one JSON object without
+//! Leg 1 answer (requirements TX-15 to TX-17; threat C02): status 200, one JSON object without
 //! duplicate members, `issued_token_type` the id-jag URN, `token_type` `N_A`, no
 //! `refresh_token`; the ID-JAG a compact JWS (`alg` never `none`) with `typ`
 //! `oauth-id-jag+jwt`, `iss` the IdP, a single `aud` equal to the resource AS issuer,
 //! `client_id` our id there, `resource` and `scope` within the request, `scope` consistent
 //! with the response's, `exp` ahead, `iat`/`nbf` not in the future, `cnf.jkt` equal to our
-//! DPoP key when DPoP is on (C03). Its signature is verified too when the IdP's keys are
+//! DPoP key when DPoP is on (threat C03). Its signature is verified too when the IdP's keys are
 //! configured ([`IdentityProvider::with_id_jag_keys`]). Nothing reaches leg 2 otherwise.
 //!
-//! Leg 2 answer (SPEC JB-17, JB-18): `token_type` `Bearer` (or `DPoP` with DPoP on), no
+//! Leg 2 answer (requirements JB-17, JB-18): `token_type` `Bearer` (or `DPoP` with DPoP on), no
 //! `refresh_token`, granted `scope` within the ID-JAG's and the request's.
 //!
-//! ## Decisions on open questions (SPEC §9)
+//! ## Decisions on open questions
 //!
-//! - **ID-JAG reuse** (§9.1 item 1): per resource AS. Off by default (EMA's `jti` replay
+//! - **ID-JAG reuse** (decision D-01): per resource AS. Off by default (EMA's `jti` replay
 //!   rejection); [`ResourceAuthorizationServer::with_id_jag_reuse`] re-presents a valid
 //!   ID-JAG, and a refusal (`invalid_grant`) is followed by one new exchange.
-//! - **IdP error codes** (§9.1 item 2): `access_denied`, `invalid_target` and `invalid_grant`
+//! - **IdP error codes** (decision D-02): `access_denied`, `invalid_target` and `invalid_grant`
 //!   from the IdP are policy denials ([`ClientError::PolicyDenied`]); `invalid_request` and
 //!   the rest are [`ClientError::Rejected`]. `insufficient_user_authentication` is
-//!   [`ClientError::StepUpRequired`] with its RFC 9470 `max_age` and `acr_values` (§9.1
-//!   item 14).
-//! - **`resource`** (§9.1 item 3; MCP-01): sent in leg 1 whenever the request names one
-//!   (discovery always does) and, by default, in leg 2 too.
-//! - **`scope` at leg 2** (§9.1 item 5): not sent by default; the ID-JAG carries the grant.
-//! - **`aud`** (§9.1 item 6): exact match with the issuer we sent as `audience`.
+//!   [`ClientError::StepUpRequired`] with its RFC 9470 `max_age` and `acr_values` (decision
+//!   D-14).
+//! - **`resource`** (decision D-03; requirement MCP-01): sent in leg 1 whenever the request names
+//!   one (discovery always does) and, by default, in leg 2 too.
+//! - **`scope` at leg 2** (decision D-05): not sent by default; the ID-JAG carries the grant.
+//! - **`aud`** (decision D-06): exact match with the issuer we sent as `audience`.
 //! - **`token_type` of leg 1**: exactly `N_A` by default, any case as an option
 //!   ([`TokenTypeCheck::IgnoreCase`]).
 //! - **`client_secret_basic`**: id and secret form-urlencoded before base64 (RFC 6749 §2.3.1).
 //! - **`private_key_jwt`**: `aud` is the server's issuer, `jti` 128 random bits, lifetime 60 s,
 //!   `typ` `JWT` (`client-authentication+jwt` as an option).
-//! - **Public clients** (§9.1 item 9): supported where configured explicitly
+//! - **Public clients** (decision D-09): supported where configured explicitly
 //!   ([`ClientCredentials::public`]).
-//! - **DPoP grant type** (§9.1 item 11): always `jwt-bearer` with a `DPoP` header, never
+//! - **DPoP grant type** (decision D-11): always `jwt-bearer` with a `DPoP` header, never
 //!   `jwt-dpop`.
-//! - **Grant profile** (§9.1 item 12; MD-12): an authorization server that lists profiles
-//!   without ID-JAG, or grant types without jwt-bearer, is refused; a silent one is assumed to
-//!   support it ([`discovery::ProfileAssumption`]).
-//! - **IdP metadata** (§9.1 item 13): an explicit list without the id-jag token type or the
+//! - **Grant profile** (decision D-12; requirement MD-12): an authorization server that lists
+//!   profiles without ID-JAG, or grant types without jwt-bearer, is refused; a silent one is
+//!   assumed to support it ([`discovery::ProfileAssumption`]).
+//! - **IdP metadata** (decision D-13): an explicit list without the id-jag token type or the
 //!   token-exchange grant is refused; silence is accepted by default.
 //! - **`expires_in`**: an integer, or a string of digits (some servers send one).
 //!
@@ -93,12 +93,25 @@
 //! [`idjag_core::AccessToken`], ...) print as `[redacted]`; every type here that holds one has
 //! a `Debug` that omits it, and errors carry codes and member names only. Log events (target
 //! `idjag_client`, level `debug`) name issuers, client ids, statuses and the SHA-256 prefix of
-//! a `jti`, never a token (SPEC EMA-13, EMA-16). Redirects are never followed, so a token or a
-//! secret never travels to a server other than the configured one; response bodies are
-//! capped; a policy denial never falls back to another credential. The client checks the
-//! ID-JAG it receives, but the resource authorization server is the one that must verify it.
+//! a `jti`, never a token (requirements EMA-13, EMA-16). Redirects are never followed, so a token
+//! or a secret never travels to a server other than the configured one; response bodies are capped;
+//! a policy denial never falls back to another credential. The client checks the ID-JAG it
+//! receives, but the resource authorization server is the one that must verify it.
+//!
+//! ## Requirements, decisions and threats
+//!
+//! These docs cite the project's [requirements checklist] ("requirement TX-08"), its
+//! [decisions on open questions] ("decision D-07"), its [threat model] ("threat G16"), and
+//! [the flow] ("redemption check 13", "IdP step 4", or a page anchor such as
+//! `docs/flow.md#renewal`). The pages live in the repository's `docs/` folder and in the
+//! `idjag` crate's `manual` module.
+//!
+//! [requirements checklist]: https://github.com/idjag/idjag/blob/main/docs/requirements.md
+//! [decisions on open questions]: https://github.com/idjag/idjag/blob/main/docs/requirements.md#decisions
+//! [threat model]: https://github.com/idjag/idjag/blob/main/docs/threat-model.md
+//! [the flow]: https://github.com/idjag/idjag/blob/main/docs/flow.md
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
 mod client;

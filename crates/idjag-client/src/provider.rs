@@ -106,7 +106,7 @@ struct Slot {
 /// requests.
 ///
 /// Access tokens are cached per (subject, IdP, resource AS, resources, scope, authorization
-/// details) until `expires_at` minus a margin. When one runs out (SECURITY-CASES C05, each
+/// details) until `expires_at` minus a margin. When one runs out (threat C05, each
 /// step tested with an injected clock):
 ///
 /// 1. the cached ID-JAG is presented again while it is valid, if the resource AS allows reuse

@@ -1,5 +1,5 @@
 //! Leg 2: the RFC 7523 JWT-bearer grant at the resource authorization server (ID-JAG -04
-//! §4.4; SPEC §2.5, JB-01, JB-02, JB-17, JB-18).
+//! §4.4; ID-JAG -04 §4.4, requirements JB-01, JB-02, JB-17, JB-18).
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! Keeping the user's subject token alive at the IdP (SPEC §2.7; ID-JAG -04 §4.5):
+//! Keeping the user's subject token alive at the IdP (`docs/flow.md#renewal`; ID-JAG -04 §4.5):
 //!
 //! - [`IdJagClient::renew_id_token`]: the OIDC `refresh_token` grant, for a fresh ID token
 //!   once the old one has expired;
@@ -43,7 +43,7 @@ impl fmt::Debug for RenewedIdToken {
 impl IdJagClient {
     /// Renews the user's ID token with an IdP refresh token (OIDC Core §12). An
     /// `invalid_grant` answer becomes [`ClientError::ReauthenticationRequired`]: the user has
-    /// to sign in again (SECURITY-CASES C05).
+    /// to sign in again (threat C05).
     ///
     /// The new ID token is checked before use: a compact JWS, `iss` the IdP, `aud` naming our
     /// client id at the IdP, `exp` ahead.
@@ -125,7 +125,7 @@ impl IdJagClient {
 
     /// Trades a SAML 2.0 assertion for an IdP refresh token (ID-JAG -04 §4.5): a token
     /// exchange with `requested_token_type` refresh_token and, by default, scope
-    /// `openid offline_access` (SPEC TX-24).
+    /// `openid offline_access` (requirement TX-24).
     pub async fn saml_to_refresh_token(
         &self,
         subject: &UserToken,

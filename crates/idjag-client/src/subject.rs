@@ -1,5 +1,5 @@
 //! The user's credential from single sign-on, presented at the IdP as the token-exchange
-//! `subject_token` (ID-JAG -04 §4.3; SPEC TX-05).
+//! `subject_token` (ID-JAG -04 §4.3; requirement TX-05).
 
 use std::fmt;
 
@@ -77,7 +77,7 @@ impl fmt::Debug for SubjectKey {
 }
 
 /// The user's credential for leg 1, with an optional IdP refresh token to renew an expired ID
-/// token (SPEC §2.7; SECURITY-CASES C05).
+/// token (`docs/flow.md#renewal`; threat C05).
 ///
 /// `Debug` shows the token type and the key, never a token.
 ///

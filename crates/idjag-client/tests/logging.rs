@@ -1,5 +1,6 @@
-//! SECURITY-CASES C06: a full flow, logged at `TRACE` level by every crate, shows no token
-//! or secret (SPEC EMA-13, EMA-16). Its own binary, because it installs a global subscriber.
+//! Threat C06: a full flow, logged at `TRACE` level by every crate, shows no token
+//! or secret (requirements EMA-13, EMA-16). Its own binary, because it installs a global
+//! subscriber.
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "api/support.rs"]

@@ -1,5 +1,5 @@
 //! Signature algorithms. Only asymmetric algorithms exist here: `none` and HMAC cannot be
-//! represented, so no configuration can enable them (SECURITY-CASES B2; SPEC JWT-01).
+//! represented, so no configuration can enable them (threats V01, V03; requirement JWT-01).
 
 use std::fmt;
 
@@ -72,7 +72,7 @@ impl fmt::Display for Algorithm {
     }
 }
 
-/// An allow-list of algorithms (SPEC JWT-01, EMA-10).
+/// An allow-list of algorithms (requirements JWT-01, EMA-10).
 ///
 /// ```
 /// use idjag_core::{Algorithm, AlgorithmSet};

@@ -1,5 +1,5 @@
 //! The injected clock. Library code reads time only through a [`Clock`], so tests can freeze
-//! and step it (STYLE 10).
+//! and step it.
 
 use std::fmt;
 use std::sync::Arc;

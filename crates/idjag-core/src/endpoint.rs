@@ -12,7 +12,7 @@ pub enum EndpointError {
     /// Not an absolute URL.
     #[error("endpoint is not an absolute URL")]
     NotAUrl,
-    /// Plain `http` to a host that is not loopback (SPEC EMA-09, MCP-06).
+    /// Plain `http` to a host that is not loopback (requirements EMA-09, MCP-06).
     #[error("endpoint must use https (plain http is allowed only on loopback)")]
     NotHttps,
     /// The URL carries a username, password or fragment.
@@ -82,7 +82,7 @@ pub fn well_known_appended(base: &Url, well_known: &str) -> Url {
 }
 
 /// The metadata URLs to try for an authorization server, in the order of MCP 2025-11-25
-/// (SPEC MD-11): RFC 8414 with path insertion, then OIDC with path insertion, then OIDC with
+/// (requirement MD-11): RFC 8414 with path insertion, then OIDC with path insertion, then OIDC with
 /// path appending. Duplicates are dropped (an issuer without a path yields two URLs).
 pub fn authorization_server_metadata_urls(issuer: &Issuer) -> Result<Vec<Url>, EndpointError> {
     let base = check_endpoint(issuer.as_str())?;

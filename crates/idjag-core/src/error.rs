@@ -427,7 +427,7 @@ pub enum KeyLookupError {
     /// No `kid` was given and no key of the issuer fits the algorithm.
     #[error("no key fits the token")]
     NoMatchingKey,
-    /// No `kid` was given and several keys fit (SECURITY-CASES V15).
+    /// No `kid` was given and several keys fit (threat V15).
     #[error("several keys fit and the token names none")]
     AmbiguousKey,
     /// The key named by `kid` is pinned to another algorithm than the header names.

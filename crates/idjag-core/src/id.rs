@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest identifier accepted, in bytes.
 pub const MAX_IDENTIFIER_LEN: usize = 2048;
-/// Longest `kid` accepted, in bytes. A `kid` is attacker-controlled input (SPEC JWT-03).
+/// Longest `kid` accepted, in bytes. A `kid` is attacker-controlled input (requirement JWT-03).
 pub const MAX_KID_LEN: usize = 256;
 
 /// Why a string is not a valid identifier. Carries no part of the rejected value.
@@ -167,28 +167,30 @@ identifier!(
 );
 identifier!(
     /// An OAuth client identifier. A client may have a different one at the IdP and at each
-    /// resource AS (ID-JAG -04 §5; SPEC IDJAG-07).
+    /// resource AS (ID-JAG -04 §5; requirement IDJAG-07).
     ClientId, "client_id", MAX_IDENTIFIER_LEN
 );
 identifier!(
-    /// A JWT audience value (`aud`). ID-JAGs carry exactly one (SPEC IDJAG-06).
+    /// A JWT audience value (`aud`). ID-JAGs carry exactly one (requirement IDJAG-06).
     Audience, "audience", MAX_IDENTIFIER_LEN
 );
 identifier!(
-    /// A subject identifier (`sub`): unique per issuer (and tenant). SPEC IDJAG-04, IDJAG-05.
+    /// A subject identifier (`sub`): unique per issuer (and tenant). Requirements IDJAG-04,
+    /// IDJAG-05.
     Subject, "sub", MAX_IDENTIFIER_LEN
 );
 identifier!(
-    /// A JWT ID (`jti`), used for replay detection. SPEC IDJAG-08, EMA-12.
+    /// A JWT ID (`jti`), used for replay detection. Requirements IDJAG-08, EMA-12.
     Jti, "jti", MAX_IDENTIFIER_LEN
 );
 identifier!(
     /// A key identifier (`kid`). Treated as an opaque map key, never as a path or query
-    /// (SPEC JWT-03); capped at [`MAX_KID_LEN`] bytes.
+    /// (requirement JWT-03); capped at [`MAX_KID_LEN`] bytes.
     Kid, "kid", MAX_KID_LEN
 );
 identifier!(
-    /// An RFC 8707 resource indicator: an absolute URI without a fragment (SPEC TX-04, IDJAG-09).
+    /// An RFC 8707 resource indicator: an absolute URI without a fragment (requirements TX-04,
+    /// IDJAG-09).
     Resource, "resource", check = check_resource
 );
 

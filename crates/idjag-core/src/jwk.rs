@@ -1,6 +1,6 @@
 //! JWK and JWK Set import (RFC 7517) under idjag's key policy, export and RFC 7638 thumbprints.
 //!
-//! The policy (SECURITY-CASES B2 "Weak keys", K04; SPEC JWT-08, JWT-09):
+//! The policy (threat K04; requirements JWT-08, JWT-09):
 //! - `kty` EC (P-256, P-384), RSA or OKP (Ed25519); symmetric `oct` keys are never usable;
 //! - RSA moduli of 2048 to 8192 bits, odd public exponent of at least 3, no ROCA fingerprint;
 //! - EC coordinates of exactly the curve's length, point checked by the backend;

@@ -109,7 +109,7 @@ impl VerifyingKey {
 
     /// Verifies a raw JWS signature over `message`. Fixed-length algorithms refuse any other
     /// length before the backend runs, so a DER-encoded ECDSA signature fails exactly as a
-    /// wrong one does (SECURITY-CASES V06).
+    /// wrong one does (threat V06).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self.alg.fixed_signature_len() {
             Some(len) if signature.len() != len => false,
@@ -338,7 +338,7 @@ pub const DEFAULT_MAX_JWKS_BYTES: usize = 256 * 1024;
 pub const DEFAULT_MAX_JWKS_KEYS: usize = 100;
 
 /// The usable keys of one issuer. Lookup never leaves this set: keys are scoped per issuer
-/// (SECURITY-CASES V16).
+/// (threat V16).
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Vec<Arc<VerifyingKey>>,
@@ -383,7 +383,7 @@ impl KeySet {
     /// The document itself must be well-formed JSON without duplicate members, at most
     /// [`DEFAULT_MAX_JWKS_BYTES`] long, with at most [`DEFAULT_MAX_JWKS_KEYS`] keys; otherwise
     /// the whole import fails. Individual keys that break the key policy are left out and
-    /// reported; the others stay usable (SECURITY-CASES K04).
+    /// reported; the others stay usable (threat K04).
     pub fn from_jwks_json(document: &[u8]) -> Result<JwksImport, KeyError> {
         Self::from_jwks_json_with(document, default_backend())
     }
@@ -456,7 +456,7 @@ impl KeySet {
         }
     }
 
-    /// Finds the key for a token header (SECURITY-CASES V04, V15):
+    /// Finds the key for a token header (threats V04, V15):
     /// - with a `kid`: the key with that `kid`, which must be pinned to `alg`;
     /// - without: the one key pinned to `alg`, and an error when there are several.
     pub fn find(

@@ -61,11 +61,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! ## Decisions on open questions (SPEC §9)
+//! ## Decisions on open questions
 //!
-//! - **`typ` comparison** (§9.1 item 7): case-insensitive, with or without `application/`.
-//! - **`aud`** (§9.1 item 6; IDJAG-06): a string or a one-element array, compared exactly;
-//!   a validator may add exact aliases ([`Validator::with_audience_alias`]), never a
+//! - **`typ` comparison** (decision D-07): case-insensitive, with or without `application/`.
+//! - **`aud`** (decision D-06; requirement IDJAG-06): a string or a one-element array, compared
+//!   exactly; a validator may add exact aliases ([`Validator::with_audience_alias`]), never a
 //!   normalisation. Every JWT kind here takes a single audience.
 //! - **NumericDate**: a finite number in `[0, 2^53)`; fractions are floored.
 //! - **Duplicate JSON members**: rejected at every depth, in header and payload.
@@ -79,8 +79,21 @@
 //! pinned to one algorithm; keys are looked up per issuer only, never from `jwk`, `jku`, `x5u`
 //! or `x5c`; `crit`, `cty`, `b64` and `zip` are refused; the token size is capped before any
 //! work. Secrets print as `[redacted]` and errors never carry token contents.
+//!
+//! ## Requirements, decisions and threats
+//!
+//! These docs cite the project's [requirements checklist] ("requirement TX-08"), its
+//! [decisions on open questions] ("decision D-07"), its [threat model] ("threat G16"), and
+//! [the flow] ("redemption check 13", "IdP step 4", or a page anchor such as
+//! `docs/flow.md#renewal`). The pages live in the repository's `docs/` folder and in the
+//! `idjag` crate's `manual` module.
+//!
+//! [requirements checklist]: https://github.com/idjag/idjag/blob/main/docs/requirements.md
+//! [decisions on open questions]: https://github.com/idjag/idjag/blob/main/docs/requirements.md#decisions
+//! [threat model]: https://github.com/idjag/idjag/blob/main/docs/threat-model.md
+//! [the flow]: https://github.com/idjag/idjag/blob/main/docs/flow.md
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alg;
 pub mod claims;

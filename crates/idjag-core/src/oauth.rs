@@ -11,11 +11,12 @@ use crate::secret::{AccessToken, RefreshToken};
 use crate::wire;
 
 /// RFC 8414 authorization server metadata (also the OIDC discovery document), with the
-/// members the ID-JAG profile adds (SPEC §6.1, §6.2).
+/// members the ID-JAG profile adds (ID-JAG -04 §7.1, §7.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AuthorizationServerMetadata {
-    /// `issuer`: must equal the issuer the metadata URL was built from (RFC 8414 §3.3; MD-07).
+    /// `issuer`: must equal the issuer the metadata URL was built from (RFC 8414 §3.3; requirement
+    /// MD-07).
     pub issuer: Issuer,
     /// `authorization_endpoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,10 +48,10 @@ pub struct AuthorizationServerMetadata {
     /// `code_challenge_methods_supported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_challenge_methods_supported: Option<Vec<String>>,
-    /// `authorization_grant_profiles_supported` (ID-JAG -04 §7.2; MD-03).
+    /// `authorization_grant_profiles_supported` (ID-JAG -04 §7.2; requirement MD-03).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_grant_profiles_supported: Option<Vec<String>>,
-    /// `identity_chaining_requested_token_types_supported` (MD-01).
+    /// `identity_chaining_requested_token_types_supported` (requirement MD-01).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_chaining_requested_token_types_supported: Option<Vec<String>>,
     /// Every other member.
@@ -84,8 +85,8 @@ impl AuthorizationServerMetadata {
     }
 
     /// Whether the server advertises the ID-JAG grant profile with the jwt-bearer grant
-    /// (SPEC §2.2 step 4; MD-03, MD-04, MD-12). `None` when it does not say (the member is
-    /// absent), which real servers often do.
+    /// (`docs/flow.md#ema-available`; requirements MD-03, MD-04, MD-12). `None` when it does not
+    /// say (the member is absent), which real servers often do.
     pub fn advertises_id_jag_profile(&self) -> Option<bool> {
         let profile = lists(
             &self.authorization_grant_profiles_supported,
@@ -103,7 +104,8 @@ impl AuthorizationServerMetadata {
         ))
     }
 
-    /// Whether the IdP says it issues ID-JAGs through token exchange (MD-01), `None` when silent.
+    /// Whether the IdP says it issues ID-JAGs through token exchange (requirement MD-01), `None`
+    /// when silent.
     pub fn advertises_id_jag_issuance(&self) -> Option<bool> {
         lists(
             &self.identity_chaining_requested_token_types_supported,
@@ -119,13 +121,13 @@ impl AuthorizationServerMetadata {
     }
 }
 
-/// RFC 9728 protected resource metadata (SPEC §6.4).
+/// RFC 9728 protected resource metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProtectedResourceMetadata {
-    /// `resource`: must equal the resource identifier the client used (MD-08).
+    /// `resource`: must equal the resource identifier the client used (requirement MD-08).
     pub resource: Resource,
-    /// `authorization_servers`: issuer identifiers (MCP requires at least one; MD-09).
+    /// `authorization_servers`: issuer identifiers (MCP requires at least one; requirement MD-09).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_servers: Vec<Issuer>,
     /// `scopes_supported`.
@@ -169,7 +171,7 @@ fn expose_refresh<S: Serializer>(token: &Option<RefreshToken>, s: S) -> Result<S
 
 /// A successful token response (RFC 6749 §5.1), including the token-exchange members
 /// (RFC 8693 §2.2.1). For a token exchange issuing an ID-JAG, `access_token` holds the ID-JAG
-/// and `token_type` is `N_A` (SPEC TX-15).
+/// and `token_type` is `N_A` (requirement TX-15).
 ///
 /// `Debug` redacts the tokens; serialising writes them, since that is this type's job.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,7 +191,7 @@ pub struct TokenResponse {
     /// `scope`: the granted scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeSet>,
-    /// `refresh_token`: idjag servers never issue one for these grants (SPEC JB-18, TX-17).
+    /// `refresh_token`: idjag servers never issue one for these grants (requirements JB-18, TX-17).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -2,21 +2,21 @@
 //! through its metadata, cached, and refetched safely.
 //!
 //! It is the one JWKS implementation the resource AS, the IdP and the gateway share. Its
-//! rules (SECURITY-CASES B4.2):
+//! rules (threats K01 to K09):
 //!
 //! - **Cache**: keys are used for `max_age` (default 10 min); after that the next lookup asks
 //!   for a refresh.
 //! - **Stale if error**: when a refresh fails, the last good set stays usable until
-//!   `max_age + stale_if_error` (default 1 h more), then lookups fail closed (K03).
+//!   `max_age + stale_if_error` (default 1 h more), then lookups fail closed (threat K03).
 //! - **Unknown `kid`**: triggers one refresh, at most once per `cooldown` (default 30 s), so an
-//!   attacker cannot force refetches (K01, K02).
+//!   attacker cannot force refetches (threats K01, K02).
 //! - **Single flight**: concurrent refreshes share one fetch; a fetch that completes after a
-//!   newer one never overwrites it (K08).
-//! - **Transport**: `https` only (plain `http` on loopback), redirects never followed (K05),
+//!   newer one never overwrites it (threat K08).
+//! - **Transport**: `https` only (plain `http` on loopback), redirects never followed (threat K05),
 //!   a response size cap, a timeout, status 200 only. An empty or unusable set is a failure,
-//!   not an update (K03). `jku`/`x5u` in tokens are never fetched: only the configured URLs.
+//!   not an update (threat K03). `jku`/`x5u` in tokens are never fetched: only the configured URLs.
 //! - **Discovery**: with [`RemoteJwks::from_issuer`], the `jwks_uri` comes from the issuer's
-//!   RFC 8414 / OIDC metadata, whose `issuer` must equal the configured one exactly (K06).
+//!   RFC 8414 / OIDC metadata, whose `issuer` must equal the configured one exactly (threat K06).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

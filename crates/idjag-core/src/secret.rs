@@ -71,7 +71,7 @@ secret_string!(
 );
 secret_string!(
     /// A compact-serialised ID-JAG, as issued by the IdP and redeemed at the resource AS.
-    /// It is a credential (EMA §7.4.2; SPEC EMA-13).
+    /// It is a credential (EMA §7.4.2; requirement EMA-13).
     IdJag
 );
 secret_string!(

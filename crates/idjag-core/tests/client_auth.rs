@@ -1,4 +1,4 @@
-//! Client authentication at a token endpoint (SECURITY-CASES X01, X02; SPEC JB-02, TX-21).
+//! Client authentication at a token endpoint (threats X01, X02; requirements JB-02, TX-21).
 
 use std::sync::Arc;
 

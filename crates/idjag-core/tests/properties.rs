@@ -1,4 +1,4 @@
-//! Properties (STYLE 20): sign-then-verify for every algorithm, single-byte tampering,
+//! Properties: sign-then-verify for every algorithm, single-byte tampering,
 //! claims round trips, and the `aud` shapes.
 
 mod common;

@@ -1,4 +1,4 @@
-//! No secret reaches `Debug` (STYLE 3; SECURITY-CASES C06, X20).
+//! No secret reaches `Debug` (threats C06, X20).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! The remote JWKS source against SECURITY-CASES B4.2 (K01–K09), with a wiremock IdP and the
+//! The remote JWKS source against threats K01–K09, with a wiremock IdP and the
 //! injected clock.
 
 mod common;

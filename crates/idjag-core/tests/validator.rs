@@ -1,7 +1,8 @@
-//! The ID-JAG validator against SECURITY-CASES B4.1 (V01–V35), for the cases the core
-//! validator decides. Client binding (V20 mismatch), self-issued grants (V18), scope
-//! intersection (V30), resource policy (V31), `cnf` proof (V32) and re-presentation (V34) are
-//! decided by the resource AS and tested in `idjag-resource`; V08 is `tests/wycheproof.rs`.
+//! The ID-JAG validator against threats V01–V35, for the cases the core
+//! validator decides. Client binding (threat V20 mismatch), self-issued grants (threat V18), scope
+//! intersection (threat V30), resource policy (threat V31), `cnf` proof (threat V32) and
+//! re-presentation (threat V34) are decided by the resource AS and tested in `idjag-resource`;
+//! threat V08 is `tests/wycheproof.rs`.
 
 mod common;
 

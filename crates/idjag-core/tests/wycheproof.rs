@@ -1,5 +1,5 @@
 //! Runs every case of the Wycheproof files in `../shared/vectors/wycheproof/` through the
-//! verify path, on every compiled backend (SECURITY-CASES V08).
+//! verify path, on every compiled backend (threat V08).
 //!
 //! - The JOSE files (`json_web_signature_test.json`, `json_web_key_test.json`) go through JWK
 //!   Set import under the key policy and [`verify_jws`]: strict parsing, header policy,
@@ -33,8 +33,8 @@ fn deliberately_rejected(file: &str, tc_id: u64, header_alg: Option<&str>) -> Op
         return Some("algorithm deliberately unsupported");
     }
     // tcId 372 and 373 insert a character outside the base64url alphabet into the header or
-    // payload and are marked valid; idjag's strict base64url refuses them (V26). Stricter than
-    // Wycheproof on purpose.
+    // payload and are marked valid; idjag's strict base64url refuses them (threat V26). Stricter
+    // than Wycheproof on purpose.
     if file == "json_web_signature_test.json" && matches!(tc_id, 372 | 373) {
         return Some("strict base64url");
     }

@@ -1,6 +1,6 @@
 //! The audit trail: exactly one `tracing` event per token-exchange decision, on the target
-//! [`AUDIT_TARGET`] (STYLE 25; SPEC §5 step 9; SECURITY-CASES B4 "one audit event with a
-//! reason code").
+//! [`AUDIT_TARGET`] (IdP step 9: one audit event with a reason code per
+//! decision).
 //!
 //! Fields: `decision` (`issued` or `denied`), `reason` (a stable code), `error` (the OAuth
 //! code), `client_id` (at the IdP), `auth_method`, `subject_token_type`, `audience`,

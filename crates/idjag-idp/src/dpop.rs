@@ -1,5 +1,5 @@
-//! DPoP proofs at the token endpoint (RFC 9449 §4.3; ID-JAG -04 §9.8; SPEC TX-23, IDJAG-16;
-//! SECURITY-CASES X15). A valid proof binds the ID-JAG to its key through `cnf.jkt`.
+//! DPoP proofs at the token endpoint (RFC 9449 §4.3; ID-JAG -04 §9.8; requirements TX-23, IDJAG-16;
+//! threat X15). A valid proof binds the ID-JAG to its key through `cnf.jkt`.
 
 use std::sync::Arc;
 

@@ -18,42 +18,42 @@ pub enum ExchangeError {
     /// The method is not `POST` (405).
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// The body exceeds the configured limit (413; SECURITY-CASES X16).
+    /// The body exceeds the configured limit (413; threat X16).
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge {
         /// The limit.
         limit: usize,
     },
-    /// The body is not `application/x-www-form-urlencoded` (X16).
+    /// The body is not `application/x-www-form-urlencoded` (threat X16).
     #[error("content type is not application/x-www-form-urlencoded")]
     ContentType,
-    /// The form body is malformed: bad escapes, a repeated parameter, too many (X16).
+    /// The form body is malformed: bad escapes, a repeated parameter, too many (threat X16).
     #[error(transparent)]
     Form(FormError),
     /// `grant_type` is missing.
     #[error("grant_type is missing")]
     MissingGrantType,
-    /// The grant type is not token exchange (`unsupported_grant_type`; X08).
+    /// The grant type is not token exchange (`unsupported_grant_type`; threat X08).
     #[error("grant type is not supported")]
     UnsupportedGrantType,
     /// An ID-JAG was presented as a JWT-bearer grant here: the IdP never trades its own
-    /// ID-JAGs for tokens (`invalid_grant`; SPEC TX-25; X18).
+    /// ID-JAGs for tokens (`invalid_grant`; requirement TX-25; threat X18).
     #[error("an ID-JAG cannot be redeemed at the IdP")]
     IdJagRedeemedAtIdp,
-    /// Client authentication failed (X01, X02).
+    /// Client authentication failed (threats X01, X02).
     #[error(transparent)]
     ClientAuth(ClientAuthError),
     /// A request parameter was refused.
     #[error(transparent)]
     Request(RequestError),
-    /// The DPoP proof was refused (X15).
+    /// The DPoP proof was refused (threat X15).
     #[error(transparent)]
     Dpop(DpopError),
     /// This IdP accepts no subject token of this type (`invalid_request`): SAML 2.0 without a
     /// host validator, or refresh tokens without a store.
     #[error("{} subject tokens are not accepted here", .0.name())]
     SubjectTokenTypeNotAccepted(SubjectTokenType),
-    /// The subject token was refused (X03 to X07).
+    /// The subject token was refused (threats X03 to X07).
     #[error("{error}")]
     SubjectToken {
         /// Why.

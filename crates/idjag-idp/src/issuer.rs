@@ -29,7 +29,7 @@ use crate::subject::{
     SubjectTokenErrorCode, SubjectTokenType, SubjectTokenValidator,
 };
 
-/// Default ID-JAG lifetime: 5 minutes (SPEC §3.3; EMA §7.4.2).
+/// Default ID-JAG lifetime: 5 minutes (`docs/flow.md#lifetimes`; EMA §7.4.2).
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// Longest configurable ID-JAG lifetime: 1 hour (the core ID-JAG validator's default cap).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
@@ -127,7 +127,7 @@ impl IdJagIssuerBuilder {
         self
     }
 
-    /// Puts `tenant` in every ID-JAG (multi-tenant issuers; SPEC IDJAG-12, TX-14).
+    /// Puts `tenant` in every ID-JAG (multi-tenant issuers; requirements IDJAG-12, TX-14).
     pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenant = Some(tenant.into());
         self
@@ -153,7 +153,7 @@ impl IdJagIssuerBuilder {
         self
     }
 
-    /// Accepts IdP refresh tokens as subject tokens, looked up in `store` (SPEC TX-10).
+    /// Accepts IdP refresh tokens as subject tokens, looked up in `store` (requirement TX-10).
     pub fn refresh_token_store(mut self, store: Arc<dyn RefreshTokenStore>) -> Self {
         self.refresh_store = Some(store);
         self
@@ -165,7 +165,7 @@ impl IdJagIssuerBuilder {
         self
     }
 
-    /// Accepts SAML 2.0 assertions through the host's validator (SPEC TX-09). Without one,
+    /// Accepts SAML 2.0 assertions through the host's validator (requirement TX-09). Without one,
     /// `saml2` subject tokens get `invalid_request`.
     pub fn saml2_validator(mut self, validator: Arc<dyn SubjectTokenValidator>) -> Self {
         self.saml2 = Some(validator);
@@ -193,7 +193,7 @@ impl IdJagIssuerBuilder {
 
     /// Also accepts client assertions whose `aud` is the token endpoint URL, for clients
     /// written before draft-ietf-oauth-rfc7523bis. Off by default: `aud` must be the issuer
-    /// (SECURITY-CASES X02).
+    /// (threat X02).
     pub fn accept_token_endpoint_as_assertion_audience(mut self) -> Self {
         self.token_endpoint_as_assertion_audience = true;
         self
@@ -330,7 +330,7 @@ pub struct IssuedIdJag {
 impl IssuedIdJag {
     /// The RFC 8693 §2.2.1 response: `access_token` = the ID-JAG, `issued_token_type` id-jag,
     /// `token_type` `N_A`, `expires_in`, the granted `scope` and `authorization_details`, and
-    /// no refresh token (SPEC TX-15 to TX-17).
+    /// no refresh token (requirements TX-15 to TX-17).
     pub fn token_response(&self) -> TokenResponse {
         let token = CompactJwt::from(self.id_jag.clone()).into_access_token();
         let mut response = TokenResponse::new(token, wire::TOKEN_TYPE_NOT_APPLICABLE);
@@ -475,8 +475,8 @@ impl IdJagIssuer {
         self.inner.keys.read(|keys, now| keys.jwks(now))
     }
 
-    /// The RFC 8414 / OIDC discovery metadata (SPEC MD-01, MD-02; §6.1). Hosts that serve
-    /// their own discovery document can merge these members into it.
+    /// The RFC 8414 / OIDC discovery metadata (requirements MD-01, MD-02; ID-JAG -04 §7.1). Hosts
+    /// that serve their own discovery document can merge these members into it.
     pub fn metadata(&self) -> idjag_core::AuthorizationServerMetadata {
         let mut md = idjag_core::AuthorizationServerMetadata::new(self.inner.issuer.clone());
         md.token_endpoint = Some(self.inner.token_endpoint.to_string());

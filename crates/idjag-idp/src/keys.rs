@@ -1,4 +1,4 @@
-//! The IdP's signing keys and their rotation (SECURITY-CASES X19; EMA §7.4.1).
+//! The IdP's signing keys and their rotation (threat X19; EMA §7.4.1).
 //!
 //! A key goes through three states, read from the injected clock:
 //!

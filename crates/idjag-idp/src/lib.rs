@@ -123,10 +123,10 @@
 //! 1. `POST` (405), body within the limit (413), form content type, strict form parsing:
 //!    repeated parameters (only `resource` may repeat), bad escapes (`invalid_request`).
 //! 2. `grant_type` token exchange (`unsupported_grant_type`; an ID-JAG presented as a
-//!    JWT-bearer grant gets `invalid_grant`, SPEC TX-25).
+//!    JWT-bearer grant gets `invalid_grant`, requirement TX-25).
 //! 3. Client authentication, exactly one method: `client_secret_basic`,
 //!    `client_secret_post` or `private_key_jwt` (`invalid_client`, 401 with
-//!    `WWW-Authenticate` after Basic); public clients are refused (SPEC TX-21).
+//!    `WWW-Authenticate` after Basic); public clients are refused (requirement TX-21).
 //! 4. Parameters: `requested_token_type` id-jag, one `audience` (not this IdP),
 //!    `resource`s, `scope`, `authorization_details`, subject token and type, no actor token.
 //! 5. DPoP proof, when sent (`invalid_dpop_proof`); a valid one adds `cnf.jkt`.
@@ -134,11 +134,11 @@
 //! 7. Policy, then a check that the grant does not exceed the request.
 //! 8. Issuance, the response, and one audit event.
 //!
-//! ## Decisions (SPEC §9)
+//! ## Decisions on open questions
 //!
-//! - **Subject-token error code** (§9.1 item 2): a refused subject token (bad signature,
+//! - **Subject-token error code** (decision D-02): a refused subject token (bad signature,
 //!   expired, another client's, wrong kind, revoked, unknown) is `invalid_grant`, as in
-//!   SECURITY-CASES B4.3 (X03 to X07, our test plan) and the ID-JAG draft's own example.
+//!   the threat model (threats X03 to X07, our test plan) and the ID-JAG draft's own example.
 //!   RFC 6749 §5.2 defines `invalid_grant` for exactly this ("invalid, expired, revoked, ...
 //!   or issued to another client"), and clients treat it as "sign the user in again", the
 //!   right recovery; `invalid_request` would signal a malformed request. Deployments that
@@ -146,28 +146,28 @@
 //!   [`SubjectTokenErrorCode::InvalidRequest`] with
 //!   [`IdJagIssuerBuilder::subject_token_error_code`]. An unsupported subject token *type*
 //!   (SAML without a validator) is always `invalid_request`.
-//! - **Audience and resource** (§9.1 item 2): an unknown, unconfigured or unavailable
+//! - **Audience and resource** (decision D-02): an unknown, unconfigured or unavailable
 //!   `audience`, this IdP itself as `audience`, and a malformed, unregistered or disallowed
-//!   `resource` are `invalid_target` (RFC 8693 §2.2.2; SECURITY-CASES X09, X12). Unknown
+//!   `resource` are `invalid_target` (RFC 8693 §2.2.2; threats X09, X12). Unknown
 //!   audiences and audiences the client may not reach get the same answer, so the list of
-//!   resource ASes does not leak (SPEC MD-05). A user or client that no rule allows, or a
+//!   resource ASes does not leak (requirement MD-05). A user or client that no rule allows, or a
 //!   deny rule, gets `access_denied`.
-//! - **Audience aliases** (§9.1 item 6): matched exactly; the ID-JAG `aud` is always the
-//!   canonical issuer (X10).
-//! - **`resource`** (§9.1 item 3): optional and may repeat; every value must be a registered
+//! - **Audience aliases** (decision D-06): matched exactly; the ID-JAG `aud` is always the
+//!   canonical issuer (threat X10).
+//! - **`resource`** (decision D-03): optional and may repeat; every value must be a registered
 //!   (audience, resource) pair (EMA §7.6.1). Without one, the ID-JAG has no `resource`.
 //! - **Scope**: narrowed to what policy allows, the response always states the granted
-//!   `scope`; nothing allowed is `invalid_scope` (X11).
-//! - **Actor tokens** (§9.1 item 17): refused with `invalid_request`, since no processing is
+//!   `scope`; nothing allowed is `invalid_scope` (threat X11).
+//! - **Actor tokens** (decision D-17): refused with `invalid_request`, since no processing is
 //!   defined and ignoring one would drop a delegation the client asked for.
-//! - **Step-up** (§9.1 item 14): `insufficient_user_authentication` with `max_age` and
+//! - **Step-up** (decision D-14): `insufficient_user_authentication` with `max_age` and
 //!   `acr_values` members in the error body (RFC 9470 names).
-//! - **DPoP** (§9.1 item 11): a `DPoP` header on the token exchange is validated (RFC 9449
+//! - **DPoP** (decision D-11): a `DPoP` header on the token exchange is validated (RFC 9449
 //!   §4.3, `htm` POST, `htu` the token endpoint, `iat` within 60 s, single-use `jti`) and
-//!   binds the ID-JAG with `cnf.jkt` (SPEC TX-23, IDJAG-16). Server nonces are not used.
+//!   binds the ID-JAG with `cnf.jkt` (requirements TX-23, IDJAG-16). Server nonces are not used.
 //! - **Lifetime**: 300 s by default, at most one hour. `expires_in` states it.
 //! - **Email**: left out of ID-JAGs unless the audience's policy asks for it (EMA §7.4.3
-//!   over IDJAG-13).
+//!   over requirement IDJAG-13).
 //! - **Client assertions**: `aud` must be this issuer as a single value
 //!   (draft-ietf-oauth-rfc7523bis); the token endpoint URL is accepted only when enabled.
 //! - **Metadata**: `response_types_supported` is always present (RFC 8414 §2 requires it):
@@ -179,7 +179,7 @@
 //!
 //! - Every refusal is an RFC 6749 §5.2 body with a fixed, generic `error_description`;
 //!   no token, secret, claim or parameter value is ever echoed, logged or put in an error's
-//!   `Display` (SECURITY-CASES X20; the test `x20_tracing_never_sees_secrets_or_tokens`
+//!   `Display` (threat X20; the test `x20_tracing_never_sees_secrets_or_tokens`
 //!   proves it).
 //! - Subject ID tokens must be this IdP's own, unexpired, of the ID-token kind (an ID-JAG or
 //!   an access token is refused by `typ`, RFC 8725 §3.12), and issued to the authenticated
@@ -190,8 +190,21 @@
 //! - The token endpoint answers `Cache-Control: no-store` and never a refresh token.
 //! - The `dev` helpers (feature `dev`) mint ID tokens without a login: tests and demos only,
 //!   never in a production build.
+//!
+//! ## Requirements, decisions and threats
+//!
+//! These docs cite the project's [requirements checklist] ("requirement TX-08"), its
+//! [decisions on open questions] ("decision D-07"), its [threat model] ("threat G16"), and
+//! [the flow] ("redemption check 13", "IdP step 4", or a page anchor such as
+//! `docs/flow.md#renewal`). The pages live in the repository's `docs/` folder and in the
+//! `idjag` crate's `manual` module.
+//!
+//! [requirements checklist]: https://github.com/idjag/idjag/blob/main/docs/requirements.md
+//! [decisions on open questions]: https://github.com/idjag/idjag/blob/main/docs/requirements.md#decisions
+//! [threat model]: https://github.com/idjag/idjag/blob/main/docs/threat-model.md
+//! [the flow]: https://github.com/idjag/idjag/blob/main/docs/flow.md
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 #[cfg(feature = "dev")]

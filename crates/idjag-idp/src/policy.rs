@@ -1,5 +1,5 @@
 //! Issuance policy: who may get an ID-JAG for which resource AS, resources and scopes
-//! (SPEC §5 steps 4 and 5; TX-11 to TX-13, TX-20, TX-22, TX-26).
+//! (IdP steps 4 and 5; requirements TX-11 to TX-13, TX-20, TX-22, TX-26).
 //!
 //! [`Policy`] is the extension point; [`TomlPolicy`] is the declarative implementation.
 //! Whatever the policy answers, the issuer never grants more than was asked: a grant with a
@@ -37,13 +37,13 @@ pub struct PolicyRequest<'a> {
     pub now: NumericDate,
 }
 
-/// What the policy grants. The ID-JAG carries exactly this (SPEC TX-13).
+/// What the policy grants. The ID-JAG carries exactly this (requirement TX-13).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Grant {
-    /// The resource AS issuer: the ID-JAG `aud`, never an alias (SECURITY-CASES X10).
+    /// The resource AS issuer: the ID-JAG `aud`, never an alias (threat X10).
     pub audience: Issuer,
-    /// The client's id at that resource AS: the ID-JAG `client_id` (SPEC IDJAG-07).
+    /// The client's id at that resource AS: the ID-JAG `client_id` (requirement IDJAG-07).
     pub client_id: ClientId,
     /// The granted resources (a subset of those requested).
     pub resources: Vec<Resource>,
@@ -54,7 +54,8 @@ pub struct Grant {
     /// Overrides the ID-JAG `sub` (for IdPs with pairwise identifiers: the value the resource
     /// AS sees in its own SSO, ID-JAG -04 §5). `None` keeps the principal's subject.
     pub subject: Option<Subject>,
-    /// Whether the ID-JAG carries the user's email (IDJAG-13; EMA §7.4.3 says keep PII out).
+    /// Whether the ID-JAG carries the user's email (requirement IDJAG-13; EMA §7.4.3 says keep PII
+    /// out).
     pub include_email: bool,
 }
 
@@ -103,7 +104,7 @@ impl Grant {
 pub enum PolicyDenial {
     /// The audience is not a configured resource AS, or the client has no id there
     /// (`invalid_target`; the two are not told apart, so the list of resource ASes does not
-    /// leak, SPEC MD-05).
+    /// leak, requirement MD-05).
     #[error("audience is not available to this client")]
     UnknownAudience,
     /// A resource is not registered for the audience (EMA §7.6.1; `invalid_target`).
@@ -125,7 +126,7 @@ pub enum PolicyDenial {
     #[error("authorization details are not allowed")]
     AuthorizationDetailsNotAllowed,
     /// The user must authenticate again, more recently or more strongly
-    /// (`insufficient_user_authentication`, RFC 9470 style; SPEC TX-20).
+    /// (`insufficient_user_authentication`, RFC 9470 style; requirement TX-20).
     #[error("step-up authentication required")]
     StepUp {
         /// The largest acceptable age of the authentication, in seconds.

@@ -1,5 +1,5 @@
 //! The token-exchange request of the ID-JAG profile (RFC 8693 §2.1; ID-JAG -04 §4.3;
-//! SPEC TX-02 to TX-07, TX-11, TX-12).
+//! requirements TX-02 to TX-07, TX-11, TX-12).
 
 use idjag_core::jose::parse_object;
 use idjag_core::server::FormBody;
@@ -25,40 +25,41 @@ pub enum RequestError {
         parameter: &'static str,
     },
     /// `requested_token_type` is not the id-jag URN: no silent fallback to another token type
-    /// (`invalid_request`; SECURITY-CASES X08).
+    /// (`invalid_request`; threat X08).
     #[error("requested_token_type is not the ID-JAG token type")]
     RequestedTokenType,
-    /// `audience` holds several values joined by spaces (`invalid_request`; X09). A repeated
+    /// `audience` holds several values joined by spaces (`invalid_request`; threat X09). A repeated
     /// `audience` parameter is refused by the form parser.
     #[error("audience must name exactly one resource authorization server")]
     MultipleAudiences,
     /// `audience` is not a valid identifier (`invalid_request`).
     #[error("audience is malformed")]
     MalformedAudience,
-    /// `audience` names this IdP itself (`invalid_target`; X09).
+    /// `audience` names this IdP itself (`invalid_target`; threat X09).
     #[error("audience is this IdP")]
     AudienceIsThisIssuer,
-    /// A `resource` is not an absolute URI without a fragment (`invalid_target`; X12).
+    /// A `resource` is not an absolute URI without a fragment (`invalid_target`; threat X12).
     #[error("resource is not valid: {0}")]
     Resource(InvalidIdentifier),
     /// `scope` is not a space-delimited list of RFC 6749 §3.3 tokens (`invalid_scope`).
     #[error("scope is malformed")]
     Scope,
-    /// `authorization_details` is not one well-formed JSON array (`invalid_request`; X13).
+    /// `authorization_details` is not one well-formed JSON array (`invalid_request`; threat X13).
     #[error("authorization_details is not one well-formed JSON array")]
     AuthorizationDetailsMalformed,
     /// An authorization detail is not an object with a string `type`, or there are more than
-    /// 32 (`invalid_authorization_details`; X13).
+    /// 32 (`invalid_authorization_details`; threat X13).
     #[error("authorization_details has an invalid entry")]
     AuthorizationDetail,
     /// `subject_token_type` is not one of the profile's URNs (`invalid_request`).
     #[error("subject_token_type is not supported")]
     SubjectTokenType,
-    /// `actor_token` and `actor_token_type` must come together (`invalid_request`; TX-07).
+    /// `actor_token` and `actor_token_type` must come together (`invalid_request`; requirement
+    /// TX-07).
     #[error("actor_token and actor_token_type must be sent together")]
     ActorTokenPairing,
     /// This IdP defines no actor-token processing, so it refuses actor tokens rather than
-    /// ignore them (`invalid_request`; SPEC §9.1 item 17).
+    /// ignore them (`invalid_request`; decision D-17).
     #[error("actor tokens are not supported")]
     ActorTokenUnsupported,
 }

@@ -91,7 +91,7 @@ fn json(
 }
 
 /// The JWKS may be cached for half the key lead time (at most five minutes), so caches that
-/// honour `max-age` hold a staged key before it signs (SECURITY-CASES X19).
+/// honour `max-age` hold a staged key before it signs (threat X19).
 async fn jwks_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
     let max_age = (idp.rotation_timing().lead_time().as_secs() / 2).min(JWKS_MAX_AGE_SECS);
     let cache = HeaderValue::from_str(&format!("public, max-age={max_age}"))

@@ -1,4 +1,5 @@
-//! Subject tokens: what the client trades for an ID-JAG (SPEC TX-05, TX-06, TX-08 to TX-10).
+//! Subject tokens: what the client trades for an ID-JAG (requirements TX-05, TX-06, TX-08 to
+//! TX-10).
 //!
 //! Each `subject_token_type` has a [`SubjectTokenValidator`]. The built-in ones are
 //! [`IdTokenSubjectValidator`] (OIDC ID tokens signed by this IdP, issued to the
@@ -21,7 +22,7 @@ pub use refresh::{
     RefreshTokenRecord, RefreshTokenStore, RefreshTokenSubjectValidator, StoreUnavailable,
 };
 
-/// The kinds of subject token the ID-JAG profile allows (SPEC TX-05).
+/// The kinds of subject token the ID-JAG profile allows (requirement TX-05).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SubjectTokenType {
@@ -70,9 +71,9 @@ impl SubjectTokenType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Principal {
-    /// The user's identifier at this IdP (the ID-JAG `sub`; SPEC IDJAG-04).
+    /// The user's identifier at this IdP (the ID-JAG `sub`; requirement IDJAG-04).
     pub subject: Subject,
-    /// The user's email, put in an ID-JAG only when policy asks for it (IDJAG-13).
+    /// The user's email, put in an ID-JAG only when policy asks for it (requirement IDJAG-13).
     pub email: Option<String>,
     /// Group names, for policy.
     pub groups: Vec<String>,
@@ -143,8 +144,8 @@ pub enum SubjectTokenError {
     /// A JWT subject token failed validation (signature, `typ`, issuer, time, claims).
     #[error("subject token is not valid: {0}")]
     Invalid(ValidationError),
-    /// The token was issued to another client than the one authenticated (SPEC TX-08, TX-10;
-    /// SECURITY-CASES X03, X07).
+    /// The token was issued to another client than the one authenticated (requirements TX-08,
+    /// TX-10; threats X03, X07).
     #[error("subject token was issued to another client")]
     OtherClient,
     /// The token is not known (for example a string that is not one of our refresh tokens).
@@ -200,7 +201,8 @@ impl SubjectTokenError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SubjectTokenErrorCode {
-    /// `invalid_grant`: SECURITY-CASES B4.3 and the ID-JAG draft's example (the default).
+    /// `invalid_grant`: the threat model (threats X03 to X07) and the ID-JAG draft's example (the
+    /// default).
     #[default]
     InvalidGrant,
     /// `invalid_request`: the letter of RFC 8693 §2.2.2.
@@ -219,7 +221,7 @@ impl SubjectTokenErrorCode {
 /// Validates one kind of subject token for an authenticated client.
 ///
 /// Implement it to accept SAML 2.0 assertions (check the signature, the Conditions and that
-/// the Audience maps to `client`; SPEC TX-09) or any token your OpenID provider issues.
+/// the Audience maps to `client`; requirement TX-09) or any token your OpenID provider issues.
 pub trait SubjectTokenValidator: fmt::Debug + Send + Sync {
     /// The user `token` names, if it is valid and was issued to `client`.
     fn validate<'a>(

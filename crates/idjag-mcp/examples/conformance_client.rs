@@ -1,5 +1,5 @@
 //! The client the public MCP conformance suite drives for the scenario
-//! `auth/enterprise-managed-authorization` (SECURITY-CASES C07; INTEROP.md §5.1).
+//! `auth/enterprise-managed-authorization` (threat C07).
 //!
 //! Contract: the scenario's context (JSON) is in `MCP_CONFORMANCE_CONTEXT`, the MCP server URL
 //! is the last argument. The client signs nothing itself: it trades the IdP's ID token for an

@@ -1,4 +1,4 @@
-//! The extension identifier and its capability declaration (SPEC EMA-01).
+//! The extension identifier and its capability declaration (requirement EMA-01).
 //!
 //! MCP extensions are opt-in: a client or server declares one under `capabilities.extensions`,
 //! keyed by its identifier, with a settings object. Enterprise-Managed Authorization defines no
@@ -23,7 +23,7 @@
 //!
 //! The declaration is informational. Authorization happens over HTTP before the first MCP
 //! message, so a client learns whether the flow applies from the resource authorization
-//! server's metadata (the ID-JAG grant profile, SPEC §9.1 item 12), never from these
+//! server's metadata (the ID-JAG grant profile, decision D-12), never from these
 //! capabilities.
 
 use rmcp::model::{ClientCapabilities, ExtensionCapabilities, JsonObject, ServerCapabilities};

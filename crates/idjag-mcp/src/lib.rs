@@ -106,7 +106,7 @@
 //! ## Contents
 //!
 //! - [`capability`]: the extension identifier; declaring and reading it in rmcp's
-//!   `ClientCapabilities` and `ServerCapabilities` (SPEC EMA-01).
+//!   `ClientCapabilities` and `ServerCapabilities` (requirement EMA-01).
 //! - [`client`] (feature `client`, default): [`client::EmaAuthorizer`] and
 //!   [`client::EmaAuthClient`], an rmcp `StreamableHttpClient`; [`client::authorization_error`]
 //!   and [`client::transport_error`] to read rmcp's errors; `client::rmcp_ema` (feature
@@ -117,31 +117,33 @@
 //! ## What the client does
 //!
 //! The first request goes out without a token; the server's `401` names its RFC 9728 metadata.
-//! The metadata's `resource` must be the server's URL exactly (MD-08), the authorization server
-//! must be one the app is registered with ([`client::ResourceAsRegistrations`]), its RFC 8414
-//! `issuer` must match exactly (MD-07), and it must support the ID-JAG grant profile (MD-12).
-//! Then leg 1 at the IdP (audience = that issuer, resource = the server's URL; EMA-02, EMA-03,
-//! MCP-01) and leg 2 at the authorization server, both by `idjag-client` with its checks and
-//! its cache. The request is sent again with the token (MCP-03). A `401` on a token renews it
-//! once; a `403 insufficient_scope` for scopes not yet asked for leads to one new exchange with
-//! the union (MCP-05). [`client::EmaAuthClient::authorize`] does the discovery and the flow
-//! before any request is sent.
+//! The metadata's `resource` must be the server's URL exactly (requirement MD-08), the
+//! authorization server must be one the app is registered with
+//! ([`client::ResourceAsRegistrations`]), its RFC 8414 `issuer` must match exactly (requirement
+//! MD-07), and it must support the ID-JAG grant profile (requirement MD-12). Then leg 1 at the IdP
+//! (audience = that issuer, resource = the server's URL; requirements EMA-02, EMA-03,
+//! MCP-01) and leg 2 at the authorization server, both by `idjag-client` with its checks and its
+//! cache. The request is sent again with the token (requirement MCP-03). A `401` on a token renews
+//! it once; a `403 insufficient_scope` for scopes not yet asked for leads to one new exchange with
+//! the union (requirement MCP-05). [`client::EmaAuthClient::authorize`] does the discovery and the
+//! flow before any request is sent.
 //!
-//! ## Decisions on open questions (SPEC §9)
+//! ## Decisions on open questions
 //!
-//! - **Extension negotiation** (§9.1 item 12): the capability is declared and readable, but
+//! - **Extension negotiation** (decision D-12): the capability is declared and readable, but
 //!   informational: authorization happens over HTTP before the first MCP message, so whether
 //!   the flow applies is the authorization server's grant profile. A server that lists no
 //!   profiles is assumed to support it (the conformance suite's does not list them);
 //!   [`client::EmaAuthorizer::with_profile_assumption`] can require the profile.
-//! - **Step-up under EMA** (§2.6; MCP-05): one new token exchange with the union of the
-//!   scopes asked for and those the `403` names, and one more attempt; the IdP's policy
-//!   decides, and a second `403` goes to the caller. No interactive step-up.
+//! - **Step-up under EMA** (`docs/flow.md#mcp-request`; requirement MCP-05): one new token exchange
+//!   with the union of the scopes asked for and those the `403` names, and one more attempt; the
+//!   IdP's policy decides, and a second `403` goes to the caller. No interactive step-up.
 //! - **`401` with a token**: the token is dropped and renewed once (a new exchange; ID-JAGs are
-//!   single-use under EMA §7.4.2, §9.1 item 1), then the `401` goes to the caller.
-//! - **`resource`** (§9.1 item 3): always sent, as the server's RFC 9728 identifier.
-//! - **Which authorization server** (§7 item 19): the first one the resource lists that the
-//!   app is registered with; "any listed" only as an explicit opt-in.
+//!   single-use under EMA §7.4.2, decision D-01), then the `401` goes to the caller.
+//! - **`resource`** (decision D-03): always sent, as the server's RFC 9728 identifier.
+//! - **Which authorization server** (the mix-up threat, `docs/threat-model.md#mix-up`): the first
+//!   one the resource lists that the app is registered with; "any listed" only as an explicit
+//!   opt-in.
 //! - **The `403` challenge** names the scopes the tool needs (not those already held), with
 //!   `error="insufficient_scope"` and `resource_metadata`.
 //! - **Bodies the tool-scope check cannot read unambiguously** (not one JSON object, a
@@ -161,16 +163,29 @@
 //!   before processing it.
 //! - **DPoP-bound tokens are refused** rather than sent as `Bearer` (rmcp's transports cannot
 //!   send a `DPoP` proof).
-//! - **Nothing secret in logs, errors or `Debug`** (EMA-13, EMA-16): events (target
+//! - **Nothing secret in logs, errors or `Debug`** (requirements EMA-13, EMA-16): events (target
 //!   `idjag_mcp`, level `debug`) name resources, issuers and scopes only; a test captures the
-//!   whole flow at `TRACE` and finds no token, ID-JAG or secret (SECURITY-CASES C06).
+//!   whole flow at `TRACE` and finds no token, ID-JAG or secret (threat C06).
 //! - **Server**: idjag-resource's verifier (trusted issuer, that issuer's keys, `typ`
-//!   `at+jwt`, `aud` = this resource, time window; G01, G02, G04, G05) runs before anything
-//!   else; tool scopes are checked before rmcp parses the request (G16), and a missing bearer
-//!   layer fails closed; [`server::Caller`] fails the request when no verified caller is
+//!   `at+jwt`, `aud` = this resource, time window; threats G01, G02, G04, G05) runs before anything
+//!   else; tool scopes are checked before rmcp parses the request (threat G16), and a missing
+//!   bearer layer fails closed; [`server::Caller`] fails the request when no verified caller is
 //!   present; rmcp's `Host` check stays on, set to the resource's host.
+//!
+//! ## Requirements, decisions and threats
+//!
+//! These docs cite the project's [requirements checklist] ("requirement TX-08"), its
+//! [decisions on open questions] ("decision D-07"), its [threat model] ("threat G16"), and
+//! [the flow] ("redemption check 13", "IdP step 4", or a page anchor such as
+//! `docs/flow.md#renewal`). The pages live in the repository's `docs/` folder and in the
+//! `idjag` crate's `manual` module.
+//!
+//! [requirements checklist]: https://github.com/idjag/idjag/blob/main/docs/requirements.md
+//! [decisions on open questions]: https://github.com/idjag/idjag/blob/main/docs/requirements.md#decisions
+//! [threat model]: https://github.com/idjag/idjag/blob/main/docs/threat-model.md
+//! [the flow]: https://github.com/idjag/idjag/blob/main/docs/flow.md
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod capability;
 #[cfg(feature = "client")]

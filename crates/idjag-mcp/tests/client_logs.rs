@@ -1,4 +1,4 @@
-//! SECURITY-CASES C06 (SPEC EMA-13, EMA-16): the authorizing client, logged at `TRACE` by every
+//! Threat C06 (requirements EMA-13, EMA-16): the authorizing client, logged at `TRACE` by every
 //! crate through an allowed flow, a `401` renewal, a step-up and a policy denial, writes no
 //! token, ID-JAG or secret. Its own binary, because it installs a global subscriber.
 

@@ -1,6 +1,6 @@
 //! A real rmcp server behind `McpAuth` on 127.0.0.1, reached by raw HTTP and by rmcp's own
 //! client: the `401` challenge, the metadata route, per-tool scopes answered `403` before the
-//! tool runs (SECURITY-CASES G01, G02, G16; SPEC MCP-04, MCP-05), and the verified caller
+//! tool runs (threats G01, G02, G16; requirements MCP-04, MCP-05), and the verified caller
 //! inside the tool.
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! One structured audit event per grant decision (STYLE 25; SECURITY-CASES B4).
+//! One structured audit event per grant decision (see the threat model: every
+//! refusal emits one audit event with a reason code).
 //!
 //! Every token request that reaches a decision emits exactly one `tracing` event on the
 //! target [`AUDIT_TARGET`], at `INFO` when granted and `WARN` when denied, with these fields

@@ -1,5 +1,6 @@
 //! What the resource authorization server trusts and grants: trusted issuers, registered
-//! resources, and the policies SPEC §9 leaves open.
+//! resources, and the policies the specifications leave open
+//! (decisions D-01, D-03, D-04, D-08).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -10,7 +11,7 @@ use idjag_core::{
     BoxFuture, ClientId, IdJagClaims, Issuer, KeySource, Resource, ScopeSet, Subject,
 };
 
-/// An IdP whose ID-JAGs this server redeems (SPEC JB-07; ID-JAG -04 §4.1): its issuer
+/// An IdP whose ID-JAGs this server redeems (requirement JB-07; ID-JAG -04 §4.1): its issuer
 /// identifier, the one source of its keys, and how its assertions map to local principals.
 ///
 /// ```
@@ -50,7 +51,7 @@ impl fmt::Debug for TrustedIssuer {
 impl TrustedIssuer {
     /// Trusts `issuer`, whose keys come only from `keys` (a static
     /// [`KeySet`](idjag_core::KeySet) or a remote JWKS). Keys are never shared between
-    /// issuers (SECURITY-CASES V16).
+    /// issuers (threat V16).
     ///
     /// Defaults: no tenant check, `sub` as the local subject, and the issuer may vouch for
     /// any client registered here (the client must still authenticate and match the
@@ -91,7 +92,7 @@ impl TrustedIssuer {
 
     /// Accepts ID-JAGs of this issuer only when their `tenant` claim is present and equals
     /// `tenant` (or another tenant added the same way). For multi-tenant issuers, where
-    /// `sub` is unique only within a tenant (SPEC IDJAG-05, IDJAG-12; ID-JAG -04 §6).
+    /// `sub` is unique only within a tenant (requirements IDJAG-05, IDJAG-12; ID-JAG -04 §6).
     pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.tenants
             .get_or_insert_with(BTreeSet::new)
@@ -99,7 +100,7 @@ impl TrustedIssuer {
         self
     }
 
-    /// Sets how an ID-JAG of this issuer names the local principal (SPEC §4 row 13).
+    /// Sets how an ID-JAG of this issuer names the local principal (redemption check 13).
     pub fn with_subject_mapping(mut self, mapping: SubjectMapping) -> Self {
         self.subject = mapping;
         self
@@ -122,12 +123,12 @@ impl TrustedIssuer {
 }
 
 /// How an ID-JAG names the local principal that becomes the access token's `sub`
-/// (SPEC §4 row 13, JB-12).
+/// (redemption check 13, requirement JB-12).
 #[derive(Clone, Default)]
 #[non_exhaustive]
 pub enum SubjectMapping {
     /// The ID-JAG's `sub`, which the IdP must make unique per issuer (and tenant) and equal
-    /// to the one it uses in SSO toward this server (SPEC IDJAG-04, IDJAG-05). The default.
+    /// to the one it uses in SSO toward this server (requirements IDJAG-04, IDJAG-05). The default.
     ///
     /// When several trusted issuers (or several tenants of one issuer) may use the same
     /// `sub` for different people, use [`Self::Resolver`] to qualify it.
@@ -160,7 +161,7 @@ impl fmt::Debug for SubjectMapping {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ResolveError {
-    /// No principal matches: the grant is refused with `invalid_grant` (SPEC JB-12).
+    /// No principal matches: the grant is refused with `invalid_grant` (requirement JB-12).
     #[error("no principal for this subject")]
     Unknown,
     /// The directory could not answer: the grant is refused with `temporarily_unavailable`.
@@ -182,7 +183,7 @@ pub trait SubjectResolver: fmt::Debug + Send + Sync {
 }
 
 /// A resource (an MCP server or any API) this server issues access tokens for, with its
-/// local scope policy (SPEC JB-14, JB-15, EMA-17).
+/// local scope policy (requirements JB-14, JB-15, EMA-17).
 ///
 /// ```
 /// use idjag_core::{Resource, ScopeSet};
@@ -238,7 +239,7 @@ impl RegisteredResource {
     }
 }
 
-/// What to do with an ID-JAG that has no `resource` claim (SPEC §9.1 items 3 and 4: real
+/// What to do with an ID-JAG that has no `resource` claim (decisions D-03 and D-04: real
 /// IdPs omit it, and EMA made it optional).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -249,7 +250,7 @@ pub enum AbsentResource {
     Refuse,
 }
 
-/// Whether an ID-JAG may be redeemed more than once (SPEC §9.1 item 1; JB-11, JB-25).
+/// Whether an ID-JAG may be redeemed more than once (decision D-01; requirements JB-11, JB-25).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ReplayPolicy {
@@ -262,8 +263,8 @@ pub enum ReplayPolicy {
     AllowSameClient,
 }
 
-/// The access-token lifetime and its cap over the ID-JAG's own `exp` (SPEC §9.1 item 8;
-/// JB-20, RFC 7521 §4.1).
+/// The access-token lifetime and its cap over the ID-JAG's own `exp` (decision D-08;
+/// requirement JB-20, RFC 7521 §4.1).
 ///
 /// An access token expires at `min(now + lifetime, id_jag.exp + beyond_id_jag)`. With the
 /// defaults (5 minutes, nothing beyond), it never outlives the ID-JAG it came from.
@@ -303,7 +304,7 @@ impl AccessTokenLifetime {
     }
 }
 
-/// How audit events name the user (SPEC EMA-21: minimise personal data).
+/// How audit events name the user (requirement EMA-21: minimise personal data).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AuditSubjects {

@@ -8,7 +8,7 @@ use idjag_core::{OAuthErrorCode, SignError, ValidationError};
 ///
 /// The variant is for the audit log ([`Self::reason_code`]); the client sees only the OAuth
 /// error code ([`Self::oauth_error`]), the HTTP status ([`Self::status`]) and a generic
-/// description of the code, never the reason (SECURITY-CASES J03).
+/// description of the code, never the reason (threat J03).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GrantError {
@@ -33,7 +33,7 @@ pub enum GrantError {
         /// The parameter.
         name: &'static str,
     },
-    /// A `grant_type` other than jwt-bearer (including the draft jwt-dpop grant; J07).
+    /// A `grant_type` other than jwt-bearer (including the draft jwt-dpop grant; threat J07).
     #[error("grant type is not supported")]
     UnsupportedGrantType,
     /// Client authentication failed.
@@ -51,10 +51,10 @@ pub enum GrantError {
     /// The ID-JAG failed validation.
     #[error("assertion is invalid: {0}")]
     Assertion(ValidationError),
-    /// The ID-JAG was issued by this server itself (ID-JAG -04 §9.3; V18).
+    /// The ID-JAG was issued by this server itself (ID-JAG -04 §9.3; threat V18).
     #[error("assertion was issued by this server")]
     SelfIssued,
-    /// The ID-JAG's `client_id` is not the authenticated client (SPEC JB-09; V20).
+    /// The ID-JAG's `client_id` is not the authenticated client (requirement JB-09; threat V20).
     #[error("assertion client_id is not the authenticated client")]
     ClientMismatch,
     /// The issuer may not vouch for the authenticated client.
@@ -63,13 +63,13 @@ pub enum GrantError {
     /// The `tenant` claim is absent or not an accepted tenant.
     #[error("tenant is not accepted")]
     Tenant,
-    /// The subject cannot be resolved (SPEC JB-12).
+    /// The subject cannot be resolved (requirement JB-12).
     #[error("subject cannot be resolved")]
     UnknownSubject,
     /// The subject directory could not answer.
     #[error("subject directory unavailable")]
     SubjectDirectoryUnavailable,
-    /// A `resource` of the ID-JAG is not registered here (SPEC JB-14, EMA-17).
+    /// A `resource` of the ID-JAG is not registered here (requirements JB-14, EMA-17).
     #[error("resource is not registered here")]
     ResourceNotRegistered,
     /// The ID-JAG has no `resource` and the policy refuses that.
@@ -91,13 +91,13 @@ pub enum GrantError {
     #[error("requested authorization_details exceed the grant")]
     AuthorizationDetailsNotGranted,
     /// The ID-JAG is sender-constrained (`cnf`) and no proof of possession can be checked
-    /// (idjag supports no DPoP; SPEC JB-21; V32).
+    /// (idjag supports no DPoP; requirement JB-21; threat V32).
     #[error("assertion is sender-constrained and proof of possession is not supported")]
     ConfirmationUnsupported,
     /// The ID-JAG expires so soon that the access token would be born expired.
     #[error("assertion expires before a token could be used")]
     GrantExpiring,
-    /// The ID-JAG was redeemed before (SPEC JB-11, EMA-12; V34).
+    /// The ID-JAG was redeemed before (requirements JB-11, EMA-12; threat V34).
     #[error("assertion was already redeemed")]
     Replayed,
     /// The replay store could not answer (fail closed).
@@ -193,7 +193,7 @@ impl GrantError {
 }
 
 /// The one `error_description` sent for each code: generic on purpose, so no response tells
-/// an attacker which check failed (SECURITY-CASES J03).
+/// an attacker which check failed (threat J03).
 pub fn generic_description(code: OAuthErrorCode) -> &'static str {
     use OAuthErrorCode as C;
     match code {

@@ -1,4 +1,4 @@
-//! The JWT-bearer grant, in the order of SPEC §4.
+//! The JWT-bearer grant, in the order of the redemption checks.
 
 use http::{HeaderMap, Method, Response};
 use idjag_core::claims::AuthorizationDetail;
@@ -68,7 +68,7 @@ fn parse_details(raw: &str) -> Result<Vec<AuthorizationDetail>, GrantError> {
 impl Inner {
     /// Runs the grant. No check before the last step writes anything: the replay entry is
     /// recorded only once every other check has passed and the access token is signed, so
-    /// a refused or abandoned request leaves no state behind (SECURITY-CASES J06).
+    /// a refused or abandoned request leaves no state behind (threat J06).
     pub(crate) async fn grant(
         &self,
         method: &Method,
@@ -78,7 +78,7 @@ impl Inner {
     ) -> Result<Response<Vec<u8>>, GrantError> {
         let form = self.read_form(method, headers, body)?;
 
-        // SPEC §4 row 1: the grant type.
+        // redemption check 1: the grant type.
         match form.get("grant_type") {
             None => return Err(GrantError::MissingParameter { name: "grant_type" }),
             Some(wire::GRANT_TYPE_JWT_BEARER) => {}
@@ -198,8 +198,9 @@ impl Inner {
         }
     }
 
-    /// SPEC §4 rows 15 (EMA-17, JB-14, V31): every resource of the ID-JAG is registered; the
-    /// token is for one of them, picked by the request's `resource` when several remain.
+    /// redemption check 15 (requirements EMA-17, JB-14, threat V31): every resource of the ID-JAG
+    /// is registered; the token is for one of them, picked by the request's `resource` when several
+    /// remain.
     fn grant_resource(
         &self,
         claims: &IdJagClaims,
@@ -230,10 +231,10 @@ impl Inner {
         }
     }
 
-    /// SPEC §4 row 12, run last on purpose. The store's atomic check-and-insert is the only
+    /// redemption check 12, run last on purpose. The store's atomic check-and-insert is the only
     /// write of the whole grant; running it after every check and after signing means a
     /// refused request never consumes the ID-JAG, and a concurrent duplicate loses the race
-    /// here and gets no token (SECURITY-CASES J05, J06). The entry lives until the ID-JAG's
+    /// here and gets no token (threats J05, J06). The entry lives until the ID-JAG's
     /// `exp` plus the leeway, after which the validator refuses the ID-JAG anyway.
     async fn record_redemption(
         &self,
@@ -260,7 +261,7 @@ impl Inner {
     }
 }
 
-/// SPEC §4 row 13 (IDJAG-12, TX-14): the tenant the issuer is trusted for.
+/// redemption check 13 (requirements IDJAG-12, TX-14): the tenant the issuer is trusted for.
 fn check_tenant(trusted: &TrustedIssuer, claims: &IdJagClaims) -> Result<(), GrantError> {
     match (&trusted.tenants, &claims.tenant) {
         (None, _) => Ok(()),
@@ -269,7 +270,8 @@ fn check_tenant(trusted: &TrustedIssuer, claims: &IdJagClaims) -> Result<(), Gra
     }
 }
 
-/// SPEC §4 row 13 (JB-12): the local principal. `sub_id` is never used (SPEC JB-13).
+/// redemption check 13 (requirement JB-12): the local principal. `sub_id` is never used
+/// (requirement JB-13).
 async fn resolve_subject(
     trusted: &TrustedIssuer,
     claims: &IdJagClaims,
@@ -293,9 +295,9 @@ async fn resolve_subject(
     }
 }
 
-/// SPEC §4 row 16 (EMA-19, JB-15; §9.1 item 5): the granted scope is the requested scope ∩
-/// the ID-JAG's scope ∩ the resource's policy. Without a `scope` parameter the client gets
-/// what the ID-JAG and the policy allow. An explicit request that keeps nothing is
+/// redemption check 16 (requirements EMA-19, JB-15; decision D-05): the granted scope is the
+/// requested scope ∩ the ID-JAG's scope ∩ the resource's policy. Without a `scope` parameter the
+/// client gets what the ID-JAG and the policy allow. An explicit request that keeps nothing is
 /// `invalid_scope`; otherwise the scope is narrowed and the response says so.
 fn grant_scope(
     resource: &RegisteredResource,
@@ -320,8 +322,8 @@ fn grant_scope(
     }
 }
 
-/// SPEC §4 row 17 (JB-16): the ID-JAG's details, checked against the resource's known types;
-/// a request may ask for a subset of them (each item equal to one of the ID-JAG's).
+/// redemption check 17 (requirement JB-16): the ID-JAG's details, checked against the resource's
+/// known types; a request may ask for a subset of them (each item equal to one of the ID-JAG's).
 fn grant_details(
     resource: &RegisteredResource,
     claims: &IdJagClaims,

@@ -5,8 +5,8 @@
 //! Authorization: where "no one gets in who does not belong" is decided.
 //!
 //! - [`ResourceAuthorizationServer`]: the resource authorization server. It redeems ID-JAGs
-//!   through the RFC 7523 JWT-bearer grant, in the order of SPEC §4, for RFC 9068 access
-//!   tokens; it also serves introspection (RFC 7662), RFC 8414 metadata and its JWKS. Its
+//!   through the RFC 7523 JWT-bearer grant, in the order of the redemption checks, for RFC 9068
+//!   access tokens; it also serves introspection (RFC 7662), RFC 8414 metadata and its JWKS. Its
 //!   endpoints are framework-agnostic (`method, headers, body -> http::Response<Vec<u8>>`);
 //!   [`ResourceAuthorizationServer::router`] mounts them on axum (feature `axum`).
 //! - [`TrustedIssuer`], [`RegisteredResource`] and the policies ([`ReplayPolicy`],
@@ -78,69 +78,68 @@
 //!
 //! ## Processing order
 //!
-//! The token endpoint checks, in SPEC §4 order, stopping at the first failure: `POST`, body
-//! limit, form content type, strict form parsing; `grant_type` (only jwt-bearer, J07);
-//! client authentication (one method; public clients refused unless allowed); exactly one
-//! `assertion`; the request's `scope`, `resource` and `authorization_details` syntax; the
-//! ID-JAG (size, structure, `typ`, `alg` allow-list, trusted `iss`, that issuer's key,
-//! signature, `aud`, time window, claim types); `client_id` equal to the authenticated client
-//! and the issuer's client list; tenant and subject; `resource`; scope;
-//! `authorization_details`; `cnf`; self-issued grants. Then it signs the access token and,
-//! last, records the redemption in the replay store: the only write of the whole request, so
-//! a refused or abandoned request leaves no state behind (J06). A replayed ID-JAG that also
-//! fails a later check is reported with that check's reason, and the token signed for a
-//! request that then loses the replay race is discarded, never sent. One exception to "no
-//! state": a `private_key_jwt` client assertion is spent by client authentication even when
-//! the grant is refused afterwards (client assertions are single-use; clients sign one per
-//! request).
+//! The token endpoint checks, in the redemption checks order, stopping at the first failure:
+//! `POST`, body limit, form content type, strict form parsing; `grant_type` (only jwt-bearer,
+//! threat J07); client authentication (one method; public clients refused unless allowed); exactly
+//! one `assertion`; the request's `scope`, `resource` and `authorization_details` syntax; the
+//! ID-JAG (size, structure, `typ`, `alg` allow-list, trusted `iss`, that issuer's key, signature,
+//! `aud`, time window, claim types); `client_id` equal to the authenticated client and the issuer's
+//! client list; tenant and subject; `resource`; scope; `authorization_details`; `cnf`; self-issued
+//! grants. Then it signs the access token and, last, records the redemption in the replay store:
+//! the only write of the whole request, so a refused or abandoned request leaves no state behind
+//! (threat J06). A replayed ID-JAG that also fails a later check is reported with that check's
+//! reason, and the token signed for a request that then loses the replay race is discarded, never
+//! sent. One exception to "no state": a `private_key_jwt` client assertion is spent by client
+//! authentication even when the grant is refused afterwards (client assertions are single-use;
+//! clients sign one per request).
 //!
 //! Every refusal is an RFC 6749 §5.2 JSON error with a generic `error_description` per code
 //! ([`GrantError`] maps each reason to its code), `Cache-Control: no-store`, and a
 //! `WWW-Authenticate: Basic` challenge after failed HTTP client authentication.
 //!
-//! ## Decisions on open questions (SPEC §9.1)
+//! ## Decisions on open questions
 //!
-//! - **Re-presenting an ID-JAG** (item 1): single use by default, as EMA §7.4.2 requires:
+//! - **Re-presenting an ID-JAG** (D-01): single use by default, as EMA §7.4.2 requires:
 //!   the (`iss`, `jti`) pair is recorded until `exp` plus the leeway, and any second
 //!   presentation is `invalid_grant`. [`ReplayPolicy::AllowSameClient`] allows the core
 //!   draft's re-presentation by the same client (ID-JAG -04 §4.4.3) for a fresh token.
-//! - **Absent `resource`** (items 3 and 4): accepted; the token is bound to the configured
+//! - **Absent `resource`** (D-03, D-04): accepted; the token is bound to the configured
 //!   resource ([`AbsentResource::BindTo`], the default when exactly one resource is
 //!   registered) or refused ([`AbsentResource::Refuse`], the default otherwise). A present
-//!   `resource` must name registered resources only (EMA-17); a request `resource` parameter
-//!   picks one of them (`invalid_target` if it names another, or if several remain and none
-//!   is named). The granted resource is echoed as `resource` in the token response.
-//! - **Scope** (item 5): the granted scope is requested ∩ ID-JAG ∩ the resource's policy.
+//!   `resource` must name registered resources only (requirement EMA-17); a request `resource`
+//!   parameter picks one of them (`invalid_target` if it names another, or if several remain and
+//!   none is named). The granted resource is echoed as `resource` in the token response.
+//! - **Scope** (D-05): the granted scope is requested ∩ ID-JAG ∩ the resource's policy.
 //!   A request without `scope` gets what the ID-JAG and the policy allow; a request whose
 //!   scopes are partly grantable is narrowed (the response lists the granted scope); a
 //!   request of which nothing is grantable is `invalid_scope`. An ID-JAG without `scope`
 //!   grants no scope.
-//! - **`aud`** (item 6): exactly this server's issuer, as a string or a one-element array;
+//! - **`aud`** (D-06): exactly this server's issuer, as a string or a one-element array;
 //!   exact aliases can be added ([`ResourceAuthorizationServerBuilder::audience_alias`]),
 //!   never an endpoint URL.
-//! - **Access-token lifetime** (item 8): `min(now + lifetime, id_jag.exp + beyond)`;
+//! - **Access-token lifetime** (D-08): `min(now + lifetime, id_jag.exp + beyond)`;
 //!   by default 5 minutes and never beyond the ID-JAG's own `exp`. An ID-JAG so close to its
 //!   end that the token would be born expired is refused.
-//! - **Client authentication** (item 9): confidential clients only by default
+//! - **Client authentication** (D-09): confidential clients only by default
 //!   (`client_secret_basic`, `client_secret_post`, `private_key_jwt`, exactly one per
 //!   request); public clients only with
 //!   [`ResourceAuthorizationServerBuilder::allow_public_clients`]. An empty `code=` sent
 //!   beside the grant (Go SDK) counts as omitted.
-//! - **DPoP / `cnf`** (item 11, JB-21): not supported. An ID-JAG with `cnf` is refused
+//! - **DPoP / `cnf`** (D-11, requirement JB-21): not supported. An ID-JAG with `cnf` is refused
 //!   (`invalid_grant`, since its proof cannot be checked), the draft `jwt-dpop` grant is
 //!   `unsupported_grant_type`, and a `DPoP` header beside an unbound grant is ignored
 //!   (the client sees `token_type` `Bearer`, RFC 9449 §5).
-//! - **Subject** (§4 row 13, item 16): `sub` by default; `aud_sub` or a host resolver per
+//! - **Subject** (redemption check 13, D-16): `sub` by default; `aud_sub` or a host resolver per
 //!   issuer ([`SubjectMapping`]); an issuer can be limited to tenants. `sub_id` is never used
-//!   to establish trust or identity (JB-13).
+//!   to establish trust or identity (requirement JB-13).
 //! - **Self-issued grants** (ID-JAG -04 §9.3): the builder refuses to trust this server's
 //!   own issuer, and an ID-JAG naming it is `invalid_grant`.
-//! - **Metadata without an authorization endpoint** (where the SPEC is silent): RFC 8414 §2
-//!   lets a server without one omit `authorization_endpoint`, and requires
+//! - **Metadata without an authorization endpoint** (where the specifications are silent): RFC 8414
+//!   §2 lets a server without one omit `authorization_endpoint`, and requires
 //!   `response_types_supported`, which is `[]` here. The TypeScript MCP SDK refuses such a
-//!   document, so [`AuthorizationEndpoint`] can name the host's own endpoint or mount one
-//!   that refuses every request (`unsupported_response_type`, never a redirect). The
-//!   repository's `scripts/interop.sh` runs that SDK against this crate.
+//!   document, so [`AuthorizationEndpoint`] can name the host's own endpoint or mount one that
+//!   refuses every request (`unsupported_response_type`, never a redirect). The repository's
+//!   `scripts/interop.sh` runs that SDK against this crate.
 //!
 //! ## Security
 //!
@@ -153,8 +152,21 @@
 //! token, assertion or secret reaches a log line, an error text or a `Debug` output: the
 //! audit events carry hashes and verified identifiers only. Client secrets are stored as
 //! hashes and compared in constant time by the core client authenticator.
+//!
+//! ## Requirements, decisions and threats
+//!
+//! These docs cite the project's [requirements checklist] ("requirement TX-08"), its
+//! [decisions on open questions] ("decision D-07"), its [threat model] ("threat G16"), and
+//! [the flow] ("redemption check 13", "IdP step 4", or a page anchor such as
+//! `docs/flow.md#renewal`). The pages live in the repository's `docs/` folder and in the
+//! `idjag` crate's `manual` module.
+//!
+//! [requirements checklist]: https://github.com/idjag/idjag/blob/main/docs/requirements.md
+//! [decisions on open questions]: https://github.com/idjag/idjag/blob/main/docs/requirements.md#decisions
+//! [threat model]: https://github.com/idjag/idjag/blob/main/docs/threat-model.md
+//! [the flow]: https://github.com/idjag/idjag/blob/main/docs/flow.md
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod audit;
 #[cfg(feature = "axum")]

@@ -86,8 +86,8 @@ pub(crate) struct Advertised<'a> {
     pub(crate) authorization: &'a AuthorizationEndpoint,
 }
 
-/// The RFC 8414 document (SPEC §6.2; MD-03, MD-04, MD-05, MD-07). It lists the grant profile
-/// and never the trusted issuers (ID-JAG -04 §9.4).
+/// The RFC 8414 document (ID-JAG -04 §7.2; requirements MD-03, MD-04, MD-05, MD-07). It lists the
+/// grant profile and never the trusted issuers (ID-JAG -04 §9.4).
 pub(crate) fn document(issuer: &Issuer, ad: Advertised<'_>) -> AuthorizationServerMetadata {
     let mut md = AuthorizationServerMetadata::new(issuer.clone());
     md.token_endpoint = Some(ad.endpoints.token_url.clone());

@@ -1,5 +1,5 @@
-//! RFC 9068 access tokens minted from verified ID-JAGs (SPEC §4 row 20; JWT-10, JB-17 to
-//! JB-20).
+//! RFC 9068 access tokens minted from verified ID-JAGs (redemption check 20; requirements JWT-10,
+//! JB-17 to JB-20).
 
 use idjag_core::claims::AuthorizationDetail;
 use idjag_core::jose::base64url;
@@ -41,7 +41,7 @@ fn random_jti() -> Result<Jti, GrantError> {
         .map_err(|_| GrantError::Signing(SignError::Key(KeyError::Backend)))
 }
 
-/// The access-token expiry: `min(now + lifetime, id_jag.exp + beyond)` (SPEC §9.1 item 8).
+/// The access-token expiry: `min(now + lifetime, id_jag.exp + beyond)` (decision D-08).
 fn expiry(inner: &Inner, now: i64, id_jag: &IdJagClaims) -> Result<NumericDate, GrantError> {
     let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
     let nominal = now.saturating_add(secs(inner.lifetime.lifetime));
@@ -57,7 +57,7 @@ fn expiry(inner: &Inner, now: i64, id_jag: &IdJagClaims) -> Result<NumericDate, 
 }
 
 /// Signs the access token and builds the token response: `Bearer`, `expires_in`, the granted
-/// `scope`, `authorization_details` and `resource`, and never a refresh token (SPEC JB-18).
+/// `scope`, `authorization_details` and `resource`, and never a refresh token (requirement JB-18).
 pub(crate) fn mint(
     inner: &Inner,
     verified: &Verified<IdJagClaims>,

@@ -51,7 +51,7 @@ pub enum BuildError {
     #[error("issuer {0} is trusted twice")]
     DuplicateIssuer(Issuer),
     /// This server's own issuer was trusted: it must never redeem its own grants
-    /// (ID-JAG -04 §9.3; SPEC TX-25).
+    /// (ID-JAG -04 §9.3; requirement TX-25).
     #[error("a server cannot trust itself as an ID-JAG issuer")]
     SelfTrust,
     /// No resource was registered.
@@ -67,7 +67,7 @@ pub enum BuildError {
     #[error("no client registry")]
     NoClients,
     /// An audience alias names one of this server's endpoints; ID-JAGs must name the issuer
-    /// (SPEC §4 row 9; V19).
+    /// (redemption check 9; threat V19).
     #[error("an endpoint URL cannot be an audience alias")]
     EndpointAlias,
     /// [`AuthorizationEndpoint::Host`] is not an `https` URL (or `http` on loopback) without
@@ -169,7 +169,7 @@ impl ResourceAuthorizationServerBuilder {
         self
     }
 
-    /// Single use (default) or same-client re-presentation (SPEC §9.1 item 1).
+    /// Single use (default) or same-client re-presentation (decision D-01).
     pub fn replay_policy(mut self, policy: ReplayPolicy) -> Self {
         self.replay_policy = policy;
         self
@@ -212,7 +212,7 @@ impl ResourceAuthorizationServerBuilder {
         self
     }
 
-    /// Also accepts this exact `aud` in ID-JAGs (SPEC §9.1 item 6), for example the issuer
+    /// Also accepts this exact `aud` in ID-JAGs (decision D-06), for example the issuer
     /// with a trailing slash. Endpoint URLs are refused.
     pub fn audience_alias(mut self, alias: Audience) -> Self {
         self.audience_aliases.push(alias);
@@ -220,7 +220,7 @@ impl ResourceAuthorizationServerBuilder {
     }
 
     /// Lets registered public clients redeem ID-JAGs without authenticating. Off by default
-    /// (ID-JAG -04 §9.1: confidential clients only; SPEC JB-03).
+    /// (ID-JAG -04 §9.1: confidential clients only; requirement JB-03).
     pub fn allow_public_clients(mut self) -> Self {
         self.allow_public = true;
         self
@@ -441,8 +441,8 @@ impl ResourceAuthorizationServerBuilder {
     }
 }
 
-/// A resource authorization server: it redeems ID-JAGs (RFC 7523 JWT-bearer grant, SPEC §4)
-/// for RFC 9068 access tokens, and serves introspection (RFC 7662), metadata (RFC 8414) and
+/// A resource authorization server: it redeems ID-JAGs (RFC 7523 JWT-bearer grant, the redemption
+/// checks) for RFC 9068 access tokens, and serves introspection (RFC 7662), metadata (RFC 8414) and
 /// its JWKS.
 ///
 /// The endpoint methods take a request's method, headers and body and return an
@@ -579,7 +579,8 @@ impl ResourceAuthorizationServer {
         self.inner.max_body_bytes
     }
 
-    /// The token endpoint: redeems an ID-JAG (SPEC §2.5, §4). Emits exactly one audit event.
+    /// The token endpoint: redeems an ID-JAG (ID-JAG -04 §4.4; the redemption checks). Emits
+    /// exactly one audit event.
     pub async fn token(
         &self,
         method: &Method,

@@ -1,5 +1,5 @@
 //! `WWW-Authenticate` parsing (RFC 9110 §11.6.1) and the Bearer challenge of RFC 6750 §3
-//! with RFC 9728's `resource_metadata` (SPEC MD-10).
+//! with RFC 9728's `resource_metadata` (requirement MD-10).
 
 use idjag_core::endpoint::check_endpoint;
 use idjag_core::{ErrorCode, OAuthErrorCode, ScopeSet};

@@ -1,5 +1,5 @@
 //! Discovery: from a protected resource to its authorization server, and from a configured
-//! IdP issuer to its token endpoint (SPEC §2.2; MD-07 to MD-12).
+//! IdP issuer to its token endpoint (`docs/flow.md#discovery`; requirements MD-07 to MD-12).
 //!
 //! 1. [`BearerChallenge`] reads the resource's `401` (`resource_metadata`, `scope`, `error`).
 //! 2. [`Discovery::protected_resource`] fetches RFC 9728 metadata: the header's URL when there
@@ -7,7 +7,7 @@
 //!    URL. Its `resource` must equal the resource used, byte for byte.
 //! 3. [`Discovery::authorization_server`] fetches RFC 8414 metadata, then OIDC with path
 //!    insertion, then OIDC with path appending (MCP 2025-11-25). Its `issuer` must equal the
-//!    issuer the URL was built from; a mismatch stops discovery (SECURITY-CASES C04).
+//!    issuer the URL was built from; a mismatch stops discovery (threat C04).
 //! 4. The ID-JAG grant profile is advertised, refused, or (when the server is silent) assumed
 //!    per [`ProfileAssumption`].
 //! 5. [`Discovery::identity_provider`] fetches the IdP's metadata from its issuer, or from an
@@ -46,7 +46,7 @@ pub enum ProfileAssumption {
     /// The default: real servers (the MCP conformance suite's among them) omit the member.
     #[default]
     AssumeSupported,
-    /// Require the profile (and the jwt-bearer grant) to be advertised (SPEC MD-03, MD-04).
+    /// Require the profile (and the jwt-bearer grant) to be advertised (requirements MD-03, MD-04).
     RequireAdvertised,
 }
 
@@ -168,7 +168,7 @@ impl Discovery {
 
     /// RFC 9728 metadata of `resource`: from the challenge's `resource_metadata` when given
     /// (and only from there), else from the well-known URL with path insertion, then the root
-    /// one. The document's `resource` must equal `resource` exactly (SPEC MD-08).
+    /// one. The document's `resource` must equal `resource` exactly (requirement MD-08).
     pub async fn protected_resource(
         &self,
         resource: &Resource,
@@ -207,7 +207,7 @@ impl Discovery {
 
     /// RFC 8414 / OIDC metadata of the authorization server `issuer`, tried in the MCP
     /// 2025-11-25 order. The first document found must carry exactly this `issuer`;
-    /// otherwise discovery stops with [`DiscoveryError::IssuerMismatch`] (SPEC MD-07).
+    /// otherwise discovery stops with [`DiscoveryError::IssuerMismatch`] (requirement MD-07).
     pub async fn authorization_server(
         &self,
         issuer: &Issuer,
@@ -240,7 +240,7 @@ impl Discovery {
 
     /// The IdP's metadata, from its issuer or an explicit alias. The `issuer` must equal the
     /// configured one. An IdP whose metadata lists token types or grant types without the
-    /// ID-JAG ones is refused (SPEC MD-01, MD-02); one that lists neither is accepted under
+    /// ID-JAG ones is refused (requirements MD-01, MD-02); one that lists neither is accepted under
     /// [`ProfileAssumption::AssumeSupported`].
     pub async fn identity_provider(
         &self,
@@ -283,8 +283,8 @@ impl Discovery {
 
     /// From a resource (and its challenge, if the resource answered `401`) to the metadata of
     /// its authorization server. With `expected_issuer`, the resource must list that server
-    /// and only it is used (pinning against mix-up; SPEC §7 item 19); otherwise the first
-    /// listed server is used.
+    /// and only it is used (pinning against mix-up; the mix-up threat,
+    /// `docs/threat-model.md#mix-up`); otherwise the first listed server is used.
     pub async fn resource(
         &self,
         resource: &Resource,
@@ -310,7 +310,7 @@ impl Discovery {
         })
     }
 
-    /// Whether the server supports the ID-JAG profile (SPEC MD-12).
+    /// Whether the server supports the ID-JAG profile (requirement MD-12).
     pub fn profile_support(
         &self,
         metadata: &AuthorizationServerMetadata,

@@ -1,4 +1,4 @@
-//! Discovery (SPEC §2.2, MD-07 to MD-12; SECURITY-CASES C04).
+//! Discovery (`docs/flow.md#discovery`, requirements MD-07 to MD-12; threat C04).
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Leg 1 answers: every malformed or inconsistent one is refused, and then no leg 2 request
-//! is sent (SECURITY-CASES C02; SPEC TX-15 to TX-19, IDJAG-01 to IDJAG-09).
+//! is sent (threat C02; requirements TX-15 to TX-19, IDJAG-01 to IDJAG-09).
 
 use std::sync::Arc;
 

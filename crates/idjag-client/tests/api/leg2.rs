@@ -1,4 +1,4 @@
-//! Leg 2 answers and the checks made before anything is sent (SPEC JB-17, JB-18, EMA-09).
+//! Leg 2 answers and the checks made before anything is sent (requirements JB-17, JB-18, EMA-09).
 
 use idjag_client::*;
 use idjag_core::{ClientId, ClientSecret, IdToken, Issuer, ScopeSet};

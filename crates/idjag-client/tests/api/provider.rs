@@ -1,5 +1,5 @@
 //! The token provider: cache, margin, single flight, the forced refresh after a 401, and the
-//! renewal ladder of SECURITY-CASES C05, all on the test clock.
+//! renewal ladder of threat C05, all on the test clock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,7 +1,7 @@
-//! SECURITY-CASES B4.6 cases not covered elsewhere: C03 (DPoP downgrade) and C06 (no secret
-//! in `Debug`; the log capture is its own test binary, `tests/logging.rs`). C01 is in `wire`,
-//! C02 in `leg1`, C04 in `discovery`, C05 in `provider`. C07 (the MCP conformance scenario)
-//! runs with idjag-mcp's conformance client.
+//! Requesting-app threats not covered elsewhere: threat C03 (DPoP downgrade) and threat C06 (no
+//! secret in `Debug`; the log capture is its own test binary, `tests/logging.rs`). Threat C01 is in
+//! `wire`, threat C02 in `leg1`, threat C04 in `discovery`, threat C05 in `provider`. Threat C07
+//! (the MCP conformance scenario) runs with idjag-mcp's conformance client.
 
 use std::sync::Arc;
 

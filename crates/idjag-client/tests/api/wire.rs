@@ -1,4 +1,4 @@
-//! The exact bytes of each request (SECURITY-CASES C01; SPEC TX-01 to TX-05, JB-01, JB-02).
+//! The exact bytes of each request (threat C01; requirements TX-01 to TX-05, JB-01, JB-02).
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@ use super::{ClaimReader, JwtClaims, NumericDate, Registered};
 use crate::error::ClaimError;
 use crate::id::{Audience, ClientId, Issuer, Jti, ScopeSet, Subject};
 
-/// RFC 9068 access token claims (SPEC JWT-10): `iss`, `exp`, `aud`, `sub`, `client_id`,
+/// RFC 9068 access token claims (requirement JWT-10): `iss`, `exp`, `aud`, `sub`, `client_id`,
 /// `iat` and `jti` are required.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -17,7 +17,7 @@ pub struct AccessTokenClaims {
     pub iss: Issuer,
     /// `sub`: the user (or the client, for client credentials).
     pub sub: Subject,
-    /// `aud`: the resource the token is for (SPEC JB-19).
+    /// `aud`: the resource the token is for (requirement JB-19).
     pub aud: Audience,
     /// `client_id`.
     pub client_id: ClientId,

@@ -1,4 +1,4 @@
-//! The claims of an ID-JAG (ID-JAG -04 §3.1; SPEC §3.2).
+//! The claims of an ID-JAG (ID-JAG -04 §3.1; ID-JAG -04 §3.1).
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -9,41 +9,42 @@ use crate::id::{Audience, ClientId, Issuer, Jti, Resource, ScopeSet, Subject};
 
 /// The claims of an Identity Assertion JWT Authorization Grant.
 ///
-/// Every claim of SPEC §3.2 has a field; claims idjag does not name are kept in `extra`.
+/// Every claim of ID-JAG -04 §3.1 has a field; claims idjag does not name are kept in `extra`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct IdJagClaims {
-    /// `iss`: the IdP issuer (IDJAG-03).
+    /// `iss`: the IdP issuer (requirement IDJAG-03).
     pub iss: Issuer,
-    /// `sub`: the user, in the IdP's namespace as seen by the resource AS (IDJAG-04).
+    /// `sub`: the user, in the IdP's namespace as seen by the resource AS (requirement IDJAG-04).
     pub sub: Subject,
-    /// `aud`: the resource AS issuer; exactly one value (IDJAG-06). Serialised as a string.
+    /// `aud`: the resource AS issuer; exactly one value (requirement IDJAG-06). Serialised as a
+    /// string.
     pub aud: Audience,
-    /// `client_id`: the client's id at the resource AS (IDJAG-07).
+    /// `client_id`: the client's id at the resource AS (requirement IDJAG-07).
     pub client_id: ClientId,
-    /// `jti` (IDJAG-08).
+    /// `jti` (requirement IDJAG-08).
     pub jti: Jti,
-    /// `exp` (IDJAG-08).
+    /// `exp` (requirement IDJAG-08).
     pub exp: NumericDate,
-    /// `iat` (IDJAG-08).
+    /// `iat` (requirement IDJAG-08).
     pub iat: NumericDate,
     /// `nbf`, validated when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<NumericDate>,
-    /// `resource`: one or more RFC 8707 resource indicators (IDJAG-09). One value is written
-    /// as a string, several as an array.
+    /// `resource`: one or more RFC 8707 resource indicators (requirement IDJAG-09). One value is
+    /// written as a string, several as an array.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_resources"
     )]
     pub resource: Option<Vec<Resource>>,
-    /// `scope` (IDJAG-10).
+    /// `scope` (requirement IDJAG-10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<ScopeSet>,
-    /// `authorization_details` (RFC 9396; IDJAG-10).
+    /// `authorization_details` (RFC 9396; requirement IDJAG-10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<Vec<AuthorizationDetail>>,
-    /// `tenant`: the issuer-side tenant (IDJAG-12).
+    /// `tenant`: the issuer-side tenant (requirement IDJAG-12).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// `aud_tenant`: the resource-AS-side tenant.
@@ -52,7 +53,7 @@ pub struct IdJagClaims {
     /// `aud_sub`: the resource AS's own identifier of the user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aud_sub: Option<String>,
-    /// `sub_id`: an RFC 9493 subject identifier (IDJAG-15).
+    /// `sub_id`: an RFC 9493 subject identifier (requirement IDJAG-15).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_id: Option<SubjectIdentifier>,
     /// `email`.
@@ -67,10 +68,10 @@ pub struct IdJagClaims {
     /// `amr`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
-    /// `cnf`: proof-of-possession confirmation (IDJAG-16).
+    /// `cnf`: proof-of-possession confirmation (requirement IDJAG-16).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
-    /// `act`: actor (RFC 8693 §4.1); no processing is defined (IDJAG-11).
+    /// `act`: actor (RFC 8693 §4.1); no processing is defined (requirement IDJAG-11).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<Map<String, Value>>,
     /// Every other claim.

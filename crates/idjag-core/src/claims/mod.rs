@@ -1,5 +1,5 @@
 //! Typed claims. Required claims are non-`Option` fields; a claim with the wrong JSON type is
-//! a hard error, never treated as absent (CVE-2026-25537 class; SECURITY-CASES V20 to V23).
+//! a hard error, never treated as absent (CVE-2026-25537 class; threats V20 to V23).
 //!
 //! Claims are read from a duplicate-free JSON object by [`ClaimReader`]; the members it does
 //! not know are kept in each type's `extra` map.
@@ -32,7 +32,7 @@ pub const MAX_NUMERIC_DATE: i64 = (1 << 53) - 1;
 ///
 /// Accepted on input: a finite JSON number in `[0, 2^53)`. A fractional value is floored to
 /// the second (RFC 7519 allows fractions); negatives, `1e400`, `9223372036854775808`, strings,
-/// booleans and everything else are rejected (SECURITY-CASES V22, V23).
+/// booleans and everything else are rejected (threats V22, V23).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NumericDate(i64);
 

@@ -95,7 +95,7 @@ impl ClaimReader {
     }
 
     /// A single audience: a string, or an array of exactly one string. Every other array is
-    /// rejected, even one that contains the expected value (SPEC IDJAG-06; SECURITY-CASES V19).
+    /// rejected, even one that contains the expected value (requirement IDJAG-06; threat V19).
     pub fn single_audience(&mut self, name: &'static str) -> Result<Audience, ClaimError> {
         let s = match self.take(name) {
             None => return Err(ClaimError::missing(name)),
@@ -110,7 +110,7 @@ impl ClaimReader {
         Audience::new(s).map_err(|e| ClaimError::from_identifier(name, e))
     }
 
-    /// A space-delimited scope string (RFC 6749 §3.3; a JSON array is a wrong type, V30).
+    /// A space-delimited scope string (RFC 6749 §3.3; a JSON array is a wrong type, threat V30).
     pub fn opt_scope(&mut self, name: &'static str) -> Result<Option<ScopeSet>, ClaimError> {
         self.opt_string(name)?
             .map(|s| ScopeSet::parse(&s).map_err(|_| ClaimError::invalid(name)))
@@ -118,7 +118,7 @@ impl ClaimReader {
     }
 
     /// A resource claim: a string or a non-empty array of strings, each an absolute URI
-    /// without fragment (SPEC IDJAG-09; SECURITY-CASES V31).
+    /// without fragment (requirement IDJAG-09; threat V31).
     pub fn opt_resources(
         &mut self,
         name: &'static str,

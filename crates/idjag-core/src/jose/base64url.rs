@@ -1,5 +1,5 @@
 //! Strict base64url (RFC 7515 §2): the URL-safe alphabet, no padding, no whitespace and
-//! canonical trailing bits. Anything else is an error (SECURITY-CASES V26).
+//! canonical trailing bits. Anything else is an error (threat V26).
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};

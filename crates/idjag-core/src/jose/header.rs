@@ -1,4 +1,4 @@
-//! The JOSE header and its policy (RFC 7515 §4; SPEC JWT-02, JWT-03).
+//! The JOSE header and its policy (RFC 7515 §4; requirements JWT-02, JWT-03).
 
 use serde_json::{Map, Value};
 
@@ -7,13 +7,13 @@ use crate::error::JoseError;
 use crate::id::Kid;
 
 /// Header members that are refused outright: idjag understands no `crit` extension, never
-/// processes nested or unencoded payloads, and never decompresses (SECURITY-CASES V10, V11).
+/// processes nested or unencoded payloads, and never decompresses (threats V10, V11).
 const FORBIDDEN: [&str; 4] = ["crit", "cty", "b64", "zip"];
 
 /// A parsed, policy-checked JOSE header.
 ///
 /// `jwk`, `jku`, `x5u`, `x5c` and `x5t` are never read: keys come only from the configured key
-/// set of the configured issuer (RFC 8725 §3.10; SECURITY-CASES V13).
+/// set of the configured issuer (RFC 8725 §3.10; threat V13).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
     alg: Algorithm,
@@ -104,7 +104,7 @@ impl Header {
 }
 
 /// Whether a `typ` value names the media type `expected` (RFC 7515 §4.1.9: compared without
-/// case, and a value without `application/` means the same as one with it; SPEC §9.1 item 7).
+/// case, and a value without `application/` means the same as one with it; decision D-07).
 ///
 /// ```
 /// use idjag_core::jose::typ_matches;

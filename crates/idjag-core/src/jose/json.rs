@@ -1,6 +1,6 @@
 //! JSON parsing that rejects duplicate member names at every depth (RFC 7519 §4 lets a parser
-//! reject them; idjag does, SECURITY-CASES V24). serde_json's recursion limit stays on, and its
-//! string decoding rejects lone surrogate escapes (V25).
+//! reject them; idjag does, threat V24). serde_json's recursion limit stays on, and its
+//! string decoding rejects lone surrogate escapes (threat V25).
 
 use std::cell::Cell;
 use std::fmt;

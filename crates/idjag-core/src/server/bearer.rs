@@ -17,7 +17,7 @@ pub enum BearerError {
     #[error("not a bearer credential")]
     OtherScheme,
     /// More than one `Authorization` header, extra whitespace, or characters outside token68
-    /// (SECURITY-CASES G04).
+    /// (threat G04).
     #[error("malformed authorization header")]
     Malformed,
 }
@@ -51,7 +51,7 @@ fn is_token68(token: &str) -> bool {
 
 /// The bearer token of a request: exactly one `Authorization` header, scheme `Bearer` in any
 /// case, one space, a token68 value. Tokens in the query string or body are never looked at
-/// (SPEC MCP-03; SECURITY-CASES G05).
+/// (requirement MCP-03; threat G05).
 ///
 /// ```
 /// use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};

@@ -114,7 +114,7 @@ pub enum ClientAuthErrorKind {
     /// The client assertion failed validation.
     #[error("client assertion is invalid: {0}")]
     Assertion(ValidationError),
-    /// The client assertion's `jti` was already used (SECURITY-CASES X02).
+    /// The client assertion's `jti` was already used (threat X02).
     #[error("client assertion was replayed")]
     AssertionReplayed,
     /// The replay store could not answer (fail closed).

@@ -16,7 +16,7 @@ pub enum FormError {
     #[error("invalid form encoding")]
     Encoding,
     /// A parameter appears more than once with a value (RFC 6749 §3.1: parameters MUST NOT
-    /// repeat; SECURITY-CASES X16).
+    /// repeat; threat X16).
     #[error("parameter {name} is repeated")]
     Duplicate {
         /// The parameter name (or `<other>` when it is not short and plain).

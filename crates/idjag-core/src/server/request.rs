@@ -23,7 +23,7 @@ pub enum RequestError {
     /// Not exactly one `Content-Type`, or not `application/x-www-form-urlencoded`.
     #[error("content type is not application/x-www-form-urlencoded")]
     ContentType,
-    /// The body is not a strict form (SECURITY-CASES X16).
+    /// The body is not a strict form (threat X16).
     #[error(transparent)]
     Form(#[from] FormError),
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::OAuthErrorResponse;
 
-/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1; SPEC TX-18; J08).
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1; requirement TX-18; threat J08).
 pub fn no_store_headers(headers: &mut http::HeaderMap) {
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));

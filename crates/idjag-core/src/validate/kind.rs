@@ -1,6 +1,6 @@
 //! Token kinds. Each has its own `typ` rule and claims, so an ID token, an ID-JAG, an access
-//! token and a client assertion can never be taken for one another (RFC 8725 §3.12; SPEC
-//! JWT-04; SECURITY-CASES V09, X05).
+//! token and a client assertion can never be taken for one another (RFC 8725 §3.12;
+//! requirement JWT-04; threats V09, X05).
 
 use crate::claims::{
     AccessTokenClaims, ClientAssertionClaims, IdJagClaims, IdTokenClaims, JwtClaims,
@@ -54,12 +54,12 @@ fn absent_or(
     }
 }
 
-/// An ID-JAG: `typ` must be `oauth-id-jag+jwt` (SPEC IDJAG-01, JB-05).
+/// An ID-JAG: `typ` must be `oauth-id-jag+jwt` (requirements IDJAG-01, JB-05).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum IdJag {}
 
-/// An RFC 9068 access token: `typ` must be `at+jwt` (SPEC JWT-10).
+/// An RFC 9068 access token: `typ` must be `at+jwt` (requirement JWT-10).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AccessToken {}

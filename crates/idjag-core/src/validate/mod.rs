@@ -57,7 +57,8 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// The trusted issuers and, for each, the one source of its keys. Issuers are compared byte
-/// for byte; a key is only ever looked up among its issuer's keys (SPEC JB-07; V16, V17).
+/// for byte; a key is only ever looked up among its issuer's keys (requirement JB-07; threats V16,
+/// V17).
 #[derive(Clone, Default)]
 pub struct TrustedIssuers {
     issuers: Vec<(Issuer, Arc<dyn KeySource>)>,
@@ -147,7 +148,8 @@ pub enum ConfigError {
 /// their keys, the expected audience, the algorithm allow-list and the clock), so a missing
 /// one is a compile error; limits have documented defaults.
 ///
-/// Checks run in this order, and the first failure is the error (STYLE 12; SPEC §4):
+/// Checks run in this order, and the first failure is the error (redemption checks 4 to 11,
+/// `docs/flow.md#redemption-checks`):
 /// 1. size cap ([`DEFAULT_MAX_TOKEN_BYTES`]), counted split, strict base64url;
 /// 2. JSON header and payload (UTF-8, no duplicate members, objects);
 /// 3. header policy (`crit`, `cty`, `b64`, `zip` refused), `typ` for the kind, `alg` allowed;
@@ -155,7 +157,7 @@ pub enum ConfigError {
 /// 5. signature;
 /// 6. claims: types, `aud`, `exp`/`nbf`/`iat` with leeway, lifetime and age caps, kind rules.
 ///
-/// So an expired token with a forged signature reports the signature (SECURITY-CASES V33).
+/// So an expired token with a forged signature reports the signature (threat V33).
 pub struct Validator<K: TokenKind> {
     issuers: TrustedIssuers,
     audience: Audience,
@@ -269,7 +271,7 @@ impl<K: TokenKind> Validator<K> {
     }
 
     /// Also accepts `alias` as the audience (for example a resource AS issuer written with a
-    /// trailing slash during a migration; SPEC §9.1 item 6). Matching stays exact.
+    /// trailing slash during a migration; decision D-06). Matching stays exact.
     pub fn with_audience_alias(mut self, alias: Audience) -> Self {
         self.audience_aliases.push(alias);
         self

@@ -228,7 +228,7 @@ struct StepUpRule {
 ///
 /// Evaluation, in order:
 /// 1. `audience` resolves to one `[[audience]]` by its `issuer` or one of its `aliases`; the
-///    ID-JAG `aud` is always the `issuer` (SECURITY-CASES X10). The client needs an entry in
+///    ID-JAG `aud` is always the `issuer` (threat X10). The client needs an entry in
 ///    that audience's `client_ids`, which also gives its id there (ID-JAG -04 §5). Otherwise:
 ///    `invalid_target`.
 /// 2. Every requested `resource` must be one of the audience's `resources`: the registered

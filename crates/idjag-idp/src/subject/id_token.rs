@@ -1,4 +1,4 @@
-//! OIDC ID tokens as subject tokens (SPEC TX-08; SECURITY-CASES X03 to X06).
+//! OIDC ID tokens as subject tokens (requirement TX-08; threats X03 to X06).
 
 use std::sync::Arc;
 use std::time::Duration;

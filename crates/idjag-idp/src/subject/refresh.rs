@@ -1,4 +1,4 @@
-//! IdP refresh tokens as subject tokens (SPEC TX-06, TX-10; SECURITY-CASES X07).
+//! IdP refresh tokens as subject tokens (requirements TX-06, TX-10; threat X07).
 
 use std::fmt;
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub trait RefreshTokenStore: fmt::Debug + Send + Sync {
 
     /// The user as they are now, or `None` when disabled or deleted. The ID-JAG is built from
     /// this fresh record, never from claims copied when the refresh token was issued
-    /// (SPEC TX-10).
+    /// (requirement TX-10).
     fn current_user<'a>(
         &'a self,
         subject: &'a Subject,

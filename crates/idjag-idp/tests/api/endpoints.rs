@@ -1,4 +1,4 @@
-//! Metadata, JWKS and method handling (SPEC MD-01, MD-02, §6.1).
+//! Metadata, JWKS and method handling (requirements MD-01, MD-02; ID-JAG -04 §7.1).
 
 use idjag_core::*;
 use serde_json::Value;

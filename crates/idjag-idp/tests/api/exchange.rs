@@ -1,5 +1,5 @@
 //! Successful exchanges: the ID-JAG validates with the core validator and carries exactly
-//! what was granted (SPEC TX-13, TX-15 to TX-18; IDJAG-01 to IDJAG-12).
+//! what was granted (requirements TX-13, TX-15 to TX-18; requirements IDJAG-01 to IDJAG-12).
 
 use std::sync::Arc;
 

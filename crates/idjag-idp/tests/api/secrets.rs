@@ -1,4 +1,4 @@
-//! SECURITY-CASES X20: over a full set of successes and failures, no secret, subject token,
+//! Threat X20: over a full set of successes and failures, no secret, subject token,
 //! client assertion, DPoP proof or issued ID-JAG appears in any `tracing` output (every
 //! level, every target: ours, axum's, hyper's, reqwest's) or in any error body.
 

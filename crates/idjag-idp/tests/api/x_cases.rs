@@ -1,4 +1,4 @@
-//! SECURITY-CASES B4.3, X01 to X20, over HTTP. Every refusal asserts the status, the OAuth
+//! Threats X01 to X20, over HTTP. Every refusal asserts the status, the OAuth
 //! error code, that no token was issued (no `access_token` in the answer) and exactly one
 //! denial audit event with its reason code.
 

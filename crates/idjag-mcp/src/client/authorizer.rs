@@ -69,7 +69,8 @@ impl UserTokenSource for SharedUserToken {
 ///
 /// An MCP server names its authorization servers in its protected resource metadata. The
 /// client uses the first one listed that it holds a registration for, so a server cannot
-/// steer it to an authorization server of its choosing (SPEC §7 item 19: mix-up).
+/// steer it to an authorization server of its choosing (the mix-up threat,
+/// `docs/threat-model.md#mix-up`).
 /// [`Self::with_any_listed`] relaxes that for deployments whose IdP only issues ID-JAGs for
 /// known audiences: the IdP then refuses the token exchange for an unknown server before any
 /// credential reaches it.
@@ -174,7 +175,8 @@ impl EmaAuthorizer {
     /// From an MCP server's URL (and its `401` challenge, if it sent one) to the request for
     /// its access token: its RFC 9728 metadata (whose `resource` must be this URL), the first
     /// listed authorization server we are registered with, that server's RFC 8414 metadata
-    /// (exact `issuer`) and its ID-JAG profile support (SPEC §2.2; MCP-01).
+    /// (exact `issuer`) and its ID-JAG profile support (`docs/flow.md#discovery`; requirement
+    /// MCP-01).
     pub async fn discover(
         &self,
         resource: &Resource,

@@ -30,7 +30,7 @@ struct Target {
 }
 
 /// An rmcp [`StreamableHttpClient`] that sends each request with an access token from the
-/// ID-JAG flow, for one user (SPEC §2.2 to §2.6; MCP-03).
+/// ID-JAG flow, for one user (the flow in `docs/flow.md`; requirement MCP-03).
 ///
 /// - **First request**: sent without a token. The server's `401` challenge leads to its
 ///   protected resource metadata (the challenge's `resource_metadata`, else the well-known
@@ -42,7 +42,7 @@ struct Target {
 /// - **`401` with a token**: the token is dropped, a new one is obtained, and the request is
 ///   sent once more. A second `401` is returned as rmcp's `AuthRequired`.
 /// - **`403 insufficient_scope`** naming scopes beyond those asked for: one new token exchange
-///   with the union (MCP 2025-11-25 step-up; SPEC MCP-05), and one more attempt. Otherwise,
+///   with the union (MCP 2025-11-25 step-up; requirement MCP-05), and one more attempt. Otherwise,
 ///   or if the server still refuses, rmcp's `InsufficientScope`.
 /// - **Failures of the flow** (an IdP policy denial, a sign-in that is needed, an
 ///   authorization server we are not registered with) end the request with

@@ -6,7 +6,7 @@
 //!   beside the RFC 9728 metadata route; [`McpAuth::server_config`] allows the resource's
 //!   host in rmcp's `Host` check.
 //! - [`ToolScopes`] and [`ToolScopeLayer`]: `403 insufficient_scope` with the scopes needed,
-//!   before rmcp runs the tool (SPEC MCP-05).
+//!   before rmcp runs the tool (requirement MCP-05).
 //! - [`Caller`]: the user, client and scopes of the verified token, as a `#[tool]` argument.
 //! - [`client_declares_enterprise_managed_authorization`]: whether the client declared the
 //!   extension.
@@ -35,7 +35,7 @@ pub use tool_scopes::{
 /// Requests go through, in order:
 /// 1. idjag-resource's `RequireBearerLayer`: a valid access token for this resource from a
 ///    trusted authorization server, else `401` with
-///    `WWW-Authenticate: Bearer resource_metadata="..."` (SPEC MCP-03, MCP-04, MD-10); a
+///    `WWW-Authenticate: Bearer resource_metadata="..."` (requirements MCP-03, MCP-04, MD-10); a
 ///    malformed `Authorization` header is `400`. The verified
 ///    [`Principal`](idjag_resource::rs::Principal) goes into the request extensions.
 /// 2. [`ToolScopeLayer`]: for a `tools/call`, the tool's scopes, else
@@ -61,7 +61,7 @@ impl McpAuth {
         }
     }
 
-    /// Every request needs `scope` (a `401` names it in its challenge, SPEC MD-10).
+    /// Every request needs `scope` (a `401` names it in its challenge, requirement MD-10).
     pub fn with_required_scope(mut self, scope: ScopeSet) -> Self {
         self.required = self.required.union(&scope);
         self

@@ -1,5 +1,5 @@
-//! Per-tool scope requirements, enforced over HTTP before rmcp sees the request (SPEC MCP-05;
-//! SECURITY-CASES G16).
+//! Per-tool scope requirements, enforced over HTTP before rmcp sees the request (requirement
+//! MCP-05; threat G16).
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -60,7 +60,7 @@ async fn the_first_request_discovers_from_the_challenge_and_is_resent_with_the_t
     send(&client, &peers).await.unwrap();
 
     assert_eq!(mcp.tokens(), [None, some("at-1")]);
-    // Leg 1, exactly (SPEC EMA-02, EMA-03, MCP-01; SECURITY-CASES C01).
+    // Leg 1, exactly (requirements EMA-02, EMA-03, MCP-01; threat C01).
     let exchanges = peers.exchanges();
     assert_eq!(exchanges.len(), 1);
     let expected: HashMap<String, String> = [

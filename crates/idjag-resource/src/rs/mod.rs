@@ -47,8 +47,8 @@ pub use layer::{RequireBearer, RequireBearerLayer};
 use crate::error::generic_description;
 
 /// Verifies RFC 9068 access tokens for one resource: `typ` `at+jwt`, a trusted issuer, that
-/// issuer's keys, `aud` equal to this resource, and the time window (SPEC JWT-10, MCP-04;
-/// SECURITY-CASES G02).
+/// issuer's keys, `aud` equal to this resource, and the time window (requirements JWT-10, MCP-04;
+/// threat G02).
 #[derive(Debug, Clone)]
 pub struct AccessTokenVerifier {
     resource: Resource,
@@ -136,9 +136,9 @@ impl AccessTokenVerifier {
 ///
 /// [`Self::authorize`] turns a request's headers into a [`Principal`] or a
 /// [`BearerRejection`] that knows its HTTP answer: 401 with
-/// `WWW-Authenticate: Bearer resource_metadata="..."` (SPEC MD-10), or 403
-/// `insufficient_scope` with the scope needed (SPEC MCP-05). Tokens are read only from the
-/// `Authorization` header (SPEC MCP-03; SECURITY-CASES G04, G05).
+/// `WWW-Authenticate: Bearer resource_metadata="..."` (requirement MD-10), or 403
+/// `insufficient_scope` with the scope needed (requirement MCP-05). Tokens are read only from the
+/// `Authorization` header (requirement MCP-03; threats G04, G05).
 #[derive(Debug, Clone)]
 pub struct ProtectedResource {
     verifier: AccessTokenVerifier,
@@ -235,7 +235,7 @@ impl ProtectedResource {
     }
 
     /// Verifies the request's bearer token and that it carries every scope of `required`.
-    /// A 401 then names `required` in its challenge's `scope` (MCP 2025-11-25; SPEC MD-10).
+    /// A 401 then names `required` in its challenge's `scope` (MCP 2025-11-25; requirement MD-10).
     pub async fn authorize_scopes(
         &self,
         headers: &HeaderMap,
@@ -343,11 +343,11 @@ pub enum BearerRejectionKind {
     /// code (RFC 6750 §3.1).
     Missing,
     /// A malformed `Authorization` header (two headers, bad spacing, not token68): 400
-    /// `invalid_request` (SECURITY-CASES G04).
+    /// `invalid_request` (threat G04).
     Malformed,
-    /// The token failed verification: 401 `invalid_token` (SECURITY-CASES G02).
+    /// The token failed verification: 401 `invalid_token` (threat G02).
     InvalidToken(ValidationError),
-    /// The token lacks scopes: 403 `insufficient_scope` (SECURITY-CASES G16).
+    /// The token lacks scopes: 403 `insufficient_scope` (threat G16).
     InsufficientScope {
         /// The scopes needed.
         required: ScopeSet,

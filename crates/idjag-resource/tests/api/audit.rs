@@ -1,5 +1,5 @@
-//! Audit events, log hygiene and abandoned requests (STYLE 25; SECURITY-CASES J05, J06, X20;
-//! SPEC EMA-13).
+//! Audit events, log hygiene and abandoned requests (threats J05, J06, X20;
+//! requirement EMA-13).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,5 +1,5 @@
-//! Concurrency: one ID-JAG raced 100 times, 100 distinct grants at once (SECURITY-CASES J05;
-//! SPEC §7 item 11).
+//! Concurrency: one ID-JAG raced 100 times, 100 distinct grants at once (threat J05;
+//! the replay threat, `docs/threat-model.md#replay`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

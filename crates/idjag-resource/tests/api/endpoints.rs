@@ -1,4 +1,5 @@
-//! Metadata (RFC 8414; SPEC §6.2, MD-03 to MD-05, MD-07), JWKS, and introspection (RFC 7662).
+//! Metadata (RFC 8414; ID-JAG -04 §7.2, requirements MD-03 to MD-05, MD-07), JWKS, and
+//! introspection (RFC 7662).
 
 use std::time::Duration;
 

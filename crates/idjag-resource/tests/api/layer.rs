@@ -1,5 +1,5 @@
-//! The tower layer in front of a real axum MCP-like service (SPEC §2.6, MD-09, MD-10,
-//! MCP-03 to MCP-05; SECURITY-CASES G01, G02, G04, G05, G16).
+//! The tower layer in front of a real axum MCP-like service (`docs/flow.md#mcp-request`,
+//! requirements MD-09, MD-10, MCP-03 to MCP-05; threats G01, G02, G04, G05, G16).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,7 +166,7 @@ async fn a_valid_token_reaches_the_handler_with_its_claims() {
             "kid": "as-key-1",
         })
     );
-    // A lower-case scheme is fine (G04).
+    // A lower-case scheme is fine (threat G04).
     let reply = mcp
         .get("/mcp", &[("authorization", &format!("bearer {token}"))])
         .await;
@@ -180,7 +180,7 @@ async fn g02_bad_expired_or_foreign_tokens_get_401_invalid_token() {
         "Bearer error=\"invalid_token\", resource_metadata=\"{}\"",
         mcp.metadata_url()
     );
-    // A token for another resource of the same AS (G02).
+    // A token for another resource of the same AS (threat G02).
     let foreign = mcp
         .h
         .redeem(&mcp.h.idp.id_jag())

@@ -1,5 +1,5 @@
-//! Key rotation under traffic with the shared remote JWKS source (SECURITY-CASES B4.2 K01,
-//! K02, K03, K09; SPEC EMA-11).
+//! Key rotation under traffic with the shared remote JWKS source (threats K01,
+//! K02, K03, K09; requirement EMA-11).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -101,13 +101,13 @@ async fn k01_a_new_kid_is_picked_up_with_exactly_one_fetch_under_traffic() {
         (1, 1)
     );
 
-    // K02: the IdP starts signing with a key it has not published yet; within the cooldown
+    // threat K02: the IdP starts signing with a key it has not published yet; within the cooldown
     // an unknown kid causes no fetch and is refused.
     let early = h.redeem(&fresh(&h, &new)).await;
     assert_eq!(early.json["error"], "invalid_grant");
     assert_eq!(remote.fetch_count(), 1);
 
-    // K01/K09: the IdP publishes the new key; 60 requests (old and new kid mixed) arrive at
+    // threat K01/K09: the IdP publishes the new key; 60 requests (old and new kid mixed) arrive at
     // once after the cooldown. One fetch, and every valid token is accepted.
     jwks.publish(&[&old, &new]);
     h.clock.advance(Duration::from_secs(31));

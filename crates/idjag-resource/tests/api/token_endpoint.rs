@@ -1,5 +1,5 @@
 //! The token endpoint over HTTP: the success path, client authentication, request shape and
-//! grant policy (SECURITY-CASES B4.4 J01 to J08; SPEC §2.5, §4).
+//! grant policy (threats J01 to J08; ID-JAG -04 §4.4; the redemption checks).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,7 @@ async fn a_valid_id_jag_yields_an_rfc9068_access_token() {
         header,
         json!({"alg": "ES256", "typ": "at+jwt", "kid": "as-key-1"})
     );
-    // The response (RFC 6749 §5.1; SPEC JB-17, JB-18).
+    // The response (RFC 6749 §5.1; requirements JB-17, JB-18).
     let mut body = reply.json.as_object().unwrap().clone();
     body.remove("access_token");
     assert_eq!(
@@ -120,7 +120,7 @@ async fn j02_client_authentication_failures_are_invalid_client_401() {
         .await;
     h.refused(&reply, 401, "invalid_client", "unknown_client");
 
-    // A public client, not allowed here (ID-JAG -04 §9.1; SPEC JB-03).
+    // A public client, not allowed here (ID-JAG -04 §9.1; requirement JB-03).
     let mut pairs = grant.to_vec();
     pairs.push(("client_id", PUBLIC_CLIENT));
     let reply = h.post(&[form_ct], form(&pairs)).await;
@@ -316,7 +316,7 @@ async fn j08_transport_errors_are_json_with_no_store() {
 
 #[tokio::test]
 async fn an_empty_code_beside_the_grant_is_omitted_go_sdk_shape() {
-    // The Go SDK sends client_secret_post and an empty `code=` (INTEROP §5.2).
+    // The Go SDK sends client_secret_post and an empty `code=` (seen in interop testing).
     let h = Harness::start(Setup::default()).await;
     let token = h.idp.id_jag();
     let body = format!(
@@ -360,7 +360,7 @@ async fn private_key_jwt_clients_redeem_their_id_jags() {
         .post(&[("content-type", wire::MEDIA_TYPE_FORM)], body.clone())
         .await;
     assert_eq!(h.granted(&reply).client_id.as_str(), JWT_CLIENT);
-    // The client assertion is single-use (X02): replaying it fails client authentication
+    // The client assertion is single-use (threat X02): replaying it fails client authentication
     // before the ID-JAG is looked at.
     let reply = h
         .post(&[("content-type", wire::MEDIA_TYPE_FORM)], body)
@@ -382,7 +382,7 @@ async fn public_clients_redeem_only_when_explicitly_allowed() {
         .await;
     assert_eq!(h.granted(&reply).client_id.as_str(), PUBLIC_CLIENT);
     // A public client still cannot redeem an ID-JAG minted for a confidential client
-    // (SPEC §7 item 29).
+    // (the public-client threat, `docs/threat-model.md#public-clients`).
     let body = form(&[
         ("grant_type", wire::GRANT_TYPE_JWT_BEARER),
         ("assertion", &h.idp.id_jag()),
@@ -486,7 +486,8 @@ async fn a_subject_resolver_maps_or_refuses() {
 
 #[tokio::test]
 async fn an_absent_resource_binds_to_the_default_or_is_refused() {
-    // One registered resource: bound to it (SPEC §9.1 item 3; §7 item 12).
+    // One registered resource: bound to it (decision D-03; the resource-confusion threat,
+    // `docs/threat-model.md#resource-confusion`).
     let h = Harness::start(Setup::default()).await;
     let token = h.idp.without("resource");
     let reply = h.redeem(&token).await;
@@ -550,12 +551,12 @@ async fn scope_is_request_cap_id_jag_cap_policy() {
         .await;
     assert_eq!(h.granted(&reply).scope.unwrap().to_string(), "chat.read");
     assert_eq!(reply.json["scope"], "chat.read");
-    // More than the ID-JAG carries is never granted (EMA-19); the rest is.
+    // More than the ID-JAG carries is never granted (requirement EMA-19); the rest is.
     let reply = h
         .redeem_with(&h.idp.id_jag(), &[("scope", "chat.read chat.write admin")])
         .await;
     assert_eq!(h.granted(&reply).scope.unwrap().to_string(), "chat.read");
-    // The ID-JAG's scope beyond the policy is dropped (V30, second half).
+    // The ID-JAG's scope beyond the policy is dropped (threat V30, second half).
     let reply = h
         .redeem(&h.idp.set(&[("scope", json!("chat.read admin.all"))]))
         .await;

@@ -1,4 +1,4 @@
-//! SECURITY-CASES B4.1 (V01 to V35), each through the HTTP token endpoint on 127.0.0.1:0:
+//! Threats V01 to V35, each through the HTTP token endpoint on 127.0.0.1:0:
 //! status, error code, generic description, no token minted, no replay entry written, one
 //! audit event with the reason (see `Harness::refused`).
 

@@ -1,4 +1,4 @@
-//! SECURITY-CASES V08 at the token endpoint: every Wycheproof JWS vector presented as an
+//! Threat V08 at the token endpoint: every Wycheproof JWS vector presented as an
 //! `assertion` over HTTP is refused, with no token, no replay entry and one audit event.
 //!
 //! The vectors are read in place from `../shared/vectors/wycheproof` (or `IDJAG_VECTORS_DIR`),
@@ -53,7 +53,7 @@ async fn v08_wycheproof_json_web_signature_vectors_are_refused_at_the_token_endp
     for jws in &vectors {
         let reply = h.redeem(jws).await;
         assert_eq!(reply.status, 400);
-        // Three vectors are the empty string: an omitted assertion (J01).
+        // Three vectors are the empty string: an omitted assertion (threat J01).
         let (code, description) = if jws.is_empty() {
             ("invalid_request", "the request is malformed")
         } else {
