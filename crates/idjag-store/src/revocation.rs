@@ -53,6 +53,13 @@ pub struct Revocation {
     pub until: i64,
 }
 
+impl Revocation {
+    /// `principal` revoked until `until` (Unix seconds).
+    pub fn new(principal: Principal, until: i64) -> Self {
+        Self { principal, until }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "op")]
 enum Change {
