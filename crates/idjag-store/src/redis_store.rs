@@ -101,7 +101,8 @@ pub struct RedisOptions {
     pub tls: RedisTls,
     /// Timeout for establishing a connection.
     pub connect_timeout: Duration,
-    /// Timeout for one command.
+    /// Timeout for one command's answer (a command that must first reconnect may also take
+    /// up to `connect_timeout`).
     pub command_timeout: Duration,
     /// Prefix of every key and channel.
     pub key_prefix: String,
@@ -332,7 +333,7 @@ struct Inner {
     manager: ConnectionManager,
     keys: Keys,
     clock: SharedClock,
-    command_timeout: Duration,
+    deadline: Duration,
     bus: Arc<LocalBus>,
     url: String,
     _pubsub: AbortOnDrop,
@@ -478,7 +479,9 @@ impl RedisStore {
                 manager,
                 keys,
                 clock,
-                command_timeout: options.command_timeout,
+                // The connection manager enforces the command timeout; this bounds a command
+                // that must first (re)connect.
+                deadline: options.connect_timeout + options.command_timeout,
                 bus,
                 url: url.to_string(),
                 _pubsub: AbortOnDrop(pubsub),
@@ -495,12 +498,7 @@ impl RedisStore {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         let mut con = self.inner.manager.clone();
-        match tokio::time::timeout(
-            self.inner.command_timeout,
-            invocation.invoke_async(&mut con),
-        )
-        .await
-        {
+        match tokio::time::timeout(self.inner.deadline, invocation.invoke_async(&mut con)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(map_err(&e)),
             Err(_) => Err(StoreError::Timeout),
@@ -509,7 +507,7 @@ impl RedisStore {
 
     async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut con = self.inner.manager.clone();
-        match tokio::time::timeout(self.inner.command_timeout, cmd.query_async(&mut con)).await {
+        match tokio::time::timeout(self.inner.deadline, cmd.query_async(&mut con)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(map_err(&e)),
             Err(_) => Err(StoreError::Timeout),

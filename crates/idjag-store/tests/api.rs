@@ -7,3 +7,9 @@ mod support;
 
 #[path = "api/conformance.rs"]
 mod conformance;
+
+#[path = "api/redis.rs"]
+mod redis;
+
+#[path = "api/embedded.rs"]
+mod embedded;

@@ -72,11 +72,8 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let port = self.port.to_string();
-        let (plain_port, tls_args): (&str, Vec<String>) = if self.tls {
-            ("0", vec![])
-        } else {
-            (port.as_str(), vec![])
-        };
+        // A TLS server listens on the TLS port only.
+        let plain_port = if self.tls { "0" } else { port.as_str() };
         let mut args: Vec<String> = vec![
             "--port".into(),
             plain_port.into(),
@@ -95,7 +92,6 @@ impl RedisServer {
             "--loglevel".into(),
             "warning".into(),
         ];
-        args.extend(tls_args);
         args.extend(self.args.iter().map(|a| {
             if a == "{port}" {
                 port.clone()
@@ -133,6 +129,11 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
     }
 
     pub(crate) fn url(&self) -> String {
