@@ -13,3 +13,12 @@ mod redis;
 
 #[path = "api/embedded.rs"]
 mod embedded;
+
+#[path = "api/secrets.rs"]
+mod secrets;
+
+#[path = "api/config.rs"]
+mod config;
+
+#[path = "api/model.rs"]
+mod model;

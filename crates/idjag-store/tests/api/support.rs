@@ -175,7 +175,7 @@ pub(crate) struct Fixture {
     pub(crate) clock: TestClock,
     pub(crate) store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
-    pub(crate) redis: Option<RedisServer>,
+    _redis: Option<RedisServer>,
 }
 
 pub(crate) fn real_now_ms() -> i64 {
@@ -217,7 +217,7 @@ impl Fixture {
                     store: Arc::new(MemoryStore::new(clock.shared())),
                     clock,
                     _dir: None,
-                    redis: None,
+                    _redis: None,
                 }
             }
             Backend::Embedded => {
@@ -230,7 +230,7 @@ impl Fixture {
                     store: Arc::new(store),
                     clock,
                     _dir: Some(dir),
-                    redis: None,
+                    _redis: None,
                 }
             }
             Backend::Redis => {
@@ -242,7 +242,7 @@ impl Fixture {
                     store: Arc::new(store),
                     clock,
                     _dir: None,
-                    redis: Some(server),
+                    _redis: Some(server),
                 }
             }
         }
