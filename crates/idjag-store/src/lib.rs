@@ -91,16 +91,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
-mod approvals;
-mod config;
+pub mod approvals;
+pub mod config;
 mod error;
-mod keys;
+pub mod keys;
 pub mod memory;
-mod oauth;
-mod replay;
-mod revocation;
-mod seal;
-mod sessions;
+pub mod oauth;
+pub mod replay;
+pub mod revocation;
+pub mod seal;
+pub mod sessions;
 pub mod store;
 
 #[cfg(feature = "embedded")]

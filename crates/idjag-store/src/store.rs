@@ -374,6 +374,7 @@ impl LocalBus {
         let _ = self.senders[channel.index()].send(n);
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn send_all(&self, n: &Notification) {
         for sender in &self.senders {
             let _ = sender.send(n.clone());

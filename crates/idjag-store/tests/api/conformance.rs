@@ -633,11 +633,14 @@ async fn key_schedule_round_trips_with_compare_and_swap(f: Fixture) {
         10,
     );
     let v1 = schedule
-        .save(None, &[k1.clone()])
+        .save(None, std::slice::from_ref(&k1))
         .await
         .unwrap()
         .expect("first save");
-    assert_eq!(schedule.save(None, &[k1.clone()]).await, Ok(None));
+    assert_eq!(
+        schedule.save(None, std::slice::from_ref(&k1)).await,
+        Ok(None)
+    );
     let (keys, version) = schedule.load().await.unwrap().unwrap();
     assert_eq!(version, v1);
     assert_eq!(keys.len(), 1);

@@ -181,7 +181,11 @@ async fn redis_killed_mid_traffic_fails_closed_then_the_same_clients_recover() {
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 for attempt in 0..3u32 {
-                    let s = if (i + attempt) % 2 == 0 { &a } else { &b };
+                    let s = if (i + attempt).is_multiple_of(2) {
+                        &a
+                    } else {
+                        &b
+                    };
                     match s
                         .insert_if_absent(NS, &i.to_be_bytes(), b"v", Some(exp), None)
                         .await
