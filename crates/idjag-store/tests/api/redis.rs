@@ -312,7 +312,7 @@ async fn a_frozen_server_gives_timeouts_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requirepass_is_enforced_and_credentials_come_from_env_or_file() {
+async fn requirepass_is_enforced_and_the_password_comes_from_a_file() {
     let server = RedisServer::start_with(&["--requirepass", "s3cret-pass"]);
     let clock = real_time_clock();
     let anonymous = RedisStore::new(RedisOptions::new(server.url()), clock.shared()).unwrap();

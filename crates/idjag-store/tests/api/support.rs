@@ -99,13 +99,21 @@ impl RedisServer {
                 a.clone()
             }
         }));
-        let child = Command::new(redis_server_binary())
+        let binary = redis_server_binary();
+        let child = Command::new(&binary)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn redis-server");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}). The idjag-store tests run a real Redis: install it \
+                     (Debian/Ubuntu: `apt-get install redis-server`) or set IDJAG_REDIS_SERVER \
+                     to a redis-server binary (Redis 7.0 or later).",
+                    binary.display()
+                )
+            });
         self.child = Some(child);
         self.wait_ready();
     }
