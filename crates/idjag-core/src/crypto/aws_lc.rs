@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use aws_lc_rs::aead;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPairComponents, KeySize, PublicKeyComponents};
@@ -11,8 +12,8 @@ use aws_lc_rs::signature::{
 };
 
 use super::{
-    CryptoBackend, EcCurve, PrivateKeyMaterial, PublicKeyMaterial, SignatureSigner,
-    SignatureVerifier, sec1_uncompressed,
+    AEAD_NONCE_LEN, AeadAlgorithm, AeadError, CryptoBackend, EcCurve, PrivateKeyMaterial,
+    PublicKeyMaterial, SignatureSigner, SignatureVerifier, sec1_uncompressed,
 };
 use crate::alg::Algorithm;
 use crate::error::KeyError;
@@ -166,6 +167,45 @@ impl CryptoBackend for AwsLcBackend {
         aws_lc_rs::rand::fill(out).map_err(|_| RandomError)
     }
 
+    fn aead_seal(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let key = aead_key(alg, key)?;
+        let mut in_out = plaintext.to_vec();
+        key.seal_in_place_append_tag(
+            aead::Nonce::assume_unique_for_key(*nonce),
+            aead::Aad::from(aad),
+            &mut in_out,
+        )
+        .map_err(|_| AeadError::Backend)?;
+        Ok(in_out)
+    }
+
+    fn aead_open(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        ciphertext_and_tag: &[u8],
+    ) -> Result<SecretBytes, AeadError> {
+        let key = aead_key(alg, key)?;
+        let mut in_out = zeroize::Zeroizing::new(ciphertext_and_tag.to_vec());
+        let plaintext = key
+            .open_in_place(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                &mut in_out,
+            )
+            .map_err(|_| AeadError::Open)?;
+        Ok(SecretBytes::new(plaintext.to_vec()))
+    }
+
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError> {
         let rng = SystemRandom::new();
         let der = match alg {
@@ -188,6 +228,16 @@ impl CryptoBackend for AwsLcBackend {
         };
         Ok(PrivateKeyMaterial::Pkcs8(SecretBytes::new(der)))
     }
+}
+
+fn aead_key(alg: AeadAlgorithm, key: &[u8]) -> Result<aead::LessSafeKey, AeadError> {
+    let algorithm = match alg {
+        AeadAlgorithm::Aes256Gcm => &aead::AES_256_GCM,
+        AeadAlgorithm::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+    };
+    aead::UnboundKey::new(algorithm, key)
+        .map(aead::LessSafeKey::new)
+        .map_err(|_| AeadError::InvalidKey)
 }
 
 #[derive(Debug)]

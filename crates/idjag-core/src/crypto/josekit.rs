@@ -12,8 +12,8 @@ use josekit::jws;
 use serde_json::Value;
 
 use super::{
-    CryptoBackend, EcCurve, PrivateKeyMaterial, PublicKeyMaterial, SignatureSigner,
-    SignatureVerifier,
+    AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadAlgorithm, AeadError, CryptoBackend, EcCurve,
+    PrivateKeyMaterial, PublicKeyMaterial, SignatureSigner, SignatureVerifier,
 };
 use crate::alg::Algorithm;
 use crate::error::KeyError;
@@ -120,6 +120,16 @@ fn param(jwk: &Jwk, name: &str) -> Result<Vec<u8>, KeyError> {
         Some(Value::String(s)) => base64url::decode(s).map_err(|_| KeyError::InvalidKey),
         _ => Err(KeyError::InvalidKey),
     }
+}
+
+fn aead_cipher(alg: AeadAlgorithm, key: &[u8]) -> Result<openssl::symm::Cipher, AeadError> {
+    if key.len() != AEAD_KEY_LEN {
+        return Err(AeadError::InvalidKey);
+    }
+    Ok(match alg {
+        AeadAlgorithm::Aes256Gcm => openssl::symm::Cipher::aes_256_gcm(),
+        AeadAlgorithm::ChaCha20Poly1305 => openssl::symm::Cipher::chacha20_poly1305(),
+    })
 }
 
 /// The public key of a josekit key pair, read back from its public JWK.
@@ -268,6 +278,42 @@ impl CryptoBackend for JosekitBackend {
 
     fn fill_random(&self, out: &mut [u8]) -> Result<(), RandomError> {
         openssl::rand::rand_bytes(out).map_err(|_| RandomError)
+    }
+
+    fn aead_seal(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let cipher = aead_cipher(alg, key)?;
+        let mut tag = [0u8; AEAD_TAG_LEN];
+        let mut sealed =
+            openssl::symm::encrypt_aead(cipher, key, Some(nonce), aad, plaintext, &mut tag)
+                .map_err(|_| AeadError::Backend)?;
+        sealed.extend_from_slice(&tag);
+        Ok(sealed)
+    }
+
+    fn aead_open(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        ciphertext_and_tag: &[u8],
+    ) -> Result<SecretBytes, AeadError> {
+        let cipher = aead_cipher(alg, key)?;
+        let split = ciphertext_and_tag
+            .len()
+            .checked_sub(AEAD_TAG_LEN)
+            .ok_or(AeadError::Open)?;
+        let (ciphertext, tag) = ciphertext_and_tag.split_at(split);
+        openssl::symm::decrypt_aead(cipher, key, Some(nonce), aad, ciphertext, tag)
+            .map(SecretBytes::new)
+            .map_err(|_| AeadError::Open)
     }
 
     fn generate(&self, alg: Algorithm) -> Result<PrivateKeyMaterial, KeyError> {

@@ -1,7 +1,8 @@
 //! The crypto backend: key import and raw sign/verify, nothing else.
 //!
 //! Parsing, key policy and every claim rule live in idjag's own code; a backend only turns
-//! key material into signers and verifiers. Two backends pass the same tests:
+//! key material into signers and verifiers (and seals values with an AEAD, [`AeadKey`]). Two
+//! backends pass the same tests:
 //!
 //! - [`AwsLcBackend`] (feature `aws-lc-rs`, the default): what rustls, reqwest and rmcp
 //!   already bring; no system OpenSSL.
@@ -17,6 +18,7 @@ use crate::error::KeyError;
 use crate::random::RandomError;
 use crate::secret::SecretBytes;
 
+mod aead;
 #[cfg(feature = "aws-lc-rs")]
 mod aws_lc;
 #[cfg(feature = "josekit")]
@@ -24,6 +26,7 @@ mod josekit;
 
 #[cfg(feature = "josekit")]
 pub use self::josekit::JosekitBackend;
+pub use aead::{AEAD_KEY_LEN, AEAD_NONCE_LEN, AEAD_TAG_LEN, AeadAlgorithm, AeadError, AeadKey};
 #[cfg(feature = "aws-lc-rs")]
 pub use aws_lc::AwsLcBackend;
 
@@ -212,6 +215,34 @@ pub trait CryptoBackend: fmt::Debug + Send + Sync + 'static {
 
     /// Fills `out` from the backend's cryptographically secure generator.
     fn fill_random(&self, out: &mut [u8]) -> Result<(), RandomError>;
+
+    /// AEAD-encrypts `plaintext` under a 32-byte `key` and a 12-byte `nonce` the caller never
+    /// reuses with this key; returns `ciphertext || tag`. Prefer [`AeadKey::seal`], which
+    /// draws the nonce. Backends without AEAD keep this default, which refuses.
+    fn aead_seal(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AeadError> {
+        let _ = (alg, key, nonce, aad, plaintext);
+        Err(AeadError::Backend)
+    }
+
+    /// Checks the tag of `ciphertext || tag` (with `aad`) and decrypts it.
+    fn aead_open(
+        &self,
+        alg: AeadAlgorithm,
+        key: &[u8],
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        ciphertext_and_tag: &[u8],
+    ) -> Result<SecretBytes, AeadError> {
+        let _ = (alg, key, nonce, aad, ciphertext_and_tag);
+        Err(AeadError::Backend)
+    }
 }
 
 /// The default backend: aws-lc-rs when compiled in, josekit otherwise.
