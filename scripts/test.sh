@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test suite, on a fresh machine: installs what the tests start themselves (redis-server, the openssl
+# command-line tool, the OpenSSL headers the josekit backend links against), then runs every crate's tests.
+# Tests start their own servers on loopback (redis-server among them) and stop them when done.
+# Usage: bash scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v openssl >/dev/null || need+=(openssl)
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null || { echo "scripts/test.sh: install ${need[*]} first" >&2; exit 1; }
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    echo "scripts/test.sh: installing ${need[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian starts a redis-server service on install; the tests use their own instances on free ports.
+
+cargo test --workspace --all-features --locked "$@"
