@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use idjag_client::{
-    AccessRequest, ClientCredentials, ClientError, IdJagClient, ResourceAuthorizationServer,
-    TokenProvider, UserToken,
+    AccessRequest, ClientCredentials, ClientError, IdJagClient, ResourceAsTarget, TokenProvider,
+    UserToken,
 };
 use idjag_core::*;
 use idjag_idp::dev::DevUsers;
@@ -79,7 +79,7 @@ async fn provider(t: &Topology) -> (TokenProvider, AccessRequest) {
         .await
         .unwrap();
     assert_eq!(metadata.advertises_id_jag_profile(), Some(true));
-    let resource_as = ResourceAuthorizationServer::from_metadata(
+    let resource_as = ResourceAsTarget::from_metadata(
         &metadata,
         ClientCredentials::secret_basic(
             ClientId::new(AGENT_AT_AS).unwrap(),

@@ -91,9 +91,8 @@ impl World {
         self.client_with(Self::idp_credentials())
     }
 
-    pub fn resource_as_with(&self, credentials: ClientCredentials) -> ResourceAuthorizationServer {
-        ResourceAuthorizationServer::new(self.ras_issuer(), &self.ras_token_endpoint(), credentials)
-            .unwrap()
+    pub fn resource_as_with(&self, credentials: ClientCredentials) -> ResourceAsTarget {
+        ResourceAsTarget::new(self.ras_issuer(), &self.ras_token_endpoint(), credentials).unwrap()
     }
 
     pub fn request_with(&self, credentials: ClientCredentials) -> AccessRequest {

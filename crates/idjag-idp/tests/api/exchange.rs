@@ -248,7 +248,7 @@ impl SubjectTokenValidator for TestSaml {
         &'a self,
         token: &'a SubjectToken,
         client: &'a AuthenticatedClient,
-    ) -> BoxFuture<'a, Result<Principal, SubjectTokenError>> {
+    ) -> BoxFuture<'a, Result<SubjectPrincipal, SubjectTokenError>> {
         let result = if token.secret() != "PHNhbWw-YWxpY2U8L3NhbWw-" {
             Err(SubjectTokenError::Refused {
                 reason: "saml_signature",
@@ -256,7 +256,7 @@ impl SubjectTokenValidator for TestSaml {
         } else if client.client_id().as_str() != AGENT {
             Err(SubjectTokenError::OtherClient)
         } else {
-            Ok(Principal::new(Subject::new("alice").unwrap()).with_groups(["staff"]))
+            Ok(SubjectPrincipal::new(Subject::new("alice").unwrap()).with_groups(["staff"]))
         };
         Box::pin(std::future::ready(result))
     }
