@@ -2,8 +2,6 @@
 //! `idjag-client` exchanges a user's ID token at `idjag-idp` for an ID-JAG and redeems it at
 //! `idjag-resource`, which trusts the IdP through its published metadata and JWKS.
 
-mod support;
-
 use std::sync::Arc;
 
 use idjag_client::{
@@ -13,7 +11,10 @@ use idjag_client::{
 use idjag_core::*;
 use idjag_idp::dev::DevUsers;
 use idjag_resource::rs::AccessTokenVerifier;
-use support::{AS_SECRET, idp_registration, listener, spawn_idp, spawn_resource_as};
+use idjag_test_support::net::loopback as listener;
+use idjag_test_support::spawn::{
+    AS_SECRET, idp as spawn_idp, idp_registration, resource_as as spawn_resource_as,
+};
 
 const AGENT_AT_IDP: &str = "chat-agent";
 const AGENT_AT_AS: &str = "f53f191f9311af35";

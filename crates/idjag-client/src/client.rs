@@ -2,7 +2,6 @@
 //! themselves are in `exchange` (leg 1), `redeem` (leg 2 and both legs) and `renewal`.
 
 use std::fmt;
-use std::sync::Arc;
 
 use idjag_core::endpoint::check_endpoint_url;
 use idjag_core::{SharedClock, SystemClock};
@@ -46,7 +45,7 @@ impl IdJagClient {
     #[cfg(feature = "reqwest")]
     pub fn new(idp: IdentityProvider) -> Result<Self, ClientError> {
         let http = crate::http::ReqwestHttpClient::new()?;
-        Ok(Self::with_http_client(idp, Arc::new(http)))
+        Ok(Self::with_http_client(idp, std::sync::Arc::new(http)))
     }
 
     /// A client of `idp` sending its requests through `http`.

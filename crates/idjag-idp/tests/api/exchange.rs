@@ -7,7 +7,7 @@ use idjag_core::server::AuthenticatedClient;
 use idjag_core::*;
 use idjag_idp::*;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn issued_id_jag_validates_and_carries_exactly_the_granted_claims() {

@@ -9,7 +9,7 @@ use idjag_core::*;
 use idjag_idp::*;
 use serde_json::{Value, json};
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn x01_missing_wrong_or_public_client_authentication_is_invalid_client() {

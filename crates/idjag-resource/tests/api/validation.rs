@@ -47,27 +47,6 @@ async fn v02_empty_signature_or_two_segments_is_rejected() {
     h.invalid_grant(input, "malformed").await;
 }
 
-/// HMAC-SHA256 (RFC 2104) from sha2, so the forged HS256 tokens need no second crypto crate.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut block = [0u8; 64];
-    if key.len() > block.len() {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| block.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn v03_hs256_keyed_with_the_issuers_public_key_is_rejected() {
     let h = Harness::start(Setup::default()).await;

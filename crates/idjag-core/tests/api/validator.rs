@@ -1,14 +1,12 @@
 //! The ID-JAG validator against SECURITY-CASES B4.1 (V01–V35), for the cases the core
 //! validator decides. Client binding (V20 mismatch), self-issued grants (V18), scope
 //! intersection (V30), resource policy (V31), `cnf` proof (V32) and re-presentation (V34) are
-//! decided by the resource AS and tested in `idjag-resource`; V08 is `tests/wycheproof.rs`.
-
-mod common;
+//! decided by the resource AS and tested in `idjag-resource`; V08 is `tests/api/wycheproof.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use idjag_core::jose::base64url;
 use idjag_core::*;
 use serde_json::json;
