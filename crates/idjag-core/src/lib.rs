@@ -115,7 +115,7 @@ pub use claims::{
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::{
     ClaimError, ClaimProblem, ErrorCode, JoseError, KeyError, KeyLookupError, OAuthErrorCode,
-    OAuthErrorResponse, Segment, ValidationError,
+    OAuthErrorResponse, RandomError, Segment, ValidationError,
 };
 pub use id::{
     Audience, ClientId, InvalidIdentifier, Issuer, Jti, Kid, MAX_IDENTIFIER_LEN, MAX_KID_LEN,
