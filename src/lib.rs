@@ -13,6 +13,12 @@
 //! | `resource` | `resource`       | resource AS (JWT-bearer redemption, RFC 9068 tokens) and resource-server bearer checks |
 //! | `mcp`      | `mcp`            | MCP Enterprise-Managed Authorization on rmcp: capability, authorizing client, server pieces |
 //!
+//! The crypto backend is `aws-lc-rs` (default) or `josekit` (OpenSSL): every role crate takes
+//! its signatures, keys and random ids from idjag-core's backend, so
+//! `--no-default-features --features josekit,client,idp,resource,mcp` builds the whole facade on
+//! OpenSSL. Shared vocabulary (subject token types, the `WWW-Authenticate: Bearer` challenge,
+//! token-endpoint request errors) lives in [`core`] once and the role crates use it.
+//!
 //! ```
 //! use idjag::core::wire;
 //! assert_eq!(wire::TOKEN_TYPE_ID_JAG, "urn:ietf:params:oauth:token-type:id-jag");

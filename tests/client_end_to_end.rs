@@ -2,18 +2,19 @@
 //! `idjag-client` exchanges a user's ID token at `idjag-idp` for an ID-JAG and redeems it at
 //! `idjag-resource`, which trusts the IdP through its published metadata and JWKS.
 
-mod support;
-
 use std::sync::Arc;
 
 use idjag_client::{
-    AccessRequest, ClientCredentials, ClientError, IdJagClient, ResourceAuthorizationServer,
-    TokenProvider, UserToken,
+    AccessRequest, ClientCredentials, ClientError, IdJagClient, ResourceAsTarget, TokenProvider,
+    UserToken,
 };
 use idjag_core::*;
 use idjag_idp::dev::DevUsers;
 use idjag_resource::rs::AccessTokenVerifier;
-use support::{AS_SECRET, idp_registration, listener, spawn_idp, spawn_resource_as};
+use idjag_test_support::net::loopback as listener;
+use idjag_test_support::spawn::{
+    AS_SECRET, idp as spawn_idp, idp_registration, resource_as as spawn_resource_as,
+};
 
 const AGENT_AT_IDP: &str = "chat-agent";
 const AGENT_AT_AS: &str = "f53f191f9311af35";
@@ -79,7 +80,7 @@ async fn provider(t: &Topology) -> (TokenProvider, AccessRequest) {
         .await
         .unwrap();
     assert_eq!(metadata.advertises_id_jag_profile(), Some(true));
-    let resource_as = ResourceAuthorizationServer::from_metadata(
+    let resource_as = ResourceAsTarget::from_metadata(
         &metadata,
         ClientCredentials::secret_basic(
             ClientId::new(AGENT_AT_AS).unwrap(),

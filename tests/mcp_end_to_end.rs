@@ -9,8 +9,6 @@
 //! - carol may only read: the admin tool answers `403 insufficient_scope`, also after the
 //!   step-up, and the tool never runs.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,17 +21,18 @@ use idjag_mcp::client::{
 };
 use idjag_mcp::server::{Caller, McpAuth};
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
+use idjag_test_support::net::loopback as listener;
+use idjag_test_support::spawn::{
+    AS_SECRET, idp as spawn_idp, idp_registration, resource_as as spawn_resource_as,
+};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
     Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RunningService;
-use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_client::StreamableHttpError;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::{ErrorData, RoleClient, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
-use support::{AS_SECRET, idp_registration, listener, spawn_idp, spawn_resource_as};
 
 const AGENT_AT_IDP: &str = "repo-agent";
 const AGENT_AT_AS: &str = "8d2a1c07e5f94b3a";
@@ -154,19 +153,13 @@ async fn start() -> World {
     let sessions = Arc::new(AtomicUsize::new(0));
     let deletions = Arc::new(AtomicUsize::new(0));
     let (s, d) = (sessions.clone(), deletions.clone());
-    let service = StreamableHttpService::new(
-        move || {
-            s.fetch_add(1, Ordering::SeqCst);
-            Ok(Repo {
-                deletions: d.clone(),
-                tool_router: Repo::tool_router(),
-            })
-        },
-        Arc::new(LocalSessionManager::default()),
-        auth.server_config(),
-    );
-    let mcp_router = auth.router(service);
-    tokio::spawn(async move { axum::serve(mcp_listener, mcp_router).await });
+    idjag_test_support::spawn::mcp(mcp_listener, &auth, move || {
+        s.fetch_add(1, Ordering::SeqCst);
+        Ok(Repo {
+            deletions: d.clone(),
+            tool_router: Repo::tool_router(),
+        })
+    });
 
     World {
         mcp_url,

@@ -67,7 +67,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let clock = TestClock::at_unix(1_700_000_000);
     let client = IdJagClient::with_http_client(idp, Arc::new(fake)).with_clock(clock.shared());
-    let ras = ResourceAuthorizationServer::new(
+    let ras = ResourceAsTarget::new(
         Issuer::new(RAS).unwrap(),
         "https://as.example/token",
         creds("agent"),

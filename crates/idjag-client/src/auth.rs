@@ -145,11 +145,9 @@ impl ClientAssertionProvider for PrivateKeyJwt {
     }
 }
 
-/// A fresh random `jti`: 128 bits, base64url.
+/// A fresh random `jti` from the crypto backend: 128 bits, base64url.
 pub(crate) fn random_jti() -> Result<Jti, AssertionError> {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| AssertionError)?;
-    Jti::new(idjag_core::jose::base64url::encode(bytes)).map_err(|_| AssertionError)
+    idjag_core::random::jti().map_err(|_| AssertionError)
 }
 
 /// How the client authenticates at one token endpoint.

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use idjag_core::challenge::ChallengeError;
 use idjag_core::endpoint::EndpointError;
 use idjag_core::{
     ClaimError, ErrorCode, InvalidIdentifier, JoseError, OAuthErrorCode, OAuthErrorResponse,
@@ -240,6 +241,15 @@ pub enum DiscoveryError {
     /// The `WWW-Authenticate` header could not be parsed.
     #[error("WWW-Authenticate header is malformed")]
     Challenge,
+}
+
+impl From<ChallengeError> for DiscoveryError {
+    fn from(error: ChallengeError) -> Self {
+        match error {
+            ChallengeError::Endpoint(error) => Self::Endpoint(error),
+            _ => Self::Challenge,
+        }
+    }
 }
 
 /// A step-up request from the IdP: `insufficient_user_authentication` with the RFC 9470

@@ -11,20 +11,22 @@ use idjag_core::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::client::{AccessRequest, IdJagClient, TokenTypeCheck};
+use crate::client::IdJagClient;
+use crate::config::TokenTypeCheck;
 use crate::error::{ClientError, IdJagProblem, ResponseProblem, Stage};
 use crate::form::Form;
 use crate::response::TokenFields;
 use crate::subject::UserToken;
+use crate::target::AccessRequest;
 
-/// An ID-JAG the IdP issued, checked against the request: `typ`, `iss`, the single `aud`,
+/// An ID-JAG received from the IdP (leg 1), checked against the request: `typ`, `iss`, the single `aud`,
 /// `client_id`, `resource`, `scope`, the time window and the DPoP binding. Its signature was
 /// verified only when the IdP's keys were configured ([`Self::signature_verified`]); the
 /// resource authorization server always verifies it.
 ///
 /// `Debug` never shows the token.
 #[derive(Clone)]
-pub struct IssuedIdJag {
+pub struct ReceivedIdJag {
     id_jag: IdJag,
     claims: IdJagClaims,
     signature_verified: bool,
@@ -33,9 +35,9 @@ pub struct IssuedIdJag {
     authorization_details: Option<Vec<AuthorizationDetail>>,
 }
 
-impl fmt::Debug for IssuedIdJag {
+impl fmt::Debug for ReceivedIdJag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedIdJag")
+        f.debug_struct("ReceivedIdJag")
             .field("iss", &self.claims.iss)
             .field("aud", &self.claims.aud)
             .field("client_id", &self.claims.client_id)
@@ -55,7 +57,7 @@ pub(crate) fn short_hash(value: &str) -> String {
         .collect()
 }
 
-impl IssuedIdJag {
+impl ReceivedIdJag {
     /// The ID-JAG, to present at its resource authorization server only.
     pub fn id_jag(&self) -> &IdJag {
         &self.id_jag
@@ -127,7 +129,7 @@ impl IdJagClient {
         &self,
         subject: &UserToken,
         request: &AccessRequest,
-    ) -> Result<IssuedIdJag, ClientError> {
+    ) -> Result<ReceivedIdJag, ClientError> {
         subject.check()?;
         self.check_request(request)?;
         if let Some(exp) = subject.id_token_expiry()
@@ -206,7 +208,7 @@ fn details_json(details: &[AuthorizationDetail]) -> String {
 pub(crate) fn check_exchange_response(
     fields: TokenFields,
     ex: &Expectation<'_>,
-) -> Result<IssuedIdJag, ResponseProblem> {
+) -> Result<ReceivedIdJag, ResponseProblem> {
     match fields.issued_token_type.as_deref() {
         Some(wire::TOKEN_TYPE_ID_JAG) => {}
         Some(_) => return Err(ResponseProblem::IssuedTokenType),
@@ -269,7 +271,7 @@ pub(crate) fn check_exchange_response(
             .saturating_add(i64::try_from(expires_in).unwrap_or(i64::MAX));
         expires_at = expires_at.min(by_expires_in);
     }
-    Ok(IssuedIdJag {
+    Ok(ReceivedIdJag {
         id_jag: IdJag::new(token),
         scope: fields.scope.or_else(|| claims.scope.clone()),
         authorization_details: fields
@@ -330,7 +332,7 @@ mod tests {
 
     use super::*;
     use crate::auth::ClientCredentials;
-    use crate::client::ResourceAuthorizationServer;
+    use crate::target::ResourceAsTarget;
 
     fn fields(token: &str) -> TokenFields {
         TokenFields {
@@ -350,7 +352,7 @@ mod tests {
         /// Whatever the IdP puts in `access_token`, the checks end in an error, never a panic.
         #[test]
         fn arbitrary_tokens_are_refused_without_panic(token in "\\PC{0,300}", dots in 0usize..4) {
-            let ras = ResourceAuthorizationServer::new(
+            let ras = ResourceAsTarget::new(
                 Issuer::new("https://as.example").unwrap(),
                 "https://as.example/token",
                 ClientCredentials::secret_basic(ClientId::new("c").unwrap(), ClientSecret::new("s")).unwrap(),

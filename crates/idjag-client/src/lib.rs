@@ -20,10 +20,10 @@
 //! ## Contents
 //!
 //! - [`IdJagClient`]: one IdP ([`IdentityProvider`]), leg 1 ([`IdJagClient::exchange`] →
-//!   [`IssuedIdJag`]), leg 2 ([`IdJagClient::redeem`] → [`AccessTokenGrant`]), both
+//!   [`ReceivedIdJag`]), leg 2 ([`IdJagClient::redeem`] → [`AccessTokenGrant`]), both
 //!   ([`IdJagClient::access_token`]), ID-token renewal and the SAML → refresh-token exchange
 //!   ([`IdJagClient::renew_id_token`], [`IdJagClient::saml_to_refresh_token`]).
-//! - [`AccessRequest`]: the [`ResourceAuthorizationServer`], resources, scopes and
+//! - [`AccessRequest`]: the [`ResourceAsTarget`], resources, scopes and
 //!   authorization details to ask for. [`UserToken`]: the user's ID token, refresh token or
 //!   SAML assertion.
 //! - [`TokenProvider`]: the flow behind a cache keyed by (subject, IdP, resource AS,
@@ -60,7 +60,7 @@
 //! ## Decisions on open questions
 //!
 //! - **ID-JAG reuse** (decision D-01): per resource AS. Off by default (EMA's `jti` replay
-//!   rejection); [`ResourceAuthorizationServer::with_id_jag_reuse`] re-presents a valid
+//!   rejection); [`ResourceAsTarget::with_id_jag_reuse`] re-presents a valid
 //!   ID-JAG, and a refusal (`invalid_grant`) is followed by one new exchange.
 //! - **IdP error codes** (decision D-02): `access_denied`, `invalid_target` and `invalid_grant`
 //!   from the IdP are policy denials ([`ClientError::PolicyDenied`]); `invalid_request` and
@@ -117,6 +117,7 @@ pub mod auth;
 mod client;
 #[cfg(feature = "oauth2")]
 pub mod compat;
+mod config;
 pub mod discovery;
 pub mod dpop;
 mod error;
@@ -128,19 +129,19 @@ mod redeem;
 mod renewal;
 mod response;
 mod subject;
+mod target;
 mod transport;
 
 pub use auth::{ClientAuth, ClientCredentials};
-pub use client::{
-    AccessRequest, ClientConfig, IdJagClient, IdentityProvider, ResourceAuthorizationServer,
-    TokenTypeCheck, UnexpectedRefreshToken,
-};
+pub use client::IdJagClient;
+pub use config::{ClientConfig, TokenTypeCheck, UnexpectedRefreshToken};
 pub use error::{
     ClientError, DiscoveryError, IdJagProblem, InputError, ReauthReason, ResponseProblem, Stage,
     StepUp,
 };
-pub use exchange::IssuedIdJag;
+pub use exchange::ReceivedIdJag;
 pub use provider::{CacheKey, CallError, ProviderConfig, ResourceReply, TokenProvider};
 pub use redeem::{AccessTokenGrant, TokenType};
 pub use renewal::RenewedIdToken;
-pub use subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectKey, SubjectTokenType, UserToken};
+pub use subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectKey, UserToken};
+pub use target::{AccessRequest, IdentityProvider, ResourceAsTarget};

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use idjag_core::{AccessToken, Issuer, RefreshToken, Resource, ScopeSet};
 
-use crate::client::{AccessRequest, IdJagClient};
+use crate::client::IdJagClient;
 use crate::error::{ClientError, InputError, ReauthReason};
-use crate::exchange::IssuedIdJag;
+use crate::exchange::ReceivedIdJag;
 use crate::redeem::AccessTokenGrant;
-use crate::subject::{SubjectKey, SubjectTokenType, UserToken, unverified_exp};
+use crate::target::AccessRequest;
+use idjag_core::SubjectTokenType;
+
+use crate::subject::{SubjectKey, UserToken, unverified_exp};
 use crate::transport::is_invalid_grant;
 
 /// The cache key: who, through which IdP, at which resource AS, for what.
@@ -82,7 +85,7 @@ impl Default for ProviderConfig {
 #[derive(Default)]
 struct SlotState {
     access: Option<AccessTokenGrant>,
-    id_jag: Option<IssuedIdJag>,
+    id_jag: Option<ReceivedIdJag>,
     last_error: Option<ClientError>,
 }
 
@@ -110,7 +113,7 @@ struct Slot {
 /// step tested with an injected clock):
 ///
 /// 1. the cached ID-JAG is presented again while it is valid, if the resource AS allows reuse
-///    ([`crate::ResourceAuthorizationServer::with_id_jag_reuse`]); if the server refuses it
+///    ([`crate::ResourceAsTarget::with_id_jag_reuse`]); if the server refuses it
 ///    (`invalid_grant`), a new exchange follows;
 /// 2. otherwise, a new token exchange at the IdP, then a redemption;
 /// 3. an expired ID token is first renewed with the subject's IdP refresh token;
@@ -300,7 +303,7 @@ impl TokenProvider {
         now < grant.expires_at() - self.margin(grant.issued_at(), grant.expires_at())
     }
 
-    fn id_jag_usable(&self, id_jag: &IssuedIdJag, now: i64) -> bool {
+    fn id_jag_usable(&self, id_jag: &ReceivedIdJag, now: i64) -> bool {
         now < id_jag.expires_at() - self.margin(id_jag.claims().iat.unix(), id_jag.expires_at())
     }
 

@@ -5,11 +5,14 @@ use std::fmt;
 
 use idjag_core::{AccessToken, AuthorizationDetail, Issuer, ScopeSet, wire};
 
-use crate::client::{AccessRequest, IdJagClient, UnexpectedRefreshToken};
+use crate::client::IdJagClient;
+use crate::config::UnexpectedRefreshToken;
 use crate::error::{ClientError, InputError, ResponseProblem, Stage};
-use crate::exchange::{IssuedIdJag, short_hash};
+use crate::exchange::{ReceivedIdJag, short_hash};
 use crate::form::Form;
 use crate::response::TokenFields;
+use crate::subject::UserToken;
+use crate::target::AccessRequest;
 
 /// How the access token is presented to the resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,6 +119,16 @@ impl AccessTokenGrant {
 }
 
 impl IdJagClient {
+    /// Both legs, without caching: a new ID-JAG, redeemed once.
+    pub async fn access_token(
+        &self,
+        subject: &UserToken,
+        request: &AccessRequest,
+    ) -> Result<AccessTokenGrant, ClientError> {
+        let id_jag = self.exchange(subject, request).await?;
+        self.redeem(&id_jag, request).await
+    }
+
     /// Leg 2: redeems `id_jag` at `request`'s resource authorization server, and only there.
     ///
     /// Refused before sending when the ID-JAG is for another server or client id, has
@@ -124,7 +137,7 @@ impl IdJagClient {
     /// configured), then the client authentication of that server's registration.
     pub async fn redeem(
         &self,
-        id_jag: &IssuedIdJag,
+        id_jag: &ReceivedIdJag,
         request: &AccessRequest,
     ) -> Result<AccessTokenGrant, ClientError> {
         self.check_request(request)?;
@@ -173,7 +186,7 @@ impl IdJagClient {
     fn check_redemption(
         &self,
         fields: TokenFields,
-        id_jag: &IssuedIdJag,
+        id_jag: &ReceivedIdJag,
         request: &AccessRequest,
     ) -> Result<AccessTokenGrant, ResponseProblem> {
         let token_type = if fields

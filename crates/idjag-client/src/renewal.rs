@@ -12,10 +12,13 @@ use idjag_core::jose::UnverifiedJws;
 use idjag_core::{IdToken, RefreshToken, ScopeSet, wire};
 use serde_json::Value;
 
-use crate::client::{IdJagClient, TokenTypeCheck};
+use crate::client::IdJagClient;
+use crate::config::TokenTypeCheck;
 use crate::error::{ClientError, IdJagProblem, InputError, ReauthReason, ResponseProblem, Stage};
 use crate::form::Form;
-use crate::subject::{MAX_SUBJECT_TOKEN_BYTES, SubjectTokenType, UserToken, check_token};
+use idjag_core::SubjectTokenType;
+
+use crate::subject::{MAX_SUBJECT_TOKEN_BYTES, UserToken, check_token};
 use crate::transport::is_invalid_grant;
 
 /// A renewed ID token and, when the IdP rotated it, the new refresh token.

@@ -4,37 +4,13 @@
 use std::fmt;
 
 use idjag_core::jose::{UnverifiedJws, base64url};
-use idjag_core::{IdToken, RefreshToken, SubjectToken, wire};
+use idjag_core::{IdToken, RefreshToken, SubjectToken, SubjectTokenType};
 use sha2::{Digest, Sha256};
 
 use crate::error::InputError;
 
 /// Longest subject token accepted: 64 KiB (SAML assertions can be large).
 pub const MAX_SUBJECT_TOKEN_BYTES: usize = 64 * 1024;
-
-/// The `subject_token_type` of a token exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SubjectTokenType {
-    /// An OIDC ID token (`urn:ietf:params:oauth:token-type:id_token`).
-    IdToken,
-    /// An IdP refresh token (`urn:ietf:params:oauth:token-type:refresh_token`), where the IdP
-    /// accepts one.
-    RefreshToken,
-    /// A base64url SAML 2.0 assertion (`urn:ietf:params:oauth:token-type:saml2`).
-    Saml2,
-}
-
-impl SubjectTokenType {
-    /// The token type URN.
-    pub const fn urn(self) -> &'static str {
-        match self {
-            Self::IdToken => wire::TOKEN_TYPE_ID_TOKEN,
-            Self::RefreshToken => wire::TOKEN_TYPE_REFRESH_TOKEN,
-            Self::Saml2 => wire::TOKEN_TYPE_SAML2,
-        }
-    }
-}
 
 /// A cache key for a user: the SHA-256 of a caller-given subject id, or of the subject token
 /// itself. Raw tokens are never used as keys, and `Debug` shows only a short prefix.
@@ -82,8 +58,8 @@ impl fmt::Debug for SubjectKey {
 /// `Debug` shows the token type and the key, never a token.
 ///
 /// ```
-/// use idjag_client::{UserToken, SubjectTokenType};
-/// use idjag_core::IdToken;
+/// use idjag_client::UserToken;
+/// use idjag_core::{IdToken, SubjectTokenType};
 /// let subject = UserToken::id_token(IdToken::new("eyJ...id-token")).with_subject_id("alice@acme");
 /// assert_eq!(subject.token_type(), SubjectTokenType::IdToken);
 /// assert!(!format!("{subject:?}").contains("eyJ"));

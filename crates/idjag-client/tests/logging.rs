@@ -1,13 +1,13 @@
 //! Threat C06: a full flow, logged at `TRACE` level by every crate, shows no token
-//! or secret (requirements EMA-13, EMA-16). Its own binary, because it installs a global
-//! subscriber.
+//! or secret (requirements EMA-13, EMA-16).
+//!
+//! Its own binary: it reads idjag-test-support's process-wide capture whole (every event of
+//! every thread, the HTTP client's included), which in the shared `api` binary would mix in the
+//! events of tests running beside it.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(dead_code, unreachable_pub, unused_imports)]
 #[path = "api/support.rs"]
 mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use idjag_client::auth::PrivateKeyJwt;
 use idjag_client::*;
@@ -16,37 +16,10 @@ use serde_json::json;
 
 use crate::support::*;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn c06_a_full_flow_at_trace_level_logs_no_secret() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    // The only test of this binary, so a global subscriber sees every event (a thread-scoped
-    // one can miss callsites that other tests' threads registered first).
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    // The only test of this binary, so the global capture sees every event of the flow.
+    idjag_test_support::logs::install();
 
     let w = World::new().await;
     let key = dpop_key(&w);
@@ -89,7 +62,7 @@ async fn c06_a_full_flow_at_trace_level_logs_no_secret() {
         .await;
     let _ = provider.access_token(&subject, &w.request()).await;
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = idjag_test_support::logs::text();
     for expected in [
         "token request",
         "ID-JAG issued",

@@ -257,6 +257,13 @@ impl fmt::Display for OAuthErrorResponse {
     }
 }
 
+/// The system generator could not deliver random bytes. Callers fail the operation that
+/// needed them; nothing falls back to a weaker source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the system random generator failed")]
+#[non_exhaustive]
+pub struct RandomError;
+
 /// Which segment of a compact JWS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -14,7 +14,11 @@
 //!   behind a small [`crypto::CryptoBackend`] (aws-lc-rs by default, josekit as an option).
 //! - Claims: [`IdJagClaims`], [`IdTokenClaims`], [`AccessTokenClaims`], [`ClientAssertionClaims`].
 //! - [`Validator`]: one per token kind, returning [`Verified`] claims.
-//! - Errors and the OAuth error wire format ([`OAuthErrorResponse`]).
+//! - Errors and the OAuth error wire format ([`OAuthErrorResponse`]); [`challenge`]: the one
+//!   `WWW-Authenticate: Bearer` challenge type, rendered by resources and parsed by clients.
+//! - [`oauth`]: metadata documents, token responses and [`SubjectTokenType`]; [`server`]:
+//!   form, client-authentication and bearer plumbing of token endpoints; [`random`]: ids from
+//!   the crypto backend's generator.
 //! - `RemoteJwks` (feature `http`): the one JWKS cache the resource AS, the IdP and the
 //!   gateway share.
 //!
@@ -96,6 +100,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alg;
+pub mod challenge;
 pub mod claims;
 mod clock;
 pub mod crypto;
@@ -123,7 +128,7 @@ pub use claims::{
 pub use clock::{Clock, SharedClock, SystemClock, TestClock};
 pub use error::{
     ClaimError, ClaimProblem, ErrorCode, JoseError, KeyError, KeyLookupError, OAuthErrorCode,
-    OAuthErrorResponse, Segment, ValidationError,
+    OAuthErrorResponse, RandomError, Segment, ValidationError,
 };
 pub use id::{
     Audience, ClientId, InvalidIdentifier, Issuer, Jti, Kid, MAX_IDENTIFIER_LEN, MAX_KID_LEN,
@@ -133,14 +138,17 @@ pub use keys::{
     BoxFuture, DEFAULT_MAX_JWKS_BYTES, DEFAULT_MAX_JWKS_KEYS, JwksImport, KeyMiss, KeySet,
     KeySource, RejectedKey, SignError, SigningKey, VerifyingKey,
 };
-pub use oauth::{AuthorizationServerMetadata, ProtectedResourceMetadata, TokenResponse};
+pub use oauth::{
+    AuthorizationServerMetadata, ProtectedResourceMetadata, SubjectTokenType, TokenResponse,
+};
 pub use secret::{
     AccessToken, ClientAssertion, ClientSecret, CompactJwt, IdJag, IdToken, RefreshToken,
     SecretBytes, SubjectToken,
 };
 pub use validate::{
-    AccessTokenValidator, ClientAssertionValidator, ConfigError, DEFAULT_LEEWAY, IdJagValidator,
-    IdTokenValidator, MAX_LEEWAY, TrustedIssuers, Validator, Verified, VerifiedJws, verify_jws,
+    AccessTokenValidator, ClientAssertionValidator, DEFAULT_LEEWAY, IdJagValidator,
+    IdTokenValidator, MAX_LEEWAY, TrustedIssuers, Validator, ValidatorConfigError, Verified,
+    VerifiedJws, verify_jws,
 };
 
 /// Token kinds for [`Validator`].

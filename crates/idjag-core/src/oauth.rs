@@ -1,5 +1,6 @@
-//! OAuth wire documents shared by every role: authorization server metadata (RFC 8414),
-//! protected resource metadata (RFC 9728) and token responses (RFC 6749 §5.1, RFC 8693 §2.2.1).
+//! OAuth wire documents and values shared by every role: authorization server metadata (RFC
+//! 8414), protected resource metadata (RFC 9728), token responses (RFC 6749 §5.1, RFC 8693
+//! §2.2.1) and the subject token types of a token exchange.
 //!
 //! Unknown members are kept in `extra`, so a document read and written back loses nothing.
 
@@ -9,6 +10,59 @@ use serde_json::{Map, Value};
 use crate::id::{Issuer, Resource, ScopeSet};
 use crate::secret::{AccessToken, RefreshToken};
 use crate::wire;
+
+/// The `subject_token_type` of an ID-JAG token exchange (RFC 8693 §3; ID-JAG -04 §4.3): the
+/// kinds of subject token the profile allows. The client sends one, the IdP reads one.
+///
+/// ```
+/// use idjag_core::SubjectTokenType;
+/// let t = SubjectTokenType::from_urn("urn:ietf:params:oauth:token-type:id_token").unwrap();
+/// assert_eq!(t, SubjectTokenType::IdToken);
+/// assert_eq!(t.urn(), "urn:ietf:params:oauth:token-type:id_token");
+/// assert_eq!(t.name(), "id_token");
+/// assert_eq!(SubjectTokenType::from_urn("urn:ietf:params:oauth:token-type:jwt"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubjectTokenType {
+    /// An OIDC ID token (`urn:ietf:params:oauth:token-type:id_token`).
+    IdToken,
+    /// An IdP refresh token (`urn:ietf:params:oauth:token-type:refresh_token`), where the IdP
+    /// accepts one.
+    RefreshToken,
+    /// A base64url SAML 2.0 assertion (`urn:ietf:params:oauth:token-type:saml2`).
+    Saml2,
+}
+
+impl SubjectTokenType {
+    /// The type named by a `subject_token_type` URN; `None` for any other URN.
+    pub fn from_urn(urn: &str) -> Option<Self> {
+        match urn {
+            wire::TOKEN_TYPE_ID_TOKEN => Some(Self::IdToken),
+            wire::TOKEN_TYPE_REFRESH_TOKEN => Some(Self::RefreshToken),
+            wire::TOKEN_TYPE_SAML2 => Some(Self::Saml2),
+            _ => None,
+        }
+    }
+
+    /// The token type URN.
+    pub const fn urn(self) -> &'static str {
+        match self {
+            Self::IdToken => wire::TOKEN_TYPE_ID_TOKEN,
+            Self::RefreshToken => wire::TOKEN_TYPE_REFRESH_TOKEN,
+            Self::Saml2 => wire::TOKEN_TYPE_SAML2,
+        }
+    }
+
+    /// A short name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::IdToken => "id_token",
+            Self::RefreshToken => "refresh_token",
+            Self::Saml2 => "saml2",
+        }
+    }
+}
 
 /// RFC 8414 authorization server metadata (also the OIDC discovery document), with the
 /// members the ID-JAG profile adds (ID-JAG -04 §7.1, §7.2).

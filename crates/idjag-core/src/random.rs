@@ -7,19 +7,13 @@
 //! assert_eq!(jti.as_str().len(), 22); // 128 bits, base64url
 //! let id = idjag_core::random::hex_id(16)?;
 //! assert_eq!(id.len(), 32);
-//! # Ok::<(), idjag_core::random::RandomError>(())
+//! # Ok::<(), idjag_core::RandomError>(())
 //! ```
 
 use crate::crypto::default_backend;
+use crate::error::RandomError;
 use crate::id::Jti;
 use crate::jose::base64url;
-
-/// The system generator could not deliver random bytes. Callers fail the operation that
-/// needed them; nothing falls back to a weaker source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the system random generator failed")]
-#[non_exhaustive]
-pub struct RandomError;
 
 /// Fills `out` from the default backend's cryptographically secure generator.
 pub fn fill(out: &mut [u8]) -> Result<(), RandomError> {

@@ -15,7 +15,7 @@ use idjag_core::{Audience, ClientId, IdJagClaims, Kid, Resource, Subject};
 use sha2::{Digest, Sha256};
 
 use crate::error::ExchangeError;
-use crate::subject::SubjectTokenType;
+use idjag_core::SubjectTokenType;
 
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "idjag::audit";

@@ -42,7 +42,7 @@ use idjag_core::{
 
 use crate::audit::sha256_hex;
 use crate::issuer::{IdJagIssuer, new_jti};
-use crate::subject::{Principal, RefreshTokenRecord, RefreshTokenStore, StoreUnavailable};
+use crate::subject::{RefreshTokenRecord, RefreshTokenStore, StoreUnavailable, SubjectPrincipal};
 
 /// Why a development token could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,9 +120,10 @@ impl DevUser {
         self
     }
 
-    /// The user as a [`Principal`] (for [`MemoryRefreshTokens`]).
-    pub fn principal(&self) -> Principal {
-        let mut principal = Principal::new(self.subject.clone()).with_groups(self.groups.clone());
+    /// The user as a [`SubjectPrincipal`] (for [`MemoryRefreshTokens`]).
+    pub fn principal(&self) -> SubjectPrincipal {
+        let mut principal =
+            SubjectPrincipal::new(self.subject.clone()).with_groups(self.groups.clone());
         principal.email = self.email.clone();
         principal.tenant = self.tenant.clone();
         principal
@@ -217,7 +218,7 @@ impl DevUsers {
 #[derive(Debug, Default)]
 struct MemoryState {
     tokens: HashMap<String, RefreshTokenRecord>,
-    users: HashMap<Subject, Principal>,
+    users: HashMap<Subject, SubjectPrincipal>,
 }
 
 /// An in-memory [`RefreshTokenStore`] (tokens are kept by their SHA-256). **For tests and
@@ -238,7 +239,7 @@ impl MemoryRefreshTokens {
     }
 
     /// Adds or replaces a user (their current claims).
-    pub fn set_user(&self, user: Principal) {
+    pub fn set_user(&self, user: SubjectPrincipal) {
         self.state().users.insert(user.subject.clone(), user);
     }
 
@@ -281,7 +282,7 @@ impl RefreshTokenStore for MemoryRefreshTokens {
     fn current_user<'a>(
         &'a self,
         subject: &'a Subject,
-    ) -> BoxFuture<'a, Result<Option<Principal>, StoreUnavailable>> {
+    ) -> BoxFuture<'a, Result<Option<SubjectPrincipal>, StoreUnavailable>> {
         let user = self.state().users.get(subject).cloned();
         Box::pin(std::future::ready(Ok(user)))
     }

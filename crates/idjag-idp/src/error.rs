@@ -1,35 +1,28 @@
 //! Why a token exchange was refused, and how each refusal is answered.
 
 use http::StatusCode;
-use idjag_core::server::{ClientAuthError, FormError};
+use idjag_core::server::{ClientAuthError, FormError, FormRequestError};
 use idjag_core::{OAuthErrorCode, OAuthErrorResponse, SignError};
 use serde_json::Value;
 
 use crate::dpop::DpopError;
 use crate::policy::PolicyDenial;
-use crate::request::RequestError;
-use crate::subject::{SubjectTokenError, SubjectTokenErrorCode, SubjectTokenType};
+use crate::request::ExchangeRequestError;
+use idjag_core::SubjectTokenType;
+
+use crate::subject::{SubjectTokenError, SubjectTokenErrorCode};
 
 /// A refused token exchange. `Display` names the problem and never a token, secret or claim
 /// value; the wire answer carries only [`Self::oauth_error`] and [`Self::description`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExchangeError {
-    /// The method is not `POST` (405).
-    #[error("method not allowed")]
-    MethodNotAllowed,
-    /// The body exceeds the configured limit (413; threat X16).
-    #[error("request body exceeds {limit} bytes")]
-    BodyTooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The body is not `application/x-www-form-urlencoded` (threat X16).
-    #[error("content type is not application/x-www-form-urlencoded")]
-    ContentType,
-    /// The form body is malformed: bad escapes, a repeated parameter, too many (threat X16).
+    /// The request envelope was refused before any parameter was read: not `POST` (405), a
+    /// body over the configured limit (413), not form-encoded, or a malformed form (bad
+    /// escapes, a repeated parameter, too many). Status and reason code are the core's, the
+    /// same as at the resource authorization server (threat X16).
     #[error(transparent)]
-    Form(FormError),
+    Envelope(FormRequestError),
     /// `grant_type` is missing.
     #[error("grant_type is missing")]
     MissingGrantType,
@@ -45,7 +38,7 @@ pub enum ExchangeError {
     ClientAuth(ClientAuthError),
     /// A request parameter was refused.
     #[error(transparent)]
-    Request(RequestError),
+    Request(ExchangeRequestError),
     /// The DPoP proof was refused (threat X15).
     #[error(transparent)]
     Dpop(DpopError),
@@ -76,12 +69,10 @@ impl ExchangeError {
     /// The OAuth error code.
     pub fn oauth_error(&self) -> OAuthErrorCode {
         match self {
-            Self::MethodNotAllowed
-            | Self::BodyTooLarge { .. }
-            | Self::ContentType
-            | Self::Form(_)
-            | Self::MissingGrantType
-            | Self::SubjectTokenTypeNotAccepted(_) => OAuthErrorCode::InvalidRequest,
+            Self::Envelope(e) => e.oauth_error(),
+            Self::MissingGrantType | Self::SubjectTokenTypeNotAccepted(_) => {
+                OAuthErrorCode::InvalidRequest
+            }
             Self::UnsupportedGrantType => OAuthErrorCode::UnsupportedGrantType,
             Self::IdJagRedeemedAtIdp => OAuthErrorCode::InvalidGrant,
             Self::ClientAuth(e) => e.oauth_error(),
@@ -99,8 +90,7 @@ impl ExchangeError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Envelope(e) => e.status(),
             _ => self.oauth_error().status(),
         }
     }
@@ -108,12 +98,7 @@ impl ExchangeError {
     /// A stable, low-cardinality reason code for the audit log.
     pub fn reason_code(&self) -> &'static str {
         match self {
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::ContentType => "not_form_content_type",
-            Self::Form(FormError::Duplicate { .. }) => "duplicate_parameter",
-            Self::Form(FormError::TooManyParameters) => "too_many_parameters",
-            Self::Form(_) => "malformed_form",
+            Self::Envelope(e) => e.reason_code(),
             Self::MissingGrantType => "missing_grant_type",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::IdJagRedeemedAtIdp => "id_jag_redeemed_at_idp",
@@ -131,11 +116,7 @@ impl ExchangeError {
     /// The generic `error_description` sent to the client. It names parameters, never values.
     pub fn description(&self) -> &'static str {
         match self {
-            Self::MethodNotAllowed => "the token endpoint accepts POST only",
-            Self::BodyTooLarge { .. } => "the request body is too large",
-            Self::ContentType => "the body must be application/x-www-form-urlencoded",
-            Self::Form(FormError::Duplicate { .. }) => "a parameter is repeated",
-            Self::Form(_) => "the form body is malformed",
+            Self::Envelope(e) => envelope_description(e),
             Self::MissingGrantType => "grant_type is missing",
             Self::UnsupportedGrantType => "this endpoint supports token exchange only",
             Self::IdJagRedeemedAtIdp => {
@@ -181,28 +162,44 @@ impl ExchangeError {
     }
 }
 
-fn request_description(error: &RequestError) -> &'static str {
+fn envelope_description(error: &FormRequestError) -> &'static str {
     match error {
-        RequestError::Missing { parameter } => match *parameter {
+        FormRequestError::MethodNotAllowed => "the token endpoint accepts POST only",
+        FormRequestError::BodyTooLarge { .. } => "the request body is too large",
+        FormRequestError::ContentType => "the body must be application/x-www-form-urlencoded",
+        FormRequestError::Form(FormError::Duplicate { .. }) => "a parameter is repeated",
+        _ => "the form body is malformed",
+    }
+}
+
+fn request_description(error: &ExchangeRequestError) -> &'static str {
+    match error {
+        ExchangeRequestError::Missing { parameter } => match *parameter {
             "requested_token_type" => "requested_token_type is missing",
             "audience" => "audience is missing",
             "subject_token" => "subject_token is missing",
             "subject_token_type" => "subject_token_type is missing",
             _ => "a required parameter is missing",
         },
-        RequestError::RequestedTokenType => {
+        ExchangeRequestError::RequestedTokenType => {
             "requested_token_type must be urn:ietf:params:oauth:token-type:id-jag"
         }
-        RequestError::MultipleAudiences => "audience must name exactly one authorization server",
-        RequestError::MalformedAudience => "audience is malformed",
-        RequestError::AudienceIsThisIssuer => "the audience is not available",
-        RequestError::Resource(_) => "resource must be an absolute URI without a fragment",
-        RequestError::Scope => "scope is malformed",
-        RequestError::AuthorizationDetailsMalformed => "authorization_details must be a JSON array",
-        RequestError::AuthorizationDetail => "an authorization detail is malformed",
-        RequestError::SubjectTokenType => "subject_token_type is not supported",
-        RequestError::ActorTokenPairing => "actor_token and actor_token_type must be sent together",
-        RequestError::ActorTokenUnsupported => "actor tokens are not supported",
+        ExchangeRequestError::MultipleAudiences => {
+            "audience must name exactly one authorization server"
+        }
+        ExchangeRequestError::MalformedAudience => "audience is malformed",
+        ExchangeRequestError::AudienceIsThisIssuer => "the audience is not available",
+        ExchangeRequestError::Resource(_) => "resource must be an absolute URI without a fragment",
+        ExchangeRequestError::Scope => "scope is malformed",
+        ExchangeRequestError::AuthorizationDetailsMalformed => {
+            "authorization_details must be a JSON array"
+        }
+        ExchangeRequestError::AuthorizationDetail => "an authorization detail is malformed",
+        ExchangeRequestError::SubjectTokenType => "subject_token_type is not supported",
+        ExchangeRequestError::ActorTokenPairing => {
+            "actor_token and actor_token_type must be sent together"
+        }
+        ExchangeRequestError::ActorTokenUnsupported => "actor tokens are not supported",
     }
 }
 

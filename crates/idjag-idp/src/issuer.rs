@@ -8,13 +8,13 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use idjag_core::endpoint::{EndpointError, check_endpoint, check_endpoint_url};
 use idjag_core::jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedJws, typ_matches};
 use idjag_core::server::{
-    ClientAuthenticator, ClientRegistry, FormBody, InMemoryReplayCache, ReplayCache,
-    RequestError as Envelope, error_response, json_response, read_form_request,
+    ClientAuthenticator, ClientRegistry, FormBody, FormRequestError, InMemoryReplayCache,
+    ReplayCache, error_response, json_response, read_form_request,
 };
 use idjag_core::{
     Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag, IdJagClaims,
-    IdJagValidator, Issuer, Jti, KeySource, NumericDate, SharedClock, SigningKey, SystemClock,
-    TokenResponse, TrustedIssuers, wire,
+    IdJagValidator, Issuer, Jti, KeySource, NumericDate, SharedClock, SigningKey, SubjectTokenType,
+    SystemClock, TokenResponse, TrustedIssuers, wire,
 };
 use url::Url;
 
@@ -23,10 +23,10 @@ use crate::dpop::DpopVerifier;
 use crate::error::ExchangeError;
 use crate::keys::{KeyStatus, RotationError, SharedKeys, SigningKeys};
 use crate::policy::{Grant, Policy, PolicyDenial, PolicyRequest};
-use crate::request::{ExchangeRequest, RequestError};
+use crate::request::{ExchangeRequest, ExchangeRequestError};
 use crate::subject::{
-    IdTokenSubjectValidator, Principal, RefreshTokenStore, RefreshTokenSubjectValidator,
-    SubjectTokenErrorCode, SubjectTokenType, SubjectTokenValidator,
+    IdTokenSubjectValidator, RefreshTokenStore, RefreshTokenSubjectValidator, SubjectPrincipal,
+    SubjectTokenErrorCode, SubjectTokenValidator,
 };
 
 /// Default ID-JAG lifetime: 5 minutes (`docs/flow.md#lifetimes`; EMA §7.4.2).
@@ -346,13 +346,11 @@ impl IssuedIdJag {
     }
 }
 
-/// Random `jti`s: 128 bits from the operating system's CSPRNG, base64url (22 characters).
+/// Random `jti`s: 128 bits from the crypto backend's generator, base64url (22 characters).
 pub(crate) fn new_jti() -> Result<Jti, ExchangeError> {
-    let backend =
-        || ExchangeError::Signing(idjag_core::SignError::Key(idjag_core::KeyError::Backend));
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| backend())?;
-    Jti::new(idjag_core::jose::base64url::encode(bytes)).map_err(|_| backend())
+    idjag_core::random::jti().map_err(|_| {
+        ExchangeError::Signing(idjag_core::SignError::Key(idjag_core::KeyError::Backend))
+    })
 }
 
 /// An IdP that issues ID-JAGs through RFC 8693 token exchange.
@@ -559,12 +557,7 @@ impl IdJagIssuer {
             self.inner.max_body_bytes,
             &["resource"],
         )
-        .map_err(|error| match error {
-            Envelope::MethodNotAllowed => ExchangeError::MethodNotAllowed,
-            Envelope::BodyTooLarge { max } => ExchangeError::BodyTooLarge { limit: max },
-            Envelope::Form(form) => ExchangeError::Form(form),
-            _ => ExchangeError::ContentType,
-        })
+        .map_err(ExchangeError::Envelope)
     }
 
     /// The error answer: status, RFC 6749 §5.2 body, no-store headers, `WWW-Authenticate`
@@ -576,7 +569,10 @@ impl IdJagIssuer {
         };
         let mut response = error_response(&error.to_oauth_response(), challenge);
         *response.status_mut() = error.status();
-        if matches!(error, ExchangeError::MethodNotAllowed) {
+        if matches!(
+            error,
+            ExchangeError::Envelope(FormRequestError::MethodNotAllowed)
+        ) {
             response
                 .headers_mut()
                 .insert(ALLOW, HeaderValue::from_static("POST"));
@@ -633,7 +629,9 @@ impl IdJagIssuer {
         context.audience = Some(request.audience.clone());
         context.resources = request.resources.clone();
         if request.audience.as_str() == inner.issuer.as_str() {
-            return Err(ExchangeError::Request(RequestError::AudienceIsThisIssuer));
+            return Err(ExchangeError::Request(
+                ExchangeRequestError::AudienceIsThisIssuer,
+            ));
         }
 
         let jkt = match &inner.dpop {
@@ -648,6 +646,7 @@ impl IdJagIssuer {
             SubjectTokenType::IdToken => Some(&inner.id_token),
             SubjectTokenType::RefreshToken => inner.refresh_token.as_ref(),
             SubjectTokenType::Saml2 => inner.saml2.as_ref(),
+            _ => None,
         }
         .ok_or(ExchangeError::SubjectTokenTypeNotAccepted(
             request.subject_token_type,
@@ -685,7 +684,7 @@ impl IdJagIssuer {
     fn issue(
         &self,
         grant: Grant,
-        principal: &Principal,
+        principal: &SubjectPrincipal,
         jkt: Option<String>,
         now: NumericDate,
     ) -> Result<(IssuedIdJag, idjag_core::Kid), ExchangeError> {
@@ -748,7 +747,9 @@ fn check_grant(
     issuer: &Issuer,
 ) -> Result<(), ExchangeError> {
     if &grant.audience == issuer {
-        return Err(ExchangeError::Request(RequestError::AudienceIsThisIssuer));
+        return Err(ExchangeError::Request(
+            ExchangeRequestError::AudienceIsThisIssuer,
+        ));
     }
     if let Some(requested) = &request.scope {
         match &grant.scope {

@@ -228,9 +228,8 @@ pub use issuer::{
 };
 pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
 pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
-pub use request::RequestError;
+pub use request::ExchangeRequestError;
 pub use subject::{
-    IdTokenSubjectValidator, Principal, RefreshTokenRecord, RefreshTokenStore,
-    RefreshTokenSubjectValidator, SubjectTokenError, SubjectTokenErrorCode, SubjectTokenType,
-    SubjectTokenValidator,
+    IdTokenSubjectValidator, RefreshTokenRecord, RefreshTokenStore, RefreshTokenSubjectValidator,
+    SubjectPrincipal, SubjectTokenError, SubjectTokenErrorCode, SubjectTokenValidator,
 };

@@ -15,7 +15,7 @@ use idjag_core::{
 };
 
 pub use self::toml::{PolicyConfigError, TomlPolicy};
-use crate::subject::Principal;
+use crate::subject::SubjectPrincipal;
 
 /// What the policy decides about.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +24,7 @@ pub struct PolicyRequest<'a> {
     /// The authenticated client's id at this IdP.
     pub client_id: &'a ClientId,
     /// The user, from the verified subject token.
-    pub principal: &'a Principal,
+    pub principal: &'a SubjectPrincipal,
     /// The `audience` parameter as sent (an issuer or an alias).
     pub audience: &'a Audience,
     /// The `resource` parameters (possibly none).

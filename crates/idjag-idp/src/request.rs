@@ -5,11 +5,9 @@ use idjag_core::jose::parse_object;
 use idjag_core::server::FormBody;
 use idjag_core::{
     Audience, AuthorizationDetail, InvalidIdentifier, OAuthErrorCode, Resource, ScopeSet, Segment,
-    SubjectToken, wire,
+    SubjectToken, SubjectTokenType, wire,
 };
 use serde_json::Value;
-
-use crate::subject::SubjectTokenType;
 
 /// Most authorization details one request may carry.
 pub(crate) const MAX_AUTHORIZATION_DETAILS: usize = 32;
@@ -17,7 +15,7 @@ pub(crate) const MAX_AUTHORIZATION_DETAILS: usize = 32;
 /// Why the request's parameters were refused. Names parameters, never their values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum RequestError {
+pub enum ExchangeRequestError {
     /// A required parameter is absent (`invalid_request`).
     #[error("parameter {parameter} is missing")]
     Missing {
@@ -64,7 +62,7 @@ pub enum RequestError {
     ActorTokenUnsupported,
 }
 
-impl RequestError {
+impl ExchangeRequestError {
     /// The OAuth error code.
     pub fn oauth_error(&self) -> OAuthErrorCode {
         match self {
@@ -105,31 +103,35 @@ pub(crate) struct ExchangeRequest {
     pub(crate) subject_token_type: SubjectTokenType,
 }
 
-fn require<'a>(form: &'a FormBody, parameter: &'static str) -> Result<&'a str, RequestError> {
+fn require<'a>(
+    form: &'a FormBody,
+    parameter: &'static str,
+) -> Result<&'a str, ExchangeRequestError> {
     form.get(parameter)
-        .ok_or(RequestError::Missing { parameter })
+        .ok_or(ExchangeRequestError::Missing { parameter })
 }
 
 impl ExchangeRequest {
     /// Reads the request's parameters (the grant type and client authentication were checked
     /// before). The audience is not yet compared with this IdP's issuer.
-    pub(crate) fn from_form(form: &FormBody) -> Result<Self, RequestError> {
+    pub(crate) fn from_form(form: &FormBody) -> Result<Self, ExchangeRequestError> {
         if require(form, "requested_token_type")? != wire::TOKEN_TYPE_ID_JAG {
-            return Err(RequestError::RequestedTokenType);
+            return Err(ExchangeRequestError::RequestedTokenType);
         }
         let audience = require(form, "audience")?;
         if audience.contains([' ', '\t']) {
-            return Err(RequestError::MultipleAudiences);
+            return Err(ExchangeRequestError::MultipleAudiences);
         }
-        let audience = Audience::new(audience).map_err(|_| RequestError::MalformedAudience)?;
+        let audience =
+            Audience::new(audience).map_err(|_| ExchangeRequestError::MalformedAudience)?;
         let resources = form
             .get_all("resource")
             .into_iter()
-            .map(|r| Resource::new(r).map_err(RequestError::Resource))
+            .map(|r| Resource::new(r).map_err(ExchangeRequestError::Resource))
             .collect::<Result<Vec<_>, _>>()?;
         let scope = form
             .get("scope")
-            .map(|s| ScopeSet::parse(s).map_err(|_| RequestError::Scope))
+            .map(|s| ScopeSet::parse(s).map_err(|_| ExchangeRequestError::Scope))
             .transpose()?;
         let authorization_details = form
             .get("authorization_details")
@@ -138,14 +140,14 @@ impl ExchangeRequest {
             .filter(|details| !details.is_empty());
         let subject_token = SubjectToken::new(require(form, "subject_token")?);
         let subject_token_type = SubjectTokenType::from_urn(require(form, "subject_token_type")?)
-            .ok_or(RequestError::SubjectTokenType)?;
+            .ok_or(ExchangeRequestError::SubjectTokenType)?;
         match (
             form.contains("actor_token"),
             form.contains("actor_token_type"),
         ) {
             (false, false) => {}
-            (true, true) => return Err(RequestError::ActorTokenUnsupported),
-            _ => return Err(RequestError::ActorTokenPairing),
+            (true, true) => return Err(ExchangeRequestError::ActorTokenUnsupported),
+            _ => return Err(ExchangeRequestError::ActorTokenPairing),
         }
         Ok(Self {
             audience,
@@ -160,23 +162,26 @@ impl ExchangeRequest {
 
 /// Parses `authorization_details` strictly: one JSON array (duplicate members rejected at
 /// every depth, nesting capped) of objects with a string `type` (RFC 9396 §2).
-fn parse_authorization_details(raw: &str) -> Result<Vec<AuthorizationDetail>, RequestError> {
+fn parse_authorization_details(
+    raw: &str,
+) -> Result<Vec<AuthorizationDetail>, ExchangeRequestError> {
     // The core's strict parser reads objects, so the value is wrapped in one. A value that
     // smuggles in a second member, or is not one JSON value, gives a wrapper with another
     // shape (or a duplicate-member error) and is refused.
     let wrapped = format!("{{\"authorization_details\":{raw}}}");
     let mut object = parse_object(wrapped.as_bytes(), Segment::Payload)
-        .map_err(|_| RequestError::AuthorizationDetailsMalformed)?;
+        .map_err(|_| ExchangeRequestError::AuthorizationDetailsMalformed)?;
     if object.len() != 1 {
-        return Err(RequestError::AuthorizationDetailsMalformed);
+        return Err(ExchangeRequestError::AuthorizationDetailsMalformed);
     }
     let Some(Value::Array(items)) = object.remove("authorization_details") else {
-        return Err(RequestError::AuthorizationDetailsMalformed);
+        return Err(ExchangeRequestError::AuthorizationDetailsMalformed);
     };
     if items.len() > MAX_AUTHORIZATION_DETAILS {
-        return Err(RequestError::AuthorizationDetail);
+        return Err(ExchangeRequestError::AuthorizationDetail);
     }
-    AuthorizationDetail::from_json_array(items).map_err(|_| RequestError::AuthorizationDetail)
+    AuthorizationDetail::from_json_array(items)
+        .map_err(|_| ExchangeRequestError::AuthorizationDetail)
 }
 
 #[cfg(test)]
@@ -197,7 +202,7 @@ mod tests {
         ] {
             assert_eq!(
                 parse_authorization_details(bad).unwrap_err(),
-                RequestError::AuthorizationDetailsMalformed,
+                ExchangeRequestError::AuthorizationDetailsMalformed,
                 "{bad}"
             );
         }
@@ -209,13 +214,13 @@ mod tests {
         ] {
             assert_eq!(
                 parse_authorization_details(bad).unwrap_err(),
-                RequestError::AuthorizationDetail,
+                ExchangeRequestError::AuthorizationDetail,
                 "{bad}"
             );
         }
         assert_eq!(
             parse_authorization_details(r#"[{"type":"a","type":"b"}]"#).unwrap_err(),
-            RequestError::AuthorizationDetailsMalformed
+            ExchangeRequestError::AuthorizationDetailsMalformed
         );
     }
 }

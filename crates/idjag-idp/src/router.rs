@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use crate::audit::{self, AuditContext};
 use crate::error::ExchangeError;
 use crate::issuer::IdJagIssuer;
+use idjag_core::server::{FormError, FormRequestError};
 
 /// Longest `Cache-Control: max-age` of the JWKS: five minutes.
 const JWKS_MAX_AGE_SECS: u64 = 300;
@@ -62,10 +63,10 @@ async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) 
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
             let refusal = if error.downcast_ref::<LengthLimitError>().is_some() {
-                ExchangeError::BodyTooLarge { limit }
+                ExchangeError::Envelope(FormRequestError::BodyTooLarge { max: limit })
             } else {
                 // The client went away or sent a broken body: answer as for a malformed form.
-                ExchangeError::Form(idjag_core::server::FormError::Encoding)
+                ExchangeError::Envelope(FormRequestError::Form(FormError::Encoding))
             };
             audit::record(idp.audit_subject(), &AuditContext::default(), Err(&refusal));
             return idp.error_response(&refusal).map(Body::from);

@@ -13,56 +13,12 @@ mod refresh;
 use std::fmt;
 
 use idjag_core::server::AuthenticatedClient;
-use idjag_core::{
-    BoxFuture, NumericDate, OAuthErrorCode, Subject, SubjectToken, ValidationError, wire,
-};
+use idjag_core::{BoxFuture, NumericDate, OAuthErrorCode, Subject, SubjectToken, ValidationError};
 
 pub use id_token::IdTokenSubjectValidator;
 pub use refresh::{
     RefreshTokenRecord, RefreshTokenStore, RefreshTokenSubjectValidator, StoreUnavailable,
 };
-
-/// The kinds of subject token the ID-JAG profile allows (requirement TX-05).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SubjectTokenType {
-    /// `urn:ietf:params:oauth:token-type:id_token`.
-    IdToken,
-    /// `urn:ietf:params:oauth:token-type:refresh_token`.
-    RefreshToken,
-    /// `urn:ietf:params:oauth:token-type:saml2` (a base64url SAML 2.0 assertion).
-    Saml2,
-}
-
-impl SubjectTokenType {
-    /// The type named by a `subject_token_type` URN.
-    pub fn from_urn(urn: &str) -> Option<Self> {
-        match urn {
-            wire::TOKEN_TYPE_ID_TOKEN => Some(Self::IdToken),
-            wire::TOKEN_TYPE_REFRESH_TOKEN => Some(Self::RefreshToken),
-            wire::TOKEN_TYPE_SAML2 => Some(Self::Saml2),
-            _ => None,
-        }
-    }
-
-    /// The URN.
-    pub const fn urn(self) -> &'static str {
-        match self {
-            Self::IdToken => wire::TOKEN_TYPE_ID_TOKEN,
-            Self::RefreshToken => wire::TOKEN_TYPE_REFRESH_TOKEN,
-            Self::Saml2 => wire::TOKEN_TYPE_SAML2,
-        }
-    }
-
-    /// A short name for logs.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::IdToken => "id_token",
-            Self::RefreshToken => "refresh_token",
-            Self::Saml2 => "saml2",
-        }
-    }
-}
 
 /// The user a valid subject token names, with the facts policy and the ID-JAG need.
 ///
@@ -70,7 +26,7 @@ impl SubjectTokenType {
 /// current record of the user behind a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Principal {
+pub struct SubjectPrincipal {
     /// The user's identifier at this IdP (the ID-JAG `sub`; requirement IDJAG-04).
     pub subject: Subject,
     /// The user's email, put in an ID-JAG only when policy asks for it (requirement IDJAG-13).
@@ -87,7 +43,7 @@ pub struct Principal {
     pub amr: Option<Vec<String>>,
 }
 
-impl Principal {
+impl SubjectPrincipal {
     /// A principal with only its subject.
     pub fn new(subject: Subject) -> Self {
         Self {
@@ -228,5 +184,5 @@ pub trait SubjectTokenValidator: fmt::Debug + Send + Sync {
         &'a self,
         token: &'a SubjectToken,
         client: &'a AuthenticatedClient,
-    ) -> BoxFuture<'a, Result<Principal, SubjectTokenError>>;
+    ) -> BoxFuture<'a, Result<SubjectPrincipal, SubjectTokenError>>;
 }

@@ -11,7 +11,7 @@
 //! `cargo bench -p idjag-mcp --bench mcp` then `python3 scripts/bench_ratios.py`.
 
 #[allow(unreachable_pub, dead_code)]
-#[path = "../tests/client/support.rs"]
+#[path = "../tests/api/client/support.rs"]
 mod support;
 
 use std::collections::HashMap;

@@ -1,48 +1,27 @@
 //! Threat C06 (requirements EMA-13, EMA-16): the authorizing client, logged at `TRACE` by every
 //! crate through an allowed flow, a `401` renewal, a step-up and a policy denial, writes no
-//! token, ID-JAG or secret. Its own binary, because it installs a global subscriber.
+//! token, ID-JAG or secret.
+//!
+//! Its own binary: it reads idjag-test-support's process-wide capture whole (every event of
+//! every thread, the HTTP client's included), which in the shared `api` binary would mix in the
+//! events of tests running beside it.
 
 #[allow(unreachable_pub, dead_code)]
-#[path = "client/support.rs"]
+#[path = "api/client/support.rs"]
 mod support;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use idjag_test_support::logs;
 
 use rmcp::transport::streamable_http_client::StreamableHttpClient;
 
 use crate::support::*;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn c06_the_authorizing_client_logs_no_token_or_secret() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    logs::install();
 
     let peers = Peers::builder().deny("mallory").start().await;
     let step_up = format!(
@@ -71,7 +50,7 @@ async fn c06_the_authorizing_client_logs_no_token_or_secret() {
         .unwrap_err();
     tracing::error!(error = %denied, debug = ?denied, "the denial as an app would log it");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = logs::text();
     assert!(
         logs.contains("discovered the MCP server's authorization server"),
         "{logs}"
@@ -85,12 +64,8 @@ async fn c06_the_authorizing_client_logs_no_token_or_secret() {
     ];
     secrets.extend(mcp.tokens().into_iter().flatten());
     assert!(secrets.len() >= 6, "{secrets:?}");
-    for secret in &secrets {
-        assert!(
-            !logs.contains(secret.as_str()),
-            "{secret} appears in the logs"
-        );
-    }
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    idjag_test_support::logs::assert_no_secret(&logs, &secrets);
     // No ID-JAG, whole or in part (its header starts with `eyJ`).
     assert!(!logs.contains("eyJ"), "a JWT appears in the logs");
 }

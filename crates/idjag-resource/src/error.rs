@@ -1,7 +1,7 @@
 //! Why a token request was refused, and how each reason maps to the wire.
 
 use http::StatusCode;
-use idjag_core::server::{ClientAuthError, FormError, ReplayStoreError};
+use idjag_core::server::{ClientAuthError, FormRequestError, ReplayStoreError};
 use idjag_core::{OAuthErrorCode, SignError, ValidationError};
 
 /// Why a token request was refused.
@@ -12,21 +12,12 @@ use idjag_core::{OAuthErrorCode, SignError, ValidationError};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum GrantError {
-    /// Not a `POST` (405).
-    #[error("token requests must use POST")]
-    MethodNotAllowed,
-    /// The body is over the limit (413).
-    #[error("request body exceeds {max} bytes")]
-    BodyTooLarge {
-        /// The limit.
-        max: usize,
-    },
-    /// The body is not `application/x-www-form-urlencoded`.
-    #[error("request body is not form-encoded")]
-    ContentType,
-    /// The form body is malformed (bad escapes, a repeated parameter, too many parameters).
+    /// The request envelope was refused before any parameter was read: not `POST` (405), a
+    /// body over the limit (413), not form-encoded, or a malformed form (bad escapes, a
+    /// repeated parameter, too many parameters). Status and reason code are the core's, the
+    /// same as at the IdP.
     #[error(transparent)]
-    Form(FormError),
+    Envelope(FormRequestError),
     /// A required parameter is absent or empty.
     #[error("parameter {name} is missing")]
     MissingParameter {
@@ -113,11 +104,8 @@ impl GrantError {
     pub fn oauth_error(&self) -> OAuthErrorCode {
         use OAuthErrorCode as C;
         match self {
-            Self::MethodNotAllowed
-            | Self::BodyTooLarge { .. }
-            | Self::ContentType
-            | Self::Form(_)
-            | Self::MissingParameter { .. } => C::InvalidRequest,
+            Self::Envelope(e) => e.oauth_error(),
+            Self::MissingParameter { .. } => C::InvalidRequest,
             Self::UnsupportedGrantType => C::UnsupportedGrantType,
             Self::Client(e) => e.oauth_error(),
             Self::MalformedScope | Self::ScopeNotGranted => C::InvalidScope,
@@ -148,8 +136,7 @@ impl GrantError {
     /// over the limit.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Envelope(e) => e.status(),
             Self::Client(e) => e.status(),
             other => other.oauth_error().status(),
         }
@@ -158,11 +145,7 @@ impl GrantError {
     /// A stable, low-cardinality reason code for audit logs and metrics.
     pub fn reason_code(&self) -> &'static str {
         match self {
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::ContentType => "not_form_encoded",
-            Self::Form(FormError::Duplicate { .. }) => "duplicate_parameter",
-            Self::Form(_) => "malformed_form",
+            Self::Envelope(e) => e.reason_code(),
             Self::MissingParameter { .. } => "missing_parameter",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::Client(e) => e.reason_code(),
@@ -215,16 +198,18 @@ pub fn generic_description(code: OAuthErrorCode) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use idjag_core::server::FormError;
+
     use super::*;
 
     #[test]
     fn statuses_follow_rfc6749_with_405_and_413_for_transport_errors() {
         assert_eq!(
-            GrantError::MethodNotAllowed.status(),
+            GrantError::Envelope(FormRequestError::MethodNotAllowed).status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
         assert_eq!(
-            GrantError::BodyTooLarge { max: 1 }.status(),
+            GrantError::Envelope(FormRequestError::BodyTooLarge { max: 1 }).status(),
             StatusCode::PAYLOAD_TOO_LARGE
         );
         assert_eq!(GrantError::Replayed.status(), StatusCode::BAD_REQUEST);
@@ -244,9 +229,9 @@ mod tests {
 
     #[test]
     fn display_never_carries_values() {
-        let text = GrantError::Form(FormError::Duplicate {
+        let text = GrantError::Envelope(FormRequestError::Form(FormError::Duplicate {
             name: "assertion".into(),
-        })
+        }))
         .to_string();
         assert_eq!(text, "parameter assertion is repeated");
     }

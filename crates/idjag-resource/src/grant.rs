@@ -3,9 +3,7 @@
 use http::{HeaderMap, Method, Response};
 use idjag_core::claims::AuthorizationDetail;
 use idjag_core::jose::{UnverifiedJws, parse_object};
-use idjag_core::server::{
-    AuthenticatedClient, FormBody, Replay, ReplayKey, RequestError, read_form_request,
-};
+use idjag_core::server::{AuthenticatedClient, FormBody, Replay, ReplayKey, read_form_request};
 use idjag_core::{
     IdJagClaims, Resource, ScopeSet, Segment, Subject, ValidationError, Verified, wire,
 };
@@ -162,14 +160,8 @@ impl Inner {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<FormBody, GrantError> {
-        read_form_request(method, headers, body, self.max_body_bytes, &[]).map_err(|error| {
-            match error {
-                RequestError::MethodNotAllowed => GrantError::MethodNotAllowed,
-                RequestError::BodyTooLarge { max } => GrantError::BodyTooLarge { max },
-                RequestError::Form(form) => GrantError::Form(form),
-                _ => GrantError::ContentType,
-            }
-        })
+        read_form_request(method, headers, body, self.max_body_bytes, &[])
+            .map_err(GrantError::Envelope)
     }
 
     /// The grant error for a failed validation; the audit names the issuer only when the

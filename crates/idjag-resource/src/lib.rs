@@ -12,7 +12,7 @@
 //! - [`TrustedIssuer`], [`RegisteredResource`] and the policies ([`ReplayPolicy`],
 //!   [`AbsentResource`], [`AccessTokenLifetime`], [`SubjectMapping`]).
 //! - [`rs`]: for resource servers (an MCP server, any API): [`rs::AccessTokenVerifier`],
-//!   [`rs::ProtectedResource`] with its RFC 9728 metadata and challenges, the [`rs::Principal`]
+//!   [`rs::ProtectedResource`] with its RFC 9728 metadata and challenges, the [`rs::BearerPrincipal`]
 //!   of a verified request, and the tower layer [`rs::RequireBearerLayer`] (feature `tower`).
 //! - [`audit`]: one structured `tracing` event per grant decision.
 //!

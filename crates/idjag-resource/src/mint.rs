@@ -2,7 +2,6 @@
 //! JB-17 to JB-20).
 
 use idjag_core::claims::AuthorizationDetail;
-use idjag_core::jose::base64url;
 use idjag_core::server::AuthenticatedClient;
 use idjag_core::{
     AccessTokenClaims, IdJagClaims, Jti, KeyError, NumericDate, Resource, ScopeSet, SignError,
@@ -32,13 +31,9 @@ impl Issued {
     }
 }
 
-/// A fresh `jti`: 128 random bits, base64url.
+/// A fresh `jti` from the crypto backend: 128 random bits, base64url.
 fn random_jti() -> Result<Jti, GrantError> {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|_| GrantError::Signing(SignError::Key(KeyError::Backend)))?;
-    Jti::new(base64url::encode(bytes))
-        .map_err(|_| GrantError::Signing(SignError::Key(KeyError::Backend)))
+    idjag_core::random::jti().map_err(|_| GrantError::Signing(SignError::Key(KeyError::Backend)))
 }
 
 /// The access-token expiry: `min(now + lifetime, id_jag.exp + beyond)` (decision D-08).

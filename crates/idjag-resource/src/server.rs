@@ -9,13 +9,13 @@ use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use idjag_core::endpoint::{EndpointError, check_endpoint};
 use idjag_core::server::{
-    ClientAuthMethod, ClientAuthenticator, ClientRegistry, InMemoryReplayCache, ReplayCache,
-    error_response, json_response,
+    ClientAuthMethod, ClientAuthenticator, ClientRegistry, FormRequestError, InMemoryReplayCache,
+    ReplayCache, error_response, json_response,
 };
 use idjag_core::{
-    AccessTokenValidator, Algorithm, AlgorithmSet, Audience, ClientId, ConfigError, IdJagValidator,
-    Issuer, KeyError, KeySet, OAuthErrorCode, OAuthErrorResponse, Resource, SharedClock,
-    SigningKey, SystemClock, TrustedIssuers, VerifyingKey, wire,
+    AccessTokenValidator, Algorithm, AlgorithmSet, Audience, ClientId, IdJagValidator, Issuer,
+    KeyError, KeySet, OAuthErrorCode, OAuthErrorResponse, Resource, SharedClock, SigningKey,
+    SystemClock, TrustedIssuers, ValidatorConfigError, VerifyingKey, wire,
 };
 
 use crate::audit::AuditRecord;
@@ -76,7 +76,7 @@ pub enum BuildError {
     AuthorizationEndpoint(EndpointError),
     /// A validator limit was refused.
     #[error(transparent)]
-    Limit(#[from] ConfigError),
+    Limit(#[from] ValidatorConfigError),
     /// The access-token lifetime is zero.
     #[error("access-token lifetime must be positive")]
     ZeroLifetime,
@@ -595,9 +595,9 @@ impl ResourceAuthorizationServer {
     /// Answers a token request whose body exceeded the limit while it was read (for adapters
     /// that stream bodies). Emits the audit event of that refusal.
     pub fn token_body_too_large(&self) -> Response<Vec<u8>> {
-        let result = Err(GrantError::BodyTooLarge {
+        let result = Err(GrantError::Envelope(FormRequestError::BodyTooLarge {
             max: self.inner.max_body_bytes,
-        });
+        }));
         self.inner.finish(result, &AuditRecord::default())
     }
 

@@ -57,7 +57,7 @@ pub enum BuildError {
     Jwks(#[from] FetchError),
     /// A validator setting is out of range.
     #[error("inbound validation: {0}")]
-    Validator(#[from] idjag_core::ConfigError),
+    Validator(#[from] idjag_core::ValidatorConfigError),
     /// The outbound client could not be set up.
     #[error("outbound client: {0}")]
     Client(#[from] idjag_client::ClientError),

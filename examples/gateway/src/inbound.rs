@@ -203,7 +203,7 @@ impl InboundAuth {
         jwks: Arc<RemoteJwks>,
         teams: TeamMap,
         clock: SharedClock,
-    ) -> Result<Self, idjag_core::ConfigError> {
+    ) -> Result<Self, idjag_core::ValidatorConfigError> {
         let keys: Arc<dyn KeySource> = jwks.clone();
         let mut auth = Self::with_keys(settings, keys, teams, clock)?;
         auth.jwks = Some(jwks);
@@ -216,12 +216,12 @@ impl InboundAuth {
         keys: Arc<dyn KeySource>,
         teams: TeamMap,
         clock: SharedClock,
-    ) -> Result<Self, idjag_core::ConfigError> {
+    ) -> Result<Self, idjag_core::ValidatorConfigError> {
         let issuers = TrustedIssuers::new().with(settings.issuer.clone(), keys.clone());
         let id_tokens = IdTokenValidator::new(
             issuers.clone(),
             Audience::new(settings.client_id.as_str())
-                .map_err(|_| idjag_core::ConfigError::NonPositive)?,
+                .map_err(|_| idjag_core::ValidatorConfigError::NonPositive)?,
             settings.algorithms,
             clock.clone(),
         )

@@ -46,7 +46,7 @@ use futures::StreamExt;
 use http::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
-use idjag_core::server::BearerChallenge;
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::{Audience, OAuthErrorCode, OAuthErrorResponse, SharedClock};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
 use idjag_core::OAuthErrorResponse;
-use idjag_core::server::{BearerChallenge, no_store_headers};
+use idjag_core::challenge::BearerChallenge;
+use idjag_core::server::no_store_headers;
 use serde_json::Value;
 
 use crate::jsonrpc::error_body;

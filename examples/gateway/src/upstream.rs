@@ -22,8 +22,8 @@ use http::{HeaderName, HeaderValue};
 use idjag_client::discovery::{Discovery, IdpMetadataLocation};
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
 use idjag_client::{
-    AccessRequest, ClientCredentials, ClientError, IdJagClient, IdentityProvider,
-    ResourceAuthorizationServer, TokenProvider, UserToken,
+    AccessRequest, ClientCredentials, ClientError, IdJagClient, IdentityProvider, ResourceAsTarget,
+    TokenProvider, UserToken,
 };
 use idjag_core::{AccessToken, BoxFuture, Issuer, Resource, ScopeSet, SharedClock};
 use tokio::sync::OnceCell;
@@ -382,7 +382,7 @@ impl IdJagCredential {
             .get_or_try_init(|| async {
                 let t = &self.target;
                 let ras = match &t.token_endpoint {
-                    Some(url) => ResourceAuthorizationServer::new(
+                    Some(url) => ResourceAsTarget::new(
                         t.authorization_server.clone(),
                         url,
                         t.credentials.clone(),
@@ -393,10 +393,7 @@ impl IdJagCredential {
                             .discovery()
                             .authorization_server(&t.authorization_server)
                             .await?;
-                        ResourceAuthorizationServer::from_metadata(
-                            &metadata,
-                            t.credentials.clone(),
-                        )?
+                        ResourceAsTarget::from_metadata(&metadata, t.credentials.clone())?
                     }
                 };
                 Ok(AccessRequest::new(ras.with_id_jag_reuse(t.id_jag_reuse))

@@ -1,7 +1,8 @@
 //! Discovery: from a protected resource to its authorization server, and from a configured
 //! IdP issuer to its token endpoint (`docs/flow.md#discovery`; requirements MD-07 to MD-12).
 //!
-//! 1. [`BearerChallenge`] reads the resource's `401` (`resource_metadata`, `scope`, `error`).
+//! 1. [`BearerChallenge`] (idjag-core's one challenge type) reads the resource's `401`
+//!    (`resource_metadata`, `scope`, `error`).
 //! 2. [`Discovery::protected_resource`] fetches RFC 9728 metadata: the header's URL when there
 //!    is one, else `/.well-known/oauth-protected-resource/<path>`, then the root well-known
 //!    URL. Its `resource` must equal the resource used, byte for byte.
@@ -17,8 +18,7 @@
 //! Every fetch goes through the [`crate::http::HttpClient`] seam: `https` only (`http` on
 //! loopback), redirects never followed (a 3xx counts as "not here"), bodies capped.
 
-mod challenge;
-
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::endpoint::{
     authorization_server_metadata_urls, check_endpoint, well_known_appended, well_known_inserted,
 };
@@ -28,13 +28,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
-pub use challenge::{BearerChallenge, Challenge, parse_www_authenticate};
-
 use crate::auth::ClientCredentials;
-use crate::client::{AccessRequest, ResourceAuthorizationServer};
 use crate::error::{ClientError, DiscoveryError, InputError, ResponseProblem, Stage};
 use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, SharedHttpClient};
 use crate::response::json_object;
+use crate::target::{AccessRequest, ResourceAsTarget};
 use crate::transport::{get_json_request, send};
 
 /// What to conclude when an authorization server's metadata does not say whether it supports
@@ -96,8 +94,7 @@ impl DiscoveredResource {
         &self,
         credentials: ClientCredentials,
     ) -> Result<AccessRequest, ClientError> {
-        let ras =
-            ResourceAuthorizationServer::from_metadata(&self.authorization_server, credentials)?;
+        let ras = ResourceAsTarget::from_metadata(&self.authorization_server, credentials)?;
         Ok(AccessRequest::new(ras)
             .with_resource(self.protected_resource.resource.clone())
             .with_scope(self.challenge_scope.clone().unwrap_or_default()))
@@ -174,8 +171,9 @@ impl Discovery {
         resource: &Resource,
         challenge: Option<&BearerChallenge>,
     ) -> Result<ProtectedResourceMetadata, ClientError> {
-        let candidates = match challenge.and_then(|c| c.resource_metadata.clone()) {
-            Some(url) => vec![url],
+        let candidates = match challenge.and_then(BearerChallenge::resource_metadata) {
+            // Checked again here: a challenge built in code was not checked when parsed.
+            Some(url) => vec![check_endpoint(url).map_err(DiscoveryError::Endpoint)?],
             None => {
                 let base =
                     check_endpoint(resource.as_str()).map_err(|error| InputError::Endpoint {
@@ -306,7 +304,7 @@ impl Discovery {
             protected_resource,
             authorization_server,
             profile,
-            challenge_scope: challenge.and_then(|c| c.scope.clone()),
+            challenge_scope: challenge.and_then(BearerChallenge::scope).cloned(),
         })
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use idjag_client::discovery::*;
 use idjag_client::*;
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::endpoint::EndpointError;
 use idjag_core::{Issuer, Resource, wire};
 use serde_json::{Value, json};
@@ -394,8 +395,7 @@ async fn discovered_endpoints_must_be_https_or_loopback() {
     let mut doc = as_metadata(&w.ras.uri());
     doc["token_endpoint"] = json!("http://as.example/token");
     let metadata: idjag_core::AuthorizationServerMetadata = serde_json::from_value(doc).unwrap();
-    let error = ResourceAuthorizationServer::from_metadata(&metadata, World::ras_credentials())
-        .unwrap_err();
+    let error = ResourceAsTarget::from_metadata(&metadata, World::ras_credentials()).unwrap_err();
     assert!(matches!(
         error,
         ClientError::Discovery(DiscoveryError::Endpoint(EndpointError::NotHttps))
@@ -403,8 +403,7 @@ async fn discovered_endpoints_must_be_https_or_loopback() {
     let mut doc = as_metadata(&w.ras.uri());
     doc.as_object_mut().unwrap().remove("token_endpoint");
     let metadata: idjag_core::AuthorizationServerMetadata = serde_json::from_value(doc).unwrap();
-    let error = ResourceAuthorizationServer::from_metadata(&metadata, World::ras_credentials())
-        .unwrap_err();
+    let error = ResourceAsTarget::from_metadata(&metadata, World::ras_credentials()).unwrap_err();
     assert!(matches!(
         error,
         ClientError::Discovery(DiscoveryError::NoTokenEndpoint)

@@ -205,7 +205,7 @@ async fn an_id_jag_is_never_sent_to_another_server_or_after_it_expired() {
     let request = w.request();
     let issued = client.exchange(&w.subject(), &request).await.unwrap();
 
-    let other_as = ResourceAuthorizationServer::new(
+    let other_as = ResourceAsTarget::new(
         Issuer::new("https://other-as.example").unwrap(),
         "https://other-as.example/token",
         World::ras_credentials(),
@@ -311,7 +311,7 @@ async fn inputs_that_cannot_be_valid_are_refused_before_sending() {
         })
     ));
 
-    let same_issuer = ResourceAuthorizationServer::new(
+    let same_issuer = ResourceAsTarget::new(
         w.idp_issuer(),
         &w.ras_token_endpoint(),
         World::ras_credentials(),
@@ -339,7 +339,7 @@ async fn inputs_that_cannot_be_valid_are_refused_before_sending() {
         );
     }
     assert!(matches!(
-        ResourceAuthorizationServer::new(
+        ResourceAsTarget::new(
             Issuer::new("http://as.example").unwrap(),
             "https://as.example/token",
             World::ras_credentials()

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use idjag_client::dpop::DpopKey;
 use idjag_client::*;
-use idjag_core::jose::base64url;
 use idjag_core::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-pub const T0: i64 = 1_700_000_000;
+pub use idjag_test_support::clock::NOW as T0;
+pub use idjag_test_support::forge::{with, without};
 pub const RESOURCE: &str = "https://mcp.chat.example/mcp";
 pub const IDP_CLIENT: &str = "idp-client";
 pub const IDP_SECRET: &str = "idp-s3cret";
@@ -91,9 +91,8 @@ impl World {
         self.client_with(Self::idp_credentials())
     }
 
-    pub fn resource_as_with(&self, credentials: ClientCredentials) -> ResourceAuthorizationServer {
-        ResourceAuthorizationServer::new(self.ras_issuer(), &self.ras_token_endpoint(), credentials)
-            .unwrap()
+    pub fn resource_as_with(&self, credentials: ClientCredentials) -> ResourceAsTarget {
+        ResourceAsTarget::new(self.ras_issuer(), &self.ras_token_endpoint(), credentials).unwrap()
     }
 
     pub fn request_with(&self, credentials: ClientCredentials) -> AccessRequest {
@@ -270,24 +269,12 @@ pub fn header<'a>(request: &'a wiremock::Request, name: &str) -> Option<&'a str>
 
 /// A JWS with a hand-made header (for `alg: none` and friends).
 pub fn raw_jws(header: &Value, claims: &impl serde::Serialize, signature: &str) -> String {
+    let b64 = idjag_test_support::forge::b64;
     format!(
-        "{}.{}.{}",
-        base64url::encode(header.to_string()),
-        base64url::encode(serde_json::to_string(claims).unwrap()),
-        signature
+        "{}.{}.{signature}",
+        b64(header.to_string()),
+        b64(serde_json::to_string(claims).unwrap())
     )
-}
-
-/// `body` with member `name` set to `value`.
-pub fn with(mut body: Value, name: &str, value: Value) -> Value {
-    body[name] = value;
-    body
-}
-
-/// `body` without member `name`.
-pub fn without(mut body: Value, name: &str) -> Value {
-    body.as_object_mut().unwrap().remove(name);
-    body
 }
 
 /// A fresh ES256 DPoP key on the world's clock.
@@ -309,7 +296,6 @@ pub const SECRETS: [&str; 5] = [
 
 /// Fails when `text` holds a known secret or one of `extra`.
 pub fn assert_no_secret(text: &str, extra: &[&str]) {
-    for secret in SECRETS.iter().chain(extra) {
-        assert!(!text.contains(secret), "{secret:?} leaked into: {text}");
-    }
+    let secrets: Vec<&str> = SECRETS.iter().chain(extra).copied().collect();
+    idjag_test_support::logs::assert_no_secret(text, &secrets);
 }

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::alg::Algorithm;
 use crate::error::KeyError;
-use crate::random::RandomError;
+use crate::error::RandomError;
 use crate::secret::SecretBytes;
 
 /// The aws-lc-rs backend (the default).

@@ -17,8 +17,8 @@ use super::{
 };
 use crate::alg::Algorithm;
 use crate::error::KeyError;
+use crate::error::RandomError;
 use crate::jose::base64url;
-use crate::random::RandomError;
 use crate::secret::SecretBytes;
 
 /// The josekit backend (feature `josekit`).

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::alg::Algorithm;
 use crate::error::KeyError;
-use crate::random::RandomError;
+use crate::error::RandomError;
 use crate::secret::SecretBytes;
 
 mod aead;

@@ -57,7 +57,7 @@ impl ClientAuthMethod {
 /// The credentials a request presents.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum ClientCredentials {
+pub enum PresentedCredentials {
     /// `Authorization: Basic`.
     Basic {
         /// The client id.
@@ -186,7 +186,7 @@ fn form_decode(s: &str) -> Option<String> {
         .map(|f| f.get("v").unwrap_or_default().to_owned())
 }
 
-impl ClientCredentials {
+impl PresentedCredentials {
     /// Takes the credentials from a request, enforcing one method. The Basic user and password
     /// are form-urldecoded after base64 (RFC 6749 §2.3.1).
     pub fn from_request(headers: &HeaderMap, form: &FormBody) -> Result<Self, ClientAuthError> {
@@ -303,7 +303,7 @@ impl SecretCheck for SecretHash {
 /// How a registered client authenticates.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum ClientCredential {
+pub enum RegisteredCredential {
     /// A shared secret, by Basic or by POST.
     Secret(Arc<dyn SecretCheck>),
     /// `private_key_jwt` with keys from this source.
@@ -319,7 +319,7 @@ pub struct RegisteredClient {
     /// The client id.
     pub client_id: ClientId,
     /// How it authenticates.
-    pub credential: ClientCredential,
+    pub credential: RegisteredCredential,
     /// Methods allowed for a secret client (default: both Basic and POST).
     pub secret_methods: Vec<ClientAuthMethod>,
 }
@@ -334,7 +334,7 @@ impl RegisteredClient {
     pub fn with_secret_check(client_id: ClientId, check: Arc<dyn SecretCheck>) -> Self {
         Self {
             client_id,
-            credential: ClientCredential::Secret(check),
+            credential: RegisteredCredential::Secret(check),
             secret_methods: vec![
                 ClientAuthMethod::ClientSecretBasic,
                 ClientAuthMethod::ClientSecretPost,
@@ -346,7 +346,7 @@ impl RegisteredClient {
     pub fn with_private_key_jwt(client_id: ClientId, keys: Arc<dyn KeySource>) -> Self {
         Self {
             client_id,
-            credential: ClientCredential::PrivateKeyJwt(keys),
+            credential: RegisteredCredential::PrivateKeyJwt(keys),
             secret_methods: Vec::new(),
         }
     }
@@ -355,7 +355,7 @@ impl RegisteredClient {
     pub fn public(client_id: ClientId) -> Self {
         Self {
             client_id,
-            credential: ClientCredential::Public,
+            credential: RegisteredCredential::Public,
             secret_methods: Vec::new(),
         }
     }
@@ -486,22 +486,22 @@ impl ClientAuthenticator {
         headers: &HeaderMap,
         form: &FormBody,
     ) -> Result<AuthenticatedClient, ClientAuthError> {
-        let credentials = ClientCredentials::from_request(headers, form)?;
-        let via_header = matches!(credentials, ClientCredentials::Basic { .. });
+        let credentials = PresentedCredentials::from_request(headers, form)?;
+        let via_header = matches!(credentials, PresentedCredentials::Basic { .. });
         let fail = |kind| ClientAuthError {
             kind,
             via_authorization_header: via_header,
         };
         let method = credentials.method();
         match credentials {
-            ClientCredentials::Basic { client_id, secret }
-            | ClientCredentials::Post { client_id, secret } => {
+            PresentedCredentials::Basic { client_id, secret }
+            | PresentedCredentials::Post { client_id, secret } => {
                 let client = self
                     .registry
                     .client(&client_id)
                     .await
                     .ok_or(fail(ClientAuthErrorKind::UnknownClient))?;
-                let ClientCredential::Secret(check) = &client.credential else {
+                let RegisteredCredential::Secret(check) = &client.credential else {
                     return Err(fail(ClientAuthErrorKind::MethodNotAllowed));
                 };
                 if !check.matches(&secret) {
@@ -512,24 +512,24 @@ impl ClientAuthenticator {
                 }
                 Ok(AuthenticatedClient { client_id, method })
             }
-            ClientCredentials::Assertion {
+            PresentedCredentials::Assertion {
                 assertion,
                 client_id,
             } => self
                 .authenticate_assertion(&assertion, client_id)
                 .await
                 .map_err(fail),
-            ClientCredentials::None { client_id } => {
+            PresentedCredentials::None { client_id } => {
                 let client = self
                     .registry
                     .client(&client_id)
                     .await
                     .ok_or(fail(ClientAuthErrorKind::UnknownClient))?;
                 match client.credential {
-                    ClientCredential::Public if self.allow_public => {
+                    RegisteredCredential::Public if self.allow_public => {
                         Ok(AuthenticatedClient { client_id, method })
                     }
-                    ClientCredential::Public => Err(fail(ClientAuthErrorKind::PublicClient)),
+                    RegisteredCredential::Public => Err(fail(ClientAuthErrorKind::PublicClient)),
                     _ => Err(fail(ClientAuthErrorKind::MethodNotAllowed)),
                 }
             }
@@ -552,7 +552,7 @@ impl ClientAuthenticator {
             .client(&client_id)
             .await
             .ok_or(ClientAuthErrorKind::UnknownClient)?;
-        let ClientCredential::PrivateKeyJwt(keys) = &client.credential else {
+        let RegisteredCredential::PrivateKeyJwt(keys) = &client.credential else {
             return Err(ClientAuthErrorKind::MethodNotAllowed);
         };
         let issuer = Issuer::new(client_id.as_str()).map_err(|_| ClientAuthErrorKind::Malformed)?;

@@ -135,7 +135,7 @@ impl<T> Verified<T> {
 /// Why a validator setting was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ConfigError {
+pub enum ValidatorConfigError {
     /// The leeway is above [`MAX_LEEWAY`].
     #[error("leeway above the 5 minute maximum")]
     LeewayTooLarge,
@@ -213,8 +213,8 @@ pub type IdTokenValidator = Validator<IdToken>;
 /// Validates RFC 7523 client assertions.
 pub type ClientAssertionValidator = Validator<ClientAssertion>;
 
-fn secs(d: Duration) -> Result<i64, ConfigError> {
-    i64::try_from(d.as_secs()).map_err(|_| ConfigError::NonPositive)
+fn secs(d: Duration) -> Result<i64, ValidatorConfigError> {
+    i64::try_from(d.as_secs()).map_err(|_| ValidatorConfigError::NonPositive)
 }
 
 impl<K: TokenKind> Validator<K> {
@@ -241,30 +241,30 @@ impl<K: TokenKind> Validator<K> {
     }
 
     /// Sets the clock-skew leeway for `exp`, `nbf` and `iat` (at most [`MAX_LEEWAY`]).
-    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ConfigError> {
+    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ValidatorConfigError> {
         if leeway > MAX_LEEWAY {
-            return Err(ConfigError::LeewayTooLarge);
+            return Err(ValidatorConfigError::LeewayTooLarge);
         }
         self.leeway = secs(leeway)?;
         Ok(self)
     }
 
     /// Sets the maximum lifetime (`exp - iat`).
-    pub fn with_max_lifetime(mut self, max: Duration) -> Result<Self, ConfigError> {
+    pub fn with_max_lifetime(mut self, max: Duration) -> Result<Self, ValidatorConfigError> {
         self.max_lifetime = positive(max)?;
         Ok(self)
     }
 
     /// Sets the maximum age of `iat`.
-    pub fn with_max_age(mut self, max: Duration) -> Result<Self, ConfigError> {
+    pub fn with_max_age(mut self, max: Duration) -> Result<Self, ValidatorConfigError> {
         self.max_age = positive(max)?;
         Ok(self)
     }
 
     /// Sets the token size cap in bytes.
-    pub fn with_max_token_bytes(mut self, max: usize) -> Result<Self, ConfigError> {
+    pub fn with_max_token_bytes(mut self, max: usize) -> Result<Self, ValidatorConfigError> {
         if max == 0 {
-            return Err(ConfigError::NonPositive);
+            return Err(ValidatorConfigError::NonPositive);
         }
         self.max_token_bytes = max;
         Ok(self)
@@ -406,9 +406,9 @@ impl<K: TokenKind> Validator<K> {
     }
 }
 
-fn positive(d: Duration) -> Result<i64, ConfigError> {
+fn positive(d: Duration) -> Result<i64, ValidatorConfigError> {
     match secs(d)? {
-        0 => Err(ConfigError::NonPositive),
+        0 => Err(ValidatorConfigError::NonPositive),
         s => Ok(s),
     }
 }

@@ -7,7 +7,7 @@ use idjag_core::{Audience, BoxFuture, ClientId, Issuer, Resource, Scope, ScopeSe
 use serde::Deserialize;
 
 use super::{Grant, Policy, PolicyDenial, PolicyRequest};
-use crate::subject::Principal;
+use crate::subject::SubjectPrincipal;
 
 /// Why a policy file was refused. Policy files are configuration, not secrets, so messages
 /// name the offending value.
@@ -187,7 +187,7 @@ impl Users {
         }
     }
 
-    fn cover(&self, principal: &Principal) -> bool {
+    fn cover(&self, principal: &SubjectPrincipal) -> bool {
         self.everyone
             || self.subjects.contains(&principal.subject)
             || principal.groups.iter().any(|g| self.groups.contains(g))
@@ -593,7 +593,7 @@ mod tests {
 
     struct Ask {
         client: ClientId,
-        principal: Principal,
+        principal: SubjectPrincipal,
         audience: Audience,
         resources: Vec<Resource>,
         scope: Option<ScopeSet>,
@@ -602,7 +602,8 @@ mod tests {
     fn ask(client: &str, user: &str, groups: &[&str], audience: &str) -> Ask {
         Ask {
             client: ClientId::new(client).unwrap(),
-            principal: Principal::new(Subject::new(user).unwrap()).with_groups(groups.to_vec()),
+            principal: SubjectPrincipal::new(Subject::new(user).unwrap())
+                .with_groups(groups.to_vec()),
             audience: Audience::new(audience).unwrap(),
             resources: Vec::new(),
             scope: None,

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use idjag_core::server::AuthenticatedClient;
 use idjag_core::{
-    AlgorithmSet, Audience, BoxFuture, ConfigError, IdTokenValidator, Issuer, KeySource,
-    SharedClock, SubjectToken, TrustedIssuers, ValidationError,
+    AlgorithmSet, Audience, BoxFuture, IdTokenValidator, Issuer, KeySource, SharedClock,
+    SubjectToken, TrustedIssuers, ValidationError, ValidatorConfigError,
 };
 
-use super::{Principal, SubjectTokenError, SubjectTokenValidator};
+use super::{SubjectPrincipal, SubjectTokenError, SubjectTokenValidator};
 
 /// Validates ID tokens this IdP issued, for the client that presents them.
 ///
@@ -47,18 +47,18 @@ impl IdTokenSubjectValidator {
     }
 
     /// Sets the clock-skew leeway (default 30 s, at most [`idjag_core::MAX_LEEWAY`]).
-    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ConfigError> {
+    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ValidatorConfigError> {
         if leeway > idjag_core::MAX_LEEWAY {
-            return Err(ConfigError::LeewayTooLarge);
+            return Err(ValidatorConfigError::LeewayTooLarge);
         }
         self.leeway = Some(leeway);
         Ok(self)
     }
 
     /// Refuses ID tokens whose `iat` is older than `max_age` (default 24 hours).
-    pub fn with_max_age(mut self, max_age: Duration) -> Result<Self, ConfigError> {
+    pub fn with_max_age(mut self, max_age: Duration) -> Result<Self, ValidatorConfigError> {
         if max_age.as_secs() == 0 {
-            return Err(ConfigError::NonPositive);
+            return Err(ValidatorConfigError::NonPositive);
         }
         self.max_age = Some(max_age);
         Ok(self)
@@ -87,7 +87,7 @@ impl IdTokenSubjectValidator {
         &self,
         token: &SubjectToken,
         client: &AuthenticatedClient,
-    ) -> Result<Principal, SubjectTokenError> {
+    ) -> Result<SubjectPrincipal, SubjectTokenError> {
         let audience = Audience::new(client.client_id().as_str())
             .map_err(|_| SubjectTokenError::OtherClient)?;
         let verified = self
@@ -99,7 +99,7 @@ impl IdTokenSubjectValidator {
                 other => SubjectTokenError::Invalid(other),
             })?;
         let claims = verified.into_claims();
-        Ok(Principal {
+        Ok(SubjectPrincipal {
             subject: claims.sub,
             email: claims.email,
             groups: claims.groups.unwrap_or_default(),
@@ -116,7 +116,7 @@ impl SubjectTokenValidator for IdTokenSubjectValidator {
         &'a self,
         token: &'a SubjectToken,
         client: &'a AuthenticatedClient,
-    ) -> BoxFuture<'a, Result<Principal, SubjectTokenError>> {
+    ) -> BoxFuture<'a, Result<SubjectPrincipal, SubjectTokenError>> {
         Box::pin(self.check(token, client))
     }
 }

@@ -8,7 +8,7 @@ use idjag_core::{
     BoxFuture, ClientId, NumericDate, RefreshToken, SharedClock, Subject, SubjectToken,
 };
 
-use super::{Principal, SubjectTokenError, SubjectTokenValidator};
+use super::{SubjectPrincipal, SubjectTokenError, SubjectTokenValidator};
 
 /// What the host knows about one refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub trait RefreshTokenStore: fmt::Debug + Send + Sync {
     fn current_user<'a>(
         &'a self,
         subject: &'a Subject,
-    ) -> BoxFuture<'a, Result<Option<Principal>, StoreUnavailable>>;
+    ) -> BoxFuture<'a, Result<Option<SubjectPrincipal>, StoreUnavailable>>;
 }
 
 /// Validates refresh tokens as the `refresh_token` grant would: known, issued to the
@@ -86,7 +86,7 @@ impl RefreshTokenSubjectValidator {
         &self,
         token: &SubjectToken,
         client: &AuthenticatedClient,
-    ) -> Result<Principal, SubjectTokenError> {
+    ) -> Result<SubjectPrincipal, SubjectTokenError> {
         let token = RefreshToken::new(token.secret());
         let record = self
             .store
@@ -121,7 +121,7 @@ impl SubjectTokenValidator for RefreshTokenSubjectValidator {
         &'a self,
         token: &'a SubjectToken,
         client: &'a AuthenticatedClient,
-    ) -> BoxFuture<'a, Result<Principal, SubjectTokenError>> {
+    ) -> BoxFuture<'a, Result<SubjectPrincipal, SubjectTokenError>> {
         Box::pin(self.check(token, client))
     }
 }

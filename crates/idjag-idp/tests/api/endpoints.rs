@@ -3,7 +3,7 @@
 use idjag_core::*;
 use serde_json::Value;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn metadata_is_served_at_both_well_known_paths() {
@@ -90,8 +90,7 @@ async fn metadata_lists_the_hosts_authorization_endpoint() {
 
 #[tokio::test]
 async fn metadata_paths_follow_an_issuer_with_a_path() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = idjag_test_support::net::loopback().await;
     let idp = idjag_idp::IdJagIssuer::builder(
         Issuer::new(format!("{base}/tenant1")).unwrap(),
         idjag_idp::SigningKeys::generate_es256().unwrap(),
@@ -100,8 +99,7 @@ async fn metadata_paths_follow_an_issuer_with_a_path() {
     )
     .build()
     .unwrap();
-    let router = idp.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    idjag_test_support::net::serve(listener, idp.router());
     let http = reqwest::Client::new();
     for path in [
         "/.well-known/oauth-authorization-server/tenant1",

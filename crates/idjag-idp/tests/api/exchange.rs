@@ -7,7 +7,7 @@ use idjag_core::server::AuthenticatedClient;
 use idjag_core::*;
 use idjag_idp::*;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn issued_id_jag_validates_and_carries_exactly_the_granted_claims() {
@@ -248,7 +248,7 @@ impl SubjectTokenValidator for TestSaml {
         &'a self,
         token: &'a SubjectToken,
         client: &'a AuthenticatedClient,
-    ) -> BoxFuture<'a, Result<Principal, SubjectTokenError>> {
+    ) -> BoxFuture<'a, Result<SubjectPrincipal, SubjectTokenError>> {
         let result = if token.secret() != "PHNhbWw-YWxpY2U8L3NhbWw-" {
             Err(SubjectTokenError::Refused {
                 reason: "saml_signature",
@@ -256,7 +256,7 @@ impl SubjectTokenValidator for TestSaml {
         } else if client.client_id().as_str() != AGENT {
             Err(SubjectTokenError::OtherClient)
         } else {
-            Ok(Principal::new(Subject::new("alice").unwrap()).with_groups(["staff"]))
+            Ok(SubjectPrincipal::new(Subject::new("alice").unwrap()).with_groups(["staff"]))
         };
         Box::pin(std::future::ready(result))
     }

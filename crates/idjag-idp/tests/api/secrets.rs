@@ -5,7 +5,7 @@
 use idjag_core::*;
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn x20_tracing_never_sees_secrets_or_tokens() {

@@ -9,7 +9,7 @@ use idjag_core::*;
 use idjag_idp::*;
 use serde_json::{Value, json};
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn x01_missing_wrong_or_public_client_authentication_is_invalid_client() {
@@ -329,7 +329,7 @@ async fn x07_refresh_tokens_are_bound_live_and_rebuilt_fresh() {
     // The user's record changes: the next ID-JAG shows the new email, and losing the group
     // loses access.
     h.refresh.set_user(
-        Principal::new(alice.clone())
+        SubjectPrincipal::new(alice.clone())
             .with_email("alice@new.example")
             .with_groups(["staff"]),
     );
@@ -341,7 +341,7 @@ async fn x07_refresh_tokens_are_bound_live_and_rebuilt_fresh() {
     assert_eq!(claims.email.as_deref(), Some("alice@new.example"));
     h.expect_issued();
     h.refresh
-        .set_user(Principal::new(alice.clone()).with_email("alice@new.example"));
+        .set_user(SubjectPrincipal::new(alice.clone()).with_email("alice@new.example"));
     h.refused(&with(&live), 400, "access_denied", "not_allowed")
         .await;
 
@@ -829,7 +829,7 @@ async fn x16_malformed_bodies_are_refused_before_any_processing() {
             .send(valid.body().into_bytes(), content_type, headers)
             .await;
         answer.assert_error(400, "invalid_request");
-        h.expect_denied("not_form_content_type");
+        h.expect_denied("not_form_encoded");
     }
 
     let bad_escape = format!("{}&x=%zz", valid.body());

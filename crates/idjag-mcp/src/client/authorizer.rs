@@ -4,10 +4,9 @@
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use idjag_client::discovery::{BearerChallenge, Discovery, ProfileAssumption};
-use idjag_client::{
-    AccessRequest, ClientCredentials, ResourceAuthorizationServer, TokenProvider, UserToken,
-};
+use idjag_client::discovery::{Discovery, ProfileAssumption};
+use idjag_client::{AccessRequest, ClientCredentials, ResourceAsTarget, TokenProvider, UserToken};
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::{BoxFuture, Issuer, Resource, ScopeSet};
 
 use super::error::AuthorizationError;
@@ -195,8 +194,8 @@ impl EmaAuthorizer {
             .ok_or(AuthorizationError::NotRegistered)?;
         let server = self.discovery.authorization_server(issuer).await?;
         self.discovery.profile_support(&server)?;
-        let ras = ResourceAuthorizationServer::from_metadata(&server, credentials.clone())?;
-        let scope = match challenge.and_then(|c| c.scope.as_ref()) {
+        let ras = ResourceAsTarget::from_metadata(&server, credentials.clone())?;
+        let scope = match challenge.and_then(BearerChallenge::scope) {
             Some(asked) => self.scope.union(asked),
             None => self.scope.clone(),
         };

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
-use idjag_client::discovery::BearerChallenge;
-use idjag_client::{AccessRequest, AccessTokenGrant, TokenType};
+use idjag_client::{AccessRequest, AccessTokenGrant, DiscoveryError, TokenType};
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::{Resource, ScopeSet};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -249,7 +249,7 @@ where
                     let parsed = BearerChallenge::from_header_values([challenge
                         .www_authenticate_header
                         .as_str()])
-                    .map_err(|e| denied(e.into()))?;
+                    .map_err(|e| denied(DiscoveryError::from(e).into()))?;
                     let discovered = self
                         .discovered(uri, parsed.as_ref())
                         .await
@@ -273,7 +273,7 @@ where
                         .as_str()])
                     .ok()
                     .flatten()
-                    .and_then(|c| c.scope);
+                    .and_then(|c| c.scope().cloned());
                     let wider = match &required {
                         Some(required) => self.stepped_up(uri, current, required).await,
                         None => None,

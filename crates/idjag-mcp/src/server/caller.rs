@@ -1,11 +1,11 @@
 //! The verified caller inside rmcp handlers.
 //!
 //! rmcp's `StreamableHttpService` copies each HTTP request's `http::request::Parts` into the
-//! MCP request's extensions; the bearer layer put the verified [`Principal`] in those parts.
+//! MCP request's extensions; the bearer layer put the verified [`BearerPrincipal`] in those parts.
 
 use std::ops::Deref;
 
-use idjag_resource::rs::Principal;
+use idjag_resource::rs::BearerPrincipal;
 use rmcp::ErrorData;
 use rmcp::handler::server::common::{AsRequestContext, FromContextPart};
 use rmcp::model::Extensions;
@@ -35,12 +35,12 @@ use crate::capability::EnterpriseManagedAuthorization;
 /// }
 /// ```
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller(pub BearerPrincipal);
 
 impl Deref for Caller {
-    type Target = Principal;
+    type Target = BearerPrincipal;
 
-    fn deref(&self) -> &Principal {
+    fn deref(&self) -> &BearerPrincipal {
         &self.0
     }
 }
@@ -51,7 +51,7 @@ impl Caller {
         extensions
             .get::<http::request::Parts>()?
             .extensions
-            .get::<Principal>()
+            .get::<BearerPrincipal>()
             .cloned()
             .map(Self)
     }
@@ -62,7 +62,7 @@ impl Caller {
     }
 
     /// The verified access-token claims.
-    pub fn principal(&self) -> &Principal {
+    pub fn principal(&self) -> &BearerPrincipal {
         &self.0
     }
 }

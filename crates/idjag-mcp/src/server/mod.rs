@@ -37,7 +37,7 @@ pub use tool_scopes::{
 ///    trusted authorization server, else `401` with
 ///    `WWW-Authenticate: Bearer resource_metadata="..."` (requirements MCP-03, MCP-04, MD-10); a
 ///    malformed `Authorization` header is `400`. The verified
-///    [`Principal`](idjag_resource::rs::Principal) goes into the request extensions.
+///    [`BearerPrincipal`](idjag_resource::rs::BearerPrincipal) goes into the request extensions.
 /// 2. [`ToolScopeLayer`]: for a `tools/call`, the tool's scopes, else
 ///    `403 insufficient_scope` with those scopes in the challenge.
 /// 3. rmcp, which hands the request's `http::request::Parts` (with the principal) to the

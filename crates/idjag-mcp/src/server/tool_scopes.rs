@@ -13,7 +13,7 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use idjag_core::jose::parse_object;
 use idjag_core::{ScopeSet, Segment};
-use idjag_resource::rs::{Principal, ProtectedResource};
+use idjag_resource::rs::{BearerPrincipal, ProtectedResource};
 use serde_json::Value;
 use tower::{Layer, Service};
 
@@ -100,7 +100,7 @@ fn parse_error() -> Response {
 /// scopes needed in the challenge, to a `tools/call` whose token lacks the tool's scopes.
 /// The request never reaches rmcp then.
 ///
-/// It reads the verified [`Principal`] that idjag-resource's `RequireBearerLayer` put in the
+/// It reads the verified [`BearerPrincipal`] that idjag-resource's `RequireBearerLayer` put in the
 /// request extensions; without one it verifies the token itself, so a missing bearer layer
 /// fails closed. `POST` bodies are buffered up to a limit (413 beyond it) and passed on
 /// unchanged; other methods pass straight through.
@@ -181,7 +181,7 @@ where
                 return Ok(parse_error());
             };
             if !required.is_empty() {
-                let principal = match parts.extensions.get::<Principal>() {
+                let principal = match parts.extensions.get::<BearerPrincipal>() {
                     Some(principal) => principal.clone(),
                     None => match layer.resource.authorize(&parts.headers).await {
                         Ok(principal) => principal,

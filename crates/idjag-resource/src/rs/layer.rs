@@ -13,7 +13,7 @@ use super::ProtectedResource;
 
 /// Guards a service with a [`ProtectedResource`]: requests without a valid token get the
 /// 401, 400 or 403 of their [`BearerRejection`](super::BearerRejection); the others reach the
-/// inner service with the [`Principal`](super::Principal) in their extensions.
+/// inner service with the [`BearerPrincipal`](super::BearerPrincipal) in their extensions.
 ///
 /// ```
 /// # #[cfg(feature = "axum")] {
@@ -23,7 +23,7 @@ use super::ProtectedResource;
 /// use axum::{Extension, Router, routing::get};
 ///
 /// # fn demo(protected: Arc<ProtectedResource>) -> Result<(), Box<dyn std::error::Error>> {
-/// async fn whoami(Extension(principal): Extension<Principal>) -> String {
+/// async fn whoami(Extension(principal): Extension<BearerPrincipal>) -> String {
 ///     principal.subject().to_string()
 /// }
 /// let app: Router = Router::new()

@@ -33,12 +33,13 @@ use std::time::Duration;
 
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderMap, Response, StatusCode};
+use idjag_core::challenge::BearerChallenge;
 use idjag_core::endpoint::{EndpointError, check_endpoint, well_known_inserted};
-use idjag_core::server::{BearerChallenge, BearerError, bearer_token, json_response};
+use idjag_core::server::{BearerError, bearer_token, json_response};
 use idjag_core::{
-    AccessTokenClaims, AccessTokenValidator, AlgorithmSet, ClientId, ConfigError, Issuer,
-    KeySource, OAuthErrorCode, OAuthErrorResponse, ProtectedResourceMetadata, Resource, ScopeSet,
-    SharedClock, Subject, TrustedIssuers, ValidationError, Verified, wire,
+    AccessTokenClaims, AccessTokenValidator, AlgorithmSet, ClientId, Issuer, KeySource,
+    OAuthErrorCode, OAuthErrorResponse, ProtectedResourceMetadata, Resource, ScopeSet, SharedClock,
+    Subject, TrustedIssuers, ValidationError, ValidatorConfigError, Verified, wire,
 };
 
 #[cfg(feature = "tower")]
@@ -98,9 +99,9 @@ impl AccessTokenVerifier {
     }
 
     /// Sets the clock-skew leeway (at most 5 minutes).
-    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ConfigError> {
+    pub fn with_leeway(mut self, leeway: Duration) -> Result<Self, ValidatorConfigError> {
         if leeway > idjag_core::MAX_LEEWAY {
-            return Err(ConfigError::LeewayTooLarge);
+            return Err(ValidatorConfigError::LeewayTooLarge);
         }
         self.leeway = leeway;
         self.validator = self.build_validator();
@@ -134,7 +135,7 @@ impl AccessTokenVerifier {
 
 /// A protected resource: the verifier of its access tokens and its RFC 9728 metadata.
 ///
-/// [`Self::authorize`] turns a request's headers into a [`Principal`] or a
+/// [`Self::authorize`] turns a request's headers into a [`BearerPrincipal`] or a
 /// [`BearerRejection`] that knows its HTTP answer: 401 with
 /// `WWW-Authenticate: Bearer resource_metadata="..."` (requirement MD-10), or 403
 /// `insufficient_scope` with the scope needed (requirement MCP-05). Tokens are read only from the
@@ -211,7 +212,7 @@ impl ProtectedResource {
     }
 
     /// Verifies the request's bearer token.
-    pub async fn authorize(&self, headers: &HeaderMap) -> Result<Principal, BearerRejection> {
+    pub async fn authorize(&self, headers: &HeaderMap) -> Result<BearerPrincipal, BearerRejection> {
         let reject = |kind| BearerRejection {
             kind,
             resource_metadata: self.metadata_url.clone(),
@@ -228,7 +229,7 @@ impl ProtectedResource {
             .verify(token)
             .await
             .map_err(|e| reject(BearerRejectionKind::InvalidToken(e)))?;
-        Ok(Principal {
+        Ok(BearerPrincipal {
             verified: Arc::new(verified),
             resource_metadata: self.metadata_url.clone(),
         })
@@ -240,7 +241,7 @@ impl ProtectedResource {
         &self,
         headers: &HeaderMap,
         required: &ScopeSet,
-    ) -> Result<Principal, BearerRejection> {
+    ) -> Result<BearerPrincipal, BearerRejection> {
         let principal = self
             .authorize(headers)
             .await
@@ -254,12 +255,12 @@ impl ProtectedResource {
 /// extensions; handlers read it there and can check further scopes with
 /// [`Self::require_scopes`] (for example per MCP tool).
 #[derive(Debug, Clone)]
-pub struct Principal {
+pub struct BearerPrincipal {
     verified: Arc<Verified<AccessTokenClaims>>,
     resource_metadata: Arc<str>,
 }
 
-impl Principal {
+impl BearerPrincipal {
     /// The verified access-token claims.
     pub fn claims(&self) -> &AccessTokenClaims {
         self.verified.claims()

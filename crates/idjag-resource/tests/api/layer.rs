@@ -10,13 +10,13 @@ use idjag_core::remote::RemoteJwks;
 use idjag_core::*;
 use idjag_resource::RegisteredResource;
 use idjag_resource::rs::{
-    AccessTokenVerifier, InsufficientScope, Principal, ProtectedResource, RequireBearerLayer,
+    AccessTokenVerifier, BearerPrincipal, InsufficientScope, ProtectedResource, RequireBearerLayer,
 };
 use serde_json::{Value, json};
 
 use crate::support::*;
 
-async fn whoami(Extension(principal): Extension<Principal>) -> Json<Value> {
+async fn whoami(Extension(principal): Extension<BearerPrincipal>) -> Json<Value> {
     Json(json!({
         "sub": principal.subject().as_str(),
         "client_id": principal.client_id().as_str(),
@@ -27,7 +27,7 @@ async fn whoami(Extension(principal): Extension<Principal>) -> Json<Value> {
 
 /// A tool handler that checks its own scope, as an rmcp tool handler would.
 async fn history_tool(
-    Extension(principal): Extension<Principal>,
+    Extension(principal): Extension<BearerPrincipal>,
 ) -> Result<&'static str, InsufficientScope> {
     principal.require_scopes(&ScopeSet::parse("chat.history").unwrap())?;
     Ok("history")

@@ -1,12 +1,9 @@
 //! Test fixtures: a resource AS on 127.0.0.1:0, an IdP that signs ID-JAGs, an audit capture.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use base64::Engine as _;
 use idjag_core::crypto::{PublicKeyMaterial, SignatureSigner, default_backend};
-use idjag_core::jose::base64url;
 use idjag_core::server::{InMemoryReplayCache, RegisteredClient, StaticClientRegistry};
 use idjag_core::*;
 use idjag_resource::audit::AUDIT_TARGET;
@@ -15,10 +12,8 @@ use idjag_resource::{
     TrustedIssuer,
 };
 use serde_json::{Map, Value, json};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::SubscriberExt as _;
 
-pub(crate) const NOW: i64 = 1_700_000_000;
+pub(crate) use idjag_test_support::clock::NOW;
 pub(crate) const IDP: &str = "https://acme.idp.example";
 pub(crate) const RESOURCE: &str = "https://mcp.chat.example/mcp";
 pub(crate) const RESOURCE_B: &str = "https://files.chat.example/mcp";
@@ -32,88 +27,30 @@ pub(crate) const POLICY_SCOPES: &str = "chat.read chat.history chat.write";
 pub(crate) const IDJAG_SCOPES: &str = "chat.read chat.history";
 
 // ---------------------------------------------------------------------------------------------
-// Audit capture: one global subscriber for the test binary; each harness filters its own
+// Audit capture: idjag-test-support's process-wide capture; each harness filters its own
 // events by its issuer (every harness listens on its own port).
 
-#[derive(Debug, Clone)]
-pub(crate) struct Captured {
-    pub(crate) target: String,
-    pub(crate) level: tracing::Level,
-    pub(crate) fields: BTreeMap<String, String>,
-}
+pub(crate) use idjag_test_support::logs::{Event as Captured, install as install_capture};
 
-fn events() -> &'static Mutex<Vec<Captured>> {
-    static EVENTS: OnceLock<Mutex<Vec<Captured>>> = OnceLock::new();
-    EVENTS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-struct FieldVisitor<'a>(&'a mut BTreeMap<String, String>);
-
-impl Visit for FieldVisitor<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-}
-
-struct CaptureLayer;
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CaptureLayer {
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut FieldVisitor(&mut fields));
-        events().lock().unwrap().push(Captured {
-            target: event.metadata().target().to_owned(),
-            level: *event.metadata().level(),
-            fields,
-        });
-    }
-}
-
-/// Installs the capture (idempotent).
-pub(crate) fn install_capture() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let subscriber = tracing_subscriber::registry().with(CaptureLayer);
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-    });
+/// Every captured event, rendered.
+pub(crate) fn all_captured_text() -> String {
+    idjag_test_support::logs::text()
 }
 
 /// The audit events of every server that had the address `issuer`, in order.
 fn audit_events(issuer: &str) -> Vec<Captured> {
-    events()
-        .lock()
-        .unwrap()
-        .iter()
+    idjag_test_support::logs::events()
+        .into_iter()
         .filter(|e| {
             e.target == AUDIT_TARGET && e.fields.get("server").map(String::as_str) == Some(issuer)
         })
-        .cloned()
-        .collect()
-}
-
-/// Every captured event, rendered.
-pub(crate) fn all_captured_text() -> String {
-    events()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|e| format!("{} {} {:?}\n", e.target, e.level, e.fields))
         .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
 // Keys and tokens.
 
-pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
-    base64url::encode(bytes)
-}
+pub(crate) use idjag_test_support::forge::{b64, hmac_sha256};
 
 /// A signer that counts signatures, to prove no token was minted.
 #[derive(Debug)]
@@ -195,9 +132,7 @@ impl Idp {
 
     /// Signs raw header and payload bytes.
     pub(crate) fn jws_raw(&self, header: &[u8], payload: &[u8]) -> String {
-        let input = format!("{}.{}", b64(header), b64(payload));
-        let signature = self.key.sign(input.as_bytes()).unwrap();
-        format!("{input}.{}", b64(signature))
+        idjag_test_support::forge::sign_raw(&self.key, header, payload)
     }
 
     pub(crate) fn jws(&self, header: &Value, claims: &Value) -> String {
@@ -368,21 +303,7 @@ struct Committed {
     audit_events: usize,
 }
 
-pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
-
-pub(crate) fn basic(user: &str, pass: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(user), enc(pass)))
-    )
-}
+pub(crate) use idjag_test_support::form::{basic, body as form};
 
 /// Sends a request with extra headers and reads the whole answer.
 pub(crate) async fn send(mut request: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Reply {
@@ -402,15 +323,7 @@ pub(crate) async fn send(mut request: reqwest::RequestBuilder, headers: &[(&str,
     }
 }
 
-pub(crate) async fn bind() -> (tokio::net::TcpListener, String) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    (listener, base)
-}
-
-pub(crate) fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-}
+pub(crate) use idjag_test_support::net::{loopback as bind, serve};
 
 impl Harness {
     pub(crate) async fn start(setup: Setup) -> Self {

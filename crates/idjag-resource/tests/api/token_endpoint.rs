@@ -682,7 +682,7 @@ fn the_builder_refuses_unsafe_or_useless_configurations() {
     );
     assert_eq!(
         err(base().leeway(Duration::from_secs(301))),
-        BuildError::Limit(ConfigError::LeewayTooLarge)
+        BuildError::Limit(ValidatorConfigError::LeewayTooLarge)
     );
     assert_eq!(
         err(base().token_lifetime(AccessTokenLifetime::new(Duration::ZERO))),

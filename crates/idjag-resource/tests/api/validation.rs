@@ -47,11 +47,6 @@ async fn v02_empty_signature_or_two_segments_is_rejected() {
     h.invalid_grant(input, "malformed").await;
 }
 
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&key, message).as_ref().to_vec()
-}
-
 #[tokio::test]
 async fn v03_hs256_keyed_with_the_issuers_public_key_is_rejected() {
     let h = Harness::start(Setup::default()).await;

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::routing::post;
 use idjag_client::{
-    AccessRequest, ClientCredentials, IdJagClient, IdentityProvider, ResourceAuthorizationServer,
-    UserToken,
+    AccessRequest, ClientCredentials, IdJagClient, IdentityProvider, ResourceAsTarget, UserToken,
 };
 use idjag_core::server::{RegisteredClient, StaticClientRegistry};
 use idjag_core::{
@@ -580,7 +579,7 @@ impl Topology {
         )
         .map_err(DemoError::setup)?;
         let client = IdJagClient::new(idp).map_err(DemoError::setup)?;
-        let ras = ResourceAuthorizationServer::new(
+        let ras = ResourceAsTarget::new(
             self.resource_as.clone(),
             &format!("{}/token", self.resource_as),
             ClientCredentials::secret_basic(

@@ -1,15 +1,13 @@
-//! The ID-JAG validator against threats V01–V35, for the cases the core
-//! validator decides. Client binding (threat V20 mismatch), self-issued grants (threat V18), scope
-//! intersection (threat V30), resource policy (threat V31), `cnf` proof (threat V32) and
-//! re-presentation (threat V34) are decided by the resource AS and tested in `idjag-resource`;
-//! threat V08 is `tests/wycheproof.rs`.
-
-mod common;
+//! The ID-JAG validator against threats V01 to V35, for the cases the core validator decides.
+//! Client binding (threat V20 mismatch), self-issued grants (threat V18), scope intersection
+//! (threat V30), resource policy (threat V31), `cnf` proof (threat V32) and re-presentation
+//! (threat V34) are decided by the resource AS and tested in `idjag-resource`; threat V08 is
+//! `tests/api/wycheproof.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use idjag_core::jose::base64url;
 use idjag_core::*;
 use serde_json::json;

@@ -1,15 +1,15 @@
-//! Test fixtures: an IdP key, a resource AS, and raw token assembly for hostile inputs.
-#![allow(dead_code, unreachable_pub)]
+//! The core tests' fixtures: an IdP key and the resource AS's validator. Token forging, the
+//! test time and JSON edits come from idjag-test-support.
 
 use std::sync::Arc;
 
-use idjag_core::jose::base64url;
 use idjag_core::*;
 use serde_json::{Value, json};
 
 pub const IDP: &str = "https://idp.example";
 pub const RAS: &str = "https://auth.chat.example";
-pub const NOW: i64 = 1_700_000_000;
+pub use idjag_test_support::clock::NOW;
+pub use idjag_test_support::forge::{with, without};
 
 pub struct Fixture {
     pub key: SigningKey,
@@ -63,14 +63,9 @@ impl Fixture {
     }
 }
 
+/// Signs arbitrary header and payload JSON text with `key`.
 pub fn sign_raw_with(key: &SigningKey, header: &str, payload: &str) -> String {
-    let input = format!(
-        "{}.{}",
-        base64url::encode(header),
-        base64url::encode(payload)
-    );
-    let signature = key.sign(input.as_bytes()).unwrap();
-    format!("{input}.{}", base64url::encode(signature))
+    idjag_test_support::forge::sign_raw(key, header.as_bytes(), payload.as_bytes())
 }
 
 pub fn claims() -> Value {
@@ -85,16 +80,6 @@ pub fn claims() -> Value {
         "resource": "https://mcp.chat.example/",
         "scope": "chat.read chat.history",
     })
-}
-
-pub fn with(mut claims: Value, name: &str, value: Value) -> Value {
-    claims[name] = value;
-    claims
-}
-
-pub fn without(mut claims: Value, name: &str) -> Value {
-    claims.as_object_mut().unwrap().remove(name);
-    claims
 }
 
 pub fn claim_error(claim: &'static str, problem: ClaimProblem) -> ValidationError {

@@ -18,7 +18,7 @@ use idjag_mcp::client::{
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_client::{StreamableHttpClient, StreamableHttpError};
 
-use crate::support::*;
+use self::support::*;
 
 async fn send(client: &EmaAuthClient<ScriptedMcp>, peers: &Peers) -> Result<(), EmaHttpError> {
     client

@@ -18,9 +18,8 @@ use rmcp::model::{
     Implementation, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::{StreamableHttpClientTransport, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 
@@ -80,8 +79,7 @@ struct Server {
 }
 
 async fn start() -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = idjag_test_support::net::loopback().await;
     let url = format!("{base}/mcp");
     let as_issuer = Issuer::new("https://auth.chat.example").unwrap();
     let as_key = SigningKey::generate(Algorithm::Es256)
@@ -102,18 +100,12 @@ async fn start() -> Server {
     assert_eq!(auth.path(), "/mcp");
     let deletions = Arc::new(AtomicUsize::new(0));
     let counter = deletions.clone();
-    let service = StreamableHttpService::new(
-        move || {
-            Ok(Repo {
-                deletions: counter.clone(),
-                tool_router: Repo::tool_router(),
-            })
-        },
-        Arc::new(LocalSessionManager::default()),
-        auth.server_config(),
-    );
-    let router = auth.router(service);
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    idjag_test_support::spawn::mcp(listener, &auth, move || {
+        Ok(Repo {
+            deletions: counter.clone(),
+            tool_router: Repo::tool_router(),
+        })
+    });
     Server {
         url,
         as_issuer,

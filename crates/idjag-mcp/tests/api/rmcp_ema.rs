@@ -25,8 +25,7 @@ struct Idp {
 }
 
 async fn start_idp(agent_key: &SigningKey) -> Idp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, url) = idjag_test_support::net::loopback().await;
     let policy = TomlPolicy::from_toml_str(&format!(
         r#"
         [[audience]]
@@ -55,7 +54,7 @@ async fn start_idp(agent_key: &SigningKey) -> Idp {
     .build()
     .unwrap();
     let users = DevUsers::new(&idp).with_user(DevUser::new("alice").unwrap());
-    tokio::spawn(async move { axum::serve(listener, idp.router()).await });
+    idjag_test_support::net::serve(listener, idp.router());
     Idp { url, users }
 }
 

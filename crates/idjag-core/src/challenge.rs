@@ -1,11 +1,41 @@
-//! `WWW-Authenticate` parsing (RFC 9110 §11.6.1) and the Bearer challenge of RFC 6750 §3
-//! with RFC 9728's `resource_metadata` (requirement MD-10).
+//! `WWW-Authenticate` challenges (RFC 9110 §11.6.1): one [`BearerChallenge`] type that a
+//! protected resource renders (RFC 6750 §3, RFC 9728 §5.1, MCP 2025-11-25) and a client
+//! parses, so both sides speak the same parameters.
+//!
+//! ```
+//! use idjag_core::challenge::BearerChallenge;
+//! use idjag_core::{OAuthErrorCode, ScopeSet};
+//!
+//! // The resource server refuses with a challenge...
+//! let sent = BearerChallenge::new()
+//!     .with_error(OAuthErrorCode::InsufficientScope)
+//!     .with_scope(ScopeSet::parse("chat.write").unwrap())
+//!     .with_resource_metadata("https://mcp.example/.well-known/oauth-protected-resource");
+//! // ...and the client reads it back from the header.
+//! let read = BearerChallenge::from_header_values([sent.to_string().as_str()])?.unwrap();
+//! assert_eq!(read.scope().unwrap().to_string(), "chat.write");
+//! assert_eq!(read, sent);
+//! # Ok::<(), idjag_core::challenge::ChallengeError>(())
+//! ```
 
-use idjag_core::endpoint::check_endpoint;
-use idjag_core::{ErrorCode, OAuthErrorCode, ScopeSet};
-use url::Url;
+use http::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 
-use crate::error::DiscoveryError;
+use crate::endpoint::{EndpointError, check_endpoint};
+use crate::error::{ErrorCode, OAuthErrorCode};
+use crate::id::ScopeSet;
+
+/// Why a `WWW-Authenticate` header could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChallengeError {
+    /// Not a well-formed list of challenges (RFC 9110 §11.6.1), not ASCII, longer than 8 KiB,
+    /// a parameter given twice, or a `scope` that is not an RFC 6749 §3.3 scope string.
+    #[error("malformed WWW-Authenticate header")]
+    Malformed,
+    /// `resource_metadata` is not an `https` URL (`http` only on loopback).
+    #[error("resource_metadata is not a valid endpoint: {0}")]
+    Endpoint(EndpointError),
+}
 
 /// One challenge of a `WWW-Authenticate` header: a scheme with parameters or a token68.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +62,7 @@ impl Challenge {
 /// Parses the values of one or more `WWW-Authenticate` fields into challenges.
 ///
 /// ```
-/// use idjag_client::discovery::parse_www_authenticate;
+/// use idjag_core::challenge::parse_www_authenticate;
 /// let challenges = parse_www_authenticate([
 ///     r#"Basic realm="x", Bearer resource_metadata="https://mcp.example/.well-known/oauth-protected-resource", scope="a b""#,
 /// ]).unwrap();
@@ -41,7 +71,7 @@ impl Challenge {
 /// ```
 pub fn parse_www_authenticate<'a>(
     values: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Challenge>, DiscoveryError> {
+) -> Result<Vec<Challenge>, ChallengeError> {
     let mut challenges = Vec::new();
     for value in values {
         Parser::new(value).challenges(&mut challenges)?;
@@ -106,16 +136,16 @@ impl<'a> Parser<'a> {
         end
     }
 
-    fn challenges(&mut self, out: &mut Vec<Challenge>) -> Result<(), DiscoveryError> {
+    fn challenges(&mut self, out: &mut Vec<Challenge>) -> Result<(), ChallengeError> {
         if self.s.len() > MAX_HEADER_BYTES || !self.s.is_ascii() {
-            return Err(DiscoveryError::Challenge);
+            return Err(ChallengeError::Malformed);
         }
         loop {
             self.skip_separators();
             if self.peek().is_none() {
                 return Ok(());
             }
-            let scheme = self.token().ok_or(DiscoveryError::Challenge)?.to_owned();
+            let scheme = self.token().ok_or(ChallengeError::Malformed)?.to_owned();
             let mut challenge = Challenge {
                 scheme,
                 params: Vec::new(),
@@ -126,7 +156,7 @@ impl<'a> Parser<'a> {
                 continue;
             }
             if self.peek() != Some(b' ') {
-                return Err(DiscoveryError::Challenge);
+                return Err(ChallengeError::Malformed);
             }
             self.skip_ows();
             if let Some(token68) = self.token68() {
@@ -157,32 +187,32 @@ impl<'a> Parser<'a> {
     }
 
     /// `auth-param *( OWS "," OWS auth-param )`, stopping before the next challenge.
-    fn params(&mut self, challenge: &mut Challenge) -> Result<(), DiscoveryError> {
+    fn params(&mut self, challenge: &mut Challenge) -> Result<(), ChallengeError> {
         loop {
             let name = self
                 .token()
-                .ok_or(DiscoveryError::Challenge)?
+                .ok_or(ChallengeError::Malformed)?
                 .to_ascii_lowercase();
             self.skip_ows();
             if self.peek() != Some(b'=') {
-                return Err(DiscoveryError::Challenge);
+                return Err(ChallengeError::Malformed);
             }
             self.pos += 1;
             self.skip_ows();
             let value = if self.peek() == Some(b'"') {
                 self.quoted_string()?
             } else {
-                self.token().ok_or(DiscoveryError::Challenge)?.to_owned()
+                self.token().ok_or(ChallengeError::Malformed)?.to_owned()
             };
             if challenge.params.iter().any(|(n, _)| *n == name) {
-                return Err(DiscoveryError::Challenge);
+                return Err(ChallengeError::Malformed);
             }
             challenge.params.push((name, value));
             self.skip_ows();
             match self.peek() {
                 None => return Ok(()),
                 Some(b',') => {}
-                Some(_) => return Err(DiscoveryError::Challenge),
+                Some(_) => return Err(ChallengeError::Malformed),
             }
             // A comma: another parameter of this challenge, or the next challenge.
             let save = self.pos;
@@ -203,21 +233,21 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn quoted_string(&mut self) -> Result<String, DiscoveryError> {
+    fn quoted_string(&mut self) -> Result<String, ChallengeError> {
         self.pos += 1;
         let mut out = String::new();
         loop {
             match self.peek() {
-                None => return Err(DiscoveryError::Challenge),
+                None => return Err(ChallengeError::Malformed),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(out);
                 }
                 Some(b'\\') => {
                     self.pos += 1;
-                    let escaped = self.peek().ok_or(DiscoveryError::Challenge)?;
+                    let escaped = self.peek().ok_or(ChallengeError::Malformed)?;
                     if escaped != b'\t' && !(0x20..0x7f).contains(&escaped) {
-                        return Err(DiscoveryError::Challenge);
+                        return Err(ChallengeError::Malformed);
                     }
                     out.push(char::from(escaped));
                     self.pos += 1;
@@ -226,46 +256,140 @@ impl<'a> Parser<'a> {
                     out.push(char::from(b));
                     self.pos += 1;
                 }
-                Some(_) => return Err(DiscoveryError::Challenge),
+                Some(_) => return Err(ChallengeError::Malformed),
             }
         }
     }
 }
 
-/// A `Bearer` (or `DPoP`) challenge from a protected resource: where its metadata is, which
-/// scopes it wants and why it refused.
+/// A `WWW-Authenticate: Bearer ...` (or `DPoP ...`) challenge: where the resource's metadata
+/// is, which scopes it wants and why it refused (RFC 6750 §3, RFC 9728 §5.1, MCP 2025-11-25).
+///
+/// A protected resource builds one with [`Self::new`] and the `with_*` methods and sends
+/// [`Self::to_header_value`]; a client reads one with [`Self::from_headers`] or
+/// [`Self::from_header_values`]. A parsed challenge's `resource_metadata` was checked to be
+/// `https` (or `http` on loopback); one built here is not checked, it is ours.
+///
+/// ```
+/// use idjag_core::challenge::BearerChallenge;
+/// use idjag_core::{OAuthErrorCode, ScopeSet};
+/// let challenge = BearerChallenge::new()
+///     .with_resource_metadata("https://mcp.example/.well-known/oauth-protected-resource")
+///     .with_error(OAuthErrorCode::InsufficientScope)
+///     .with_scope(ScopeSet::parse("tools.write").unwrap());
+/// assert_eq!(
+///     challenge.to_string(),
+///     r#"Bearer error="insufficient_scope", scope="tools.write", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource""#
+/// );
+///
+/// let read = BearerChallenge::from_header_values([
+///     r#"bearer error="insufficient_scope", scope="chat.read chat.write", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp""#,
+/// ]).unwrap().unwrap();
+/// assert_eq!(read.scope().unwrap().to_string(), "chat.read chat.write");
+/// assert_eq!(read.error().unwrap().as_str(), "insufficient_scope");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct BearerChallenge {
-    /// The scheme: `Bearer` or `DPoP`.
-    pub scheme: String,
-    /// `resource_metadata` (RFC 9728 §5.1), checked to be `https` (or `http` on loopback).
-    pub resource_metadata: Option<Url>,
-    /// `scope` (MCP 2025-11-25: the scopes to request).
-    pub scope: Option<ScopeSet>,
-    /// `error` (RFC 6750 §3.1), for example `invalid_token` or `insufficient_scope`.
-    pub error: Option<ErrorCode>,
-    /// `error_description`.
-    pub error_description: Option<String>,
-    /// `realm`.
-    pub realm: Option<String>,
+    scheme: String,
+    realm: Option<String>,
+    error: Option<ErrorCode>,
+    error_description: Option<String>,
+    scope: Option<ScopeSet>,
+    resource_metadata: Option<String>,
+}
+
+impl Default for BearerChallenge {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl BearerChallenge {
+    /// A bare `Bearer` challenge.
+    pub fn new() -> Self {
+        Self {
+            scheme: "Bearer".to_owned(),
+            realm: None,
+            error: None,
+            error_description: None,
+            scope: None,
+            resource_metadata: None,
+        }
+    }
+
+    /// Sets `realm`.
+    pub fn with_realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Sets `error`.
+    pub fn with_error(mut self, error: impl Into<ErrorCode>) -> Self {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// Sets `error_description` (keep it generic: it is sent to the client).
+    pub fn with_error_description(mut self, description: impl Into<String>) -> Self {
+        self.error_description = Some(description.into());
+        self
+    }
+
+    /// Sets `scope`: the scope needed.
+    pub fn with_scope(mut self, scope: ScopeSet) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// Sets `resource_metadata`: the RFC 9728 metadata URL.
+    pub fn with_resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
+    /// The scheme: `Bearer` for a challenge built here; as sent (compare it without case) for
+    /// a parsed one, `Bearer` or `DPoP`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// `realm`.
+    pub fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
+    }
+
+    /// `error` (RFC 6750 §3.1), for example `invalid_token` or `insufficient_scope`; a code
+    /// idjag does not know is kept as [`ErrorCode::Extension`].
+    pub fn error(&self) -> Option<&ErrorCode> {
+        self.error.as_ref()
+    }
+
+    /// `error_description`.
+    pub fn error_description(&self) -> Option<&str> {
+        self.error_description.as_deref()
+    }
+
+    /// `scope` (MCP 2025-11-25: the scopes to request).
+    pub fn scope(&self) -> Option<&ScopeSet> {
+        self.scope.as_ref()
+    }
+
+    /// `resource_metadata` (RFC 9728 §5.1).
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
+    }
+
+    /// The header value.
+    pub fn to_header_value(&self) -> HeaderValue {
+        HeaderValue::from_str(&self.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+    }
+
     /// The first `Bearer` challenge (scheme compared without case), else the first `DPoP` one,
     /// among the values of the `WWW-Authenticate` fields. `Ok(None)` when there is neither.
-    ///
-    /// ```
-    /// use idjag_client::discovery::BearerChallenge;
-    /// let c = BearerChallenge::from_header_values([
-    ///     r#"bearer error="insufficient_scope", scope="chat.read chat.write", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource/mcp""#,
-    /// ]).unwrap().unwrap();
-    /// assert_eq!(c.scope.unwrap().to_string(), "chat.read chat.write");
-    /// assert_eq!(c.error.unwrap().as_str(), "insufficient_scope");
-    /// ```
     pub fn from_header_values<'a>(
         values: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Option<Self>, DiscoveryError> {
+    ) -> Result<Option<Self>, ChallengeError> {
         let challenges = parse_www_authenticate(values)?;
         let pick = challenges
             .iter()
@@ -279,23 +403,27 @@ impl BearerChallenge {
     }
 
     /// Reads the `WWW-Authenticate` fields of a response's headers.
-    pub fn from_headers(headers: &http::HeaderMap) -> Result<Option<Self>, DiscoveryError> {
+    pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, ChallengeError> {
         let values = headers
-            .get_all(http::header::WWW_AUTHENTICATE)
+            .get_all(WWW_AUTHENTICATE)
             .iter()
-            .map(|v| v.to_str().map_err(|_| DiscoveryError::Challenge))
+            .map(|v| v.to_str().map_err(|_| ChallengeError::Malformed))
             .collect::<Result<Vec<_>, _>>()?;
         Self::from_header_values(values)
     }
 
-    fn from_challenge(challenge: &Challenge) -> Result<Self, DiscoveryError> {
+    fn from_challenge(challenge: &Challenge) -> Result<Self, ChallengeError> {
         let resource_metadata = challenge
             .param("resource_metadata")
-            .map(|url| check_endpoint(url).map_err(DiscoveryError::Endpoint))
+            .map(|url| {
+                check_endpoint(url)
+                    .map(String::from)
+                    .map_err(ChallengeError::Endpoint)
+            })
             .transpose()?;
         let scope = challenge
             .param("scope")
-            .map(|s| ScopeSet::parse(s).map_err(|_| DiscoveryError::Challenge))
+            .map(|s| ScopeSet::parse(s).map_err(|_| ChallengeError::Malformed))
             .transpose()?;
         let error = challenge.param("error").map(|code| {
             OAuthErrorCode::from_wire(code)
@@ -303,12 +431,47 @@ impl BearerChallenge {
         });
         Ok(Self {
             scheme: challenge.scheme.clone(),
-            resource_metadata,
-            scope,
+            realm: challenge.param("realm").map(str::to_owned),
             error,
             error_description: challenge.param("error_description").map(str::to_owned),
-            realm: challenge.param("realm").map(str::to_owned),
+            scope,
+            resource_metadata,
         })
+    }
+}
+
+fn quoted(out: &mut std::fmt::Formatter<'_>, value: &str) -> std::fmt::Result {
+    out.write_str("\"")?;
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.write_str("\\")?;
+        }
+        write!(out, "{c}")?;
+    }
+    out.write_str("\"")
+}
+
+impl std::fmt::Display for BearerChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.scheme)?;
+        let scope = self.scope.as_ref().map(ToString::to_string);
+        let params = [
+            ("realm", self.realm.as_deref()),
+            ("error", self.error.as_ref().map(ErrorCode::as_str)),
+            ("error_description", self.error_description.as_deref()),
+            ("scope", scope.as_deref()),
+            ("resource_metadata", self.resource_metadata.as_deref()),
+        ];
+        let mut first = true;
+        for (name, value) in params {
+            if let Some(value) = value {
+                f.write_str(if first { " " } else { ", " })?;
+                first = false;
+                write!(f, "{name}=")?;
+                quoted(f, value)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -316,7 +479,7 @@ impl BearerChallenge {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<Vec<Challenge>, DiscoveryError> {
+    fn parse(s: &str) -> Result<Vec<Challenge>, ChallengeError> {
         parse_www_authenticate([s])
     }
 
@@ -350,7 +513,7 @@ mod tests {
         assert_eq!(c[0].param("scope"), Some("a"));
         assert_eq!(
             parse(r#"Bearer scope="a", SCOPE="b""#),
-            Err(DiscoveryError::Challenge)
+            Err(ChallengeError::Malformed)
         );
     }
 
@@ -364,7 +527,7 @@ mod tests {
             "Bearer\trealm=x",
             "Bearer realm=\"caf\u{e9}\"",
         ] {
-            assert_eq!(parse(bad), Err(DiscoveryError::Challenge), "{bad}");
+            assert_eq!(parse(bad), Err(ChallengeError::Malformed), "{bad}");
         }
     }
 
@@ -373,8 +536,8 @@ mod tests {
         let c = BearerChallenge::from_header_values([r#"DPoP algs="ES256", BEARER scope="x""#])
             .unwrap()
             .unwrap();
-        assert_eq!(c.scheme, "BEARER");
-        assert_eq!(c.scope.unwrap().to_string(), "x");
+        assert_eq!(c.scheme(), "BEARER");
+        assert_eq!(c.scope().unwrap().to_string(), "x");
         assert_eq!(
             BearerChallenge::from_header_values([r#"Basic realm="x""#]).unwrap(),
             None
@@ -386,16 +549,13 @@ mod tests {
         let err = BearerChallenge::from_header_values([
             r#"Bearer resource_metadata="http://evil.example/prm""#,
         ]);
-        assert!(matches!(err, Err(DiscoveryError::Endpoint(_))));
+        assert_eq!(err, Err(ChallengeError::Endpoint(EndpointError::NotHttps)));
         let ok = BearerChallenge::from_header_values([
             r#"Bearer resource_metadata="http://127.0.0.1:9/prm""#,
         ])
         .unwrap()
         .unwrap();
-        assert_eq!(
-            ok.resource_metadata.unwrap().as_str(),
-            "http://127.0.0.1:9/prm"
-        );
+        assert_eq!(ok.resource_metadata().unwrap(), "http://127.0.0.1:9/prm");
     }
 
     proptest::proptest! {
@@ -411,5 +571,26 @@ mod tests {
             proptest::prop_assert_eq!(c[0].param("realm"), Some(v.as_str()));
             proptest::prop_assert_eq!(c[0].param("scope"), Some("a"));
         }
+    }
+
+    #[test]
+    fn challenge_values_are_quoted_and_escaped() {
+        let c = BearerChallenge::new().with_realm("a\"b\\c\nd");
+        assert_eq!(c.to_string(), r#"Bearer realm="a\"b\\cd""#);
+        assert_eq!(BearerChallenge::new().to_string(), "Bearer");
+    }
+
+    #[test]
+    fn a_rendered_challenge_parses_back_to_itself() {
+        let rendered = BearerChallenge::new()
+            .with_realm("mcp")
+            .with_error(OAuthErrorCode::InsufficientScope)
+            .with_error_description("needs \"write\"")
+            .with_scope(ScopeSet::parse("tools.read tools.write").unwrap())
+            .with_resource_metadata("https://mcp.example/.well-known/oauth-protected-resource");
+        let parsed = BearerChallenge::from_header_values([rendered.to_string().as_str()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed, rendered);
     }
 }

@@ -244,8 +244,7 @@ impl PeersBuilder {
     }
 
     pub async fn start(self) -> Peers {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (listener, base) = idjag_test_support::net::loopback().await;
         let log = Arc::new(Log::default());
         let app = App {
             listed: Arc::new(self.listed.unwrap_or_else(|| vec![format!("{base}/as")])),
@@ -267,7 +266,7 @@ impl PeersBuilder {
             .route("/idp/token", post(idp_token))
             .route("/as/token", post(as_token))
             .with_state(app);
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        idjag_test_support::net::serve(listener, router);
         Peers { base, log }
     }
 }

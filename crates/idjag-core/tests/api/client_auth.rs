@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use idjag_core::server::{
     ClientAuthErrorKind, ClientAuthMethod, ClientAuthenticator, FormBody, InMemoryReplayCache,
@@ -46,17 +45,9 @@ fn fixture() -> Fixture {
 }
 
 fn basic(user: &str, pass: &str) -> HeaderMap {
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let token = base64::engine::general_purpose::STANDARD.encode(format!(
-        "{}:{}",
-        encode(user),
-        encode(pass)
-    ));
+    let value = idjag_test_support::form::basic(user, pass);
     let mut headers = HeaderMap::new();
-    headers.insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {token}")).unwrap(),
-    );
+    headers.insert(AUTHORIZATION, HeaderValue::from_str(&value).unwrap());
     headers
 }
 

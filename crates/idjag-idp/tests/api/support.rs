@@ -1,20 +1,23 @@
 //! The test IdP: a real axum server on 127.0.0.1:0, a test clock, test users, a
-//! refresh-token store, every kind of client, and a capture of all `tracing` output.
+//! refresh-token store, every kind of client, and this thread's `tracing` output (the
+//! capture, loopback, form and token-forging helpers are idjag-test-support's).
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use idjag_core::server::{RegisteredClient, StaticClientRegistry};
 use idjag_core::*;
 use idjag_idp::dev::{DevUser, DevUsers, MemoryRefreshTokens};
 use idjag_idp::*;
+use idjag_test_support::logs::{self, ThreadLog};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-pub(crate) const NOW: i64 = 1_700_000_000;
+pub(crate) use idjag_test_support::clock::NOW;
+pub(crate) use idjag_test_support::forge::{decode, jws};
+pub(crate) use idjag_test_support::form::{basic, encode as form_encode};
+
 pub(crate) const CHAT_AS: &str = "https://auth.chat.example";
 pub(crate) const CHAT_ALIAS: &str = "urn:example:chat";
 pub(crate) const CHAT_MCP: &str = "https://mcp.chat.example/mcp";
@@ -75,82 +78,6 @@ acr_values = ["urn:example:acr:mfa"]
 max_age = 300
 "#;
 
-/// Everything written to `tracing` while a harness runs on this thread, at every level and
-/// target, as JSON lines.
-#[derive(Clone, Default)]
-pub(crate) struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    pub(crate) fn events(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-thread_local! {
-    /// The capture of the harness running on this thread. Each test runs on its own
-    /// current-thread runtime, so the server, the client and the test share this thread.
-    static CURRENT: std::cell::RefCell<Option<Capture>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The global writer: it appends to the current thread's capture. One global subscriber
-/// (rather than one per test with `set_default`) keeps `tracing`'s callsite-interest cache
-/// consistent across test threads, so no event is ever lost.
-#[derive(Clone, Copy)]
-struct ThreadCapture;
-
-impl Write for ThreadCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CURRENT.with(|current| {
-            if let Some(capture) = current.borrow().as_ref() {
-                capture.0.lock().unwrap().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ThreadCapture {
-    type Writer = ThreadCapture;
-    fn make_writer(&'a self) -> Self::Writer {
-        *self
-    }
-}
-
-/// Installs the global subscriber (once) and points this thread's output at a new capture.
-fn capture_this_thread() -> (Capture, CaptureGuard) {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(ThreadCapture)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
-    let capture = Capture::default();
-    CURRENT.with(|current| *current.borrow_mut() = Some(capture.clone()));
-    (capture, CaptureGuard)
-}
-
-/// Stops capturing on this thread.
-pub(crate) struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|current| *current.borrow_mut() = None);
-    }
-}
-
 pub(crate) struct Harness {
     pub(crate) idp: IdJagIssuer,
     pub(crate) clock: TestClock,
@@ -159,9 +86,8 @@ pub(crate) struct Harness {
     pub(crate) jwt_agent_key: SigningKey,
     pub(crate) base: String,
     pub(crate) http: reqwest::Client,
-    pub(crate) logs: Capture,
+    pub(crate) logs: ThreadLog,
     audit_seen: Mutex<usize>,
-    _guard: CaptureGuard,
 }
 
 pub(crate) fn id(s: &str) -> ClientId {
@@ -201,7 +127,9 @@ pub(crate) async fn start_with(
     policy: Option<Arc<dyn Policy>>,
     configure: impl FnOnce(IdJagIssuerBuilder) -> IdJagIssuerBuilder,
 ) -> Harness {
-    let (logs, guard) = capture_this_thread();
+    // Each test runs on its own current-thread runtime, so the server, the client and the
+    // test share this thread: its log is this harness's.
+    let logs = logs::this_thread();
 
     let clock = TestClock::at_unix(NOW);
     let jwt_agent_key = SigningKey::generate(Algorithm::Es256)
@@ -224,8 +152,7 @@ pub(crate) async fn start_with(
     let policy = policy.unwrap_or_else(|| Arc::new(TomlPolicy::from_toml_str(POLICY).unwrap()));
     let refresh = Arc::new(MemoryRefreshTokens::new());
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (listener, base) = idjag_test_support::net::loopback().await;
     let builder = IdJagIssuer::builder(
         Issuer::new(base.clone()).unwrap(),
         SigningKeys::generate_es256().unwrap(),
@@ -237,7 +164,7 @@ pub(crate) async fn start_with(
     .refresh_token_store(refresh.clone());
     let idp = configure(builder).build().unwrap();
     let router = idp.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    idjag_test_support::net::serve(listener, router);
 
     Harness {
         users: users(&idp),
@@ -252,20 +179,7 @@ pub(crate) async fn start_with(
             .unwrap(),
         logs,
         audit_seen: Mutex::new(0),
-        _guard: guard,
     }
-}
-
-pub(crate) fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-pub(crate) fn basic(user: &str, secret: &str) -> String {
-    let raw = format!("{}:{}", form_encode(user), form_encode(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
 }
 
 /// A token-exchange request under construction.
@@ -434,7 +348,7 @@ impl Harness {
     pub(crate) fn take_audit(&self) -> Vec<Value> {
         let events: Vec<Value> = self
             .logs
-            .events()
+            .json()
             .into_iter()
             .filter(|e| e["target"] == AUDIT_TARGET)
             .collect();
@@ -502,27 +416,4 @@ impl Harness {
             .secret()
             .to_owned()
     }
-}
-
-/// A compact JWS with a hand-made header, signed by `key` (or with the given signature).
-pub(crate) fn jws(header: &Value, claims: &Value, key: Option<&SigningKey>) -> String {
-    use idjag_core::jose::base64url;
-    let input = format!(
-        "{}.{}",
-        base64url::encode(header.to_string()),
-        base64url::encode(claims.to_string())
-    );
-    let signature = key
-        .map(|k| k.sign(input.as_bytes()).unwrap())
-        .unwrap_or_default();
-    format!("{input}.{}", base64url::encode(signature))
-}
-
-/// The decoded header and payload of a compact JWS.
-pub(crate) fn decode(token: &str) -> (Value, Value) {
-    use idjag_core::jose::base64url;
-    let mut parts = token.split('.');
-    let mut next =
-        || serde_json::from_slice(&base64url::decode(parts.next().unwrap()).unwrap()).unwrap();
-    (next(), next())
 }

@@ -1,12 +1,10 @@
 //! The remote JWKS source against threats K01–K09, with a wiremock IdP and the
 //! injected clock.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{IDP, NOW, RAS, claims, sign_raw_with};
+use crate::support::{IDP, NOW, RAS, claims, sign_raw_with};
 use idjag_core::remote::{FetchError, RemoteJwks, RemoteJwksConfig};
 use idjag_core::*;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use idjag_core::crypto::{EcCurve, PrivateKeyMaterial, RsaPrivateComponents};
 use idjag_core::server::{
-    ClientAuthenticator, ClientCredentials, FormBody, InMemoryReplayCache, SecretHash,
+    ClientAuthenticator, FormBody, InMemoryReplayCache, PresentedCredentials, SecretHash,
     StaticClientRegistry,
 };
 use idjag_core::*;
@@ -118,9 +118,9 @@ async fn credentials_and_authentication_errors_never_print_secrets() {
     );
     headers.insert(AUTHORIZATION, HeaderValue::from_str(&basic).unwrap());
     let form = FormBody::parse(b"grant_type=x").unwrap();
-    let credentials = ClientCredentials::from_request(&headers, &form).unwrap();
-    assert!(matches!(credentials, ClientCredentials::Basic { .. }));
-    assert_redacted("ClientCredentials", format!("{credentials:?}"));
+    let credentials = PresentedCredentials::from_request(&headers, &form).unwrap();
+    assert!(matches!(credentials, PresentedCredentials::Basic { .. }));
+    assert_redacted("PresentedCredentials", format!("{credentials:?}"));
     let clock = TestClock::at_unix(0);
     let auth = ClientAuthenticator::new(
         Arc::new(StaticClientRegistry::new()),

@@ -1,11 +1,9 @@
 //! Properties: sign-then-verify for every algorithm, single-byte tampering,
 //! claims round trips, and the `aud` shapes.
 
-mod common;
-
 use std::sync::{Arc, OnceLock};
 
-use common::{IDP, NOW, RAS};
+use crate::support::{IDP, NOW, RAS};
 use idjag_core::*;
 use proptest::prelude::*;
 use serde_json::json;
