@@ -81,6 +81,7 @@ pub struct IdJagIssuerBuilder {
     tenant: Option<String>,
     max_body_bytes: usize,
     replay: Option<Arc<dyn ReplayCache>>,
+    dpop_replay: Option<Arc<dyn ReplayCache>>,
     id_token: Option<Arc<dyn SubjectTokenValidator>>,
     refresh_token: Option<Arc<dyn SubjectTokenValidator>>,
     refresh_store: Option<Arc<dyn RefreshTokenStore>>,
@@ -143,6 +144,13 @@ impl IdJagIssuerBuilder {
     /// process; share one, for example Redis-backed, across replicas).
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay = Some(cache);
+        self
+    }
+
+    /// A separate replay cache for DPoP proof `jti`s (default: the [`Self::replay_cache`]),
+    /// for stores that keep each kind of one-time token in its own namespace.
+    pub fn dpop_replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.dpop_replay = Some(cache);
         self
     }
 
@@ -267,9 +275,10 @@ impl IdJagIssuerBuilder {
                     Arc::new(RefreshTokenSubjectValidator::new(store, self.clock.clone()))
                 })
         });
+        let dpop_replay = self.dpop_replay.unwrap_or(replay);
         let dpop = self
             .dpop
-            .then(|| DpopVerifier::new(&token_endpoint, replay, self.clock.clone()));
+            .then(|| DpopVerifier::new(&token_endpoint, dpop_replay, self.clock.clone()));
         Ok(IdJagIssuer {
             inner: Arc::new(Inner {
                 lifetime: i64::try_from(self.lifetime.as_secs()).unwrap_or(300),
@@ -383,6 +392,7 @@ impl IdJagIssuer {
             tenant: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             replay: None,
+            dpop_replay: None,
             id_token: None,
             refresh_token: None,
             refresh_store: None,
@@ -456,6 +466,24 @@ impl IdJagIssuer {
                 .find(|s| s.kid == kid)
                 .expect("a staged key is published"))
         })
+    }
+
+    /// The signing keys with their schedule, to persist after a change (see
+    /// [`crate::keys`]).
+    pub fn signing_key_schedule(&self) -> Vec<crate::keys::ScheduledSigningKey> {
+        self.inner.keys.read(|keys, _| keys.schedule())
+    }
+
+    /// Replaces the signing keys and their schedule, for example with one restored from a
+    /// store, or changed by another instance. The retention must still cover the ID-JAG
+    /// lifetime plus the leeway, as at build time.
+    pub fn replace_signing_keys(&self, keys: SigningKeys) -> Result<(), BuildError> {
+        let lifetime = Duration::from_secs(self.inner.lifetime.unsigned_abs());
+        if keys.timing().retention() < lifetime + idjag_core::MAX_LEEWAY {
+            return Err(BuildError::RetentionTooShort);
+        }
+        self.inner.keys.write(|current, _| *current = keys);
+        Ok(())
     }
 
     /// The rotation timing of the signing keys.
