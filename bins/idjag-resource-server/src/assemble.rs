@@ -77,8 +77,9 @@ fn positive(key: &str, value: Option<u64>) -> Result<(), ConfigError> {
 }
 
 /// Checks every setting and builds the server and its store (inside a Tokio runtime: the
-/// Redis store connects lazily on it).
-pub(crate) fn assemble(config: &Config, base: &Path) -> Result<Assembled, ConfigError> {
+/// Redis store connects lazily on it). `offline` (for `check-config --offline`) checks the
+/// `[store]` settings without opening the store, and uses memory instead.
+pub(crate) fn assemble(config: &Config, base: &Path, offline: bool) -> Result<Assembled, ConfigError> {
     let clock = SystemClock::shared();
     let server_cfg = &config.server;
     let listen: SocketAddr = server_cfg.listen.parse().map_err(|_| {
@@ -215,7 +216,14 @@ pub(crate) fn assemble(config: &Config, base: &Path) -> Result<Assembled, Config
         }
     });
 
-    let (store, store_name) = open_store(config.store.as_ref(), base, &clock)?;
+    let (store, store_name) = if offline {
+        if let Some(store) = &config.store {
+            store.check().map_err(store_error)?;
+        }
+        open_store(None, base, &clock)?
+    } else {
+        open_store(config.store.as_ref(), base, &clock)?
+    };
     let quotas = config.store.as_ref().map(|s| s.quotas).unwrap_or_default();
     builder = builder
         .replay_cache(Arc::new(SingleUseMarkers::new(

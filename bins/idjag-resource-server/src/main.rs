@@ -73,7 +73,8 @@ enum Command {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_RESOURCE_SERVER_CONFIG")]
         config: PathBuf,
-        /// Do not try to reach the store.
+        /// Do not open the store (its settings are still checked): for an embedded store that
+        /// a running server holds locked.
         #[arg(long)]
         offline: bool,
     },
@@ -116,7 +117,7 @@ async fn check(path: PathBuf, offline: bool) -> Result<(), ConfigError> {
             format!("{:?} is not a filter: {e}", config.log.level),
         )
     })?;
-    let assembled = assemble::assemble(&config, &base)?;
+    let assembled = assemble::assemble(&config, &base, offline)?;
     if !offline {
         match tokio::time::timeout(Duration::from_secs(5), assembled.store.ping()).await {
             Ok(Ok(())) => {}
@@ -143,7 +144,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let sink = ops::AuditSink::open(config.audit.output.as_deref(), &base)?;
     ops::init_tracing(&config.log, sink, "idjag_resource_server_decisions_total")?;
     let metrics = ops::install_metrics()?;
-    let assembled = assemble::assemble(&config, &base)?;
+    let assembled = assemble::assemble(&config, &base, false)?;
     match tokio::time::timeout(Duration::from_secs(5), assembled.store.ping()).await {
         Ok(Ok(())) => {}
         _ => tracing::warn!(
