@@ -79,7 +79,11 @@ fn positive(key: &str, value: Option<u64>) -> Result<(), ConfigError> {
 /// Checks every setting and builds the server and its store (inside a Tokio runtime: the
 /// Redis store connects lazily on it). `offline` (for `check-config --offline`) checks the
 /// `[store]` settings without opening the store, and uses memory instead.
-pub(crate) fn assemble(config: &Config, base: &Path, offline: bool) -> Result<Assembled, ConfigError> {
+pub(crate) fn assemble(
+    config: &Config,
+    base: &Path,
+    offline: bool,
+) -> Result<Assembled, ConfigError> {
     let clock = SystemClock::shared();
     let server_cfg = &config.server;
     let listen: SocketAddr = server_cfg.listen.parse().map_err(|_| {
