@@ -1,5 +1,8 @@
 //! The integration tests of idjag-resource-server: the binary started as a process from a
 //! configuration file in the repository (`tests/configs/`), driven over HTTP on loopback.
 
+mod endpoints;
+mod rotation;
 mod support;
+mod token_endpoint;
 mod validation;

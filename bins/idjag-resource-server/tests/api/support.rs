@@ -240,6 +240,10 @@ pub(crate) struct Setup {
     pub(crate) resources: String,
     /// A `[store]` section (default: none, memory).
     pub(crate) store: String,
+    /// A path after the issuer's origin (`/tenant-a`).
+    pub(crate) issuer_path: String,
+    /// Acme's `[trusted_idps.jwks_cache]` (default `cooldown_secs = 1`).
+    pub(crate) jwks_cache: Option<String>,
 }
 
 impl Setup {
@@ -347,6 +351,11 @@ pub(crate) fn write_config(
             ("ACME", &setup.acme),
             ("RESOURCES", &setup.resources),
             ("STORE", &setup.store),
+            ("PATH", &setup.issuer_path),
+            (
+                "JWKS_CACHE",
+                setup.jwks_cache.as_deref().unwrap_or("cooldown_secs = 1"),
+            ),
         ],
     );
     let config = dir.write("resource-server.toml", text);
@@ -367,7 +376,7 @@ impl Harness {
         let dir = TestDir::new();
         let port = free_port();
         let (config, as_key, as_next_key) = write_config(&dir, port, &test_idp.base, &setup);
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://127.0.0.1:{port}{}", setup.issuer_path);
         let idp = Idp {
             issuer: test_idp.base.clone(),
             key: SigningKey::generate(Algorithm::Es256)
@@ -422,8 +431,9 @@ impl Harness {
         send(self.http.request(method, url).body(body), headers).await
     }
 
+    /// GET `path` on the server's origin.
     pub(crate) async fn get(&self, path: &str) -> Reply {
-        send(self.http.get(format!("{}{path}", self.base)), &[]).await
+        send(self.http.get(format!("{}{path}", self.process.base())), &[]).await
     }
 
     /// Redeems `assertion` as `CLIENT` with client_secret_basic.
@@ -539,7 +549,7 @@ impl Harness {
 
     /// Verifies an access token with the keys this server publishes at its JWKS.
     pub(crate) async fn verify(&self, token: &str) -> AccessTokenClaims {
-        let jwks = self.get("/jwks.json").await;
+        let jwks = send(self.http.get(format!("{}/jwks.json", self.base)), &[]).await;
         let keys = KeySet::from_jwks_json(&jwks.body).unwrap().keys;
         AccessTokenValidator::new(
             TrustedIssuers::new().with(Issuer::new(self.base.clone()).unwrap(), Arc::new(keys)),
