@@ -12,7 +12,7 @@ use idjag_core::endpoint::check_endpoint;
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
 use idjag_core::server::{ClientAuthMethod, RegisteredClient, StaticClientRegistry};
 use idjag_core::{
-    AlgorithmSet, Audience, ClientId, Issuer, Resource, ScopeSet, SharedClock, SystemClock,
+    AlgorithmSet, Audience, ClientId, Issuer, Resource, Scope, ScopeSet, SharedClock, SystemClock,
 };
 use idjag_resource::{
     AbsentResource, AccessTokenLifetime, AuditSubjects, AuthorizationEndpoint, BuildError,
@@ -64,9 +64,20 @@ fn resource_id(key: &str, value: &str) -> Result<Resource, ConfigError> {
     })
 }
 
+/// Each value one RFC 6749 §3.3 scope token (a space inside one is an error, never a split).
 fn scopes(key: &str, values: &[String]) -> Result<ScopeSet, ConfigError> {
-    ScopeSet::parse(&values.join(" "))
-        .map_err(|_| ConfigError::new(key, "holds a value that is not an RFC 6749 scope token"))
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| {
+            Scope::new(value.as_str()).map_err(|_| {
+                ConfigError::new(
+                    format!("{key}[{i}]"),
+                    format!("{value:?} is not an RFC 6749 scope token"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn positive(key: &str, value: Option<u64>) -> Result<(), ConfigError> {

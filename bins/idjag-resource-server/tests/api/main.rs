@@ -1,6 +1,7 @@
 //! The integration tests of idjag-resource-server: the binary started as a process from a
 //! configuration file in the repository (`tests/configs/`), driven over HTTP on loopback.
 
+mod config;
 mod endpoints;
 mod rotation;
 mod support;
