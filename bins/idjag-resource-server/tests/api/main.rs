@@ -4,6 +4,7 @@
 mod config;
 mod endpoints;
 mod rotation;
+mod shared_state;
 mod support;
 mod token_endpoint;
 mod validation;
