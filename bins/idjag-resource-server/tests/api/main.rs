@@ -3,6 +3,7 @@
 
 mod config;
 mod endpoints;
+mod logs;
 mod rotation;
 mod shared_state;
 mod support;

@@ -244,6 +244,9 @@ pub(crate) struct Setup {
     pub(crate) issuer_path: String,
     /// Acme's `[trusted_idps.jwks_cache]` (default `cooldown_secs = 1`).
     pub(crate) jwks_cache: Option<String>,
+    /// `[log]` level (default `info`) and format (default `json`).
+    pub(crate) log_level: Option<String>,
+    pub(crate) log_format: Option<String>,
 }
 
 impl Setup {
@@ -352,6 +355,8 @@ pub(crate) fn write_config(
             ("RESOURCES", &setup.resources),
             ("STORE", &setup.store),
             ("PATH", &setup.issuer_path),
+            ("LOG_LEVEL", setup.log_level.as_deref().unwrap_or("info")),
+            ("LOG_FORMAT", setup.log_format.as_deref().unwrap_or("json")),
             (
                 "JWKS_CACHE",
                 setup.jwks_cache.as_deref().unwrap_or("cooldown_secs = 1"),
