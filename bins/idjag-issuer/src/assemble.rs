@@ -91,7 +91,10 @@ pub(crate) async fn assemble(
     })?;
     let issuer = issuer_url("server.issuer", &s.issuer)?;
     for (key, value) in [
-        ("server.header_read_timeout_secs", s.header_read_timeout_secs),
+        (
+            "server.header_read_timeout_secs",
+            s.header_read_timeout_secs,
+        ),
         ("server.request_timeout_secs", s.request_timeout_secs),
         ("server.shutdown_grace_secs", s.shutdown_grace_secs),
         ("server.id_jag_lifetime_secs", s.id_jag_lifetime_secs),
@@ -108,9 +111,8 @@ pub(crate) async fn assemble(
     };
 
     let policy_path = material::resolve(base, &config.policy.file);
-    let policy = TomlPolicy::from_path(&policy_path).map_err(|e| {
-        ConfigError::new("policy.file", format!("{}: {e}", policy_path.display()))
-    })?;
+    let policy = TomlPolicy::from_path(&policy_path)
+        .map_err(|e| ConfigError::new("policy.file", format!("{}: {e}", policy_path.display())))?;
 
     let (registry, upstream_clients) = clients(&config.clients, base, &clock)?;
     let (store, sealer) = match mode {
@@ -122,11 +124,7 @@ pub(crate) async fn assemble(
         }
         _ => open_store(config.store.as_ref(), base, &clock)?,
     };
-    let quotas = config
-        .store
-        .as_ref()
-        .map(|s| s.quotas)
-        .unwrap_or_default();
+    let quotas = config.store.as_ref().map(|s| s.quotas).unwrap_or_default();
 
     // The key schedule, loaded from the store or started, and saved.
     if config.signing.keys.is_empty() {
@@ -137,13 +135,26 @@ pub(crate) async fn assemble(
         let at = format!("signing.keys[{i}]");
         let (signing, der) = material::signing_key_with_der(base, &at, key)?;
         if configured.iter().any(|c| c.key.kid() == signing.kid()) {
-            return Err(ConfigError::new(format!("{at}.kid"), "another listed key has this kid"));
+            return Err(ConfigError::new(
+                format!("{at}.kid"),
+                "another listed key has this kid",
+            ));
         }
-        configured.push(ConfiguredKey { key: signing, der, at });
+        configured.push(ConfiguredKey {
+            key: signing,
+            der,
+            at,
+        });
     }
     let timing = RotationTiming::new(
-        secs(config.signing.lead_time_secs, RotationTiming::DEFAULT_LEAD_TIME.as_secs()),
-        secs(config.signing.retention_secs, RotationTiming::DEFAULT_RETENTION.as_secs()),
+        secs(
+            config.signing.lead_time_secs,
+            RotationTiming::DEFAULT_LEAD_TIME.as_secs(),
+        ),
+        secs(
+            config.signing.retention_secs,
+            RotationTiming::DEFAULT_RETENTION.as_secs(),
+        ),
     );
     let schedule = Arc::new(KeySchedule::new(
         KeyScheduleStore::new(store.clone(), sealer),
@@ -166,18 +177,19 @@ pub(crate) async fn assemble(
         other => ConfigError::new("signing.keys", other.to_string()),
     })?;
 
-    let mut builder = IdJagIssuer::builder(issuer.clone(), keys, Arc::new(registry), Arc::new(policy))
-        .clock(clock.clone())
-        .replay_cache(Arc::new(SingleUseMarkers::new(
-            store.clone(),
-            MarkerKind::ClientAssertion,
-            quotas.client_assertion_per_client,
-        )))
-        .dpop_replay_cache(Arc::new(SingleUseMarkers::new(
-            store.clone(),
-            MarkerKind::Dpop,
-            quotas.dpop_per_key,
-        )));
+    let mut builder =
+        IdJagIssuer::builder(issuer.clone(), keys, Arc::new(registry), Arc::new(policy))
+            .clock(clock.clone())
+            .replay_cache(Arc::new(SingleUseMarkers::new(
+                store.clone(),
+                MarkerKind::ClientAssertion,
+                quotas.client_assertion_per_client,
+            )))
+            .dpop_replay_cache(Arc::new(SingleUseMarkers::new(
+                store.clone(),
+                MarkerKind::Dpop,
+                quotas.dpop_per_key,
+            )));
     if let Some(lifetime) = s.id_jag_lifetime_secs {
         builder = builder.lifetime(Duration::from_secs(lifetime));
     }
@@ -189,7 +201,10 @@ pub(crate) async fn assemble(
     }
     if let Some(max) = s.max_body_bytes {
         if max < 1024 {
-            return Err(ConfigError::new("server.max_body_bytes", "must be at least 1024"));
+            return Err(ConfigError::new(
+                "server.max_body_bytes",
+                "must be at least 1024",
+            ));
         }
         builder = builder.max_body_bytes(max);
     }
@@ -260,7 +275,11 @@ pub(crate) async fn assemble(
                 "the upstream IdP cannot be this issuer",
             ));
         }
-        let id_validator = Arc::new(upstream_id_tokens(upstream, &clock, upstream_clients.clone())?);
+        let id_validator = Arc::new(upstream_id_tokens(
+            upstream,
+            &clock,
+            upstream_clients.clone(),
+        )?);
         if id_tokens == "upstream" {
             builder = builder.id_token_validator(id_validator.clone());
         }
@@ -273,14 +292,20 @@ pub(crate) async fn assemble(
             }
             let endpoint = match &upstream.token_endpoint {
                 Some(url) => TokenEndpoint::Fixed(check_endpoint(url).map_err(|e| {
-                    ConfigError::new("upstream.token_endpoint", format!("{url:?} is not usable: {e}"))
+                    ConfigError::new(
+                        "upstream.token_endpoint",
+                        format!("{url:?} is not usable: {e}"),
+                    )
                 })?),
                 None => TokenEndpoint::Discover(tokio::sync::OnceCell::new()),
             };
             let refresh_validator = UpstreamRefreshTokens::new(
                 id_validator,
                 endpoint,
-                upstream.refresh_scope.clone().unwrap_or_else(|| "openid".into()),
+                upstream
+                    .refresh_scope
+                    .clone()
+                    .unwrap_or_else(|| "openid".into()),
             )
             .map_err(|e| ConfigError::new("upstream", format!("HTTP client: {e}")))?;
             builder = builder.refresh_token_validator(Arc::new(refresh_validator));
@@ -296,7 +321,11 @@ pub(crate) async fn assemble(
     let summary = format!(
         "issuer {issuer}, {} client(s), subject ID tokens {id_tokens}{}, {} signing key(s) listed, store {}",
         config.clients.len(),
-        if refresh { ", upstream refresh tokens" } else { "" },
+        if refresh {
+            ", upstream refresh tokens"
+        } else {
+            ""
+        },
         config.signing.keys.len(),
         store.backend(),
     );
@@ -317,7 +346,10 @@ fn clients(
     clock: &SharedClock,
 ) -> Result<(StaticClientRegistry, Arc<UpstreamClients>), ConfigError> {
     if configs.is_empty() {
-        return Err(ConfigError::new("clients", "register at least one client ([[clients]])"));
+        return Err(ConfigError::new(
+            "clients",
+            "register at least one client ([[clients]])",
+        ));
     }
     let mut registry = StaticClientRegistry::new();
     let mut seen: Vec<ClientId> = Vec::new();
@@ -332,7 +364,8 @@ fn clients(
                 format!("{} is registered twice", c.client_id),
             ));
         }
-        let secret = material::secret(base, &at, c.secret_env.as_deref(), c.secret_file.as_deref())?;
+        let secret =
+            material::secret(base, &at, c.secret_env.as_deref(), c.secret_file.as_deref())?;
         let methods = auth_methods(&at, c, secret.is_some())?;
         let client = match (secret, &c.jwks_uri) {
             (Some(_), Some(_)) => {
@@ -349,7 +382,10 @@ fn clients(
                     ConfigError::new(format!("{at}.client_id"), "not a valid client id")
                 })?;
                 let keys = RemoteJwks::from_jwks_uri(label, uri, clock.clone()).map_err(|e| {
-                    ConfigError::new(format!("{at}.jwks_uri"), format!("{uri:?} is not usable: {e}"))
+                    ConfigError::new(
+                        format!("{at}.jwks_uri"),
+                        format!("{uri:?} is not usable: {e}"),
+                    )
                 })?;
                 RegisteredClient::with_private_key_jwt(id.clone(), Arc::new(keys))
             }
@@ -363,7 +399,10 @@ fn clients(
         };
         if let Some(upstream_id) = &c.upstream_client_id {
             if upstream_id.is_empty() {
-                return Err(ConfigError::new(format!("{at}.upstream_client_id"), "must not be empty"));
+                return Err(ConfigError::new(
+                    format!("{at}.upstream_client_id"),
+                    "must not be empty",
+                ));
             }
             upstream.ids.insert(id.clone(), upstream_id.clone());
         }
@@ -373,7 +412,12 @@ fn clients(
             c.upstream_secret_env.as_deref(),
             c.upstream_secret_file.as_deref(),
         )
-        .map_err(|e| ConfigError::new(e.key.replace(".upstream.secret_", ".upstream_secret_"), e.problem))?;
+        .map_err(|e| {
+            ConfigError::new(
+                e.key.replace(".upstream.secret_", ".upstream_secret_"),
+                e.problem,
+            )
+        })?;
         if let Some(secret) = upstream_secret {
             upstream.secrets.insert(id.clone(), secret);
         }
@@ -392,7 +436,10 @@ fn auth_methods(
     let key = format!("{at}.auth_methods");
     let Some(names) = &client.auth_methods else {
         return Ok(if has_secret {
-            vec![ClientAuthMethod::ClientSecretBasic, ClientAuthMethod::ClientSecretPost]
+            vec![
+                ClientAuthMethod::ClientSecretBasic,
+                ClientAuthMethod::ClientSecretPost,
+            ]
         } else {
             Vec::new()
         });
@@ -407,10 +454,16 @@ fn auth_methods(
             ("client_secret_post", true) => methods.push(ClientAuthMethod::ClientSecretPost),
             ("private_key_jwt", false) if client.jwks_uri.is_some() => {}
             ("client_secret_basic" | "client_secret_post", false) => {
-                return Err(ConfigError::new(key, format!("{name} needs secret_env or secret_file")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("{name} needs secret_env or secret_file"),
+                ));
             }
             ("private_key_jwt", _) => {
-                return Err(ConfigError::new(key, "private_key_jwt needs a jwks_uri and no secret"));
+                return Err(ConfigError::new(
+                    key,
+                    "private_key_jwt needs a jwks_uri and no secret",
+                ));
             }
             (other, _) => {
                 return Err(ConfigError::new(
@@ -459,9 +512,11 @@ fn upstream_id_tokens(
 ) -> Result<UpstreamIdTokens, ConfigError> {
     let issuer = issuer_url("upstream.issuer", &upstream.issuer)?;
     let remote = match &upstream.jwks_uri {
-        Some(uri) => RemoteJwks::from_jwks_uri(issuer.clone(), uri, clock.clone()).map_err(|e| {
-            ConfigError::new("upstream.jwks_uri", format!("{uri:?} is not usable: {e}"))
-        })?,
+        Some(uri) => {
+            RemoteJwks::from_jwks_uri(issuer.clone(), uri, clock.clone()).map_err(|e| {
+                ConfigError::new("upstream.jwks_uri", format!("{uri:?} is not usable: {e}"))
+            })?
+        }
         None => RemoteJwks::from_issuer(issuer.clone(), clock.clone())
             .map_err(|e| ConfigError::new("upstream.issuer", e.to_string()))?,
     }
@@ -472,10 +527,16 @@ fn upstream_id_tokens(
         Some(names) => {
             let mut set = AlgorithmSet::empty();
             for (i, name) in names.iter().enumerate() {
-                set = set.with(material::algorithm(&format!("upstream.algorithms[{i}]"), name)?);
+                set = set.with(material::algorithm(
+                    &format!("upstream.algorithms[{i}]"),
+                    name,
+                )?);
             }
             if set.is_empty() {
-                return Err(ConfigError::new("upstream.algorithms", "name at least one algorithm"));
+                return Err(ConfigError::new(
+                    "upstream.algorithms",
+                    "name at least one algorithm",
+                ));
             }
             set
         }
@@ -483,13 +544,17 @@ fn upstream_id_tokens(
     positive("upstream.max_age_secs", upstream.max_age_secs)?;
     let leeway = secs(upstream.leeway_secs, 30);
     if leeway > Duration::from_secs(300) {
-        return Err(ConfigError::new("upstream.leeway_secs", "must be at most 300"));
+        return Err(ConfigError::new(
+            "upstream.leeway_secs",
+            "must be at most 300",
+        ));
     }
-    let claim_name = |key: &str, value: &Option<String>, default: Option<&str>| {
-        match value.as_deref().or(default) {
-            Some("") => Err(ConfigError::new(key, "must name a claim")),
-            other => Ok(other.map(str::to_owned)),
-        }
+    let claim_name = |key: &str, value: &Option<String>, default: Option<&str>| match value
+        .as_deref()
+        .or(default)
+    {
+        Some("") => Err(ConfigError::new(key, "must name a claim")),
+        other => Ok(other.map(str::to_owned)),
     };
     let required: BTreeMap<String, String> = upstream.required_claims.clone();
     Ok(UpstreamIdTokens::new(
@@ -500,8 +565,12 @@ fn upstream_id_tokens(
         leeway,
         secs(upstream.max_age_secs, 86_400),
         ClaimMap {
-            subject: claim_name("upstream.subject_claim", &upstream.subject_claim, Some("sub"))?
-                .unwrap_or_default(),
+            subject: claim_name(
+                "upstream.subject_claim",
+                &upstream.subject_claim,
+                Some("sub"),
+            )?
+            .unwrap_or_default(),
             groups: claim_name("upstream.groups_claim", &upstream.groups_claim, None)?,
             email: claim_name("upstream.email_claim", &upstream.email_claim, Some("email"))?
                 .unwrap_or_default(),

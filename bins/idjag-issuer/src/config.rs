@@ -73,7 +73,6 @@ fn at_line(key: &str, text: &str, span: Option<std::ops::Range<usize>>) -> Strin
     }
 }
 
-
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

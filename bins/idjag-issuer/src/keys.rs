@@ -139,7 +139,9 @@ impl KeySchedule {
     /// result to `issuer`.
     pub(crate) async fn tick(&self, issuer: &IdJagIssuer) -> Result<(), ScheduleError> {
         let now = self.clock.now_unix();
-        let due = self.next_configured(&issuer.signing_key_schedule(), now).is_some();
+        let due = self
+            .next_configured(&issuer.signing_key_schedule(), now)
+            .is_some();
         if !due && !self.changed_elsewhere().await? {
             return Ok(());
         }
@@ -238,8 +240,16 @@ impl KeySchedule {
                             .find(|k| k.kid == kid)
                             .map(|k| k.pkcs8.clone())
                     })
-                    .ok_or_else(|| ScheduleError::Corrupt(format!("no key material for kid {kid}")))?;
-                Ok(ScheduledKey::new(kid, s.key.alg(), der, s.published_at, s.signs_from))
+                    .ok_or_else(|| {
+                        ScheduleError::Corrupt(format!("no key material for kid {kid}"))
+                    })?;
+                Ok(ScheduledKey::new(
+                    kid,
+                    s.key.alg(),
+                    der,
+                    s.published_at,
+                    s.signs_from,
+                ))
             })
             .collect()
     }
@@ -259,14 +269,19 @@ impl KeySchedule {
 }
 
 fn signing_key(alg: Algorithm, der: &[u8], kid: &str) -> Result<SigningKey, ScheduleError> {
-    let kid = Kid::new(kid).map_err(|_| ScheduleError::Corrupt("a stored kid is invalid".into()))?;
+    let kid =
+        Kid::new(kid).map_err(|_| ScheduleError::Corrupt("a stored kid is invalid".into()))?;
     Ok(SigningKey::from_pkcs8_der(alg, der)
         .map_err(|e| ScheduleError::Corrupt(e.to_string()))?
         .with_kid(kid))
 }
 
 /// Reloads and stages on every `TICK` and on every change another instance announces.
-pub(crate) fn spawn_rotation(schedule: Arc<KeySchedule>, issuer: IdJagIssuer, subscription: idjag_store::Subscription) {
+pub(crate) fn spawn_rotation(
+    schedule: Arc<KeySchedule>,
+    issuer: IdJagIssuer,
+    subscription: idjag_store::Subscription,
+) {
     tokio::spawn(async move {
         let mut subscription = subscription;
         let mut every = tokio::time::interval(TICK);

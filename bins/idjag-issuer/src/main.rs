@@ -30,7 +30,10 @@
 //! signing keys and their rotation schedule kept in the store, sealed, so a restart loses
 //! nothing; client-assertion and DPoP `jti`s single use across instances.
 #![forbid(unsafe_code)]
-#![allow(clippy::print_stdout, reason = "a command-line tool: check-config reports on stdout")]
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: check-config reports on stdout"
+)]
 
 mod app;
 mod assemble;
@@ -109,16 +112,27 @@ async fn check(path: PathBuf, offline: bool) -> Result<(), ConfigError> {
     let (config, base) = config::load(&path)?;
     ops::AuditSink::open(config.audit.output.as_deref(), &base)?;
     tracing_subscriber::EnvFilter::try_new(&config.log.level).map_err(|e| {
-        ConfigError::new("log.level", format!("{:?} is not a filter: {e}", config.log.level))
+        ConfigError::new(
+            "log.level",
+            format!("{:?} is not a filter: {e}", config.log.level),
+        )
     })?;
     let assembled = assemble::assemble(&config, &base, Mode::Check { offline }).await?;
     if !offline {
         match tokio::time::timeout(Duration::from_secs(5), assembled.store.ping()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                return Err(ConfigError::new("store", format!("the store does not answer: {e}")));
+                return Err(ConfigError::new(
+                    "store",
+                    format!("the store does not answer: {e}"),
+                ));
             }
-            Err(_) => return Err(ConfigError::new("store", "the store does not answer within 5 s")),
+            Err(_) => {
+                return Err(ConfigError::new(
+                    "store",
+                    "the store does not answer within 5 s",
+                ));
+            }
         }
     }
     println!("configuration ok: {}", assembled.summary);
@@ -152,7 +166,10 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let metrics = ops::install_metrics()?;
     let assembled = assemble::assemble(&config, &base, Mode::Serve).await?;
     let listener = ops::bind(assembled.listen).await.map_err(|e| {
-        ConfigError::new("server.listen", format!("cannot listen on {}: {e}", assembled.listen))
+        ConfigError::new(
+            "server.listen",
+            format!("cannot listen on {}: {e}", assembled.listen),
+        )
     })?;
     let local = listener
         .local_addr()

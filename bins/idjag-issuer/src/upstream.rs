@@ -143,7 +143,11 @@ impl SubjectTokenValidator for UpstreamIdTokens {
 }
 
 /// A claim by name: a registered one, or a dotted path into the other claims.
-fn claim<'a>(claims: &'a IdTokenClaims, extra: &'a Map<String, Value>, name: &str) -> Option<Value> {
+fn claim<'a>(
+    claims: &'a IdTokenClaims,
+    extra: &'a Map<String, Value>,
+    name: &str,
+) -> Option<Value> {
     match name {
         "sub" => Some(Value::from(claims.sub.as_str())),
         "email" => claims.email.clone().map(Value::from),
@@ -166,7 +170,10 @@ fn refused(reason: &'static str) -> SubjectTokenError {
 }
 
 /// The principal from verified upstream claims.
-fn map_claims(map: &ClaimMap, claims: IdTokenClaims) -> Result<SubjectPrincipal, SubjectTokenError> {
+fn map_claims(
+    map: &ClaimMap,
+    claims: IdTokenClaims,
+) -> Result<SubjectPrincipal, SubjectTokenError> {
     let extra = &claims.extra;
     for (name, expected) in &map.required {
         match claim(&claims, extra, name) {
@@ -252,10 +259,9 @@ impl UpstreamRefreshTokens {
     async fn endpoint(&self) -> Result<url::Url, SubjectTokenError> {
         match &self.token_endpoint {
             TokenEndpoint::Fixed(url) => Ok(url.clone()),
-            TokenEndpoint::Discover(cell) => cell
-                .get_or_try_init(|| self.discover())
-                .await
-                .cloned(),
+            TokenEndpoint::Discover(cell) => {
+                cell.get_or_try_init(|| self.discover()).await.cloned()
+            }
         }
     }
 
@@ -406,7 +412,9 @@ mod tests {
         let c = claims(json!({"_claim_names": {"groups": "src1"}, "_claim_sources": {}}));
         assert_eq!(
             map_claims(&map("sub", Some("groups")), c).unwrap_err(),
-            SubjectTokenError::Refused { reason: "groups_overage" }
+            SubjectTokenError::Refused {
+                reason: "groups_overage"
+            }
         );
     }
 
@@ -420,17 +428,23 @@ mod tests {
         m.required.insert("hd".into(), "evil.com".into());
         assert_eq!(
             map_claims(&m, c).unwrap_err(),
-            SubjectTokenError::Refused { reason: "required_claim_mismatch" }
+            SubjectTokenError::Refused {
+                reason: "required_claim_mismatch"
+            }
         );
         let c = claims(json!({"roles": [1]}));
         assert_eq!(
             map_claims(&map("sub", Some("roles")), c).unwrap_err(),
-            SubjectTokenError::Refused { reason: "groups_claim_invalid" }
+            SubjectTokenError::Refused {
+                reason: "groups_claim_invalid"
+            }
         );
         let c = claims(json!({}));
         assert_eq!(
             map_claims(&map("oid", None), c).unwrap_err(),
-            SubjectTokenError::Refused { reason: "subject_claim_missing" }
+            SubjectTokenError::Refused {
+                reason: "subject_claim_missing"
+            }
         );
     }
 }

@@ -1,1 +1,5 @@
+//! The integration tests of idjag-issuer: the binary started as a process from configuration
+//! files in the repository (`tests/configs/`), driven over HTTP on loopback.
 
+mod exchange;
+mod support;
