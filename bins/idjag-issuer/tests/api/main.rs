@@ -1,5 +1,6 @@
 //! The integration tests of idjag-issuer: the binary started as a process from configuration
 //! files in the repository (`tests/configs/`), driven over HTTP on loopback.
 
+mod bridge;
 mod exchange;
 mod support;
