@@ -132,7 +132,12 @@ pub fn from_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<
 /// A deserializer's message without the context toml appends on further lines (the key is
 /// reported separately).
 pub(crate) fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().trim_end().to_owned()
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -141,10 +146,16 @@ mod tests {
 
     #[test]
     fn durations_parse_in_every_unit_and_refuse_others() {
-        assert_eq!(ConfigDuration::parse("250ms"), Some(ConfigDuration::millis(250)));
+        assert_eq!(
+            ConfigDuration::parse("250ms"),
+            Some(ConfigDuration::millis(250))
+        );
         assert_eq!(ConfigDuration::parse("10s"), Some(ConfigDuration::secs(10)));
         assert_eq!(ConfigDuration::parse("5m"), Some(ConfigDuration::secs(300)));
-        assert_eq!(ConfigDuration::parse("1h"), Some(ConfigDuration::secs(3600)));
+        assert_eq!(
+            ConfigDuration::parse("1h"),
+            Some(ConfigDuration::secs(3600))
+        );
         assert_eq!(ConfigDuration::parse("7"), Some(ConfigDuration::secs(7)));
         assert_eq!(ConfigDuration::parse("1d"), None);
         assert_eq!(ConfigDuration::parse("-1s"), None);
@@ -173,6 +184,9 @@ mod tests {
         let table: toml::Table = toml::from_str("[server]\ntimeout = 1\nextra = 2").unwrap();
         let error = from_table::<Outer>(table).unwrap_err();
         assert_eq!(error.key, "server.extra");
-        assert!(error.problem.starts_with("unknown field `extra`"), "{error}");
+        assert!(
+            error.problem.starts_with("unknown field `extra`"),
+            "{error}"
+        );
     }
 }

@@ -136,7 +136,9 @@ impl fmt::Debug for Overrides {
 fn parse_value(raw: &str) -> Value {
     let document = format!("v = {raw}");
     match toml::from_str::<Table>(&document) {
-        Ok(mut table) if table.len() == 1 => table.remove("v").unwrap_or_else(|| Value::String(raw.to_owned())),
+        Ok(mut table) if table.len() == 1 => table
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
         _ => Value::String(raw.to_owned()),
     }
 }
@@ -449,9 +451,17 @@ pub fn looks_secret(key: &str) -> bool {
     if key.ends_with("_env") || key.ends_with("_file") || key.ends_with("_path") {
         return false;
     }
-    ["secret", "password", "passwd", "token", "credential", "authorization", "apikey"]
-        .iter()
-        .any(|word| key.contains(word))
+    [
+        "secret",
+        "password",
+        "passwd",
+        "token",
+        "credential",
+        "authorization",
+        "apikey",
+    ]
+    .iter()
+    .any(|word| key.contains(word))
         || key == "key"
         || key.ends_with("_key")
         || key.ends_with("-key")
@@ -484,14 +494,17 @@ impl Redactor {
 
     /// `table`, redacted, as TOML text.
     pub fn print(&self, table: &Table) -> String {
-        toml::to_string_pretty(&self.redact(table)).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+        toml::to_string_pretty(&self.redact(table))
+            .unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
 
     fn named(&self, path: &[Segment]) -> bool {
         self.paths.iter().any(|pattern| {
             pattern.len() == path.len()
                 && pattern.iter().zip(path).all(|(p, s)| match (p, s) {
-                    (Pattern::AnyKey, Segment::Key(_)) | (Pattern::AnyIndex, Segment::Index(_)) => true,
+                    (Pattern::AnyKey, Segment::Key(_)) | (Pattern::AnyIndex, Segment::Index(_)) => {
+                        true
+                    }
                     (Pattern::Key(a), Segment::Key(b)) => a == b,
                     (Pattern::Index(a), Segment::Index(b)) => a == b,
                     _ => false,

@@ -8,11 +8,11 @@
 //!   accept loop with connection caps, timeouts, idle close and graceful drain, and the
 //!   separate admin listener ([`listener::admin`]).
 //! - [`reload`]: configuration reload on SIGHUP and file change, swapped atomically.
-//! - [`env`]: environment overrides for every setting, and the redacting printer of
+//! - [`env`](mod@env): environment overrides for every setting, and the redacting printer of
 //!   `check-config --print`.
 //! - [`telemetry`]: JSON or text logs, OpenTelemetry traces with OTLP export, W3C trace
 //!   context in and out, one server span per request.
-//! - [`metrics`]: Prometheus conventions on the `metrics` facade, `/metrics`.
+//! - [`metrics`](mod@metrics): Prometheus conventions on the `metrics` facade, `/metrics`.
 //! - [`audit`]: non-blocking audit sinks (stdout, file, syslog, journald, OTLP logs,
 //!   webhook), the client address behind trusted proxies and the trace id.
 //! - [`config`]: the shared pieces of the configuration shapes.

@@ -90,7 +90,9 @@ impl Metrics {
             Ok(handle) => Metrics { handle },
             Err(_) => {
                 TAKEN.store(true, Ordering::Release);
-                tracing::error!("a metrics recorder was installed first; /metrics renders a private registry");
+                tracing::error!(
+                    "a metrics recorder was installed first; /metrics renders a private registry"
+                );
                 Metrics {
                     handle: builder().build_recorder().handle(),
                 }
@@ -123,7 +125,10 @@ impl Metrics {
             "/metrics",
             get(move || async move {
                 (
-                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
                     self.render(),
                 )
             }),
@@ -155,8 +160,15 @@ pub fn count_outcome(name: &'static str, outcome: &'static str) {
 }
 
 /// Records `elapsed` in the histogram `name` (which must end in `_seconds`).
-pub fn observe_seconds(name: &'static str, elapsed: Duration, labels: &[(&'static str, &'static str)]) {
-    debug_assert!(name.ends_with("_seconds"), "{name}: durations are in seconds");
+pub fn observe_seconds(
+    name: &'static str,
+    elapsed: Duration,
+    labels: &[(&'static str, &'static str)],
+) {
+    debug_assert!(
+        name.ends_with("_seconds"),
+        "{name}: durations are in seconds"
+    );
     let labels: Vec<metrics::Label> = labels
         .iter()
         .map(|(k, v)| metrics::Label::from_static_parts(k, v))
@@ -194,13 +206,29 @@ mod tests {
         count_outcome("idjag_unit_exchanges_total", "success");
         count_outcome("idjag_unit_exchanges_total", "success");
         count_outcome("idjag_unit_exchanges_total", "failure");
-        observe_seconds("idjag_unit_latency_seconds", Duration::from_millis(3), &[("route", "x")]);
+        observe_seconds(
+            "idjag_unit_latency_seconds",
+            Duration::from_millis(3),
+            &[("route", "x")],
+        );
         let guard = GaugeGuard::new(metrics::gauge!("idjag_unit_streams_open"));
         let text = metrics.render();
-        assert!(text.contains("idjag_unit_build_info{version=\"1.2.3\",commit=\"abc\"} 1\n"), "{text}");
-        assert!(text.contains("idjag_unit_exchanges_total{outcome=\"success\"} 2\n"), "{text}");
-        assert!(text.contains("idjag_unit_exchanges_total{outcome=\"failure\"} 1\n"), "{text}");
-        assert!(text.contains("idjag_unit_latency_seconds_bucket{route=\"x\",le=\"0.005\"} 1\n"), "{text}");
+        assert!(
+            text.contains("idjag_unit_build_info{version=\"1.2.3\",commit=\"abc\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("idjag_unit_exchanges_total{outcome=\"success\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("idjag_unit_exchanges_total{outcome=\"failure\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("idjag_unit_latency_seconds_bucket{route=\"x\",le=\"0.005\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("idjag_unit_streams_open 1\n"), "{text}");
         drop(guard);
         assert!(metrics.render().contains("idjag_unit_streams_open 0\n"));

@@ -3,7 +3,7 @@
 //! kept.
 //!
 //! The caller supplies `load: Fn(&Path) -> Result<Plan, E>`: the same pass as at start-up
-//! (read the file, apply [environment overrides](crate::env), deserialize, validate, read the
+//! (read the file, apply [environment overrides](mod@crate::env), deserialize, validate, read the
 //! secrets the file refers to, build whatever the plan holds). Because `load` runs in full on
 //! every reload, **secrets referenced by the configuration (`secret_file`, `secret_env`,
 //! credential files) are re-read too**: rotate a secret file, then send SIGHUP. `load` runs on
@@ -36,7 +36,7 @@
 //! let shutdown = Shutdown::new();
 //! let plan = Reloadable::load("/etc/idjag/server.toml", plan)?;
 //! plan.watch(WatchOptions::default(), shutdown.clone());
-//! let app = axum::Router::new()
+//! let app: axum::Router = axum::Router::new()
 //!     .route("/", axum::routing::get(|axum::Extension(plan): axum::Extension<std::sync::Arc<Plan>>| async move {
 //!         plan.greeting.clone()
 //!     }))
@@ -184,7 +184,9 @@ impl WatchOptions {
 }
 
 fn digest(path: &Path) -> Option<[u8; 32]> {
-    std::fs::read(path).ok().map(|bytes| Sha256::digest(&bytes).into())
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| Sha256::digest(&bytes).into())
 }
 
 impl<P: Send + Sync + 'static> Reloadable<P> {

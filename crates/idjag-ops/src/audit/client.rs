@@ -24,7 +24,9 @@ pub struct TrustedProxies(Vec<IpNet>);
 
 impl fmt::Debug for TrustedProxies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|n| n.to_string())).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|n| n.to_string()))
+            .finish()
     }
 }
 
@@ -196,14 +198,20 @@ mod tests {
     fn without_trusted_proxies_the_peer_is_the_client_whatever_it_sends() {
         let proxies = TrustedProxies::none();
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=5.6.7.8")]);
-        assert_eq!(proxies.client_address(ip("203.0.113.9"), &spoofed), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_address(ip("203.0.113.9"), &spoofed),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
     fn an_untrusted_peer_cannot_spoof_x_forwarded_for() {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8"]).unwrap();
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(proxies.client_address(ip("203.0.113.9"), &spoofed), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_address(ip("203.0.113.9"), &spoofed),
+            ip("203.0.113.9")
+        );
     }
 
     #[test]
@@ -211,19 +219,31 @@ mod tests {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8", "192.0.2.1"]).unwrap();
         // The client forged the first entry; the edge proxy appended the real one.
         let chain = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.1.1.1")]);
-        assert_eq!(proxies.client_address(ip("192.0.2.1"), &chain), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_address(ip("192.0.2.1"), &chain),
+            ip("198.51.100.7")
+        );
         // Several header lines are one list.
         let split = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-for", "198.51.100.7"),
         ]);
-        assert_eq!(proxies.client_address(ip("10.0.0.5"), &split), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.5"), &split),
+            ip("198.51.100.7")
+        );
         // Every hop trusted: the leftmost is the client.
         let inner = headers(&[("x-forwarded-for", "10.9.9.9")]);
-        assert_eq!(proxies.client_address(ip("10.0.0.5"), &inner), ip("10.9.9.9"));
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.5"), &inner),
+            ip("10.9.9.9")
+        );
         // Garbage stops the walk at the last trusted hop.
         let garbage = headers(&[("x-forwarded-for", "6.6.6.6, nonsense")]);
-        assert_eq!(proxies.client_address(ip("10.0.0.5"), &garbage), ip("10.0.0.5"));
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.5"), &garbage),
+            ip("10.0.0.5")
+        );
     }
 
     #[test]
@@ -231,19 +251,32 @@ mod tests {
         let proxies = TrustedProxies::parse(&["10.0.0.0/8", "::1"]).unwrap();
         let forwarded = headers(&[
             ("x-forwarded-for", "7.7.7.7"),
-            ("forwarded", "for=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.2.2.2:443"),
+            (
+                "forwarded",
+                "for=\"[2001:db8:cafe::17]:4711\";proto=https, for=10.2.2.2:443",
+            ),
         ]);
-        assert_eq!(proxies.client_address(ip("10.0.0.5"), &forwarded), ip("2001:db8:cafe::17"));
+        assert_eq!(
+            proxies.client_address(ip("10.0.0.5"), &forwarded),
+            ip("2001:db8:cafe::17")
+        );
         let hidden = headers(&[("forwarded", "for=_hidden, for=10.2.2.2")]);
         assert_eq!(proxies.client_address(ip("::1"), &hidden), ip("10.2.2.2"));
         let mapped = headers(&[("x-forwarded-for", "::ffff:198.51.100.7")]);
-        assert_eq!(proxies.client_address(ip("::ffff:10.0.0.1"), &mapped), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_address(ip("::ffff:10.0.0.1"), &mapped),
+            ip("198.51.100.7")
+        );
     }
 
     #[test]
     fn entries_parse_as_cidrs_or_addresses() {
         let error = TrustedProxies::parse(&["10.0.0.0/33"]).unwrap_err();
         assert_eq!(error.entry, "10.0.0.0/33");
-        assert!(TrustedProxies::parse(&["127.0.0.1", "fd00::/8"]).unwrap().contains(ip("fd12::1")));
+        assert!(
+            TrustedProxies::parse(&["127.0.0.1", "fd00::/8"])
+                .unwrap()
+                .contains(ip("fd12::1"))
+        );
     }
 }

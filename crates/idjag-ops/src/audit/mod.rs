@@ -120,10 +120,16 @@ impl AuditConfig {
     /// Checks what serde cannot; `at` is the key of this table (`audit`).
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         if self.queue_capacity == 0 {
-            return Err(ConfigError::new(join(at, "queue_capacity"), "must be at least 1"));
+            return Err(ConfigError::new(
+                join(at, "queue_capacity"),
+                "must be at least 1",
+            ));
         }
         if self.sinks.is_empty() {
-            return Err(ConfigError::new(join(at, "sinks"), "no sink: audit lines would go nowhere"));
+            return Err(ConfigError::new(
+                join(at, "sinks"),
+                "no sink: audit lines would go nowhere",
+            ));
         }
         let mut names = Vec::new();
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -297,9 +303,9 @@ fn default_app_name() -> String {
 }
 
 const FACILITIES: &[&str] = &[
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
-    "authpriv", "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3",
-    "local4", "local5", "local6", "local7",
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
 ];
 
 impl SyslogSink {
@@ -331,17 +337,18 @@ impl SyslogSink {
             ));
         }
         if self.transport != SyslogTransport::Unix
-            && self
-                .address
-                .as_deref()
-                .is_none_or(|a| a.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()))
+            && self.address.as_deref().is_none_or(|a| {
+                a.rsplit_once(':')
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            })
         {
             return Err(ConfigError::new(
                 join(at, "address"),
                 "udp and tcp need host:port",
             ));
         }
-        let printable = |s: &str| !s.is_empty() && s.len() <= 48 && s.bytes().all(|b| (33..=126).contains(&b));
+        let printable =
+            |s: &str| !s.is_empty() && s.len() <= 48 && s.bytes().all(|b| (33..=126).contains(&b));
         if !printable(&self.app_name) {
             return Err(ConfigError::new(
                 join(at, "app_name"),
@@ -548,7 +555,10 @@ impl WebhookSink {
             matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
         });
         if !ok {
-            return Err(ConfigError::new(join(at, "url"), "expected an http:// or https:// URL"));
+            return Err(ConfigError::new(
+                join(at, "url"),
+                "expected an http:// or https:// URL",
+            ));
         }
         for (name, value) in &self.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
@@ -561,7 +571,10 @@ impl WebhookSink {
             }
         }
         if self.batch_max_lines == 0 {
-            return Err(ConfigError::new(join(at, "batch_max_lines"), "must be at least 1"));
+            return Err(ConfigError::new(
+                join(at, "batch_max_lines"),
+                "must be at least 1",
+            ));
         }
         if self.max_pending_lines < self.batch_max_lines {
             return Err(ConfigError::new(
@@ -613,7 +626,10 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The system clock.
 pub fn system_clock() -> Clock {
-    #[allow(clippy::disallowed_methods, reason = "the default clock of the sinks; tests inject theirs")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the default clock of the sinks; tests inject theirs"
+    )]
     Arc::new(SystemTime::now)
 }
 
@@ -634,9 +650,7 @@ struct SinkState {
 
 impl SinkState {
     fn new(name: &str, capacity: usize) -> Self {
-        let counter = |outcome: &'static str| {
-            metrics::counter!("idjag_audit_lines_total", "sink" => name.to_owned(), "outcome" => outcome)
-        };
+        let counter = |outcome: &'static str| metrics::counter!("idjag_audit_lines_total", "sink" => name.to_owned(), "outcome" => outcome);
         let state = Self {
             name: name.to_owned(),
             capacity,
@@ -698,7 +712,10 @@ pub struct Audit {
 impl fmt::Debug for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Audit")
-            .field("sinks", &self.sinks.iter().map(|s| &s.state.name).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| &s.state.name).collect::<Vec<_>>(),
+            )
             .field("on_full", &self.on_full)
             .finish_non_exhaustive()
     }
@@ -723,12 +740,18 @@ impl Audit {
             if let SinkConfig::File(file) = sink_config {
                 reopen_on_sighup |= file.reopen_on_sighup;
             }
-            let task = sinks::spawn(sink_config, state.clone(), receiver, reopen.subscribe(), clock.clone())
-                .await
-                .map_err(|reason| AuditError::Start {
-                    sink: name.clone(),
-                    reason,
-                })?;
+            let task = sinks::spawn(
+                sink_config,
+                state.clone(),
+                receiver,
+                reopen.subscribe(),
+                clock.clone(),
+            )
+            .await
+            .map_err(|reason| AuditError::Start {
+                sink: name.clone(),
+                reason,
+            })?;
             sinks.push(Sink { state, queue, task });
         }
         let sighup = reopen_on_sighup.then(|| {

@@ -10,7 +10,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 use tokio::sync::{mpsc, watch};
 
-use super::{Clock, JournaldSink, Line, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink};
+use super::{
+    Clock, JournaldSink, Line, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink,
+};
 
 /// Most lines taken from the queue at once.
 const BATCH: usize = 256;
@@ -58,7 +60,9 @@ pub(super) async fn spawn(
         SinkConfig::Stdout(_) => Writer::Stream(Box::new(tokio::io::stdout())),
         SinkConfig::Stderr(_) => Writer::Stream(Box::new(tokio::io::stderr())),
         SinkConfig::File(file) => Writer::File {
-            file: open(&file.path).await.map_err(|e| format!("cannot open {}: {e}", file.path.display()))?,
+            file: open(&file.path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", file.path.display()))?,
             path: file.path.clone(),
         },
         SinkConfig::Syslog(syslog) => Writer::Syslog(Syslog::connect(syslog, clock).await?),
@@ -207,8 +211,15 @@ impl Syslog {
     async fn connect(config: &SyslogSink, clock: Clock) -> Result<Self, String> {
         let hostname = config.hostname.clone().unwrap_or_else(hostname);
         let pri = format!("<{}>1 ", u16::from(config.facility_code()) * 8 + 6);
-        let header_rest = format!(" {hostname} {} {} audit - ", config.app_name, std::process::id());
-        let address = config.address.clone().unwrap_or_else(|| "/dev/log".to_owned());
+        let header_rest = format!(
+            " {hostname} {} {} audit - ",
+            config.app_name,
+            std::process::id()
+        );
+        let address = config
+            .address
+            .clone()
+            .unwrap_or_else(|| "/dev/log".to_owned());
         let mut syslog = Self {
             transport: config.transport,
             address,
@@ -233,7 +244,11 @@ impl Syslog {
                     .map_err(|e| format!("cannot resolve {}: {e}", syslog.address))?
                     .next()
                     .ok_or_else(|| format!("{} has no address", syslog.address))?;
-                let local = if target.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let local = if target.is_ipv4() {
+                    "0.0.0.0:0"
+                } else {
+                    "[::]:0"
+                };
                 let socket = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
                 socket.connect(target).await.map_err(|e| e.to_string())?;
                 syslog.udp = Some(socket);
@@ -246,7 +261,12 @@ impl Syslog {
     }
 
     fn frame(&self, line: &str) -> String {
-        format!("{}{}{}{line}", self.pri, rfc3339((self.clock)()), self.header_rest)
+        format!(
+            "{}{}{}{line}",
+            self.pri,
+            rfc3339((self.clock)()),
+            self.header_rest
+        )
     }
 
     async fn write(&mut self, batch: &[Line]) -> io::Result<()> {
@@ -315,7 +335,11 @@ impl Journald {
         let mut fixed = Vec::new();
         journal_field(&mut fixed, "PRIORITY", b"6");
         journal_field(&mut fixed, "SYSLOG_FACILITY", b"10");
-        journal_field(&mut fixed, "SYSLOG_IDENTIFIER", config.identifier.as_bytes());
+        journal_field(
+            &mut fixed,
+            "SYSLOG_IDENTIFIER",
+            config.identifier.as_bytes(),
+        );
         journal_field(&mut fixed, "IDJAG_AUDIT", b"1");
         Ok(Self { socket, fixed })
     }
@@ -351,8 +375,10 @@ impl Webhook {
             .map_err(|e| e.to_string())?;
         let mut headers = http::HeaderMap::new();
         for (name, value) in &config.headers {
-            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name}"))?;
-            let mut value = http::HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+            let name = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name}"))?;
+            let mut value = http::HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -449,7 +475,11 @@ impl Webhook {
 }
 
 /// Moves queued lines into `pending` up to `max`; `true` when the queue is closed.
-fn take_available(queue: &mut mpsc::Receiver<Line>, pending: &mut VecDeque<Line>, max: usize) -> bool {
+fn take_available(
+    queue: &mut mpsc::Receiver<Line>,
+    pending: &mut VecDeque<Line>,
+    max: usize,
+) -> bool {
     while pending.len() < max {
         match queue.try_recv() {
             Ok(line) => pending.push_back(line),
@@ -462,7 +492,9 @@ fn take_available(queue: &mut mpsc::Receiver<Line>, pending: &mut VecDeque<Line>
 
 #[cfg(feature = "otlp")]
 mod otlp_logs {
-    use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+    use opentelemetry::logs::{
+        AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity,
+    };
     use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 
     use super::Line;
@@ -475,7 +507,8 @@ mod otlp_logs {
 
     impl OtlpLogs {
         pub(super) fn new(config: &OtlpConfig) -> Result<Self, String> {
-            let exporter = crate::telemetry::otlp::log_exporter(config).map_err(|e| e.to_string())?;
+            let exporter =
+                crate::telemetry::otlp::log_exporter(config).map_err(|e| e.to_string())?;
             let provider = SdkLoggerProvider::builder()
                 .with_batch_exporter(exporter)
                 .build();

@@ -50,7 +50,11 @@ impl fmt::Debug for Health {
         f.debug_struct("Health")
             .field(
                 "checks",
-                &self.checks.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+                &self
+                    .checks
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

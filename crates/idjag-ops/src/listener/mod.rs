@@ -216,8 +216,7 @@ impl ListenerConfig {
                 "must be between 1 and 4294967295",
             ));
         }
-        if self.max_connections_per_ip == 0 || self.max_connections_per_ip > self.max_connections
-        {
+        if self.max_connections_per_ip == 0 || self.max_connections_per_ip > self.max_connections {
             return Err(ConfigError::new(
                 join(at, "max_connections_per_ip"),
                 "must be between 1 and max_connections",
@@ -742,8 +741,12 @@ struct ConnectionTask {
 }
 
 impl ConnectionTask {
-    async fn run<S>(self, stream: TcpStream, acceptor: Option<tokio_rustls::TlsAcceptor>, service: S)
-    where
+    async fn run<S>(
+        self,
+        stream: TcpStream,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        service: S,
+    ) where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
             + Clone
             + Send
@@ -754,8 +757,7 @@ impl ConnectionTask {
         match acceptor {
             None => self.serve(stream, service).await,
             Some(acceptor) => {
-                match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await
-                {
+                match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => self.serve(stream, service).await,
                     Ok(Err(error)) => {
                         tracing::debug!(listener = %self.info.listener, remote = %self.info.remote, %error, "TLS handshake failed");
@@ -909,7 +911,10 @@ mod tests {
             "[server]\nlisten = \"0.0.0.0:8443\"\nmax_header_bytes = 100\n[server.tls]\ncert = \"c.pem\"\nkey = \"k.pem\"",
         )
         .unwrap_err();
-        assert_eq!(error.to_string(), "server.max_header_bytes: must be at least 8192");
+        assert_eq!(
+            error.to_string(),
+            "server.max_header_bytes: must be at least 8192"
+        );
     }
 
     #[test]

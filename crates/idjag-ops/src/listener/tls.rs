@@ -352,7 +352,11 @@ impl CertReloader {
             Err(error) => {
                 // A missing file mid-rotation: keep serving; say so once per distinct state.
                 let digest = pair_digest(error.to_string().as_bytes(), b"");
-                let mut last = self.files.last_tried.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = self
+                    .files
+                    .last_tried
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 if *last == digest {
                     return CertReload::Unchanged;
                 }
@@ -362,7 +366,11 @@ impl CertReloader {
         };
         let digest = pair_digest(&cert_pem, &key_pem);
         {
-            let mut last = self.files.last_tried.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self
+                .files
+                .last_tried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if *last == digest {
                 return CertReload::Unchanged;
             }
@@ -378,7 +386,11 @@ impl CertReloader {
     }
 
     /// Checks the files every `interval` until `stop` resolves. The listener runs this.
-    pub(crate) async fn watch(self: Arc<Self>, interval: Duration, stop: crate::listener::Shutdown) {
+    pub(crate) async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: crate::listener::Shutdown,
+    ) {
         if interval.is_zero() {
             return;
         }

@@ -204,12 +204,9 @@ impl OtlpConfig {
     /// Checks the endpoint, the headers and the feature the protocol needs.
     pub fn validate(&self, at: &str) -> Result<(), ConfigError> {
         if let Some(endpoint) = &self.endpoint {
-            let ok = endpoint
-                .parse::<::http::Uri>()
-                .ok()
-                .is_some_and(|uri| {
-                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
-                });
+            let ok = endpoint.parse::<::http::Uri>().ok().is_some_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+            });
             if !ok {
                 return Err(ConfigError::new(
                     join(at, "endpoint"),
@@ -455,9 +452,8 @@ impl Telemetry {
         if config.traces.exporter == TraceExporter::Otlp {
             #[cfg(feature = "otlp")]
             {
-                builder = builder.with_batch_exporter(otlp::span_exporter(
-                    &config.traces.otlp_config(),
-                )?);
+                builder =
+                    builder.with_batch_exporter(otlp::span_exporter(&config.traces.otlp_config())?);
             }
         }
         let provider = builder.build();
@@ -572,12 +568,21 @@ mod tests {
     #[test]
     fn endpoints_get_the_signal_path_unless_they_have_one() {
         let config = OtlpConfig::http("http://collector:4318");
-        assert_eq!(config.endpoint_for("traces"), "http://collector:4318/v1/traces");
+        assert_eq!(
+            config.endpoint_for("traces"),
+            "http://collector:4318/v1/traces"
+        );
         let config = OtlpConfig::http("http://collector:4318/");
         assert_eq!(config.endpoint_for("logs"), "http://collector:4318/v1/logs");
         let config = OtlpConfig::http("https://otlp.example/custom/traces");
-        assert_eq!(config.endpoint_for("traces"), "https://otlp.example/custom/traces");
-        assert_eq!(OtlpConfig::default().endpoint_for("traces"), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(
+            config.endpoint_for("traces"),
+            "https://otlp.example/custom/traces"
+        );
+        assert_eq!(
+            OtlpConfig::default().endpoint_for("traces"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
     }
 
     #[test]
@@ -595,13 +600,18 @@ mod tests {
             log_filter: "info,[".to_owned(),
             ..TelemetryConfig::default()
         };
-        assert_eq!(config.validate("telemetry").unwrap_err().key, "telemetry.log_filter");
+        assert_eq!(
+            config.validate("telemetry").unwrap_err().key,
+            "telemetry.log_filter"
+        );
     }
 
     #[test]
     fn otlp_headers_are_not_in_debug_output() {
         let mut config = OtlpConfig::http("http://c:4318");
-        config.headers.insert("authorization".to_owned(), "Bearer s3cr3t".to_owned());
+        config
+            .headers
+            .insert("authorization".to_owned(), "Bearer s3cr3t".to_owned());
         let text = format!("{config:?}");
         assert!(!text.contains("s3cr3t"), "{text}");
         assert!(text.contains("authorization"));

@@ -141,7 +141,9 @@ pub(crate) fn log_exporter(
 }
 
 #[cfg(feature = "otlp-grpc")]
-fn metadata(config: &OtlpConfig) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, TelemetryError> {
+fn metadata(
+    config: &OtlpConfig,
+) -> Result<opentelemetry_otlp::tonic_types::metadata::MetadataMap, TelemetryError> {
     let mut headers = http::HeaderMap::new();
     for (name, value) in &config.headers {
         let name = http::HeaderName::from_bytes(name.as_bytes())
