@@ -25,7 +25,10 @@ fn main() {
         .build()
         .expect("runtime");
     if mode == "collector" {
-        let addr = args.get(2).cloned().unwrap_or_else(|| "127.0.0.1:4318".to_owned());
+        let addr = args
+            .get(2)
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:4318".to_owned());
         runtime.block_on(async move {
             let app = Router::new().route("/v1/traces", post(|| async { "" }));
             let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
@@ -34,7 +37,10 @@ fn main() {
         return;
     }
     let requests: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1000);
-    let collector = args.get(3).cloned().unwrap_or_else(|| "127.0.0.1:4318".to_owned());
+    let collector = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| "127.0.0.1:4318".to_owned());
     runtime.block_on(async move {
         let mut config = TelemetryConfig::default();
         config.log_filter = "warn".to_owned();
@@ -42,14 +48,14 @@ fn main() {
             "off" => None,
             "on" => Some(config),
             "export" => {
-                config.traces = TracesConfig::otlp(OtlpConfig::http(format!("http://{collector}")), 1.0);
+                config.traces =
+                    TracesConfig::otlp(OtlpConfig::http(format!("http://{collector}")), 1.0);
                 Some(config)
             }
             other => panic!("unknown mode {other}"),
         }
         .map(|config| {
-            Telemetry::build(&config, &ServiceInfo::new("telemetry-cost", "0"))
-                .expect("telemetry")
+            Telemetry::build(&config, &ServiceInfo::new("telemetry-cost", "0")).expect("telemetry")
         });
         let _guard = telemetry
             .as_ref()
@@ -59,7 +65,10 @@ fn main() {
             .layer(HttpTraceLayer::new());
         for _ in 0..requests {
             let request = http::Request::get("/mcp/notes")
-                .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                .header(
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                )
                 .body(Body::empty())
                 .expect("request");
             let response = app.clone().oneshot(request).await.expect("response");

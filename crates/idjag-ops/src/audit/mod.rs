@@ -182,8 +182,8 @@ pub enum SinkConfig {
 }
 
 impl SinkConfig {
-    /// The sink's name in metrics and health: `name`, or the kind (with its position when the
-    /// kind repeats: set `name` then).
+    /// The sink's name in metrics and health: `name`, or the kind. Two sinks of one kind need
+    /// names ([`AuditConfig::validate`] says so). `index` is the sink's position.
     pub fn name(&self, index: usize) -> String {
         let (name, kind) = match self {
             Self::Stdout(s) => (&s.name, "stdout"),

@@ -444,18 +444,18 @@ impl Telemetry {
         config.validate("telemetry")?;
         let filter = EnvFilter::try_new(&config.log_filter)
             .map_err(|e| ConfigError::new("telemetry.log_filter", e.to_string()))?;
-        let mut builder = SdkTracerProvider::builder()
+        let builder = SdkTracerProvider::builder()
             .with_resource(resource(config, service))
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                 config.traces.sample_ratio,
             ))));
-        if config.traces.exporter == TraceExporter::Otlp {
-            #[cfg(feature = "otlp")]
-            {
-                builder =
-                    builder.with_batch_exporter(otlp::span_exporter(&config.traces.otlp_config())?);
-            }
-        }
+        // Without the `otlp` feature, validation has refused `exporter = "otlp"`.
+        #[cfg(feature = "otlp")]
+        let builder = if config.traces.exporter == TraceExporter::Otlp {
+            builder.with_batch_exporter(otlp::span_exporter(&config.traces.otlp_config())?)
+        } else {
+            builder
+        };
         let provider = builder.build();
         let tracer = provider.tracer("idjag-ops");
         let otel = tracing_opentelemetry::layer()

@@ -314,6 +314,7 @@ async fn a_full_queue_fails_closed_and_reports_the_sink_unhealthy() {
     audit.shutdown(Duration::from_millis(100)).await;
 }
 
+#[cfg(feature = "otlp")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_logs_reach_a_collector_as_log_records() {
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;

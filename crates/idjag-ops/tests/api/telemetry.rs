@@ -37,6 +37,7 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     })
 }
 
+#[cfg(feature = "otlp")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_span_continues_the_inbound_trace_and_is_exported() {
     let spans: Arc<Mutex<Vec<(Span, Resource)>>> = Arc::default();
