@@ -173,6 +173,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn durations_are_written_in_their_largest_whole_unit() {
+        for (duration, text) in [
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_millis(10), "10ms"),
+            (Duration::ZERO, "0s"),
+        ] {
+            let written = ConfigDuration(duration).to_string();
+            assert_eq!(written, text);
+            assert_eq!(ConfigDuration::parse(&written).unwrap().0, duration);
+        }
+    }
+
+    #[test]
     fn a_minimal_file_takes_the_documented_defaults() {
         let config = Config::from_toml_str(MINIMAL).unwrap();
         assert_eq!(config.server.max_body_bytes, 1024 * 1024);

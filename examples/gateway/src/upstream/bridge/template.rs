@@ -211,6 +211,18 @@ mod tests {
     }
 
     #[test]
+    fn templates_are_written_back_as_they_parse() {
+        for template in [
+            "u={user};{{x}}",
+            "{issuer}/{agent}:{teams}",
+            "Token {secret}",
+            "}}{{",
+        ] {
+            assert_eq!(template_text(&parse_template(template).unwrap()), template);
+        }
+    }
+
+    #[test]
     fn no_header_can_be_injected_through_a_claim() {
         use idjag_core::{Audience, IdTokenClaims, NumericDate, Subject};
         let templates = HeaderTemplates::parse(&std::collections::BTreeMap::from([(
