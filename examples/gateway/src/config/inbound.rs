@@ -1,4 +1,4 @@
-//! `[inbound]` and `[teams]`: which IdP tokens are accepted and how they become an identity.
+//! `[inbound]`: which IdP tokens are accepted, and their limits.
 
 use serde::Deserialize;
 

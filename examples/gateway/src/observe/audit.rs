@@ -4,13 +4,13 @@
 //! Fields, in order: `time` (RFC 3339, UTC, milliseconds), `request_id` (also sent upstream
 //! and to the client as `X-Request-Id`), `http_method`, `upstream`, `user` (`sub`),
 //! `issuer`, `teams`, `agent`, `method` (JSON-RPC), `tool`, `arguments` (per
-//! [`ArgumentMode`]), `decision` (`allow`, `deny` or `error`), `reason` (a stable code),
-//! `status` (HTTP status to the client), `upstream_status`, `latency_ms` (until the
-//! response head), `approval_id` (a call held for approval). Administrator actions are
-//! audit lines too, with `method` `admin` and reason `approval_granted`,
-//! `approval_rejected`, `revoked` or `revocation_lifted`. Absent values are `null`. No field ever holds a token, a secret or a
-//! session id: identities come from verified claims, and tool arguments are recorded only
-//! as the configured rule allows.
+//! [`ArgumentMode`](crate::config::ArgumentMode)), `decision` (`allow`, `deny` or `error`),
+//! `reason` (a stable code), `status` (HTTP status to the client), `upstream_status`,
+//! `latency_ms` (until the response head), `approval_id` (a call held for approval).
+//! Administrator actions are audit lines too, with `method` `admin` and reason
+//! `approval_granted`, `approval_rejected`, `revoked` or `revocation_lifted`. Absent values
+//! are `null`. No field ever holds a token, a secret or a session id: identities come from
+//! verified claims, and tool arguments are recorded only as the configured rule allows.
 //!
 //! Each request writes its line exactly once, also when the client goes away mid-request
 //! (`reason` `client_closed`): [`AuditEntry`] writes on drop.

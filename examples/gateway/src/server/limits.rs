@@ -112,7 +112,8 @@ mod tests {
             );
         }
         // Both framings: hyper follows RFC 9112 §6.3 (chunked wins, the connection is closed
-        // after the answer; tests/gateway proves nothing is smuggled through the gateway).
+        // after the answer; tests/api/http_layer.rs proves nothing is smuggled through the
+        // gateway).
         let both = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
         let text = String::from_utf8_lossy(&answer(limits, both).await).to_ascii_lowercase();
         assert!(text.contains("connection: close"), "{text:?}");

@@ -47,7 +47,7 @@ pub struct ClientCredentialsTarget {
     pub credentials: ClientCredentials,
 }
 
-/// `client_credentials`: the gateway's own token. See the [module docs](self).
+/// `client_credentials`: the gateway's own token. See the [bridging docs](super).
 pub struct ClientCredentialsGrant {
     target: ClientCredentialsTarget,
     http: SharedHttpClient,

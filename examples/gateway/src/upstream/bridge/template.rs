@@ -21,7 +21,7 @@ enum Part {
     Secret,
 }
 
-/// Parsed header templates. See the [module docs](self).
+/// Parsed header templates. See the [bridging docs](super).
 #[derive(Debug, Clone)]
 pub struct HeaderTemplates {
     headers: Vec<(HeaderName, Vec<Part>)>,
