@@ -50,7 +50,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct Check {
-    /// The SPEC checklist id or source.
+    /// The requirement id (docs/requirements.md) or source.
     pub id: &'static str,
     /// The rule.
     pub rule: &'static str,

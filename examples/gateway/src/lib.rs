@@ -66,11 +66,11 @@
 //! 503 while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`) and the admin
 //! API under `/admin/` (only with `[admin]`).
 //!
-//! ## Decisions (SPEC §9 and where the issue is silent)
+//! ## Decisions (where the specifications leave a choice)
 //!
 //! - **Inbound tokens.** An OIDC ID token must be issued to the gateway's own client id at
 //!   the IdP (`[idp.client] id`): the gateway presents it as the token-exchange subject, and
-//!   the IdP requires exactly that audience (SPEC TX-08). An RFC 9068 IdP access token
+//!   the IdP requires exactly that audience (requirement TX-08). An RFC 9068 IdP access token
 //!   (`typ` `at+jwt`) must name the route's resource or the gateway's public URL. Both are
 //!   accepted by default; the ID-JAG mode needs the ID token (an access token cannot be a
 //!   token-exchange subject, TX-05), and says so with a JSON-RPC error.
@@ -80,8 +80,8 @@
 //!   are JSON-RPC errors with HTTP 200, so the client's session survives, with `data.reason`
 //!   and, for the IdP, `data.oauth_error` ("blocked by your organization's policy", never a
 //!   fallback to another credential). Refused notifications, GET and DELETE get 403. A
-//!   missing scope is 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (SPEC
-//!   MCP-05, SECURITY-CASES G16).
+//!   missing scope is 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (requirement
+//!   MCP-05, threat G16).
 //! - **No access rule for a user** on an upstream means no access at all (not even
 //!   `initialize`).
 //! - **Sessions**: an unknown id and another user's id both get 404.
@@ -125,14 +125,14 @@
 //!   or argument); `[metrics] require_admin_token` asks for the admin token.
 //! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
 //!   drops the length and closes the connection (RFC 9112 §6.3), so nothing can be smuggled;
-//!   the gateway never sees both headers and cannot answer 400 (SECURITY-CASES G08 asks for
+//!   the gateway never sees both headers and cannot answer 400 (threat G08 asks for
 //!   400; the tests pin hyper's behaviour instead).
 //!
 //! ## Security
 //!
 //! - No upstream request is sent before authentication, revocation, session, body, message,
 //!   policy, guardrail and approval checks pass; the upstream gets a credential the gateway
-//!   holds for that upstream only, never the inbound token (SECURITY-CASES G03; except the
+//!   holds for that upstream only, never the inbound token (threat G03; except the
 //!   explicit, warned `passthrough` mode), and an allow-list of headers (G06, G07).
 //! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before
 //!   any decoding (G09), validated by the core validators against the one trusted IdP with

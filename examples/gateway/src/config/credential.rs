@@ -83,7 +83,7 @@ pub enum CredentialConfig {
         secret_file: Option<PathBuf>,
     },
     /// The caller's inbound IdP token, sent to the upstream as is. Only for upstreams that
-    /// validate the IdP's tokens themselves: the token leaves the gateway (SECURITY-CASES
+    /// validate the IdP's tokens themselves: the token leaves the gateway (threat
     /// G03 does not hold), so the gateway warns at start-up.
     Passthrough {},
 }

@@ -69,7 +69,7 @@ pub struct ServerConfig {
     pub forward_headers: Vec<String>,
 }
 
-/// What happens to an SSE stream when the inbound token expires (SECURITY-CASES G21).
+/// What happens to an SSE stream when the inbound token expires (threat G21).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -1,5 +1,5 @@
 //! Inbound authentication: the IdP token on each MCP request, and who it proves is calling
-//! (SPEC MCP-03, MCP-04; SECURITY-CASES G01 to G05, G09, G22 to G24).
+//! (requirements MCP-03, MCP-04; threats G01 to G05, G09, G22 to G24).
 //!
 //! The token is read from the `Authorization` header only ([`bearer_token`](idjag_core::server::bearer_token): exactly one
 //! header, scheme `Bearer` in any case, a token68 value; never the query string or the
@@ -7,7 +7,7 @@
 //! header `typ` picks the validator: `at+jwt` is an IdP access token (RFC 9068) whose `aud`
 //! must be the route's resource identifier or the gateway's public URL; anything else is an
 //! OIDC ID token whose `aud` must be the gateway's client id at the IdP (the IdP checks the
-//! same when the gateway presents it as the token-exchange subject, SPEC TX-08). Both are
+//! same when the gateway presents it as the token-exchange subject, requirement TX-08). Both are
 //! checked by the core validators: the one trusted issuer, its keys from the shared
 //! [`RemoteJwks`](idjag_core::remote::RemoteJwks) (cached, refreshed once per unknown `kid` with a cool-down, stale within
 //! its window), the configured algorithms and leeway.

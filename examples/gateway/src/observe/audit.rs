@@ -1,5 +1,5 @@
-//! The audit log: one JSON line per MCP request (SECURITY-CASES G26; INTEROP §6 "audit the
-//! identity chain without logging tokens").
+//! The audit log: one JSON line per MCP request (threat G26): the identity chain, never a
+//! token.
 //!
 //! Fields, in order: `time` (RFC 3339, UTC, milliseconds), `request_id` (also sent upstream
 //! and to the client as `X-Request-Id`), `http_method`, `upstream`, `user` (`sub`),

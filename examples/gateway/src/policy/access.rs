@@ -1,4 +1,4 @@
-//! Authorization down to the tool (SECURITY-CASES G16; INTEROP §6 "per-tool" asks).
+//! Authorization down to the tool (threat G16).
 //!
 //! Per upstream, rules name who they apply to (users, teams, or everyone) and which tools
 //! they allow and deny, by name or `*` pattern. For a caller:

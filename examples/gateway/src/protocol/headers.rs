@@ -1,4 +1,4 @@
-//! Which headers cross the gateway, in each direction (SECURITY-CASES G06, G07; SPEC MCP-04).
+//! Which headers cross the gateway, in each direction (threats G06, G07; requirement MCP-04).
 //!
 //! Upstream, the gateway forwards an allow-list: the MCP headers (`Accept`, `Content-Type`,
 //! `Mcp-Session-Id`, `MCP-Protocol-Version`, `Last-Event-ID`, and the `Mcp-Method`/`Mcp-Name`

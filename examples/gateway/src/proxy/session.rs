@@ -1,4 +1,4 @@
-//! MCP sessions bound to the principal that created them (SECURITY-CASES G14).
+//! MCP sessions bound to the principal that created them (threat G14).
 //!
 //! When an upstream answers with a new `Mcp-Session-Id`, the gateway records which user
 //! (issuer and subject) it belongs to. A later request carrying that id must come from the

@@ -1,5 +1,5 @@
 //! Server-sent events through the gateway, one complete event at a time
-//! (SECURITY-CASES G19 to G21, G25).
+//! (threats G19 to G21, G25).
 //!
 //! The upstream's `text/event-stream` body is cut into events at blank lines (`\n`, `\r\n`
 //! or `\r` line ends, split anywhere across chunks) and each complete event is sent on as

@@ -1,5 +1,5 @@
 //! The HTTP server: accept loop, connection limits, header-read timeout and graceful
-//! shutdown (SECURITY-CASES G08, G09, G10, G12, G25).
+//! shutdown (threats G08, G09, G10, G12, G25).
 //!
 //! hyper (through hyper-util's HTTP/1 + HTTP/2 builder) parses requests. Its HTTP/1 parser
 //! refuses differing `Content-Length`s and a CR/LF inside a header value with 400 (G08). A

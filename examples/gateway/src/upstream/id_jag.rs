@@ -4,7 +4,7 @@
 //! there (RFC 7523) for an access token for the upstream's resource, and caches it per
 //! (user token, authorization server, resource, scope) with single flight
 //! ([`TokenProvider`]), so 100 concurrent first calls cost one exchange and one redemption.
-//! The inbound token never leaves for the upstream (SECURITY-CASES G03). Other modes
+//! The inbound token never leaves for the upstream (threat G03). Other modes
 //! (client credentials, static keys, header templates, passthrough) implement the same
 //! trait (see [`crate::upstream::bridge`]).
 

@@ -240,7 +240,7 @@ credential = {{ mode = "passthrough" }}
     }
 
     // Fail closed: without a token no bridging mode falls back to its static credential
-    // (INTEROP §6, BerriAI/litellm #31516).
+    // (a failure users reported against another gateway: BerriAI/litellm #31516).
     for name in ["keyed", "templated", "tickets", "legacy"] {
         let route = format!("{}/mcp/{name}", t.gateway_url);
         let reply = send(&route, None, &tools_call(9, "echo", json!({}))).await;
