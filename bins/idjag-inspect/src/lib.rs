@@ -46,6 +46,7 @@
 //! duplicate members is refused, keys come only from the given JWK Set (never from `jku`,
 //! `x5u`, `jwk` or `x5c`), and neither the token nor its signature reaches the report.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod claims;
 mod report;

@@ -89,7 +89,7 @@
 //!   read it learns which principals are revoked but no token.
 //! - `Debug` and `Display` of every type here show no key material, token or value.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod approvals;
 pub mod config;
