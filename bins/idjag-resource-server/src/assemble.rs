@@ -3,7 +3,6 @@
 //! runs exactly this, without listening.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use idjag_core::server::{ClientAuthMethod, RegisteredClient, StaticClientRegistr
 use idjag_core::{
     AlgorithmSet, Audience, ClientId, Issuer, Resource, Scope, ScopeSet, SharedClock, SystemClock,
 };
+use idjag_ops::audit::TrustedProxies;
 use idjag_resource::{
     AbsentResource, AccessTokenLifetime, AuditSubjects, AuthorizationEndpoint, BuildError,
     RegisteredResource, ReplayPolicy, ResourceAuthorizationServer, TrustedIssuer,
@@ -21,27 +21,20 @@ use idjag_resource::{
 };
 use idjag_store::{BackendConfig, MarkerKind, MemoryStore, SingleUseMarkers, Store, StoreConfig};
 
-use crate::config::{ClientConfig, Config, ConfigError, JwksCacheConfig, TrustedIdpConfig};
+use crate::config::{
+    ClientConfig, Config, ConfigError, JwksCacheConfig, TrustedIdpConfig, ops_error,
+};
 use crate::material;
 use crate::subject;
 
-/// Connection and request limits of the listener.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_connections: usize,
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) shutdown_grace: Duration,
-}
-
-/// Everything `serve` needs.
+/// What one configuration plans: the server and what its requests need. Rebuilt on every
+/// configuration reload (the store stays the one opened at start-up).
 #[derive(Debug)]
-pub(crate) struct Assembled {
+pub(crate) struct Plan {
     pub(crate) server: ResourceAuthorizationServer,
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) listen: SocketAddr,
-    pub(crate) limits: Limits,
-    /// What was configured, for the startup line and `check-config`.
+    pub(crate) request_timeout: Duration,
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// What was configured, for the start-up line and `check-config`.
     pub(crate) summary: String,
 }
 
@@ -87,45 +80,29 @@ fn positive(key: &str, value: Option<u64>) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Checks every setting and builds the server and its store (inside a Tokio runtime: the
-/// Redis store connects lazily on it). `offline` (for `check-config --offline`) checks the
-/// `[store]` settings without opening the store, and uses memory instead.
-pub(crate) fn assemble(
+/// Checks every setting and plans the server on `store` (opened once, at start-up, by
+/// [`open_store`]). `check-config` and every reload run exactly this.
+pub(crate) fn plan(
     config: &Config,
     base: &Path,
-    offline: bool,
-) -> Result<Assembled, ConfigError> {
+    store: &Arc<dyn Store>,
+) -> Result<Plan, ConfigError> {
     let clock = SystemClock::shared();
-    let server_cfg = &config.server;
-    let listen: SocketAddr = server_cfg.listen.parse().map_err(|_| {
-        ConfigError::new(
-            "server.listen",
-            format!(
-                "{:?} is not host:port (an IP address and a port)",
-                server_cfg.listen
-            ),
-        )
-    })?;
-    let issuer = issuer_url("server.issuer", &server_cfg.issuer)?;
-    for (key, value) in [
-        (
-            "server.header_read_timeout_secs",
-            server_cfg.header_read_timeout_secs,
-        ),
-        (
-            "server.request_timeout_secs",
-            server_cfg.request_timeout_secs,
-        ),
-        ("server.shutdown_grace_secs", server_cfg.shutdown_grace_secs),
-    ] {
-        positive(key, value)?;
+    config.server.validate("server").map_err(ops_error)?;
+    if let Some(admin) = &config.admin {
+        admin.validate("admin").map_err(ops_error)?;
     }
-    let limits = Limits {
-        max_connections: server_cfg.max_connections.unwrap_or(10_000).max(1),
-        header_read_timeout: secs(server_cfg.header_read_timeout_secs, 10),
-        request_timeout: secs(server_cfg.request_timeout_secs, 30),
-        shutdown_grace: secs(server_cfg.shutdown_grace_secs, 30),
-    };
+    config.telemetry.validate("telemetry").map_err(ops_error)?;
+    config.audit.validate("audit").map_err(ops_error)?;
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|e| ConfigError::new("trusted_proxies", e.to_string()))?;
+    let as_cfg = &config.authorization_server;
+    let issuer = issuer_url("authorization_server.issuer", &as_cfg.issuer)?;
+    positive(
+        "authorization_server.request_timeout_secs",
+        as_cfg.request_timeout_secs,
+    )?;
+    let request_timeout = secs(as_cfg.request_timeout_secs, 30);
 
     let signing_key = material::signing_key(base, "signing.key", &config.signing.key)?;
     let mut builder = ResourceAuthorizationServer::builder(issuer.clone(), signing_key)
@@ -187,7 +164,7 @@ pub(crate) fn assemble(
                 format!("{} is trusted twice", idp.issuer),
             ));
         }
-        if idp.issuer == server_cfg.issuer {
+        if idp.issuer == as_cfg.issuer {
             return Err(ConfigError::new(
                 format!("{at}.issuer"),
                 "this server's own issuer cannot be trusted (it never redeems its own grants)",
@@ -197,48 +174,40 @@ pub(crate) fn assemble(
     }
 
     builder = tokens(config, builder, &governed)?;
-    for (i, alias) in server_cfg.audience_aliases.iter().enumerate() {
+    for (i, alias) in as_cfg.audience_aliases.iter().enumerate() {
         let alias = Audience::new(alias.as_str()).map_err(|_| {
             ConfigError::new(
-                format!("server.audience_aliases[{i}]"),
+                format!("authorization_server.audience_aliases[{i}]"),
                 "not a valid audience",
             )
         })?;
         builder = builder.audience_alias(alias);
     }
-    builder = builder.authorization_endpoint(match server_cfg.authorization_endpoint.as_deref() {
+    builder = builder.authorization_endpoint(match as_cfg.authorization_endpoint.as_deref() {
         None | Some("none") => AuthorizationEndpoint::None,
         Some("refusing") => AuthorizationEndpoint::Refusing,
         Some(url) => AuthorizationEndpoint::Host(url.to_owned()),
     });
-    if let Some(max) = server_cfg.max_body_bytes {
+    if let Some(max) = as_cfg.max_body_bytes {
         if max < 1024 {
             return Err(ConfigError::new(
-                "server.max_body_bytes",
+                "authorization_server.max_body_bytes",
                 "must be at least 1024",
             ));
         }
         builder = builder.max_body_bytes(max);
     }
-    builder = builder.audit_subjects(match config.audit.subjects.as_deref() {
+    builder = builder.audit_subjects(match as_cfg.audit_subjects.as_deref() {
         None | Some("hashed") => AuditSubjects::Hashed,
         Some("plain") => AuditSubjects::Plain,
         Some(other) => {
             return Err(ConfigError::new(
-                "audit.subjects",
+                "authorization_server.audit_subjects",
                 format!("{other:?} is not \"hashed\" or \"plain\""),
             ));
         }
     });
 
-    let (store, store_name) = if offline {
-        if let Some(store) = &config.store {
-            store.check().map_err(store_error)?;
-        }
-        open_store(None, base, &clock)?
-    } else {
-        open_store(config.store.as_ref(), base, &clock)?
-    };
     let quotas = config.store.as_ref().map(|s| s.quotas).unwrap_or_default();
     builder = builder
         .replay_cache(Arc::new(SingleUseMarkers::new(
@@ -254,17 +223,17 @@ pub(crate) fn assemble(
 
     let server = builder.build().map_err(build_error)?;
     let summary = format!(
-        "issuer {}, {} trusted IdP(s), {} resource(s), {} client(s), store {store_name}",
+        "issuer {}, {} trusted IdP(s), {} resource(s), {} client(s), store {}",
         issuer,
         config.trusted_idps.len(),
         config.resources.len(),
         config.clients.len(),
+        store.backend(),
     );
-    Ok(Assembled {
+    Ok(Plan {
         server,
-        store,
-        listen,
-        limits,
+        request_timeout,
+        trusted_proxies,
         summary,
     })
 }
@@ -646,9 +615,9 @@ pub(crate) fn store_error(error: idjag_store::ConfigError) -> ConfigError {
 
 fn build_error(error: BuildError) -> ConfigError {
     let key = match &error {
-        BuildError::Issuer(_) => "server.issuer",
-        BuildError::AuthorizationEndpoint(_) => "server.authorization_endpoint",
-        BuildError::EndpointAlias => "server.audience_aliases",
+        BuildError::Issuer(_) => "authorization_server.issuer",
+        BuildError::AuthorizationEndpoint(_) => "authorization_server.authorization_endpoint",
+        BuildError::EndpointAlias => "authorization_server.audience_aliases",
         BuildError::DefaultResourceNotRegistered => "tokens.default_resource",
         BuildError::Limit(_) => "tokens",
         BuildError::ZeroLifetime => "tokens.access_token_lifetime_secs",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::store::Namespace;
+use crate::namespace::Namespace;
 
 /// Why the store could not answer. Every caller fails closed on any of these: a single-use
 /// marker that cannot be recorded is refused, a revocation list that cannot be read denies.
@@ -64,8 +64,8 @@ pub enum StoreError {
     /// required (single-use markers and quota groups).
     #[error("invalid expiry")]
     InvalidExpiry,
-    /// A key was empty or longer than [`MAX_KEY_LEN`](crate::store::MAX_KEY_LEN), or a value
-    /// longer than [`MAX_VALUE_LEN`](crate::store::MAX_VALUE_LEN).
+    /// A key was empty or longer than `MAX_KEY_LEN` (256 bytes), or a value
+    /// longer than `MAX_VALUE_LEN` (1 MiB).
     #[error("invalid key or value size")]
     InvalidSize,
     /// Sealing or opening a value failed (no key configured, or the crypto backend failed).

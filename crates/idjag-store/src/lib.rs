@@ -89,19 +89,22 @@
 //!   read it learns which principals are revoked but no token.
 //! - `Debug` and `Display` of every type here show no key material, token or value.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod approvals;
 pub mod config;
 mod error;
 pub mod keys;
 pub mod memory;
+mod namespace;
 pub mod oauth;
 pub mod replay;
 pub mod revocation;
 pub mod seal;
 pub mod sessions;
 pub mod store;
+
+pub use namespace::Namespace;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -121,9 +124,7 @@ pub use revocation::{
 };
 pub use seal::Sealer;
 pub use sessions::{SessionBindings, SessionCheck};
-pub use store::{
-    Channel, Entry, Namespace, Notification, Quota, Store, Subscription, Swap, UnixMillis,
-};
+pub use store::{Channel, Entry, Notification, Quota, Store, Subscription, Swap, UnixMillis};
 
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedOpenError, EmbeddedOptions, EmbeddedStore};

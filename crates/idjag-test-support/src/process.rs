@@ -93,16 +93,23 @@ pub struct ServerProcess {
     env: Vec<(String, String)>,
     child: Option<Child>,
     port: u16,
+    admin_port: Option<u16>,
     ready_path: String,
     stdout: PathBuf,
     stderr: PathBuf,
 }
 
 impl ServerProcess {
-    /// Starts `binary serve --config <config>` and waits until `GET /healthz` on `port`
-    /// answers 200. Output goes to `stdout.log` and `stderr.log` beside the configuration
-    /// (appended across restarts).
-    pub fn start(binary: &Path, config: &Path, port: u16, env: &[(&str, &str)]) -> Self {
+    /// Starts `binary serve --config <config>` and waits until `GET /healthz` answers 200 on
+    /// `admin_port` (the admin listener), or on `port` without one. Output goes to
+    /// `stdout.log` and `stderr.log` beside the configuration (appended across restarts).
+    pub fn start(
+        binary: &Path,
+        config: &Path,
+        port: u16,
+        admin_port: Option<u16>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = config.parent().unwrap();
         let mut server = Self {
             binary: binary.to_path_buf(),
@@ -117,6 +124,7 @@ impl ServerProcess {
                 .collect(),
             child: None,
             port,
+            admin_port,
             ready_path: "/healthz".into(),
             stdout: dir.join("stdout.log"),
             stderr: dir.join("stderr.log"),
@@ -150,7 +158,7 @@ impl ServerProcess {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if http_status(self.port, &self.ready_path) == Some(200) {
+            if http_status(self.admin_port.unwrap_or(self.port), &self.ready_path) == Some(200) {
                 return;
             }
             if let Some(status) = self
@@ -182,6 +190,11 @@ impl ServerProcess {
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The admin listener's `http://127.0.0.1:<port>` (the public one without an admin port).
+    pub fn admin_base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port.unwrap_or(self.port))
     }
 
     /// The process id.
@@ -237,6 +250,19 @@ impl ServerProcess {
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|v| v["type"] == "audit")
             .collect()
+    }
+
+    /// Its audit lines once there are at least `count` (audit sinks write asynchronously),
+    /// waiting up to 10 s; then whatever there is.
+    pub fn audit_at_least(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.audit();
+            if lines.len() >= count || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

@@ -39,8 +39,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idjag_gateway::audit::{AuditSink, JsonLines};
 use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
+use idjag_gateway::observe::audit::AuditSink;
+use idjag_gateway::observe::sinks::JsonLines;
 use serde_json::json;
 use tokio::runtime::Handle;
 
@@ -49,7 +50,7 @@ use tokio::runtime::Handle;
 struct Discard;
 
 impl AuditSink for Discard {
-    fn record(&self, _: &idjag_gateway::audit::AuditRecord) {}
+    fn record(&self, _: &idjag_gateway::observe::audit::AuditRecord) {}
 }
 
 fn env(name: &str, default: u64) -> u64 {

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../../.."
 upstream=${1:-axum}
 n1=${2:-200}
 n2=${3:-1200}
-cargo bench -q -p idjag-gateway --bench gateway --no-run 2>/dev/null
+cargo bench -q -p idjag-gateway --features demo --bench gateway --no-run 2>/dev/null
 bin=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/gateway-* | grep -v '\.d$' | head -1)
 count() {
     IDJAG_BENCH_UPSTREAM=$upstream IDJAG_BENCH_ONLY=$1 IDJAG_BENCH_REQUESTS=$2 IDJAG_BENCH_CONCURRENCY=4 \

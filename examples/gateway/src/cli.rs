@@ -1,7 +1,7 @@
-//! The command line: `serve`, `check-config`, `inspect` and `demo`.
+//! The command line: `serve`, `check-config` and, with the `demo` feature, `demo`.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::plan::Plan;
 
 /// idjag-gateway: one governed front door for an organisation's MCP servers.
 #[derive(Debug, Parser)]
@@ -45,19 +46,6 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
-    },
-    /// Decode an ID-JAG, ID token or access token and check it claim by claim against the
-    /// profile (SPEC checklist ids); exits 1 when a check fails.
-    Inspect {
-        /// The token, or `-` to read it from standard input.
-        token: String,
-        /// Verify the signature with this JWK Set: an `https` URL (or `http` on loopback) or
-        /// a file.
-        #[arg(long)]
-        jwks: Option<String>,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
     /// agent through them and print each step. Exits non-zero if any step fails.
@@ -102,9 +90,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-fn load(path: &PathBuf) -> Result<Gateway, String> {
+/// Reads, plans and builds the gateway of the file at `path`.
+fn load(path: &Path) -> Result<Gateway, String> {
     let config = Config::from_path(path).map_err(|e| e.to_string())?;
-    Gateway::builder(config).build().map_err(|e| e.to_string())
+    let plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
+    Gateway::builder(plan).build().map_err(|e| e.to_string())
 }
 
 async fn serve(path: PathBuf) -> Result<(), String> {
@@ -112,11 +102,11 @@ async fn serve(path: PathBuf) -> Result<(), String> {
     for warning in gateway.warnings() {
         tracing::warn!(%warning, "configuration");
     }
-    let config = Config::from_path(&path).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+    let listen = gateway.listen();
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-    tracing::info!(listen = %config.server.listen, public_url = gateway.public_url(), "idjag-gateway serving");
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(listen = %listen, public_url = gateway.public_url(), "idjag-gateway serving");
     gateway
         .serve(listener, shutdown_signal())
         .await
@@ -125,50 +115,14 @@ async fn serve(path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-fn check_config(path: &PathBuf, out: &mut dyn Write) -> Result<(), String> {
+/// Plans and builds the gateway of the file at `path` (its secrets read), without serving.
+fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), String> {
     let gateway = load(path)?;
     for warning in gateway.warnings() {
         let _ = writeln!(out, "warning: {warning}");
     }
     let _ = writeln!(out, "{}: OK", path.display());
     Ok(())
-}
-
-/// Runs `inspect`: the report goes to `out`; `Ok(false)` when the token fails.
-pub async fn inspect(
-    token: &str,
-    jwks: Option<&str>,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<bool, String> {
-    let token = if token == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .take(1 << 20)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("cannot read the token from standard input: {e}"))?;
-        text
-    } else {
-        token.to_owned()
-    };
-    let jwks = match jwks {
-        None => None,
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-            Some(crate::inspect::Jwks::Url(url.to_owned()))
-        }
-        Some(path) => Some(crate::inspect::Jwks::Document(
-            std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", e.kind()))?,
-        )),
-    };
-    let report =
-        crate::inspect::inspect(&token, jwks.as_ref(), idjag_core::SystemClock::shared()).await;
-    let text = if json {
-        serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
-    } else {
-        report.to_text()
-    };
-    out.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    Ok(report.valid && (report.signature_verified || jwks.is_none()))
 }
 
 /// Runs the command line; the binary's `main`.
@@ -192,19 +146,6 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             init_logs(cli.log_format, "warn");
             check_config(&config, &mut std::io::stdout())
-        }
-        Command::Inspect { token, jwks, json } => {
-            init_logs(cli.log_format, "error");
-            match runtime.block_on(inspect(
-                &token,
-                jwks.as_deref(),
-                json,
-                &mut std::io::stdout(),
-            )) {
-                Ok(true) => Ok(()),
-                Ok(false) => return ExitCode::FAILURE,
-                Err(error) => Err(error),
-            }
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

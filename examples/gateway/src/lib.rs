@@ -10,7 +10,7 @@
 //! any downstream tool.
 //!
 //! ```text
-//! cargo run --release -p idjag-gateway -- demo                       # the whole flow on loopback
+//! cargo run --release -p idjag-gateway --features demo -- demo   # the whole flow on loopback
 //! cargo run --release -p idjag-gateway -- check-config -c gateway.toml
 //! cargo run --release -p idjag-gateway -- serve -c gateway.toml
 //! ```
@@ -18,16 +18,16 @@
 //! ## Example: a gateway from a configuration file
 //!
 //! ```no_run
-//! use idjag_gateway::{Config, Gateway};
+//! use idjag_gateway::{Config, Gateway, Plan};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::from_path("examples/gateway/gateway.toml")?;
-//! let listen = config.server.listen.clone();
-//! let gateway = Gateway::builder(config).build()?;
+//! let plan = Plan::from_config(&config)?; // every value parsed, every secret read
+//! let gateway = Gateway::builder(plan).build()?;
 //! for warning in gateway.warnings() {
 //!     eprintln!("warning: {warning}");
 //! }
-//! let listener = tokio::net::TcpListener::bind(listen).await?;
+//! let listener = tokio::net::TcpListener::bind(gateway.listen()).await?;
 //! gateway
 //!     .serve(listener, async {
 //!         let _ = tokio::signal::ctrl_c().await;
@@ -40,27 +40,25 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | the one TOML file (see the commented `examples/gateway/gateway.toml`) |
-//! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache |
-//! | [`identity`] | user, teams (IdP groups through `[teams]`), agent |
-//! | [`authz`] | per team or user, per upstream, allow and deny lists of tools (deny wins) |
-//! | [`jsonrpc`] | reading the client's message; the gateway's JSON-RPC errors |
-//! | [`proxy`] | the Streamable HTTP reverse proxy and its order of checks |
-//! | [`headers`] | what crosses in each direction |
-//! | [`sse`] | SSE event by event, `tools/list` filtering, final events |
-//! | [`session`] | `Mcp-Session-Id` bound to the user who created it |
-//! | [`upstream`] | the upstream credential seam and the ID-JAG mode |
-//! | [`bridge`] | bridging modes for servers without ID-JAG: client credentials, static key, header templates, passthrough |
-//! | [`guardrails`] | per-tool argument rules (JSON pointer, patterns, sizes) |
-//! | [`approval`] | calls held for an administrator's approval, run once when approved |
-//! | [`revocation`] | offboarding: revoked users and clients, their streams closed |
-//! | [`admin`] | the administrator API under `/admin/` |
-//! | [`metrics`] | Prometheus `/metrics` |
-//! | [`audit`] | one JSON line per MCP request (and per admin action) |
+//! | [`config`] | the one TOML file, section by section: serde shapes and defaults only (see the commented `examples/gateway/gateway.toml`) |
+//! | [`plan`] | the one planning pass: every value parsed, every secret read, errors naming their key; the [`Plan`] the gateway runs |
+//! | [`protocol`] | MCP over HTTP as plain functions: headers, JSON-RPC messages and errors, SSE framing, request ids |
+//! | [`observe`] | one audit line per request, Prometheus metrics, cache counters |
+//! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache; identity and teams |
+//! | [`policy`] | access rules down to the tool, guardrails, approvals, revocations |
+//! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting |
 //! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
-//! | [`inspect`] | `inspect`: a claim-by-claim verdict on an ID-JAG, ID token or access token |
-//! | [`cli`] | `serve`, `check-config`, `inspect`, `demo` |
-//! | `demo` (feature `demo`, on by default) | the one-command demo and its topology |
+//! | [`proxy`] | the Streamable HTTP reverse proxy: its order of checks, the per-request context, SSE, sessions |
+//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations |
+//! | [`Gateway`] | the gateway built from a [`Plan`]: routes, health, RFC 9728 metadata, serving |
+//! | `demo` (feature `demo`, off by default) | the one-command demo and its topology |
+//! | [`cli`] | `serve`, `check-config` and, with the `demo` feature, `demo` |
+//!
+//! Dependencies run one way, leaves first: `config` → `protocol` → `observe` → `inbound` →
+//! `policy` → `upstream` → `server` → `plan` → `proxy` → `admin` → `gateway` → `demo` →
+//! `cli`. A module uses only modules to its left (`scripts/module_order.py` checks it), so
+//! configuration shapes know nothing of the runtime, and the plan is the one place where the
+//! two meet.
 //!
 //! Routes: `/mcp/{name}` per upstream, `/.well-known/oauth-protected-resource/mcp/{name}`
 //! (RFC 9728: the route is the resource, the IdP its authorization server), `/healthz`
@@ -68,11 +66,11 @@
 //! 503 while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`) and the admin
 //! API under `/admin/` (only with `[admin]`).
 //!
-//! ## Decisions (SPEC §9 and where the issue is silent)
+//! ## Decisions (where the specifications leave a choice)
 //!
 //! - **Inbound tokens.** An OIDC ID token must be issued to the gateway's own client id at
 //!   the IdP (`[idp.client] id`): the gateway presents it as the token-exchange subject, and
-//!   the IdP requires exactly that audience (SPEC TX-08). An RFC 9068 IdP access token
+//!   the IdP requires exactly that audience (requirement TX-08). An RFC 9068 IdP access token
 //!   (`typ` `at+jwt`) must name the route's resource or the gateway's public URL. Both are
 //!   accepted by default; the ID-JAG mode needs the ID token (an access token cannot be a
 //!   token-exchange subject, TX-05), and says so with a JSON-RPC error.
@@ -82,8 +80,8 @@
 //!   are JSON-RPC errors with HTTP 200, so the client's session survives, with `data.reason`
 //!   and, for the IdP, `data.oauth_error` ("blocked by your organization's policy", never a
 //!   fallback to another credential). Refused notifications, GET and DELETE get 403. A
-//!   missing scope is 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (SPEC
-//!   MCP-05, SECURITY-CASES G16).
+//!   missing scope is 403 with `WWW-Authenticate: Bearer error="insufficient_scope"` (requirement
+//!   MCP-05, threat G16).
 //! - **No access rule for a user** on an upstream means no access at all (not even
 //!   `initialize`).
 //! - **Sessions**: an unknown id and another user's id both get 404.
@@ -104,6 +102,12 @@
 //!   fails `check-config` and `serve`. Passthrough is allowed only as its own mode, with a
 //!   warning at start-up. A static key or template refused by the upstream (`401`) is not
 //!   retried (the same key would be refused again).
+//! - **Configuration** is planned once ([`plan`]): every value is parsed and every secret
+//!   read before anything is built, an error names its key, and the gateway is built from
+//!   the plan alone, so what `check-config` accepts is what `serve` runs.
+//! - **Upstream HTTP clients** are shared: one per transport setting (today the connect and
+//!   read timeouts), not one per route, so a thousand routes cost one client each distinct
+//!   setting; token requests to the IdP and the authorization servers share one more.
 //! - **Guardrails** come after the access rules (a tool the caller may not use is refused
 //!   as such, not as a guardrail), argument rules before approval (a call the rules block is
 //!   never held). Patterns are literal text with `*`, no regular expressions: linear-time,
@@ -121,14 +125,14 @@
 //!   or argument); `[metrics] require_admin_token` asks for the admin token.
 //! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
 //!   drops the length and closes the connection (RFC 9112 §6.3), so nothing can be smuggled;
-//!   the gateway never sees both headers and cannot answer 400 (SECURITY-CASES G08 asks for
+//!   the gateway never sees both headers and cannot answer 400 (threat G08 asks for
 //!   400; the tests pin hyper's behaviour instead).
 //!
 //! ## Security
 //!
 //! - No upstream request is sent before authentication, revocation, session, body, message,
 //!   policy, guardrail and approval checks pass; the upstream gets a credential the gateway
-//!   holds for that upstream only, never the inbound token (SECURITY-CASES G03; except the
+//!   holds for that upstream only, never the inbound token (threat G03; except the
 //!   explicit, warned `passthrough` mode), and an allow-list of headers (G06, G07).
 //! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before
 //!   any decoding (G09), validated by the core validators against the one trusted IdP with
@@ -144,35 +148,28 @@
 //! - Secrets and tokens never reach a log line, an audit line, an error body or a `Debug`
 //!   output (G26): secret types print `[redacted]`, identities come from verified claims,
 //!   session ids are kept as digests, tool arguments are recorded per the configured rule.
-//! - The `demo` feature compiles in `idjag-idp`'s development users, which mint ID tokens
-//!   without a login: build production binaries with `--no-default-features`.
+//! - The `demo` feature (off by default) compiles in `idjag-idp`'s development users, which
+//!   mint ID tokens without a login: production builds leave it off, and their `--help` has
+//!   no `demo` command.
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
-pub mod approval;
-pub mod audit;
-pub mod authz;
-pub mod bridge;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
+#[cfg_attr(docsrs, doc(cfg(feature = "demo")))]
 pub mod demo;
 mod gateway;
-pub mod guardrails;
-pub mod headers;
-pub mod identity;
 pub mod inbound;
-pub mod inspect;
-pub mod jsonrpc;
-pub mod metrics;
+pub mod observe;
+pub mod plan;
+pub mod policy;
+pub mod protocol;
 pub mod proxy;
-mod reply;
-pub mod revocation;
 pub mod server;
-pub mod session;
-pub mod sse;
 pub mod upstream;
 
-pub use config::Config;
+pub use config::{Config, ConfigError};
 pub use gateway::{BuildError, Gateway, GatewayBuilder};
+pub use plan::{Plan, Warning};

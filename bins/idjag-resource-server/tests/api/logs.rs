@@ -126,7 +126,7 @@ async fn no_token_or_secret_reaches_the_logs_the_audit_or_an_error_body() {
         );
 
         // The audit lines: one JSON object each, documented fields only, jti hashed.
-        let lines = h.audit();
+        let lines = h.audit_at_least(6);
         assert_eq!(lines.len(), 6);
         let first = lines[0].as_object().unwrap();
         let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
@@ -134,6 +134,7 @@ async fn no_token_or_secret_reaches_the_logs_the_audit_or_an_error_body() {
         assert_eq!(
             keys,
             [
+                "client_address",
                 "client_id",
                 "decision",
                 "event",
@@ -146,6 +147,7 @@ async fn no_token_or_secret_reaches_the_logs_the_audit_or_an_error_body() {
                 "server",
                 "sub",
                 "timestamp",
+                "trace_id",
                 "type"
             ]
         );
@@ -158,5 +160,11 @@ async fn no_token_or_secret_reaches_the_logs_the_audit_or_an_error_body() {
         assert_eq!(first["kid"], "idp-key-1");
         assert_eq!(first["iss"], Value::from(h.idp.issuer.clone()));
         assert_eq!(lines[1]["reason"], "replayed");
+        assert_eq!(first["client_address"], "127.0.0.1");
+        assert_eq!(
+            first["trace_id"].as_str().unwrap().len(),
+            32,
+            "the request's trace id"
+        );
     }
 }

@@ -46,11 +46,13 @@ impl Replicas {
         let mut servers = Vec::new();
         for i in 0..count {
             let port = free_port();
+            let admin_port = free_port();
             dir.write(&format!("r{i}/as.pem"), &as_pem);
             let text = render(
                 template,
                 &[
                     ("PORT", &port.to_string()),
+                    ("ADMIN_PORT", &admin_port.to_string()),
                     ("ISSUER", ISSUER),
                     ("IDP", &test_idp.base),
                     ("STORE", store),
@@ -60,7 +62,13 @@ impl Replicas {
             let env = env();
             servers.push(
                 tokio::task::spawn_blocking(move || {
-                    ServerProcess::start(std::path::Path::new(binary()), &config, port, &env)
+                    ServerProcess::start(
+                        std::path::Path::new(binary()),
+                        &config,
+                        port,
+                        Some(admin_port),
+                        &env,
+                    )
                 })
                 .await
                 .unwrap(),
@@ -82,8 +90,17 @@ impl Replicas {
         redeem_at(&self.http, &self.servers[replica].base(), token).await
     }
 
-    fn audit(&self) -> Vec<Value> {
-        self.servers.iter().flat_map(ServerProcess::audit).collect()
+    /// Every audit line of every replica, once there are at least `count` in all (the sinks
+    /// write asynchronously).
+    fn audit(&self, count: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines: Vec<Value> = self.servers.iter().flat_map(ServerProcess::audit).collect();
+            if lines.len() >= count || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -101,9 +118,29 @@ async fn redeem_at(http: &reqwest::Client, base: &str, token: &str) -> Reply {
     .await
 }
 
-fn redis_store(redis: &RedisServer) -> String {
+/// The admin listener's `/readyz` once it answers `status` (within 10 s).
+async fn readiness(http: &reqwest::Client, server: &ServerProcess, status: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = send(http.get(format!("{}/readyz", server.admin_base())), &[]).await;
+        if reply.status == status {
+            return reply.text();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz: {} {}",
+            reply.status,
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A Redis `[store.backend]` with this command timeout (a short one makes the outage test
+/// quick; a race of 100 requests on a busy machine needs a longer one).
+fn redis_store(redis: &RedisServer, command_timeout_ms: u64) -> String {
     format!(
-        "kind = \"redis\"\nurl = \"{}\"\nconnect_timeout_ms = 300\ncommand_timeout_ms = 300",
+        "kind = \"redis\"\nurl = \"{}\"\nconnect_timeout_ms = 300\ncommand_timeout_ms = {command_timeout_ms}",
         redis.url()
     )
 }
@@ -113,7 +150,7 @@ async fn one_id_jag_raced_100_times_over_two_instances_on_one_redis_yields_exact
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let r = Arc::new(Replicas::start(2, &redis_store(&redis)).await);
+    let r = Arc::new(Replicas::start(2, &redis_store(&redis, 2000)).await);
     // Warm both up (JWKS fetched, connections open), then race.
     for i in 0..2 {
         assert_eq!(r.redeem(i, &r.signer.id_jag()).await.status, 200);
@@ -140,7 +177,7 @@ async fn one_id_jag_raced_100_times_over_two_instances_on_one_redis_yields_exact
             ((400, "invalid_grant".to_owned()), 99)
         ])
     );
-    let audit = r.audit();
+    let audit = r.audit(102);
     assert_eq!(
         audit.len(),
         102,
@@ -182,7 +219,7 @@ async fn redis_stopped_mid_traffic_refuses_fails_closed_and_recovers_without_a_r
     let mut redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
         .unwrap();
-    let r = Arc::new(Replicas::start(2, &redis_store(&redis)).await);
+    let r = Arc::new(Replicas::start(2, &redis_store(&redis, 500)).await);
     let pids: Vec<u32> = r.servers.iter().map(ServerProcess::pid).collect();
 
     // Before the outage: 20 ID-JAGs redeemed.
@@ -253,9 +290,9 @@ async fn redis_stopped_mid_traffic_refuses_fails_closed_and_recovers_without_a_r
     phase.store(DOWN, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;
     for server in &r.servers {
-        let ready = send(r.http.get(format!("{}/readyz", server.base())), &[]).await;
-        assert_eq!(ready.status, 503, "{}", ready.text());
-        assert_eq!(ready.json["store"]["status"], "unavailable");
+        // The readiness check pings the store every 2 s.
+        let ready = readiness(&r.http, server, 503).await;
+        assert_eq!(ready, "not ready: store\n");
     }
     phase.store(STOPPING, Ordering::SeqCst);
     let redis = tokio::task::spawn_blocking(move || {
@@ -338,8 +375,7 @@ async fn redis_stopped_mid_traffic_refuses_fails_closed_and_recovers_without_a_r
         );
     }
     for server in &r.servers {
-        let ready = send(r.http.get(format!("{}/readyz", server.base())), &[]).await;
-        assert_eq!(ready.status, 200);
+        assert_eq!(readiness(&r.http, server, 200).await, "ready\n");
     }
     // No restart of the servers, and the refusals are in the audit as such.
     assert_eq!(
@@ -347,7 +383,7 @@ async fn redis_stopped_mid_traffic_refuses_fails_closed_and_recovers_without_a_r
         r.servers.iter().map(ServerProcess::pid).collect::<Vec<_>>()
     );
     assert!(
-        r.audit()
+        r.audit(0)
             .iter()
             .any(|l| l["reason"] == "replay_store_unavailable"),
         "the outage's refusals are audited"
@@ -380,7 +416,7 @@ async fn with_the_embedded_store_a_kill_9_and_a_restart_keep_every_single_use_ma
         );
     }
     assert_eq!(r.redeem(0, &r.signer.id_jag()).await.status, 200);
-    let audit = r.audit();
+    let audit = r.audit(21);
     assert_eq!(
         audit.iter().filter(|l| l["reason"] == "replayed").count(),
         10

@@ -314,7 +314,7 @@ pub(crate) struct Harness {
     pub(crate) as_key: SigningKey,
     pub(crate) as_next_key: SigningKey,
     pub(crate) http: reqwest::Client,
-    pub(crate) dir: TestDir,
+    _dir: TestDir,
     audit_seen: Mutex<usize>,
 }
 
@@ -330,6 +330,7 @@ pub(crate) fn env() -> Vec<(&'static str, &'static str)> {
 pub(crate) fn write_config(
     dir: &TestDir,
     port: u16,
+    admin_port: u16,
     idp: &str,
     setup: &Setup,
 ) -> (std::path::PathBuf, SigningKey, SigningKey) {
@@ -344,10 +345,12 @@ pub(crate) fn write_config(
     ))
     .unwrap();
     let port = port.to_string();
+    let admin_port = admin_port.to_string();
     let text = render(
         &template,
         &[
             ("PORT", &port),
+            ("ADMIN_PORT", &admin_port),
             ("IDP", idp),
             ("SERVER", &setup.server),
             ("TOKENS", &setup.tokens),
@@ -380,7 +383,9 @@ impl Harness {
     pub(crate) async fn start_with(setup: Setup, test_idp: TestIdp) -> Self {
         let dir = TestDir::new();
         let port = free_port();
-        let (config, as_key, as_next_key) = write_config(&dir, port, &test_idp.base, &setup);
+        let admin_port = free_port();
+        let (config, as_key, as_next_key) =
+            write_config(&dir, port, admin_port, &test_idp.base, &setup);
         let base = format!("http://127.0.0.1:{port}{}", setup.issuer_path);
         let idp = Idp {
             issuer: test_idp.base.clone(),
@@ -392,7 +397,13 @@ impl Harness {
         test_idp.publish(&[&idp.key]);
         let env = env();
         let process = tokio::task::spawn_blocking(move || {
-            ServerProcess::start(std::path::Path::new(binary()), &config, port, &env)
+            ServerProcess::start(
+                std::path::Path::new(binary()),
+                &config,
+                port,
+                Some(admin_port),
+                &env,
+            )
         })
         .await
         .unwrap();
@@ -407,7 +418,7 @@ impl Harness {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
-            dir,
+            _dir: dir,
             audit_seen: Mutex::new(0),
         }
     }
@@ -439,6 +450,16 @@ impl Harness {
     /// GET `path` on the server's origin.
     pub(crate) async fn get(&self, path: &str) -> Reply {
         send(self.http.get(format!("{}{path}", self.process.base())), &[]).await
+    }
+
+    /// GET `path` on the admin listener.
+    pub(crate) async fn admin(&self, path: &str) -> Reply {
+        send(
+            self.http
+                .get(format!("{}{path}", self.process.admin_base())),
+            &[],
+        )
+        .await
     }
 
     /// Redeems `assertion` as `CLIENT` with client_secret_basic.
@@ -476,15 +497,27 @@ impl Harness {
         replies
     }
 
-    /// Every audit line of the process.
+    /// Every audit line of the process (at least `count`, waiting for the sinks up to 10 s).
+    pub(crate) fn audit_at_least(&self, count: usize) -> Vec<Value> {
+        self.process.audit_at_least(count)
+    }
+
+    /// Every audit line of the process so far.
     pub(crate) fn audit(&self) -> Vec<Value> {
         self.process.audit()
     }
 
     /// The one audit line written since the last check.
     fn one_new_audit_line(&self) -> Value {
-        let lines = self.audit();
         let mut seen = self.audit_seen.lock().unwrap();
+        let lines = self.audit_at_least(*seen + 1);
+        // A second line would show up within a moment of the first.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let lines = if lines.len() == *seen + 1 {
+            self.audit()
+        } else {
+            lines
+        };
         assert_eq!(
             lines.len(),
             *seen + 1,
@@ -493,11 +526,6 @@ impl Harness {
         );
         *seen = lines.len();
         lines.last().unwrap().clone()
-    }
-
-    /// Takes every audit line so far as seen (after bulk requests).
-    pub(crate) fn sync_audit(&self) {
-        *self.audit_seen.lock().unwrap() = self.audit().len();
     }
 
     /// Asserts a grant: 200 JSON, no-store, a Bearer token, no refresh token, one `granted`

@@ -216,7 +216,7 @@ async fn v08_wycheproof_jws_vectors_are_all_refused_at_the_binarys_token_endpoin
         assert_eq!(reply.json["error"], code, "{jws}");
         assert!(reply.json.get("access_token").is_none());
     }
-    let lines = h.audit();
+    let lines = h.audit_at_least(401);
     assert_eq!(lines.len(), 401, "one audit line per vector");
     assert!(lines.iter().all(|l| l["decision"] == "denied"));
 }

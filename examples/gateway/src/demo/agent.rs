@@ -7,8 +7,8 @@ use idjag_core::IdToken;
 use serde_json::{Value, json};
 
 use super::DemoError;
-use crate::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID};
-use crate::sse::{EventSplitter, message_data};
+use crate::protocol::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID};
+use crate::protocol::sse::{EventSplitter, message_data};
 
 /// The protocol version the agent speaks.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";

@@ -40,7 +40,8 @@ pub use topology::{
 };
 pub use wiki::WikiLog;
 
-use crate::audit::{AuditRecord, AuditSink, JsonLines, MemorySink, Tee};
+use crate::observe::audit::{AuditRecord, AuditSink};
+use crate::observe::sinks::{JsonLines, MemorySink, Tee};
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]

@@ -31,9 +31,10 @@ use super::DemoError;
 use super::flow::{FlowLog, Place, observe_mcp_server, observe_token_endpoint};
 use super::notes::{NoteBook, NotesServer};
 use super::wiki::WikiLog;
-use crate::audit::AuditSink;
 use crate::config::Config;
 use crate::gateway::Gateway;
+use crate::observe::audit::AuditSink;
+use crate::plan::Plan;
 
 /// The gateway's client id at the IdP (inbound ID tokens are issued to it).
 pub const GATEWAY_CLIENT: &str = "mcp-gateway";
@@ -165,7 +166,7 @@ impl Drop for TempFiles {
 }
 
 fn secret_file(secret: &ClientSecret) -> Result<std::path::PathBuf, DemoError> {
-    let name = random_secret();
+    let name = random_secret()?;
     let path = std::env::temp_dir().join(format!("idjag-{}.secret", &name.secret()[12..]));
     std::fs::write(&path, secret.secret()).map_err(DemoError::io)?;
     Ok(path)
@@ -212,11 +213,9 @@ async fn outage(
 }
 
 /// A random secret, recognisable in tests (`demo-secret-...`).
-fn random_secret() -> ClientSecret {
-    let mut bytes = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    ClientSecret::new(format!("demo-secret-{hex}"))
+fn random_secret() -> Result<ClientSecret, DemoError> {
+    let hex = idjag_core::random::hex_id(16).map_err(DemoError::setup)?;
+    Ok(ClientSecret::new(format!("demo-secret-{hex}")))
 }
 
 /// The IdP's policy: alice and bob may reach the notes server; carol may not.
@@ -362,7 +361,7 @@ impl Topology {
         let idp = Issuer::new(idp_url.as_str()).map_err(DemoError::setup)?;
         let resource_as = Issuer::new(as_url.as_str()).map_err(DemoError::setup)?;
         let resource = Resource::new(mcp_url.as_str()).map_err(DemoError::setup)?;
-        let (idp_secret, as_secret) = (random_secret(), random_secret());
+        let (idp_secret, as_secret) = (random_secret()?, random_secret()?);
         let flow = FlowLog::default();
         let mut servers = Vec::new();
 
@@ -465,8 +464,8 @@ impl Topology {
         }
         servers.push(spawn(mcp_listener, mcp_router));
 
-        let wiki_key = random_secret();
-        let admin_token = random_secret();
+        let wiki_key = random_secret()?;
+        let admin_token = random_secret()?;
         let wiki = WikiLog::default();
         servers.push(spawn(
             wiki_listener,
@@ -495,7 +494,8 @@ impl Topology {
         if let Some(configure) = &options.configure {
             configure(&mut config);
         }
-        let mut builder = Gateway::builder(config);
+        let plan = Plan::from_config(&config).map_err(DemoError::setup)?;
+        let mut builder = Gateway::builder(plan);
         if let Some(sink) = options.audit {
             builder = builder.audit_sink(sink);
         }

@@ -1,0 +1,192 @@
+//! What every configuration shape of this crate shares: durations, the error that names the
+//! bad key, and deserialization of a `toml::Table` that reports where it failed.
+//!
+//! The shapes themselves live with the code they configure:
+//!
+//! | TOML | type |
+//! |---|---|
+//! | `[server]` (`listen`, `tls`, limits) and `[admin]` | [`ListenerConfig`](crate::listener::ListenerConfig) |
+//! | `[server.tls]` | [`TlsConfig`](crate::listener::TlsConfig) |
+//! | `[telemetry]`, `[telemetry.traces]` | [`TelemetryConfig`](crate::telemetry::TelemetryConfig) |
+//! | `[audit]`, `[[audit.sinks]]` | [`AuditConfig`](crate::audit::AuditConfig) |
+//! | `trusted_proxies` | [`TrustedProxies`](crate::audit::TrustedProxies) |
+//! | `[reload]` | [`WatchOptions`](crate::reload::WatchOptions) |
+//!
+//! Every shape refuses unknown keys, documents its defaults on each field, and has a
+//! `validate(&self, at)` that checks what serde cannot and names the bad key relative to
+//! `at` (the table the shape sits in, e.g. `"server"`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A configuration value that is not acceptable, with the key it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {problem}")]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The dotted key, e.g. `server.tls.cert` or `audit.sinks[1].url`.
+    pub key: String,
+    /// What is wrong with it (never the value of a secret).
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// A problem with `key`.
+    pub fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// `at.key`, or `key` when `at` is empty.
+pub(crate) fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+/// A duration written as `"250ms"`, `"10s"`, `"5m"`, `"1h"` or a whole number of seconds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ConfigDuration(pub Duration);
+
+impl fmt::Debug for ConfigDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ConfigDuration {
+    /// `n` seconds.
+    pub const fn secs(n: u64) -> Self {
+        Self(Duration::from_secs(n))
+    }
+
+    /// `n` milliseconds.
+    pub const fn millis(n: u64) -> Self {
+        Self(Duration::from_millis(n))
+    }
+
+    /// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"` or `"10"` (seconds).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let n: u64 = number.parse().ok()?;
+        let duration = match unit {
+            "ms" => Duration::from_millis(n),
+            "" | "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            _ => return None,
+        };
+        Some(Self(duration))
+    }
+}
+
+impl From<ConfigDuration> for Duration {
+    fn from(value: ConfigDuration) -> Self {
+        value.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Seconds(n) => Ok(Self::secs(n)),
+            Raw::Text(text) => Self::parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} (use e.g. \"250ms\", \"10s\", \"5m\", \"1h\")"
+                ))
+            }),
+        }
+    }
+}
+
+/// Deserializes `T` from a parsed table; a failure names the key where it happened
+/// (`server.tls.cert: missing field ...`).
+///
+/// [`env::Overrides::deserialize`](crate::env::Overrides::deserialize) does the same and
+/// names the environment variable when one of them caused the failure.
+pub fn from_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|error| {
+        let key = error.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        ConfigError::new(key, first_line(&error.into_inner().to_string()))
+    })
+}
+
+/// A deserializer's message without the context toml appends on further lines (the key is
+/// reported separately).
+pub(crate) fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit_and_refuse_others() {
+        assert_eq!(
+            ConfigDuration::parse("250ms"),
+            Some(ConfigDuration::millis(250))
+        );
+        assert_eq!(ConfigDuration::parse("10s"), Some(ConfigDuration::secs(10)));
+        assert_eq!(ConfigDuration::parse("5m"), Some(ConfigDuration::secs(300)));
+        assert_eq!(
+            ConfigDuration::parse("1h"),
+            Some(ConfigDuration::secs(3600))
+        );
+        assert_eq!(ConfigDuration::parse("7"), Some(ConfigDuration::secs(7)));
+        assert_eq!(ConfigDuration::parse("1d"), None);
+        assert_eq!(ConfigDuration::parse("-1s"), None);
+    }
+
+    #[test]
+    fn from_table_names_the_key() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Inner {
+            timeout: ConfigDuration,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            server: Inner,
+        }
+        let table: toml::Table = toml::from_str("[server]\ntimeout = \"1d\"").unwrap();
+        let error = from_table::<Outer>(table).unwrap_err();
+        assert_eq!(error.key, "server.timeout");
+        assert_eq!(
+            error.problem,
+            "invalid duration \"1d\" (use e.g. \"250ms\", \"10s\", \"5m\", \"1h\")"
+        );
+        let table: toml::Table = toml::from_str("[server]\ntimeout = 1\nextra = 2").unwrap();
+        let error = from_table::<Outer>(table).unwrap_err();
+        assert_eq!(error.key, "server.extra");
+        assert!(
+            error.problem.starts_with("unknown field `extra`"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! What a verified caller may do, decided before anything goes upstream: access rules down
+//! to the tool, argument guardrails, approvals held for an administrator, and revocations.
+//!
+//! | module | job |
+//! |---|---|
+//! | [`access`] | per team or user, per upstream, allow and deny lists of tools (deny wins); scopes per tool |
+//! | [`guardrails`] | per-tool argument rules (JSON pointer, patterns, sizes) |
+//! | [`approval`] | calls held for an administrator's approval, run once when approved |
+//! | [`revocation`] | offboarding: revoked users and clients, their streams closed |
+
+pub mod access;
+pub mod approval;
+pub mod guardrails;
+pub mod revocation;

@@ -1,0 +1,198 @@
+//! The per-request context: one MCP request once its route, caller and message are known,
+//! and the steps that decide on it (authorization, guardrails and approval, the upstream
+//! credential). The upstream call and the answer are in `forward`.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use idjag_core::challenge::BearerChallenge;
+use idjag_core::{OAuthErrorCode, OAuthErrorResponse};
+use serde_json::{Value, json};
+
+use crate::inbound::Authenticated;
+use crate::observe::audit::AuditEntry;
+use crate::policy::access::{AuthzRequest, Decision, DenyReason};
+use crate::policy::approval::{CallToGate, Gate};
+use crate::protocol::jsonrpc::{Message, MessageKind, code};
+use crate::proxy::refusal::{Refusal, challenge, credential_refusal, jsonrpc_error, policy_error};
+use crate::proxy::state::GatewayState;
+use crate::upstream::{Credential, Upstream};
+
+/// One MCP request after authentication and body reading: what authorization, the
+/// guardrails, the upstream call and the answer work on.
+pub(crate) struct RequestContext<'a> {
+    /// The shared state.
+    pub(crate) state: &'a GatewayState,
+    /// The request id (sent upstream, to the client and into the audit line).
+    pub(crate) request_id: &'a str,
+    /// The route.
+    pub(crate) upstream: &'a Upstream,
+    /// The HTTP method.
+    pub(crate) method: Method,
+    /// The client's headers.
+    pub(crate) headers: HeaderMap,
+    /// The client's `Mcp-Session-Id`, already checked to be the caller's.
+    pub(crate) session: Option<HeaderValue>,
+    /// Who is calling.
+    pub(crate) caller: Authenticated,
+    /// The POST body as received (empty for GET and DELETE).
+    pub(crate) body: Bytes,
+    /// Its JSON-RPC message (`None` for GET and DELETE).
+    pub(crate) message: Option<Message>,
+    /// The tool arguments as the audit log records them.
+    pub(crate) recorded: Option<Value>,
+}
+
+impl RequestContext<'_> {
+    /// The JSON-RPC id of the message, for error answers.
+    pub(crate) fn id(&self) -> Option<&Value> {
+        self.message.as_ref().and_then(|m| m.id.as_ref())
+    }
+
+    /// Step 9: the access rules and tool scopes.
+    pub(crate) fn authorize(&self) -> Result<(), Refusal> {
+        let message = self.message.as_ref();
+        let request = AuthzRequest {
+            identity: &self.caller.identity,
+            upstream: &self.upstream.name,
+            method: message.and_then(|m| m.method.as_deref()),
+            tool: message.and_then(|m| m.tool.as_deref()),
+            arguments: message.and_then(|m| m.arguments.as_ref()),
+        };
+        match self.state.authorizer.decide(&request) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(DenyReason::InsufficientScope(scope)) => {
+                let c = BearerChallenge::new()
+                    .with_error(OAuthErrorCode::InsufficientScope)
+                    .with_scope(scope.clone())
+                    .with_resource_metadata(self.upstream.metadata_url.as_str());
+                let body = OAuthErrorResponse::new(OAuthErrorCode::InsufficientScope)
+                    .with_description("The token lacks a scope this tool needs");
+                Err(Refusal::deny(
+                    "insufficient_scope",
+                    challenge(StatusCode::FORBIDDEN, &c, Some(body)),
+                ))
+            }
+            Decision::Deny(reason) => Err(Refusal::deny(
+                reason.code(),
+                policy_error(
+                    message,
+                    "Blocked by the gateway's policy",
+                    json!({ "reason": reason.code() }),
+                ),
+            )),
+        }
+    }
+
+    /// Step 9, for a `tools/call` of a guarded tool: its argument rules, then the approval
+    /// gate.
+    pub(crate) fn guard(&self, audit: &mut AuditEntry) -> Result<(), Refusal> {
+        let Some(message) = &self.message else {
+            return Ok(());
+        };
+        let Some(tool) = message.tool.as_deref() else {
+            return Ok(());
+        };
+        let Some(guard) = self.upstream.guards.get(tool) else {
+            return Ok(());
+        };
+        if let Err(blocked) = guard.check(message.arguments.as_ref()) {
+            tracing::info!(upstream = %self.upstream.name, tool, rule = %blocked.rule, "call blocked by an argument rule");
+            return Err(Refusal::deny(
+                "argument_blocked",
+                policy_error(
+                    Some(message),
+                    &format!("Blocked by the gateway's argument rule {:?}", blocked.rule),
+                    json!({
+                        "reason": "argument_blocked",
+                        "rule": blocked.rule,
+                        "violation": blocked.kind.code(),
+                    }),
+                ),
+            ));
+        }
+        if !guard.needs_approval() {
+            return Ok(());
+        }
+        let gate = self.state.approvals.gate(&CallToGate {
+            identity: &self.caller.identity,
+            upstream: &self.upstream.name,
+            tool,
+            arguments: message.arguments.as_ref(),
+            recorded: self.recorded.as_ref(),
+        });
+        let held = |reason: &'static str, text: &str, id: Option<String>| {
+            let mut data = json!({ "reason": reason });
+            if let Some(id) = &id {
+                data["approval_id"] = json!(id);
+            }
+            let response = match message.kind {
+                MessageKind::Request => jsonrpc_error(
+                    StatusCode::OK,
+                    message.id.as_ref(),
+                    code::APPROVAL_REQUIRED,
+                    text,
+                    data,
+                ),
+                _ => jsonrpc_error(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    code::APPROVAL_REQUIRED,
+                    text,
+                    data,
+                ),
+            };
+            Refusal::deny(reason, response)
+        };
+        match gate {
+            Gate::Proceed { id } => {
+                audit.approval(&id);
+                Ok(())
+            }
+            Gate::Held { id, new } => {
+                audit.approval(&id);
+                let reason = if new {
+                    "approval_held"
+                } else {
+                    "approval_pending"
+                };
+                Err(held(
+                    reason,
+                    "This call needs an administrator's approval; retry it once approved",
+                    Some(id),
+                ))
+            }
+            Gate::Rejected { id } => {
+                audit.approval(&id);
+                Err(held(
+                    "approval_rejected",
+                    "An administrator rejected this call",
+                    Some(id),
+                ))
+            }
+            Gate::Unavailable => Err(Refusal::error(
+                "approval_unavailable",
+                jsonrpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    message.id.as_ref(),
+                    code::APPROVAL_REQUIRED,
+                    "The call could not be held for approval; retry shortly",
+                    json!({ "reason": "approval_unavailable" }),
+                ),
+            )),
+            _ => Err(held(
+                "approval_queue_full",
+                "Too many calls are waiting for approval",
+                None,
+            )),
+        }
+    }
+
+    /// Step 10: the upstream credential for this caller.
+    pub(crate) async fn credential(&self) -> Result<Credential, Refusal> {
+        self.upstream
+            .credential
+            .credential(&self.caller)
+            .await
+            .map_err(|e| credential_refusal(self.upstream, self.message.as_ref(), &e))
+    }
+}

@@ -1,0 +1,237 @@
+//! Steps 11 and 12: the upstream call (one retry after a `401`, nothing else retried) and
+//! the answer, streamed back (SSE event by event, JSON as it comes, `tools/list` filtered).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::SseExpiry;
+use crate::inbound::Identity;
+use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
+use crate::protocol::jsonrpc::{code, filter_tools};
+use crate::proxy::context::RequestContext;
+use crate::proxy::refusal::{Refusal, credential_refusal, jsonrpc_error, transport_refusal};
+use crate::proxy::stream::{SseOptions, Visibility, forward};
+use crate::upstream::Credential;
+
+impl RequestContext<'_> {
+    /// Step 11: sends the request upstream with `credential`; after a `401`, once more with
+    /// a fresh credential.
+    pub(crate) async fn call(&self, credential: Credential) -> Result<reqwest::Response, Refusal> {
+        let upstream = self.upstream;
+        let forwarded = self.state.forward.upstream_headers(&self.headers);
+        let send = |credential: &Credential| {
+            let mut headers = forwarded.clone();
+            for (name, value) in credential.headers() {
+                headers.insert(name.clone(), value.clone());
+            }
+            headers.insert(REQUEST_ID, own_value(self.request_id));
+            upstream
+                .http
+                .request(self.method.clone(), upstream.url.clone())
+                .headers(headers)
+                .body(self.body.clone())
+                .send()
+        };
+        let id = self.id();
+        let mut response = send(&credential)
+            .await
+            .map_err(|e| transport_refusal(id, &e))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            tracing::debug!(upstream = %upstream.name, "upstream refused the credential; refreshing once");
+            let fresh = upstream
+                .credential
+                .after_unauthorized(&self.caller, &credential)
+                .await
+                .map_err(|e| credential_refusal(upstream, self.message.as_ref(), &e))?;
+            response = send(&fresh).await.map_err(|e| transport_refusal(id, &e))?;
+            if response.status() == StatusCode::UNAUTHORIZED {
+                return Err(Refusal::error(
+                    "upstream_unauthorized",
+                    jsonrpc_error(
+                        StatusCode::BAD_GATEWAY,
+                        id,
+                        code::CREDENTIAL_UNAVAILABLE,
+                        "The MCP server refused the gateway's credential",
+                        Value::Null,
+                    ),
+                ));
+            }
+        }
+        if response.status().is_server_error() {
+            tracing::warn!(upstream = %upstream.name, status = response.status().as_u16(), "upstream error");
+            return Err(Refusal::error(
+                "upstream_error",
+                jsonrpc_error(
+                    StatusCode::BAD_GATEWAY,
+                    id,
+                    code::UPSTREAM_UNAVAILABLE,
+                    "The MCP server failed",
+                    json!({ "upstream_status": response.status().as_u16() }),
+                ),
+            ));
+        }
+        Ok(response)
+    }
+
+    /// Step 12: binds a new session to the caller, forgets an ended one, and streams the
+    /// answer back; `permit` is held until the answer ends.
+    pub(crate) async fn answer(
+        &self,
+        response: reqwest::Response,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Response, Refusal> {
+        let upstream = self.upstream;
+        let status = response.status();
+        let identity = &self.caller.identity;
+        let principal = identity.principal_key();
+        let sessions = &self.state.sessions;
+        if status.is_success()
+            && let Some(created) = response.headers().get(MCP_SESSION_ID)
+            && self.session.as_ref() != Some(created)
+            && !sessions
+                .bind(&upstream.name, created.as_bytes(), principal)
+                .await
+        {
+            tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
+            return Err(Refusal::error(
+                "session_conflict",
+                jsonrpc_error(
+                    StatusCode::BAD_GATEWAY,
+                    None,
+                    code::UPSTREAM_UNAVAILABLE,
+                    "The MCP server failed",
+                    Value::Null,
+                ),
+            ));
+        }
+        if let Some(id) = &self.session
+            && ((self.method == Method::DELETE && status.is_success())
+                || status == StatusCode::NOT_FOUND)
+        {
+            sessions.remove(&upstream.name, id.as_bytes()).await;
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let lists_tools =
+            self.message.as_ref().and_then(|m| m.method.as_deref()) == Some("tools/list");
+        let filter = (lists_tools || self.method == Method::GET).then(|| self.visibility(identity));
+        let guards = (permit, self.state.streams.enter());
+        if content_type == "text/event-stream" {
+            let headers = downstream_headers(response.headers(), true);
+            let options = SseOptions {
+                max_event_bytes: self.state.settings.max_sse_event_bytes,
+                filter,
+                expires: self.expiry(identity),
+                shutdown: self.state.shutdown.clone(),
+                revoked: Some(self.state.revocations.watch(identity.clone())),
+                guards: Box::new(guards),
+            };
+            return Ok(build(
+                status,
+                headers,
+                Body::from_stream(forward(response.bytes_stream(), options)),
+            ));
+        }
+        if let Some(visible) =
+            filter.filter(|_| content_type == "application/json" && status.is_success())
+        {
+            let headers = downstream_headers(response.headers(), true);
+            let body = self.filtered_json(response, visible.as_ref()).await?;
+            return Ok(build(status, headers, Body::from(body)));
+        }
+        let headers = downstream_headers(response.headers(), false);
+        let mut revoked = self.state.revocations.watch(identity.clone());
+        let stream = response
+            .bytes_stream()
+            .map(move |chunk| {
+                let _held = &guards;
+                chunk.map_err(std::io::Error::other)
+            })
+            .take_until(Box::pin(async move { revoked.revoked().await }));
+        Ok(build(status, headers, Body::from_stream(stream)))
+    }
+
+    /// Whether the caller may see a tool in a `tools/list` answer.
+    fn visibility(&self, identity: &Arc<Identity>) -> Visibility {
+        let authorizer = self.state.authorizer.clone();
+        let identity = identity.clone();
+        let name = self.upstream.name.clone();
+        Arc::new(move |tool: &str| authorizer.tool_visible(&identity, &name, tool))
+    }
+
+    /// When an SSE stream ends for the caller's token expiry, if it does.
+    fn expiry(&self, identity: &Identity) -> Option<tokio::time::Instant> {
+        if self.state.settings.sse_on_token_expiry != SseExpiry::Close {
+            return None;
+        }
+        let left = (identity.expires_at - self.state.clock.now_unix())
+            .max(0)
+            .unsigned_abs();
+        Some(tokio::time::Instant::now() + Duration::from_secs(left))
+    }
+
+    /// A JSON `tools/list` answer, read whole (within its limit) and filtered.
+    async fn filtered_json(
+        &self,
+        mut response: reqwest::Response,
+        visible: &(dyn Fn(&str) -> bool + Send + Sync),
+    ) -> Result<Bytes, Refusal> {
+        let id = self.id();
+        let max = self.state.settings.max_filtered_response_bytes;
+        let failed = |reason| {
+            Refusal::error(
+                reason,
+                jsonrpc_error(
+                    StatusCode::BAD_GATEWAY,
+                    id,
+                    code::UPSTREAM_UNAVAILABLE,
+                    "The MCP server's answer could not be read",
+                    Value::Null,
+                ),
+            )
+        };
+        let mut buffer = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if buffer.len() + chunk.len() <= max => {
+                    buffer.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => return Err(failed("upstream_answer_too_large")),
+                Ok(None) => break,
+                Err(error) => return Err(transport_refusal(id, &error)),
+            }
+        }
+        let mut value: Value =
+            serde_json::from_slice(&buffer).map_err(|_| failed("upstream_answer_invalid"))?;
+        filter_tools(&mut value, visible);
+        serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|_| failed("upstream_answer_invalid"))
+    }
+}
+
+fn build(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}

@@ -1,0 +1,251 @@
+//! The axum handler of `/mcp/{name}`: a concurrency permit, the request id and one audit
+//! line around the steps of the [module docs](super), and those steps up to the per-request
+//! context (origin, route, method, protocol version, authentication, revocation, session,
+//! body).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::header::{ALLOW, ORIGIN};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::inbound::Authenticated;
+use crate::observe::audit::{AuditEntry, Outcome};
+use crate::plan::ProxySettings;
+use crate::protocol::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID, own_value};
+use crate::protocol::jsonrpc::code;
+use crate::protocol::request_id::request_id;
+use crate::proxy::body::read_post;
+use crate::proxy::context::RequestContext;
+use crate::proxy::refusal::{Refusal, overloaded, status, unauthenticated};
+use crate::proxy::session::SessionCheck;
+use crate::proxy::state::GatewayState;
+use crate::upstream::Upstream;
+
+/// The axum handler of `/mcp/{name}`.
+pub async fn handle(
+    State(state): State<Arc<GatewayState>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let request_id = request_id(request.headers());
+    let mut audit = AuditEntry::new(
+        state.audit.clone(),
+        state.clock.now(),
+        &request_id,
+        request.method().as_str(),
+    );
+    let mut response = match state.in_flight.clone().try_acquire_owned() {
+        Err(_) => {
+            let response = overloaded();
+            audit.finish(Outcome::Deny, "overloaded", response.status().as_u16());
+            response
+        }
+        Ok(permit) => match run(&state, &request_id, &name, request, &mut audit, permit).await {
+            Ok(response) => {
+                audit.finish(Outcome::Allow, "forwarded", response.status().as_u16());
+                response
+            }
+            Err(refusal) => {
+                let outcome = if refusal.failure {
+                    Outcome::Error
+                } else {
+                    Outcome::Deny
+                };
+                audit.finish(outcome, refusal.reason, refusal.response.status().as_u16());
+                *refusal.response
+            }
+        },
+    };
+    response
+        .headers_mut()
+        .insert(REQUEST_ID, own_value(&request_id));
+    response
+}
+
+/// Steps 2 to 12 of the [module docs](super).
+async fn run(
+    state: &GatewayState,
+    request_id: &str,
+    name: &str,
+    request: Request,
+    audit: &mut AuditEntry,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, Refusal> {
+    let (parts, body) = request.into_parts();
+    check_origin(&state.settings, &parts.headers)?;
+    let upstream = state.upstreams.get(name).ok_or_else(|| {
+        Refusal::deny(
+            "unknown_upstream",
+            status(
+                StatusCode::NOT_FOUND,
+                code::INVALID_REQUEST,
+                "No such MCP server",
+            ),
+        )
+    })?;
+    audit.upstream(name);
+    check_method(&parts.method)?;
+    check_protocol_version(&state.settings, &parts.headers)?;
+    let caller = authenticate(state, upstream, &parts.headers, audit).await?;
+    let session = parts.headers.get(MCP_SESSION_ID).cloned();
+    if let Some(id) = &session {
+        check_session(state, name, id, &caller).await?;
+    }
+    let (body, message) = match parts.method {
+        Method::POST => read_post(&state.settings, &parts.headers, body).await?,
+        _ => (Bytes::new(), None),
+    };
+    let recorded = message
+        .as_ref()
+        .and_then(|m| m.arguments.as_ref())
+        .and_then(|a| state.arguments.apply(a));
+    if let Some(message) = &message {
+        audit.message(
+            message.method.as_deref(),
+            message.tool.as_deref(),
+            recorded.clone(),
+        );
+    }
+    let request = RequestContext {
+        state,
+        request_id,
+        upstream,
+        method: parts.method,
+        headers: parts.headers,
+        session,
+        caller,
+        body,
+        message,
+        recorded,
+    };
+    request.authorize()?;
+    request.guard(audit)?;
+    let credential = request.credential().await?;
+    let response = request.call(credential).await?;
+    audit.upstream_status(response.status().as_u16());
+    request.answer(response, permit).await
+}
+
+/// Step 2: an `Origin`, when present, must be allowed.
+fn check_origin(settings: &ProxySettings, headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return Ok(());
+    };
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|o| settings.allowed_origins.iter().any(|a| a == o));
+    if allowed {
+        Ok(())
+    } else {
+        Err(Refusal::deny(
+            "origin_not_allowed",
+            status(
+                StatusCode::FORBIDDEN,
+                code::INVALID_REQUEST,
+                "Origin not allowed",
+            ),
+        ))
+    }
+}
+
+/// Step 3: POST, GET or DELETE.
+fn check_method(method: &Method) -> Result<(), Refusal> {
+    if matches!(*method, Method::POST | Method::GET | Method::DELETE) {
+        return Ok(());
+    }
+    let mut response = status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        code::INVALID_REQUEST,
+        "Method not allowed",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+    Err(Refusal::deny("method_not_allowed", response))
+}
+
+/// Step 4: an `MCP-Protocol-Version`, when present, must be one supported version.
+fn check_protocol_version(settings: &ProxySettings, headers: &HeaderMap) -> Result<(), Refusal> {
+    let mut values = headers.get_all(MCP_PROTOCOL_VERSION).iter();
+    let Some(version) = values.next() else {
+        return Ok(());
+    };
+    let supported = values.next().is_none()
+        && version
+            .to_str()
+            .is_ok_and(|v| settings.protocol_versions.iter().any(|s| s == v));
+    if supported {
+        Ok(())
+    } else {
+        Err(Refusal::deny(
+            "unsupported_protocol_version",
+            status(
+                StatusCode::BAD_REQUEST,
+                code::INVALID_REQUEST,
+                "Unsupported MCP-Protocol-Version",
+            ),
+        ))
+    }
+}
+
+/// Step 5: inbound authentication, then revocation.
+async fn authenticate(
+    state: &GatewayState,
+    upstream: &Upstream,
+    headers: &HeaderMap,
+    audit: &mut AuditEntry,
+) -> Result<Authenticated, Refusal> {
+    let caller = state
+        .inbound
+        .authenticate(headers, &upstream.resource)
+        .await
+        .map_err(|e| unauthenticated(upstream, &e))?;
+    let identity = &caller.identity;
+    audit.caller(
+        identity.user.as_str(),
+        identity.issuer.as_str(),
+        &identity.teams,
+        identity.agent.as_deref(),
+    );
+    if state.revocations.is_revoked(identity) {
+        return Err(Refusal::deny(
+            "revoked",
+            status(
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "Access revoked by an administrator",
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+/// Step 6: a presented session must be bound to this caller.
+async fn check_session(
+    state: &GatewayState,
+    upstream: &str,
+    id: &HeaderValue,
+    caller: &Authenticated,
+) -> Result<(), Refusal> {
+    let principal = caller.identity.principal_key();
+    if state
+        .sessions
+        .check(upstream, id.as_bytes(), &principal)
+        .await
+        == SessionCheck::Owned
+    {
+        return Ok(());
+    }
+    Err(Refusal::deny(
+        "unknown_session",
+        status(
+            StatusCode::NOT_FOUND,
+            code::INVALID_REQUEST,
+            "Session not found",
+        ),
+    ))
+}

@@ -1,0 +1,60 @@
+//! The Streamable HTTP reverse proxy: one route per upstream, `/mcp/{name}`.
+//!
+//! Each request goes through these steps, in this order; the first that fails answers, and
+//! nothing is sent upstream before step 11:
+//!
+//! 1. a concurrency permit (503 `Retry-After: 1` when none is left; SSE streams hold theirs
+//!    until they end, so memory stays bounded);
+//! 2. `Origin`, when present, must be an allowed origin (403; DNS-rebinding protection);
+//! 3. the route must name a configured upstream (404) and the method be POST, GET or
+//!    DELETE (405);
+//! 4. `MCP-Protocol-Version`, when present, must be a supported version (400);
+//! 5. inbound authentication (401 with `WWW-Authenticate` and the route's RFC 9728
+//!    metadata, or 400 for a malformed header) — see [`crate::inbound`]; a revoked user or
+//!    client gets 403 (reason `revoked`) — see [`crate::policy::revocation`];
+//! 6. `Mcp-Session-Id`, when present, must be bound to this user (404) — see
+//!    [`session`];
+//! 7. the POST body, within the size limit (413) and the body timeout (408);
+//! 8. one JSON-RPC 2.0 message (400), consistent with the 2026-07-28 `Mcp-Method` and
+//!    `Mcp-Name` headers when they are present (400);
+//! 9. authorization — see [`crate::policy::access`]: a refused request gets a JSON-RPC error (HTTP 200
+//!    for a request with an `id`, so the client's session survives; 403 otherwise; 403 with
+//!    `insufficient_scope` for a missing scope); then, for a `tools/call`, the tool's
+//!    argument rules ([`crate::policy::guardrails`]: a JSON-RPC error naming the rule) and, for an
+//!    approval-required tool, the approval gate ([`crate::policy::approval`]: held calls get a
+//!    JSON-RPC error with the approval id; an approved call runs once);
+//! 10. the upstream credential — see [`crate::upstream`];
+//! 11. the upstream call: allow-listed headers, the mode's credential headers and
+//!     `X-Request-Id` (the client's when it is a valid id, else a new one); a `401`
+//!     refreshes the credential and retries once (the upstream's bearer check refused it,
+//!     so the request was not processed); nothing else is retried
+//!     (a `tools/call` never runs twice); a connection failure or a 5xx is a 502 JSON-RPC
+//!     error, a timeout a 504;
+//! 12. the answer, streamed: SSE event by event ([`stream`]), JSON as it comes, except
+//!     `tools/list` answers, filtered to the tools the caller may use.
+//!
+//! Every request writes one audit line ([`crate::observe::audit`]).
+
+//!
+//! | module | job |
+//! |---|---|
+//! | `handler` | the axum handler ([`handle`]): permit, request id, audit line; steps 2 to 8 |
+//! | `body` | the POST body and its one JSON-RPC message (steps 7, 8) |
+//! | `context` | the per-request context: one request once its caller and message are known (steps 9, 10) |
+//! | `forward` | the upstream call and the answer (steps 11, 12) |
+//! | `refusal` | the answers the gateway gives itself: JSON-RPC errors, bearer challenges |
+//! | [`stream`] | SSE forwarding: event by event, filtering, final events |
+//! | [`session`] | `Mcp-Session-Id` bound to the user who created it |
+//! | [`state`] | [`GatewayState`]: everything shared across requests |
+
+mod body;
+mod context;
+mod forward;
+mod handler;
+pub(crate) mod refusal;
+pub mod session;
+pub mod state;
+pub mod stream;
+
+pub use handler::handle;
+pub use state::GatewayState;

@@ -1,0 +1,168 @@
+//! The binary: `demo` exits 0, `check-config` reports, `serve` answers and stops on SIGTERM.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_idjag-gateway");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml");
+
+#[test]
+fn demo_runs_every_step_and_exits_zero() {
+    let started = Instant::now();
+    let output = Command::new(BIN).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("[13] the MCP server never saw a user's IdP token"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Done in"));
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn check_config_reads_the_secrets_and_names_a_missing_one() {
+    let ok = Command::new(BIN)
+        .args(["check-config", "--config", EXAMPLE])
+        .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
+        .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).ends_with("gateway.toml: OK\n"));
+
+    let missing = Command::new(BIN)
+        .args(["check-config", "--config", EXAMPLE])
+        .env_remove("IDJAG_GATEWAY_IDP_SECRET")
+        .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&missing.stderr),
+        "error: idp.client.secret_env: environment variable IDJAG_GATEWAY_IDP_SECRET is not set\n"
+    );
+
+    // A bridged upstream's key, and the admin token, are checked the same way.
+    for (unset, message) in [
+        (
+            "IDJAG_GATEWAY_WIKI_KEY",
+            "error: upstream[wiki].credential.secret_env: environment variable IDJAG_GATEWAY_WIKI_KEY is not set\n",
+        ),
+        (
+            "IDJAG_GATEWAY_ADMIN_TOKEN",
+            "error: admin.token_env: environment variable IDJAG_GATEWAY_ADMIN_TOKEN is not set\n",
+        ),
+    ] {
+        for command in ["check-config", "serve"] {
+            let missing = Command::new(BIN)
+                .args([command, "--config", EXAMPLE])
+                .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
+                .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
+                .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+                .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
+                .env_remove(unset)
+                .output()
+                .unwrap();
+            assert_eq!(missing.status.code(), Some(1), "{command} {unset}");
+            assert!(
+                String::from_utf8_lossy(&missing.stderr).ends_with(message),
+                "{command}: {}",
+                String::from_utf8_lossy(&missing.stderr)
+            );
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
+    let port = free_port();
+    let text = std::fs::read_to_string(EXAMPLE)
+        .unwrap()
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        // Closed loopback ports instead of the example's hosts: no traffic leaves the machine.
+        .replace("https://idp.example.com", "http://127.0.0.1:1")
+        .replace("https://auth.notes.example.com", "http://127.0.0.1:2")
+        .replace("https://notes.example.com", "http://127.0.0.1:3")
+        .replace("https://wiki.example.com", "http://127.0.0.1:4");
+    let path = std::env::temp_dir().join(format!("idjag-gateway-cli-{port}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("IDJAG_GATEWAY_IDP_SECRET", "cli-secret-one")
+        .env("IDJAG_GATEWAY_NOTES_SECRET", "cli-secret-two")
+        .env("IDJAG_GATEWAY_WIKI_KEY", "cli-secret-three")
+        .env("IDJAG_GATEWAY_ADMIN_TOKEN", "cli-secret-four")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut health = None;
+    while started.elapsed() < Duration::from_secs(20) && health.is_none() {
+        health = get(port, "/healthz");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let health = health.expect("the gateway answers");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+        "{health}"
+    );
+    // The IdP is unreachable: not ready.
+    let ready = get(port, "/readyz").unwrap();
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("idjag-gateway serving"), "{logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(!logs.contains("cli-secret-"), "{logs}");
+    let _ = std::fs::remove_file(path);
+}
