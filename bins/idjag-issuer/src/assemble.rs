@@ -4,7 +4,6 @@
 //! listening.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,35 +15,32 @@ use idjag_core::{AlgorithmSet, ClientId, Issuer, SharedClock, SystemClock};
 use idjag_idp::{
     AuditSubject, BuildError, IdJagIssuer, RotationTiming, SubjectTokenErrorCode, TomlPolicy,
 };
+use idjag_ops::audit::TrustedProxies;
 use idjag_store::{
     BackendConfig, KeyScheduleStore, MarkerKind, MemoryStore, Sealer, SingleUseMarkers, Store,
     StoreConfig,
 };
 
-use crate::config::{ClientConfig, Config, ConfigError, JwksCacheConfig, UpstreamConfig};
+use crate::config::{
+    ClientConfig, Config, ConfigError, JwksCacheConfig, UpstreamConfig, ops_error,
+};
 use crate::keys::{ConfiguredKey, KeySchedule};
 use crate::material;
 use crate::upstream::{
     ClaimMap, TokenEndpoint, UpstreamClients, UpstreamIdTokens, UpstreamRefreshTokens,
 };
 
-/// Connection and request limits of the listener.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_connections: usize,
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) shutdown_grace: Duration,
-}
-
-/// Everything `serve` needs.
+/// What one configuration plans: the issuer, its router and what its requests need. Rebuilt
+/// on every configuration reload (the store stays the one opened at start-up).
 #[derive(Debug)]
-pub(crate) struct Assembled {
+pub(crate) struct Plan {
     pub(crate) issuer: IdJagIssuer,
-    pub(crate) store: Arc<dyn Store>,
+    /// idjag-idp's router for `issuer`: the token exchange, the JWKS, both metadata forms.
+    pub(crate) router: axum::Router,
     pub(crate) schedule: Arc<KeySchedule>,
-    pub(crate) listen: SocketAddr,
-    pub(crate) limits: Limits,
+    pub(crate) request_timeout: Duration,
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// What was configured, for the start-up line and `check-config`.
     pub(crate) summary: String,
 }
 
@@ -75,55 +71,48 @@ pub(crate) enum Mode {
     Check { offline: bool },
 }
 
-/// Checks every setting and builds the issuer (inside a Tokio runtime).
-pub(crate) async fn assemble(
+/// Checks every setting and plans the issuer on `store` (opened once, at start-up, by
+/// [`open_store`]); in [`Mode::Serve`] the key schedule is saved. `check-config` and every
+/// reload run exactly this.
+pub(crate) async fn plan(
     config: &Config,
     base: &Path,
+    store: &Arc<dyn Store>,
+    sealer: &Sealer,
     mode: Mode,
-) -> Result<Assembled, ConfigError> {
+) -> Result<Plan, ConfigError> {
     let clock = SystemClock::shared();
-    let s = &config.server;
-    let listen: SocketAddr = s.listen.parse().map_err(|_| {
-        ConfigError::new(
-            "server.listen",
-            format!("{:?} is not host:port (an IP address and a port)", s.listen),
-        )
-    })?;
-    let issuer = issuer_url("server.issuer", &s.issuer)?;
+    config.server.validate("server").map_err(ops_error)?;
+    if let Some(admin) = &config.admin {
+        admin.validate("admin").map_err(ops_error)?;
+    }
+    config.telemetry.validate("telemetry").map_err(ops_error)?;
+    config.audit.validate("audit").map_err(ops_error)?;
+    let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+        .map_err(|e| ConfigError::new("trusted_proxies", e.to_string()))?;
+    let s = &config.token_exchange;
+    let issuer = issuer_url("token_exchange.issuer", &s.issuer)?;
     for (key, value) in [
         (
-            "server.header_read_timeout_secs",
-            s.header_read_timeout_secs,
+            "token_exchange.request_timeout_secs",
+            s.request_timeout_secs,
         ),
-        ("server.request_timeout_secs", s.request_timeout_secs),
-        ("server.shutdown_grace_secs", s.shutdown_grace_secs),
-        ("server.id_jag_lifetime_secs", s.id_jag_lifetime_secs),
+        (
+            "token_exchange.id_jag_lifetime_secs",
+            s.id_jag_lifetime_secs,
+        ),
         ("signing.lead_time_secs", config.signing.lead_time_secs),
         ("signing.retention_secs", config.signing.retention_secs),
     ] {
         positive(key, value)?;
     }
-    let limits = Limits {
-        max_connections: s.max_connections.unwrap_or(10_000).max(1),
-        header_read_timeout: secs(s.header_read_timeout_secs, 10),
-        request_timeout: secs(s.request_timeout_secs, 30),
-        shutdown_grace: secs(s.shutdown_grace_secs, 30),
-    };
+    let request_timeout = secs(s.request_timeout_secs, 30);
 
     let policy_path = material::resolve(base, &config.policy.file);
     let policy = TomlPolicy::from_path(&policy_path)
         .map_err(|e| ConfigError::new("policy.file", format!("{}: {e}", policy_path.display())))?;
 
     let (registry, upstream_clients) = clients(&config.clients, base, &clock)?;
-    let (store, sealer) = match mode {
-        Mode::Check { offline: true } => {
-            if let Some(store) = &config.store {
-                store.check().map_err(store_error)?;
-            }
-            open_store(None, base, &clock)?
-        }
-        _ => open_store(config.store.as_ref(), base, &clock)?,
-    };
     let quotas = config.store.as_ref().map(|s| s.quotas).unwrap_or_default();
 
     // The key schedule, loaded from the store or started, and saved.
@@ -157,7 +146,7 @@ pub(crate) async fn assemble(
         ),
     );
     let schedule = Arc::new(KeySchedule::new(
-        KeyScheduleStore::new(store.clone(), sealer),
+        KeyScheduleStore::new(store.clone(), sealer.clone()),
         configured,
         timing,
         clock.clone(),
@@ -202,7 +191,7 @@ pub(crate) async fn assemble(
     if let Some(max) = s.max_body_bytes {
         if max < 1024 {
             return Err(ConfigError::new(
-                "server.max_body_bytes",
+                "token_exchange.max_body_bytes",
                 "must be at least 1024",
             ));
         }
@@ -214,13 +203,13 @@ pub(crate) async fn assemble(
     if s.accept_token_endpoint_as_assertion_audience {
         builder = builder.accept_token_endpoint_as_assertion_audience();
     }
-    builder = builder.audit_subject(match config.audit.subjects.as_deref() {
+    builder = builder.audit_subject(match s.audit_subjects.as_deref() {
         None | Some("hashed") => AuditSubject::Sha256,
         Some("plain") => AuditSubject::Plain,
         Some("omit") => AuditSubject::Omit,
         Some(other) => {
             return Err(ConfigError::new(
-                "audit.subjects",
+                "token_exchange.audit_subjects",
                 format!("{other:?} is not \"hashed\", \"plain\" or \"omit\""),
             ));
         }
@@ -329,12 +318,12 @@ pub(crate) async fn assemble(
         config.signing.keys.len(),
         store.backend(),
     );
-    Ok(Assembled {
+    Ok(Plan {
+        router: issuer_built.router(),
         issuer: issuer_built,
-        store,
         schedule,
-        listen,
-        limits,
+        request_timeout,
+        trusted_proxies,
         summary,
     })
 }
@@ -583,7 +572,7 @@ fn upstream_id_tokens(
 
 /// The `[store]` section with its paths resolved against the configuration's directory, the
 /// store opened (memory when there is no section), and the sealer of the key schedule.
-fn open_store(
+pub(crate) fn open_store(
     config: Option<&StoreConfig>,
     base: &Path,
     clock: &SharedClock,
@@ -632,7 +621,7 @@ fn open_store(
 }
 
 /// idjag-store's errors already name their key (`store.backend.path: ...`).
-fn store_error(error: idjag_store::ConfigError) -> ConfigError {
+pub(crate) fn store_error(error: idjag_store::ConfigError) -> ConfigError {
     let text = error.to_string();
     match text.split_once(": ") {
         Some((key, problem)) if key.starts_with("store") => ConfigError::new(key, problem),
@@ -642,14 +631,14 @@ fn store_error(error: idjag_store::ConfigError) -> ConfigError {
 
 fn build_error(error: BuildError) -> ConfigError {
     let key = match &error {
-        BuildError::Issuer => "server.issuer",
+        BuildError::Issuer => "token_exchange.issuer",
         BuildError::Endpoint { endpoint, .. } if *endpoint == "authorization_endpoint" => {
-            "server.authorization_endpoint"
+            "token_exchange.authorization_endpoint"
         }
-        BuildError::Endpoint { .. } => "server.issuer",
-        BuildError::Lifetime => "server.id_jag_lifetime_secs",
+        BuildError::Endpoint { .. } => "token_exchange.issuer",
+        BuildError::Lifetime => "token_exchange.id_jag_lifetime_secs",
         BuildError::RetentionTooShort => "signing.retention_secs",
-        BuildError::BodyLimit => "server.max_body_bytes",
+        BuildError::BodyLimit => "token_exchange.max_body_bytes",
         _ => "(configuration)",
     };
     ConfigError::new(key, error.to_string())

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use idjag_ops::audit::AuditConfig;
+use idjag_ops::listener::ListenerConfig;
+use idjag_ops::reload::WatchOptions;
+use idjag_ops::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
 /// Why the configuration cannot be used. The message names the key and never shows a value
@@ -35,16 +39,58 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Reads and parses `path`. Paths inside the file are relative to its directory.
-pub(crate) fn load(path: &Path) -> Result<(Config, PathBuf), ConfigError> {
+/// The prefix of environment overrides (`IDJAG_ISSUER__SERVER__LISTEN=...`).
+pub(crate) const ENV_PREFIX: &str = "IDJAG_ISSUER";
+
+/// A configuration file read with its environment overrides.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) config: Config,
+    /// The file's directory: relative paths inside it are relative to this.
+    pub(crate) base: PathBuf,
+    /// The effective configuration (file plus overrides), for `check-config --print`.
+    pub(crate) effective: toml::Table,
+}
+
+/// Reads and parses `path` with the environment's overrides (idjag-ops: every key can be set
+/// by `IDJAG_ISSUER__<KEY>__<KEY>...`).
+pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-    let config = parse(&text)?;
+    let overrides = idjag_ops::env::Overrides::from_env(ENV_PREFIX).map_err(env_error)?;
+    let config = if overrides.is_empty() {
+        parse(&text)?
+    } else {
+        let table: toml::Table = toml::from_str(&text).map_err(|e| {
+            ConfigError::new(at_line("(file)", &text, e.span()), e.message().to_owned())
+        })?;
+        overrides.deserialize(table).map_err(env_error)?
+    };
+    let mut effective: toml::Table = toml::from_str(&text).unwrap_or_default();
+    overrides.apply(&mut effective).map_err(env_error)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    Ok((config, base))
+    Ok(Loaded {
+        config,
+        base,
+        effective,
+    })
+}
+
+/// idjag-ops errors (`key: problem`, or `VARIABLE: problem`) as ours.
+pub(crate) fn env_error(error: idjag_ops::env::EnvError) -> ConfigError {
+    let text = error.to_string();
+    match text.split_once(": ") {
+        Some((key, problem)) => ConfigError::new(key, problem),
+        None => ConfigError::new("(environment)", text),
+    }
+}
+
+/// An idjag-ops configuration error as ours.
+pub(crate) fn ops_error(error: idjag_ops::config::ConfigError) -> ConfigError {
+    ConfigError::new(error.key, error.problem)
 }
 
 /// Parses a configuration text. Errors carry the path of the key and the line, never the
@@ -77,11 +123,22 @@ fn at_line(key: &str, text: &str, span: Option<std::ops::Range<usize>>) -> Strin
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
-    pub(crate) server: ServerConfig,
+    /// The public listener (idjag-ops: address, TLS or `tls = "off"` with a reason, limits).
+    pub(crate) server: ListenerConfig,
+    /// The admin listener: `/healthz`, `/readyz`, `/metrics`.
     #[serde(default)]
-    pub(crate) log: LogConfig,
+    pub(crate) admin: Option<ListenerConfig>,
+    #[serde(default)]
+    pub(crate) telemetry: TelemetryConfig,
+    /// Audit sinks (idjag-ops).
     #[serde(default)]
     pub(crate) audit: AuditConfig,
+    #[serde(default)]
+    pub(crate) reload: WatchOptions,
+    /// Proxies whose `Forwarded`/`X-Forwarded-For` name the client in audit lines.
+    #[serde(default)]
+    pub(crate) trusted_proxies: Vec<String>,
+    pub(crate) token_exchange: TokenExchangeConfig,
     pub(crate) policy: PolicyConfig,
     pub(crate) signing: SigningConfig,
     #[serde(default)]
@@ -94,12 +151,10 @@ pub(crate) struct Config {
     pub(crate) store: Option<idjag_store::StoreConfig>,
 }
 
-/// `[server]`.
+/// `[token_exchange]`: who this issuer is and how it issues.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ServerConfig {
-    /// `host:port` to listen on (plain HTTP; terminate TLS in front).
-    pub(crate) listen: String,
+pub(crate) struct TokenExchangeConfig {
     /// The issuer identifier: every ID-JAG's `iss`.
     pub(crate) issuer: String,
     /// The host's sign-in endpoint, advertised in the metadata (optional).
@@ -118,59 +173,12 @@ pub(crate) struct ServerConfig {
     pub(crate) accept_token_endpoint_as_assertion_audience: bool,
     #[serde(default)]
     pub(crate) max_body_bytes: Option<usize>,
-    #[serde(default)]
-    pub(crate) max_connections: Option<usize>,
-    #[serde(default)]
-    pub(crate) header_read_timeout_secs: Option<u64>,
+    /// Deadline of one request (default 30 s).
     #[serde(default)]
     pub(crate) request_timeout_secs: Option<u64>,
-    #[serde(default)]
-    pub(crate) shutdown_grace_secs: Option<u64>,
-}
-
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LogConfig {
-    #[serde(default)]
-    pub(crate) format: LogFormat,
-    /// A `tracing` filter (`info`, `idjag=debug,info`, ...).
-    #[serde(default = "default_level")]
-    pub(crate) level: String,
-}
-
-fn default_level() -> String {
-    "info".to_owned()
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            format: LogFormat::default(),
-            level: default_level(),
-        }
-    }
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum LogFormat {
-    #[default]
-    Json,
-    Text,
-}
-
-/// `[audit]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AuditConfig {
-    /// `"stdout"` (default), `"stderr"`, or a file path (appended).
-    #[serde(default)]
-    pub(crate) output: Option<String>,
     /// `"hashed"` (default), `"plain"` or `"omit"` subjects in audit lines.
     #[serde(default)]
-    pub(crate) subjects: Option<String>,
+    pub(crate) audit_subjects: Option<String>,
 }
 
 /// `[policy]`.
@@ -308,14 +316,19 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_the_line_never_the_value() {
-        let text = "[server]\nlisten = \"127.0.0.1:1\"\nissuer = \"http://127.0.0.1:1\"\n\
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"t\"\n\
+                    [token_exchange]\nissuer = \"http://127.0.0.1:1\"\n\
                     [policy]\nfile = \"p.toml\"\n\
                     [signing]\nkeys = [{ file = \"k.pem\", alg = \"ES256\" }]\n\
                     [[clients]]\nclient_id = \"a\"\nsecret = \"hunter2\"\n";
         let error = parse::<Config>(text).unwrap_err();
-        assert_eq!(error.key, "clients[0].secret (line 10)");
+        assert_eq!(error.key, "clients[0].secret (line 13)");
         assert!(!error.to_string().contains("hunter2"));
-        let error = parse::<Config>("[server]\nlisten = \"x\"\nissuer = \"y\"\n").unwrap_err();
-        assert!(error.problem.contains("missing field `policy`"), "{error}");
+        let error =
+            parse::<Config>("[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\n").unwrap_err();
+        assert!(
+            error.problem.contains("missing field `token_exchange`"),
+            "{error}"
+        );
     }
 }

@@ -22,7 +22,11 @@ use std::time::Duration;
 
 use idjag_core::{Algorithm, Kid, SecretBytes, SharedClock, SigningKey};
 use idjag_idp::{IdJagIssuer, RotationTiming, ScheduledSigningKey, SigningKeys};
-use idjag_store::{KeyScheduleStore, ScheduleVersion, ScheduledKey, StoreError};
+use idjag_ops::listener::Shutdown;
+use idjag_ops::reload::Reloadable;
+use idjag_store::{Channel, KeyScheduleStore, ScheduleVersion, ScheduledKey, Store, StoreError};
+
+use crate::assemble::Plan;
 use zeroize::Zeroizing;
 
 /// How often an instance reloads the schedule and stages a due key.
@@ -276,14 +280,11 @@ fn signing_key(alg: Algorithm, der: &[u8], kid: &str) -> Result<SigningKey, Sche
         .with_kid(kid))
 }
 
-/// Reloads and stages on every `TICK` and on every change another instance announces.
-pub(crate) fn spawn_rotation(
-    schedule: Arc<KeySchedule>,
-    issuer: IdJagIssuer,
-    subscription: idjag_store::Subscription,
-) {
+/// Reloads and stages on every `TICK` and on every change another instance announces, with
+/// the plan in use (its issuer and its configured keys), until `shutdown`.
+pub(crate) fn spawn_rotation(plans: Reloadable<Plan>, store: Arc<dyn Store>, shutdown: Shutdown) {
     tokio::spawn(async move {
-        let mut subscription = subscription;
+        let mut subscription = store.subscribe(Channel::KeySchedule);
         let mut every = tokio::time::interval(TICK);
         every.tick().await;
         loop {
@@ -291,14 +292,14 @@ pub(crate) fn spawn_rotation(
                 _ = every.tick() => {}
                 notice = subscription.next() => {
                     if notice.is_none() {
-                        // The store is closed: keep ticking.
-                        subscription = schedule.store.subscribe();
+                        subscription = store.subscribe(Channel::KeySchedule);
                     }
                 }
+                () = shutdown.triggered() => return,
             }
-            match schedule.tick(&issuer).await {
-                Ok(()) => {}
-                Err(error) => tracing::warn!(%error, "key schedule not refreshed; retrying"),
+            let plan = plans.current();
+            if let Err(error) = plan.schedule.tick(&plan.issuer).await {
+                tracing::warn!(%error, "key schedule not refreshed; retrying");
             }
         }
     });

@@ -45,9 +45,16 @@ mod upstream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use idjag_ops::audit::Audit;
+use idjag_ops::listener::{Listener, Shutdown, admin};
+use idjag_ops::metrics::Metrics;
+use idjag_ops::reload::Reloadable;
+use idjag_ops::telemetry::{ServiceInfo, Telemetry};
 
 use crate::assemble::Mode;
 use crate::config::ConfigError;
@@ -68,8 +75,8 @@ enum Command {
         #[arg(long, short, env = "IDJAG_ISSUER_CONFIG")]
         config: PathBuf,
     },
-    /// Checks the configuration file, the policy file, the keys (and that the store answers),
-    /// then exits. Writes nothing.
+    /// Checks the configuration file with its environment overrides, the policy file, the
+    /// keys (and that the store answers), then exits. Writes nothing.
     CheckConfig {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_ISSUER_CONFIG")]
@@ -77,11 +84,16 @@ enum Command {
         /// Do not open the store (its settings are still checked).
         #[arg(long)]
         offline: bool,
+        /// Also print the effective configuration (file and environment), secrets redacted.
+        #[arg(long)]
+        print: bool,
     },
 }
 
 /// Exit status of a configuration error.
 const CONFIG_ERROR: u8 = 2;
+const NAME: &str = "idjag-issuer";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -91,35 +103,48 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("idjag-issuer: cannot start the runtime: {e}");
+            eprintln!("{NAME}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     let result = match cli.command {
         Command::Serve { config } => runtime.block_on(serve(config)),
-        Command::CheckConfig { config, offline } => runtime.block_on(check(config, offline)),
+        Command::CheckConfig {
+            config,
+            offline,
+            print,
+        } => runtime.block_on(check(config, offline, print)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("idjag-issuer: configuration error: {error}");
+            eprintln!("{NAME}: configuration error: {error}");
             ExitCode::from(CONFIG_ERROR)
         }
     }
 }
 
-async fn check(path: PathBuf, offline: bool) -> Result<(), ConfigError> {
-    let (config, base) = config::load(&path)?;
-    ops::AuditSink::open(config.audit.output.as_deref(), &base)?;
-    tracing_subscriber::EnvFilter::try_new(&config.log.level).map_err(|e| {
-        ConfigError::new(
-            "log.level",
-            format!("{:?} is not a filter: {e}", config.log.level),
-        )
-    })?;
-    let assembled = assemble::assemble(&config, &base, Mode::Check { offline }).await?;
+async fn check(path: PathBuf, offline: bool, print: bool) -> Result<(), ConfigError> {
+    let loaded = config::load(&path)?;
+    let clock = idjag_core::SystemClock::shared();
+    let (store, sealer) = if offline {
+        if let Some(store) = &loaded.config.store {
+            store.check().map_err(assemble::store_error)?;
+        }
+        assemble::open_store(None, &loaded.base, &clock)?
+    } else {
+        assemble::open_store(loaded.config.store.as_ref(), &loaded.base, &clock)?
+    };
+    let plan = assemble::plan(
+        &loaded.config,
+        &loaded.base,
+        &store,
+        &sealer,
+        Mode::Check { offline },
+    )
+    .await?;
     if !offline {
-        match tokio::time::timeout(Duration::from_secs(5), assembled.store.ping()).await {
+        match tokio::time::timeout(Duration::from_secs(5), store.ping()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 return Err(ConfigError::new(
@@ -135,7 +160,13 @@ async fn check(path: PathBuf, offline: bool) -> Result<(), ConfigError> {
             }
         }
     }
-    println!("configuration ok: {}", assembled.summary);
+    if print {
+        print!(
+            "{}",
+            idjag_ops::env::Redactor::new().print(&loaded.effective)
+        );
+    }
+    println!("configuration ok: {}", plan.summary);
     Ok(())
 }
 
@@ -160,49 +191,97 @@ fn schedule_summary(issuer: &idjag_idp::IdJagIssuer) -> String {
 }
 
 async fn serve(path: PathBuf) -> Result<(), ConfigError> {
-    let (config, base) = config::load(&path)?;
-    let sink = ops::AuditSink::open(config.audit.output.as_deref(), &base)?;
-    ops::init_tracing(&config.log, sink, "idjag_issuer_decisions_total")?;
-    let metrics = ops::install_metrics()?;
-    let assembled = assemble::assemble(&config, &base, Mode::Serve).await?;
-    let listener = ops::bind(assembled.listen).await.map_err(|e| {
-        ConfigError::new(
-            "server.listen",
-            format!("cannot listen on {}: {e}", assembled.listen),
-        )
-    })?;
-    let local = listener
-        .local_addr()
-        .map_or_else(|_| assembled.listen.to_string(), |a| a.to_string());
-    keys::spawn_rotation(
-        assembled.schedule.clone(),
-        assembled.issuer.clone(),
-        assembled.store.subscribe(idjag_store::Channel::KeySchedule),
+    let loaded = config::load(&path)?;
+    let start = &loaded.config;
+    let mut telemetry_config = start.telemetry.clone();
+    telemetry_config.log_filter = ops::without_audit(&telemetry_config.log_filter);
+    let telemetry = Telemetry::init_with_layer(
+        &telemetry_config,
+        &ServiceInfo::new(NAME, VERSION),
+        ops::audit_layer("idjag_issuer_token_exchanges_total"),
+    )
+    .map_err(|e| ConfigError::new("telemetry", e.to_string()))?;
+    let metrics = Metrics::global();
+    idjag_ops::metrics::build_info("idjag_issuer", VERSION, &[]);
+    let audit = Arc::new(
+        Audit::start(&start.audit)
+            .await
+            .map_err(|e| ConfigError::new("audit", e.to_string()))?,
     );
+    let _ = ops::AUDIT.set(audit.clone());
+
+    // The store is opened once; every plan (start-up and reloads) uses it.
+    let clock = idjag_core::SystemClock::shared();
+    let (store, sealer) = assemble::open_store(start.store.as_ref(), &loaded.base, &clock)?;
+    let store_section = loaded.effective.get("store").cloned();
+    let (plan_store, runtime) = (store.clone(), tokio::runtime::Handle::current());
+    let planner = move |path: &std::path::Path| {
+        let loaded = config::load(path)?;
+        if loaded.effective.get("store") != store_section.as_ref() {
+            return Err(ConfigError::new(
+                "store",
+                "a change of the store needs a restart",
+            ));
+        }
+        runtime.block_on(assemble::plan(
+            &loaded.config,
+            &loaded.base,
+            &plan_store,
+            &sealer,
+            Mode::Serve,
+        ))
+    };
+    // The planning pass waits for the store: off the runtime's workers.
+    let plans = tokio::task::spawn_blocking(move || Reloadable::load(path, planner))
+        .await
+        .map_err(|_| ConfigError::new("(configuration)", "the planning pass panicked"))??;
+
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    plans.watch(start.reload, shutdown.clone());
+    keys::spawn_rotation(plans.clone(), store.clone(), shutdown.clone());
+    let store_up = ops::watch_store(store.clone(), "idjag_issuer_store_up", shutdown.clone());
+    let health = {
+        let audit = audit.clone();
+        admin::Health::new()
+            .until(&shutdown)
+            .check("store", move || store_up.load(Ordering::SeqCst))
+            .check("audit", move || audit.is_healthy())
+    };
+    let current = plans.current();
     tracing::info!(
-        keys = %schedule_summary(&assembled.issuer),
-        lead_time_secs = assembled.schedule.timing().lead_time().as_secs(),
-        retention_secs = assembled.schedule.timing().retention().as_secs(),
+        keys = %schedule_summary(&current.issuer),
+        lead_time_secs = current.schedule.timing().lead_time().as_secs(),
+        retention_secs = current.schedule.timing().retention().as_secs(),
         "signing key schedule"
     );
-    let state = app::AppState {
-        issuer: assembled.issuer.clone(),
-        store: assembled.store.clone(),
-        metrics: Some(metrics),
+    let public = app::router(&plans);
+    admin::assert_absent(&public, admin::ADMIN_PATHS)
+        .await
+        .map_err(|e| ConfigError::new("server", e.to_string()))?;
+    let public_listener = Listener::bind("public", &start.server)
+        .await
+        .map_err(|e| ConfigError::new("server.listen", e.to_string()))?;
+    let admin_listener = match &start.admin {
+        Some(config) => Some((
+            Listener::bind("admin", config)
+                .await
+                .map_err(|e| ConfigError::new("admin.listen", e.to_string()))?,
+            admin::router(metrics, health),
+        )),
+        None => None,
     };
-    let router = app::router(state, assembled.limits.request_timeout);
-    tracing::info!(listen = %local, summary = %assembled.summary, "idjag-issuer ready");
-    ops::serve(
-        listener,
-        router,
-        ops::ServeLimits {
-            max_connections: assembled.limits.max_connections,
-            header_read_timeout: assembled.limits.header_read_timeout,
-            shutdown_grace: assembled.limits.shutdown_grace,
-        },
-        ops::shutdown_signal(),
-    )
-    .await;
-    tracing::info!("idjag-issuer stopped");
+    tracing::info!(
+        listen = %public_listener.local_addr().map_or_else(|_| start.server.listen.to_string(), |a| a.to_string()),
+        admin = ?admin_listener.as_ref().and_then(|(l, _)| l.local_addr().ok()),
+        summary = %current.summary,
+        "idjag-issuer ready"
+    );
+    drop(current);
+    idjag_ops::listener::serve_pair((public_listener, public), admin_listener, shutdown).await;
+    if let Ok(audit) = Arc::try_unwrap(audit) {
+        audit.shutdown(Duration::from_secs(5)).await;
+    }
+    telemetry.shutdown().await;
     Ok(())
 }

@@ -1,82 +1,38 @@
-//! Operations plumbing, kept in this one module so it can move onto a shared operations crate:
-//! structured logs (JSON or text, on stderr), the audit sink (one JSON line per decision, on
-//! stdout or a file) with its decision counters, the Prometheus recorder, the listener with
-//! connection limits and a header-read timeout, and graceful shutdown on SIGTERM or Ctrl-C.
+//! The wiring to idjag-ops that is this server's own: its libraries' audit events (target
+//! `idjag::audit`) turned into audit lines for the configured sinks, with the client address
+//! and trace id of the request and a decision counter; the request scope that carries the
+//! client address to them; and the store's readiness check.
 
-use std::fs::{File, OpenOptions};
-use std::future::Future;
-use std::io::Write as _;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use idjag_ops::audit::Audit;
+use idjag_ops::listener::Shutdown;
+use idjag_store::Store;
 use serde_json::{Map, Value};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tracing::field::{Field, Visit};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::FormatTime as _;
-use tracing_subscriber::layer::{Context, SubscriberExt as _};
-use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer};
-
-use crate::config::{ConfigError, LogConfig, LogFormat};
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::Context;
 
 /// The `tracing` target the libraries emit their audit events on.
 pub(crate) const AUDIT_TARGET: &str = "idjag::audit";
 
-/// Where audit lines go.
-#[derive(Debug)]
-pub(crate) enum AuditSink {
-    Stdout,
-    Stderr,
-    File(Mutex<File>),
+/// The audit sinks, once started (no decision is taken before that: nothing listens yet).
+pub(crate) static AUDIT: OnceLock<Arc<Audit>> = OnceLock::new();
+
+/// What an audit event needs from the request it belongs to.
+#[derive(Debug, Default)]
+pub(crate) struct RequestScope {
+    pub(crate) client_address: Option<IpAddr>,
+    /// Set when an audit line could not be queued and the sinks fail closed.
+    pub(crate) audit_refused: AtomicBool,
 }
 
-impl AuditSink {
-    /// `"stdout"` (default), `"stderr"`, or a file path (created if missing, appended).
-    pub(crate) fn open(output: Option<&str>, base: &std::path::Path) -> Result<Self, ConfigError> {
-        Ok(match output {
-            None | Some("stdout") => Self::Stdout,
-            Some("stderr") => Self::Stderr,
-            Some(path) => {
-                let path: PathBuf = crate::material::resolve(base, std::path::Path::new(path));
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| {
-                        ConfigError::new(
-                            "audit.output",
-                            format!("cannot open {}: {e}", path.display()),
-                        )
-                    })?;
-                Self::File(Mutex::new(file))
-            }
-        })
-    }
-
-    fn write_line(&self, line: &str) {
-        // An audit line is written whole, with one write call, or not at all.
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        let _ = match self {
-            Self::Stdout => std::io::stdout().lock().write_all(&bytes),
-            Self::Stderr => std::io::stderr().lock().write_all(&bytes),
-            Self::File(file) => file
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .write_all(&bytes),
-        };
-    }
+tokio::task_local! {
+    /// The request being handled (set by the router's guard around each request).
+    pub(crate) static SCOPE: RequestScope;
 }
 
 #[derive(Default)]
@@ -101,186 +57,102 @@ impl Visit for JsonFields {
     }
 }
 
-/// Turns each audit event into one JSON line and counts it
-/// (`<prefix>_decisions_total{decision, reason}`).
+/// Turns each audit event into one JSON line for the sinks, and counts it in `counter`
+/// (`{outcome, reason}`).
 struct AuditLayer {
-    sink: Arc<AuditSink>,
     counter: &'static str,
 }
 
 impl<S: tracing::Subscriber> Layer<S> for AuditLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != AUDIT_TARGET {
-            return;
-        }
         let mut fields = JsonFields::default();
         event.record(&mut fields);
         let mut line = Map::new();
-        let mut time = String::new();
-        let _ = tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut time));
-        line.insert("timestamp".into(), Value::from(time));
+        line.insert(
+            "timestamp".into(),
+            Value::from(idjag_ops::audit::rfc3339(wall_clock())),
+        );
         line.insert("type".into(), Value::from("audit"));
         let message = fields.0.remove("message");
         line.insert("event".into(), message.unwrap_or(Value::from("decision")));
         line.append(&mut fields.0);
+        let client = SCOPE.try_with(|scope| scope.client_address).ok().flatten();
+        line.insert(
+            "client_address".into(),
+            client.map_or(Value::Null, |a| Value::from(a.to_string())),
+        );
+        line.insert(
+            "trace_id".into(),
+            idjag_ops::telemetry::current_trace_id().map_or(Value::Null, Value::from),
+        );
         let label = |name: &str| {
             line.get(name)
                 .and_then(Value::as_str)
                 .unwrap_or("none")
                 .to_owned()
         };
-        metrics::counter!(self.counter, "decision" => label("decision"), "reason" => label("reason"))
+        metrics::counter!(self.counter, "outcome" => label("decision"), "reason" => label("reason"))
             .increment(1);
-        self.sink.write_line(&Value::Object(line).to_string());
+        let refused = match AUDIT.get() {
+            Some(audit) => audit.record(Value::Object(line).to_string()).is_err(),
+            None => true,
+        };
+        if refused {
+            let _ = SCOPE.try_with(|scope| scope.audit_refused.store(true, Ordering::SeqCst));
+        }
     }
 }
 
-/// Installs the global subscriber: log lines on stderr (JSON or text, filtered by `level`,
-/// never the audit events), and the audit layer writing to `sink`.
-pub(crate) fn init_tracing(
-    log: &LogConfig,
-    sink: AuditSink,
-    decisions_counter: &'static str,
-) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&log.level).map_err(|e| {
-        ConfigError::new("log.level", format!("{:?} is not a filter: {e}", log.level))
-    })?;
-    let not_audit = tracing_subscriber::filter::filter_fn(|m| m.target() != AUDIT_TARGET);
-    let logs = match log.format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_filter(filter)
-            .with_filter(not_audit)
-            .boxed(),
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(false)
-            .with_filter(filter)
-            .with_filter(not_audit)
-            .boxed(),
-    };
-    let audit = AuditLayer {
-        sink: Arc::new(sink),
-        counter: decisions_counter,
-    }
-    .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-        m.target() == AUDIT_TARGET
-    }));
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(audit)
-        .try_init()
-        .map_err(|e| ConfigError::new("log", format!("cannot install the logger: {e}")))
+/// The wall-clock time of an audit line (the injected-clock rule is for decisions, not for
+/// a log line's timestamp).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the wall-clock time of an audit line"
+)]
+fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
-/// The process-wide Prometheus recorder; `/metrics` renders its handle.
-pub(crate) fn install_metrics() -> Result<PrometheusHandle, ConfigError> {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| ConfigError::new("metrics", e.to_string()))?;
-    let upkeep = handle.clone();
+/// The audit layer, for [`idjag_ops::telemetry::Telemetry::init_with_layer`]: it sees only the
+/// audit target.
+pub(crate) fn audit_layer(
+    counter: &'static str,
+) -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
+    Box::new(
+        AuditLayer { counter }.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+            m.target() == AUDIT_TARGET
+        })),
+    )
+}
+
+/// The log filter with the audit target left to the audit layer (never in the logs too).
+pub(crate) fn without_audit(filter: &str) -> String {
+    format!("{filter},{AUDIT_TARGET}=off")
+}
+
+/// Pings the store every 2 s until `shutdown`: the readiness check `store`, and the gauge
+/// `<prefix>_store_up{backend}`.
+pub(crate) fn watch_store(
+    store: Arc<dyn Store>,
+    gauge: &'static str,
+    shutdown: Shutdown,
+) -> Arc<AtomicBool> {
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
+        let backend = store.backend();
         loop {
-            every.tick().await;
-            upkeep.run_upkeep();
+            let ok = matches!(
+                tokio::time::timeout(Duration::from_secs(2), store.ping()).await,
+                Ok(Ok(()))
+            );
+            flag.store(ok, Ordering::SeqCst);
+            metrics::gauge!(gauge, "backend" => backend).set(if ok { 1.0 } else { 0.0 });
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = shutdown.triggered() => return,
+            }
         }
     });
-    Ok(handle)
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-/// Listener limits.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ServeLimits {
-    pub(crate) max_connections: usize,
-    pub(crate) header_read_timeout: Duration,
-    pub(crate) shutdown_grace: Duration,
-}
-
-/// Binds `addr`.
-pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
-/// Serves `app` until `shutdown` resolves: HTTP/1.1 and HTTP/2, a header-read timeout (slow
-/// clients are cut off), at most `max_connections` open connections (further ones are
-/// closed at once). On shutdown the listener closes, in-flight requests finish within the
-/// grace period.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ServeLimits,
-    shutdown: impl Future<Output = ()> + Send,
-) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let service = TowerToHyperService::new(app);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing a new connection");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service.clone())
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown grace period over; closing the remaining connections");
-    }
+    up
 }

@@ -327,10 +327,10 @@ impl Default for TestDir {
 
 impl Drop for TestDir {
     fn drop(&mut self) {
-        if std::env::var_os("IDJAG_KEEP_TEST_DIRS").is_some() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("kept test directory {}", dir.keep().display());
-            }
+        if std::env::var_os("IDJAG_KEEP_TEST_DIRS").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("kept test directory {}", dir.keep().display());
         }
     }
 }

@@ -352,7 +352,7 @@ async fn x16_x18_malformed_requests_and_an_id_jag_redeemed_at_the_idp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metadata_jwks_health_and_metrics() {
+async fn metadata_jwks_and_the_admin_listener() {
     let i = Server::start(Setup::default()).await;
     let md = i.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(md.status, 200);
@@ -372,19 +372,26 @@ async fn metadata_jwks_health_and_metrics() {
         md.json
     );
     assert_eq!(i.jwks_kids().await, [i.keys[0].kid().unwrap().as_str()]);
-    assert_eq!(i.get("/healthz").await.json, json!({"status": "ok"}));
-    assert_eq!(
-        i.get("/readyz").await.json,
-        json!({"status": "ready", "store": {"backend": "memory", "status": "up"}})
-    );
+    let reply = i.admin("/healthz").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ok\n"));
+    let reply = i.admin("/readyz").await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "ready\n"));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(i.get(path).await.status, 404, "{path} is not public");
+    }
     i.issued(
         &i.exchange(&i.id_token(0, "alice", CLIENT, json!({})), &[])
             .await,
     )
     .await;
-    let metrics = i.get("/metrics").await.text();
-    assert!(
-        metrics.contains(r#"idjag_issuer_decisions_total{decision="issued",reason="granted"} 1"#),
-        "{metrics}"
-    );
+    let metrics = i.admin("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    for line in [
+        r#"idjag_issuer_token_exchanges_total{outcome="issued",reason="granted"} 1"#,
+        r#"idjag_issuer_store_up{backend="memory"} 1"#,
+        r#"idjag_issuer_build_info{version=""#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
 }

@@ -3,4 +3,5 @@
 
 mod bridge;
 mod exchange;
+mod rotation;
 mod support;

@@ -131,7 +131,13 @@ pub(crate) struct Server {
 }
 
 /// Renders the templates into `dir` for an issuer on `port`, with `keys` listed.
-pub(crate) fn write_config(dir: &TestDir, port: u16, keys: &[String], setup: &Setup) -> PathBuf {
+pub(crate) fn write_config(
+    dir: &TestDir,
+    port: u16,
+    admin_port: u16,
+    keys: &[String],
+    setup: &Setup,
+) -> PathBuf {
     dir.write("other-agent.secret", format!("{OTHER_SECRET}\n"));
     dir.write("policy.toml", include_str!("../configs/policy.toml"));
     let listed: Vec<String> = keys
@@ -142,6 +148,7 @@ pub(crate) fn write_config(dir: &TestDir, port: u16, keys: &[String], setup: &Se
         include_str!("../configs/issuer.toml"),
         &[
             ("PORT", &port.to_string()),
+            ("ADMIN_PORT", &admin_port.to_string()),
             ("SERVER", &setup.server),
             ("LOG_LEVEL", &setup.log_level),
             ("KEYS", &listed.join(", ")),
@@ -177,20 +184,28 @@ impl Server {
         let dir = TestDir::new();
         let (keys, files) = write_keys(&dir, setup.keys, 0);
         let port = free_port();
-        let config = write_config(&dir, port, &files, &setup);
-        Self::launch(dir, config, port, keys).await
+        let admin_port = free_port();
+        let config = write_config(&dir, port, admin_port, &files, &setup);
+        Self::launch(dir, config, port, admin_port, keys).await
     }
 
     pub(crate) async fn launch(
         dir: TestDir,
         config: PathBuf,
         port: u16,
+        admin_port: u16,
         keys: Vec<SigningKey>,
     ) -> Self {
         let env = env();
         let path = config.clone();
         let process = tokio::task::spawn_blocking(move || {
-            ServerProcess::start(std::path::Path::new(binary()), &path, port, &env)
+            ServerProcess::start(
+                std::path::Path::new(binary()),
+                &path,
+                port,
+                Some(admin_port),
+                &env,
+            )
         })
         .await
         .unwrap();
@@ -279,9 +294,27 @@ impl Server {
         send(self.http.get(format!("{}{path}", self.base)), &[]).await
     }
 
+    /// GET `path` on the admin listener.
+    pub(crate) async fn admin(&self, path: &str) -> Reply {
+        send(
+            self.http
+                .get(format!("{}{path}", self.process.admin_base())),
+            &[],
+        )
+        .await
+    }
+
+    /// The one audit line written since the last check (the sinks write asynchronously).
     fn one_new_audit_line(&self) -> Value {
-        let lines = self.process.audit();
         let mut seen = self.audit_seen.lock().unwrap();
+        let lines = self.process.audit_at_least(*seen + 1);
+        // A second line would show up within a moment of the first.
+        std::thread::sleep(Duration::from_millis(2));
+        let lines = if lines.len() == *seen + 1 {
+            self.process.audit()
+        } else {
+            lines
+        };
         assert_eq!(
             lines.len(),
             *seen + 1,
@@ -354,8 +387,8 @@ impl Server {
             .stderr()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["fields"]["message"] == "signing key schedule")
-            .map(|l| serde_json::from_str(l["fields"]["keys"].as_str().unwrap()).unwrap())
+            .filter(|l| l["message"] == "signing key schedule")
+            .map(|l| serde_json::from_str(l["keys"].as_str().unwrap()).unwrap())
             .collect()
     }
 
