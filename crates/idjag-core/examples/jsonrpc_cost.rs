@@ -36,7 +36,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: jsonrpc_cost <lenient|duplicates|strict> <call|initialize> <n>";
     let (mode, body, n) = match &args[1..] {
-        [mode, body, n] => (mode.as_str(), body.as_str(), n.parse::<usize>().expect(usage)),
+        [mode, body, n] => (
+            mode.as_str(),
+            body.as_str(),
+            n.parse::<usize>().expect(usage),
+        ),
         _ => panic!("{usage}"),
     };
     let body = match body {

@@ -242,7 +242,13 @@ mod tests {
     #[test]
     fn c10_address_classes_cover_private_link_local_and_embedded_addresses() {
         let class = |ip: &str| AddressClass::of(ip.parse().unwrap());
-        for ip in ["8.8.8.8", "2606:4700::1111", "192.0.2.1", "172.32.0.1", "100.128.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "2606:4700::1111",
+            "192.0.2.1",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
             assert_eq!(class(ip), AddressClass::Public, "{ip}");
         }
         for ip in ["127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"] {
@@ -289,7 +295,10 @@ mod tests {
             literal_ip(&Url::parse("https://[fd00::1]:8443/x").unwrap()),
             Some("fd00::1".parse().unwrap())
         );
-        assert_eq!(literal_ip(&Url::parse("https://mcp.example/").unwrap()), None);
+        assert_eq!(
+            literal_ip(&Url::parse("https://mcp.example/").unwrap()),
+            None
+        );
     }
 
     #[test]

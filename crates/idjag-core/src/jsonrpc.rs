@@ -605,9 +605,7 @@ fn classify(members: Vec<(String, Value)>) -> Result<Message, MessageError> {
     let kind = match (e.method.is_some(), e.result.is_some(), e.error.is_some()) {
         (true, false, false) if e.id.is_some() => MessageKind::Request,
         (true, false, false) => MessageKind::Notification,
-        (false, true, false) | (false, false, true) if e.params.is_none() => {
-            MessageKind::Response
-        }
+        (false, true, false) | (false, false, true) if e.params.is_none() => MessageKind::Response,
         (false, false, false) => return Err(MessageError::UnknownKind),
         _ => return Err(MessageError::MixedKind),
     };
@@ -908,8 +906,7 @@ mod tests {
 
     #[test]
     fn notifications_responses_and_other_methods_are_told_apart() {
-        let n = read_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .unwrap();
+        let n = read_message(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.kind(), MessageKind::Notification);
         assert_eq!((n.id(), n.tool(), n.arguments()), (None, None, None));
         let r = read_message(br#"{"jsonrpc":"2.0","id":"s1","result":{"roots":[]}}"#).unwrap();
@@ -988,23 +985,48 @@ mod tests {
     #[test]
     fn g27_lookalikes_of_envelope_members_are_refused() {
         let cases = [
-            (r#"{"jsonrpc":"2.0","id":1,"Method":"tools/call"}"#.to_owned(), "method"),
-            (r#"{"JSONRPC":"2.0","id":1,"method":"ping"}"#.to_owned(), "jsonrpc"),
-            (r#"{"jsonrpc":"2.0","Id":1,"method":"ping"}"#.to_owned(), "id"),
             (
-                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"x"}}"#.to_owned(),
+                r#"{"jsonrpc":"2.0","id":1,"Method":"tools/call"}"#.to_owned(),
+                "method",
+            ),
+            (
+                r#"{"JSONRPC":"2.0","id":1,"method":"ping"}"#.to_owned(),
+                "jsonrpc",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","Id":1,"method":"ping"}"#.to_owned(),
+                "id",
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"x"}}"#
+                    .to_owned(),
                 "params",
             ),
-            (call(r#"{"name":"read","Arguments":{"all":true}}"#), "arguments"),
-            (call("{\"name\":\"read\",\"argument\u{17f}\":{}}"), "arguments"),
-            (call("{\"name\":\"x\",\"_meta\":{\"progressTo\u{212a}en\":1}}"), "progressToken"),
+            (
+                call(r#"{"name":"read","Arguments":{"all":true}}"#),
+                "arguments",
+            ),
+            (
+                call("{\"name\":\"read\",\"argument\u{17f}\":{}}"),
+                "arguments",
+            ),
+            (
+                call("{\"name\":\"x\",\"_meta\":{\"progressTo\u{212a}en\":1}}"),
+                "progressToken",
+            ),
             (call(r#"{"name":"x","_META":{}}"#), "_meta"),
-            (call(r#"{"name":"x","_meta":{"progresstoken":1}}"#), "progressToken"),
+            (
+                call(r#"{"name":"x","_meta":{"progresstoken":1}}"#),
+                "progressToken",
+            ),
             (
                 r#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m","Data":1}}"#.to_owned(),
                 "data",
             ),
-            (r#"{"jsonrpc":"2.0","id":1,"result":{"Result":{}}}"#.to_owned(), "result"),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{"Result":{}}}"#.to_owned(),
+                "result",
+            ),
         ];
         for (body, imitates) in cases {
             assert_eq!(
@@ -1028,16 +1050,44 @@ mod tests {
     #[test]
     fn g28_nul_in_member_names_and_control_characters_in_methods_and_tool_names_are_refused() {
         let cases = [
-            (call(r#"{"name":"x","arguments":{"a\u0000b":1}}"#), MessageError::NulInMemberName),
-            (call(r#"{"name":"x","arguments":{"\u0000":1}}"#), MessageError::NulInMemberName),
+            (
+                call(r#"{"name":"x","arguments":{"a\u0000b":1}}"#),
+                MessageError::NulInMemberName,
+            ),
+            (
+                call(r#"{"name":"x","arguments":{"\u0000":1}}"#),
+                MessageError::NulInMemberName,
+            ),
             // A C-string parser reads `name` here, twice.
-            (call(r#"{"name":"x","name\u0000":"y"}"#), MessageError::NulInMemberName),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call\u0000x","params":{"name":"x"}}"#.to_owned(), MessageError::InvalidMethod),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"ping\n"}"#.to_owned(), MessageError::InvalidMethod),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"\u009bping"}"#.to_owned(), MessageError::InvalidMethod),
-            (r#"{"jsonrpc":"2.0","id":1,"method":""}"#.to_owned(), MessageError::InvalidMethod),
-            (r#"{"jsonrpc":"2.0","id":1,"method":7}"#.to_owned(), MessageError::InvalidMethod),
-            (call(r#"{"name":"delete\u0000read"}"#), MessageError::InvalidToolName),
+            (
+                call(r#"{"name":"x","name\u0000":"y"}"#),
+                MessageError::NulInMemberName,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call\u0000x","params":{"name":"x"}}"#
+                    .to_owned(),
+                MessageError::InvalidMethod,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping\n"}"#.to_owned(),
+                MessageError::InvalidMethod,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"\u009bping"}"#.to_owned(),
+                MessageError::InvalidMethod,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":""}"#.to_owned(),
+                MessageError::InvalidMethod,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":7}"#.to_owned(),
+                MessageError::InvalidMethod,
+            ),
+            (
+                call(r#"{"name":"delete\u0000read"}"#),
+                MessageError::InvalidToolName,
+            ),
             (call(r#"{"name":"read\t"}"#), MessageError::InvalidToolName),
             (call(r#"{"name":""}"#), MessageError::InvalidToolName),
             (call(r#"{"name":7}"#), MessageError::InvalidToolName),
@@ -1058,61 +1108,144 @@ mod tests {
     #[test]
     fn g29_a_message_must_be_exactly_one_of_request_notification_or_response() {
         let cases: [(&str, MessageError); 19] = [
-            (r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, MessageError::Batch),
+            (
+                r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+                MessageError::Batch,
+            ),
             ("[]", MessageError::Batch),
             (r#""ping""#, MessageError::NotAnObject),
             ("null", MessageError::NotAnObject),
             (r#"{"id":1,"method":"ping"}"#, MessageError::Version),
-            (r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, MessageError::Version),
-            (r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#, MessageError::Version),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#, MessageError::MixedKind),
-            (r#"{"jsonrpc":"2.0","method":"ping","error":{"code":1,"message":"m"}}"#, MessageError::MixedKind),
-            (r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}"#, MessageError::MixedKind),
-            (r#"{"jsonrpc":"2.0","id":1,"result":{},"params":{}}"#, MessageError::MixedKind),
+            (
+                r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+                MessageError::Version,
+            ),
+            (
+                r#"{"jsonrpc":2.0,"id":1,"method":"ping"}"#,
+                MessageError::Version,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+                MessageError::MixedKind,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","method":"ping","error":{"code":1,"message":"m"}}"#,
+                MessageError::MixedKind,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{"code":1,"message":"m"}}"#,
+                MessageError::MixedKind,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":{},"params":{}}"#,
+                MessageError::MixedKind,
+            ),
             (r#"{"jsonrpc":"2.0","id":1}"#, MessageError::UnknownKind),
             (r#"{"jsonrpc":"2.0","result":{}}"#, MessageError::InvalidId),
-            (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, MessageError::InvalidId),
-            (r#"{"jsonrpc":"2.0","id":null,"result":{}}"#, MessageError::InvalidId),
-            (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, MessageError::InvalidId),
-            (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, MessageError::InvalidId),
-            (r#"{"jsonrpc":"2.0","id":1,"result":[]}"#, MessageError::InvalidResult),
-            (r#"{"jsonrpc":"2.0","id":1,"error":{"code":"1","message":"m"}}"#, MessageError::InvalidError),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#,
+                MessageError::InvalidId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":null,"result":{}}"#,
+                MessageError::InvalidId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
+                MessageError::InvalidId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
+                MessageError::InvalidId,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"result":[]}"#,
+                MessageError::InvalidResult,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":"1","message":"m"}}"#,
+                MessageError::InvalidError,
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(refused(body), expected, "{body}");
         }
         let params: [(String, MessageError); 5] = [
-            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#.into(), MessageError::ParamsNotObject),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#.into(), MessageError::NoToolName),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#.into(),
+                MessageError::ParamsNotObject,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#.into(),
+                MessageError::NoToolName,
+            ),
             (call("{}"), MessageError::NoToolName),
-            (call(r#"{"name":"x","arguments":[1]}"#), MessageError::ArgumentsNotObject),
-            (call(r#"{"name":"x","arguments":null}"#), MessageError::ArgumentsNotObject),
+            (
+                call(r#"{"name":"x","arguments":[1]}"#),
+                MessageError::ArgumentsNotObject,
+            ),
+            (
+                call(r#"{"name":"x","arguments":null}"#),
+                MessageError::ArgumentsNotObject,
+            ),
         ];
         for (body, expected) in params {
             assert_eq!(refused(&body), expected, "{body}");
         }
         assert_eq!(MessageError::Batch.code(), code::INVALID_REQUEST);
         assert_eq!(MessageError::MixedKind.code(), code::INVALID_REQUEST);
-        assert_eq!(MessageError::ArgumentsNotObject.code(), code::INVALID_PARAMS);
+        assert_eq!(
+            MessageError::ArgumentsNotObject.code(),
+            code::INVALID_PARAMS
+        );
     }
 
     #[test]
     fn g30_invalid_text_and_numbers_beyond_the_safe_range_are_refused() {
         let cases: [(&[u8], MessageError); 11] = [
-            (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffing\"}", MessageError::NotUtf8),
+            (
+                b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"p\xffing\"}",
+                MessageError::NotUtf8,
+            ),
             (b"\xef\xbb\xbf{}", MessageError::InvalidJson),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping\ud800"}"#, MessageError::InvalidJson),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"\udc00":1}}"#, MessageError::InvalidJson),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping"} {}"#, MessageError::InvalidJson),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping\ud800"}"#,
+                MessageError::InvalidJson,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"\udc00":1}}"#,
+                MessageError::InvalidJson,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping"} {}"#,
+                MessageError::InvalidJson,
+            ),
             (b"", MessageError::InvalidJson),
             (b"{", MessageError::InvalidJson),
-            (br#"{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}"#, MessageError::NumberOutOfRange),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":-9007199254740992}}"#, MessageError::NumberOutOfRange),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":1e300}}"#, MessageError::NumberOutOfRange),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":1e999}}"#, MessageError::InvalidJson),
+            (
+                br#"{"jsonrpc":"2.0","id":9007199254740992,"method":"ping"}"#,
+                MessageError::NumberOutOfRange,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":-9007199254740992}}"#,
+                MessageError::NumberOutOfRange,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":1e300}}"#,
+                MessageError::NumberOutOfRange,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"n":1e999}}"#,
+                MessageError::InvalidJson,
+            ),
         ];
         for (body, expected) in cases {
-            assert_eq!(read_message(body), Err(expected), "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                read_message(body),
+                Err(expected),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
         }
         let mut deep = String::from(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"#);
         deep.push_str(&"[".repeat(200));

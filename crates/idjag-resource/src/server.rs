@@ -724,10 +724,12 @@ mod tests {
         .resource(RegisteredResource::new(
             Resource::new("https://mcp.chat.example/mcp").unwrap(),
         ))
-        .clients(StaticClientRegistry::new().with(RegisteredClient::with_secret(
-            ClientId::new("chat-agent").unwrap(),
-            &ClientSecret::new("s3cret"),
-        )))
+        .clients(
+            StaticClientRegistry::new().with(RegisteredClient::with_secret(
+                ClientId::new("chat-agent").unwrap(),
+                &ClientSecret::new("s3cret"),
+            )),
+        )
         .build()
         .unwrap();
         let inner = &server.inner;

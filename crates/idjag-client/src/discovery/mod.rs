@@ -186,8 +186,7 @@ impl Discovery {
             }
             request.extensions_mut().insert(policy);
         }
-        let response = match send(self.http.as_ref(), stage, request, self.max_response_bytes)
-            .await
+        let response = match send(self.http.as_ref(), stage, request, self.max_response_bytes).await
         {
             Err(ClientError::Transport { error, .. })
                 if error.kind() == HttpErrorKind::AddressNotAllowed =>

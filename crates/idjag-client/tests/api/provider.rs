@@ -610,5 +610,8 @@ async fn c08_two_registrations_at_one_authorization_server_never_share_a_cached_
         CacheKey::new(&client, &subject, &w.request_with(World::ras_credentials()))
     );
     let debug = format!("{:?}", CacheKey::new(&client, &subject, &w.request()));
-    assert!(debug.contains("client_secret_basic") && !debug.contains(RAS_SECRET), "{debug}");
+    assert!(
+        debug.contains("client_secret_basic") && !debug.contains(RAS_SECRET),
+        "{debug}"
+    );
 }

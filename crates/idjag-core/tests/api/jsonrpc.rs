@@ -228,7 +228,8 @@ fn same_fold(a: char, b: char) -> bool {
     };
     a == b
         || lower(a) == lower(b)
-        || (single(a.to_uppercase()) == single(b.to_uppercase()) && single(a.to_uppercase()) != '\u{0}')
+        || (single(a.to_uppercase()) == single(b.to_uppercase())
+            && single(a.to_uppercase()) != '\u{0}')
 }
 
 fn equal_fold(a: &str, b: &str) -> bool {
@@ -383,7 +384,12 @@ impl Twist {
 }
 
 const METHODS: [&str; 4] = ["tools/call", "tools/list", "ping", "tools/call\u{0}x"];
-const TOOLS: [&str; 4] = ["read_file", "delete_repo", "read_file\u{0}delete_repo", "Read_File"];
+const TOOLS: [&str; 4] = [
+    "read_file",
+    "delete_repo",
+    "read_file\u{0}delete_repo",
+    "Read_File",
+];
 const WORDS: [&str; 12] = [
     "jsonrpc",
     "id",
@@ -431,23 +437,22 @@ enum Tree {
 }
 
 fn tree() -> impl Strategy<Value = Tree> {
-    leaf().prop_map(Tree::Leaf).prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Tree::Array),
-            prop::collection::vec(
-                (prop::sample::select(WORDS.to_vec()), twist(), inner),
-                0..4
-            )
-            .prop_map(|members| {
-                Tree::Object(
-                    members
-                        .into_iter()
-                        .map(|(word, twist, value)| (twist.apply(word), value))
-                        .collect(),
-                )
-            }),
-        ]
-    })
+    leaf()
+        .prop_map(Tree::Leaf)
+        .prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Tree::Array),
+                prop::collection::vec((prop::sample::select(WORDS.to_vec()), twist(), inner), 0..4)
+                    .prop_map(|members| {
+                        Tree::Object(
+                            members
+                                .into_iter()
+                                .map(|(word, twist, value)| (twist.apply(word), value))
+                                .collect(),
+                        )
+                    }),
+            ]
+        })
 }
 
 impl Tree {
@@ -554,9 +559,7 @@ fn body() -> impl Strategy<Value = String> {
                 let target = match extra.level {
                     0 => Some(&mut message),
                     1 => message.child("params"),
-                    2 => message
-                        .child("params")
-                        .and_then(|p| p.child("arguments")),
+                    2 => message.child("params").and_then(|p| p.child("arguments")),
                     _ => message
                         .child("params")
                         .and_then(|p| p.child("arguments"))
@@ -645,6 +648,12 @@ fn g27_generated_bodies_cover_accepted_messages_and_real_disagreements() {
             Err(_) => {}
         }
     }
-    assert!(accepted >= 200, "only {accepted} of 2000 generated bodies accepted");
-    assert!(disagreements >= 200, "only {disagreements} of 2000 with a disagreement");
+    assert!(
+        accepted >= 200,
+        "only {accepted} of 2000 generated bodies accepted"
+    );
+    assert!(
+        disagreements >= 200,
+        "only {disagreements} of 2000 with a disagreement"
+    );
 }

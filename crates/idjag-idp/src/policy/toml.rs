@@ -812,7 +812,8 @@ mod tests {
             ))
             .unwrap()
         };
-        let unscoped = |groups: &[&str]| ask("chat-agent", "alice", groups, CHAT).resource(CHAT_MCP);
+        let unscoped =
+            |groups: &[&str]| ask("chat-agent", "alice", groups, CHAT).resource(CHAT_MCP);
         let scope = |p: &TomlPolicy, groups: &[&str]| {
             unscoped(groups)
                 .decide(p)
@@ -824,14 +825,21 @@ mod tests {
         assert_eq!(scope(&p, &[]), Ok(Some("chat.history chat.read".into())));
         assert_eq!(scope(&p, &["contractors"]), Ok(Some("chat.read".into())));
         // Defaults, narrowed to what is allowed; none of them allowed: every allowed scope.
-        let p = policy("", r#"default_scopes = ["chat.history", "chat.admin"]"#, both);
+        let p = policy(
+            "",
+            r#"default_scopes = ["chat.history", "chat.admin"]"#,
+            both,
+        );
         assert_eq!(scope(&p, &[]), Ok(Some("chat.history".into())));
         assert_eq!(scope(&p, &["contractors"]), Ok(Some("chat.read".into())));
         // Rules that allow no scope: refused, never a scope-less grant.
         let p = policy("", "", "");
         assert_eq!(scope(&p, &[]), Err(PolicyDenial::ScopeNotAllowed));
         let p = policy(r#"absent_scope = "allowed""#, "", r#""chat.history""#);
-        assert_eq!(scope(&p, &["contractors"]), Err(PolicyDenial::ScopeNotAllowed));
+        assert_eq!(
+            scope(&p, &["contractors"]),
+            Err(PolicyDenial::ScopeNotAllowed)
+        );
         // absent_scope = "refuse": clients must ask; asking still works.
         let p = policy(r#"absent_scope = "refuse""#, "", both);
         assert_eq!(scope(&p, &[]), Err(PolicyDenial::ScopeNotAllowed));
@@ -847,11 +855,16 @@ mod tests {
             "[[audience]]\nissuer = \"{CHAT}\"\nabsent_scope = \"refuse\"\ndefault_scopes = [\"a\"]"
         ))
         .unwrap_err();
-        assert!(matches!(error, PolicyConfigError::UnusedDefaultScopes { index: 0 }), "{error}");
-        assert!(TomlPolicy::from_toml_str(&format!(
-            "[[audience]]\nissuer = \"{CHAT}\"\nabsent_scope = \"sometimes\""
-        ))
-        .is_err());
+        assert!(
+            matches!(error, PolicyConfigError::UnusedDefaultScopes { index: 0 }),
+            "{error}"
+        );
+        assert!(
+            TomlPolicy::from_toml_str(&format!(
+                "[[audience]]\nissuer = \"{CHAT}\"\nabsent_scope = \"sometimes\""
+            ))
+            .is_err()
+        );
     }
 
     #[test]

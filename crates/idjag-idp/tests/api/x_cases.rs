@@ -839,11 +839,7 @@ async fn x21_a_dpop_proof_is_spent_only_by_a_request_that_otherwise_passed() {
             "invalid_target",
             "audience_not_available",
         ),
-        (
-            with(h.valid_for("eve")),
-            "access_denied",
-            "not_allowed",
-        ),
+        (with(h.valid_for("eve")), "access_denied", "not_allowed"),
         (
             with(h.valid().set("scope", "nothing.allowed")),
             "invalid_scope",
@@ -865,7 +861,11 @@ async fn x21_a_dpop_proof_is_spent_only_by_a_request_that_otherwise_passed() {
     assert_eq!(claims.cnf.unwrap().jkt.unwrap(), key.thumbprint());
     assert_eq!(h.expect_issued()["dpop_bound"], true);
     assert_eq!(cache.len(), 1);
-    assert_eq!(cache.holder_len(AGENT), 0, "no per-holder count without a quota");
+    assert_eq!(
+        cache.holder_len(AGENT),
+        0,
+        "no per-holder count without a quota"
+    );
     h.refused(&with(h.valid()), 400, "invalid_dpop_proof", "dpop_replayed")
         .await;
     // A replayed proof on a request refused anyway reports the first refusal, and spends
@@ -904,7 +904,9 @@ async fn x22_single_use_kinds_have_their_own_stores_and_per_client_quotas() {
     // The chat agent's DPoP quota is 2: its third live proof is refused (fail closed), and
     // another client's proofs are not affected.
     for jti in ["x22-a1", "x22-a2"] {
-        h.post(&h.valid().header("dpop", &proof(jti))).await.id_jag();
+        h.post(&h.valid().header("dpop", &proof(jti)))
+            .await
+            .id_jag();
         h.expect_issued();
     }
     assert_eq!(proofs.holder_len(AGENT), 2);

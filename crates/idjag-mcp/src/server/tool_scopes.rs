@@ -325,7 +325,11 @@ mod tests {
             ),
         ];
         for (body, reason) in cases {
-            assert_eq!(s.read(body.as_bytes()).map(|(_, r)| r), Err(reason), "{body}");
+            assert_eq!(
+                s.read(body.as_bytes()).map(|(_, r)| r),
+                Err(reason),
+                "{body}"
+            );
             assert_eq!(s.required_for(body.as_bytes()), Err(MalformedMessage));
         }
         let (message, required) = s
