@@ -250,7 +250,7 @@ impl Policy {
         });
         match self {
             Policy::FirstWins | Policy::NulTruncating => matching.next(),
-            Policy::LastWins | Policy::CaseInsensitive => matching.last(),
+            Policy::LastWins | Policy::CaseInsensitive => matching.next_back(),
         }
         .map(|(_, value)| value)
     }
