@@ -227,7 +227,9 @@ pub use issuer::{
     IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
 pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
-pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
+pub use policy::{
+    AbsentScope, Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy,
+};
 pub use request::ExchangeRequestError;
 pub use subject::{
     IdTokenSubjectValidator, RefreshTokenRecord, RefreshTokenStore, RefreshTokenSubjectValidator,
