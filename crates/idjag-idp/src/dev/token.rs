@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn code_verifiers_are_43_to_128_unreserved_characters() {
         assert!(is_code_verifier(&"a".repeat(43)));
-        assert!(is_code_verifier(&"-._~Az9".repeat(18)[..128]));
+        assert!(is_code_verifier(&"-._~Az9".repeat(19)[..128]));
         assert!(!is_code_verifier(&"a".repeat(42)));
         assert!(!is_code_verifier(&"a".repeat(129)));
         assert!(!is_code_verifier(&format!("{}+", "a".repeat(42))));
