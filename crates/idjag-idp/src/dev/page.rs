@@ -23,7 +23,7 @@ main{max-width:560px;margin:32px auto;padding:0 16px}\
 .card{background:#fff;border:1px solid #d0d7de;border-radius:12px;padding:24px 28px}\
 h1{font-size:22px;margin:0 0 4px}\
 .meta{color:#59636e;font-size:14px;margin:0 0 20px}\
-code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eff2f5;padding:1px 5px;border-radius:4px;word-break:break-all}\
+code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eff2f5;padding:1px 5px;border-radius:4px;overflow-wrap:anywhere}\
 ul{list-style:none;margin:0;padding:0}\
 li{margin:0 0 10px}\
 button{font:inherit;cursor:pointer}\
@@ -40,7 +40,7 @@ button{font:inherit;cursor:pointer}\
 .foot{color:#59636e;font-size:13px;margin-top:16px;text-align:center}";
 
 /// `'sha256-…'` of [`STYLE`] (standard base64), for `style-src`.
-const STYLE_HASH: &str = "'sha256-6YR6IIIKGCogF+E+auaR1TOLKhxOWSiPoMgFCb6uXEY='";
+const STYLE_HASH: &str = "'sha256-ZtnsYRI5+/Yd8dHNCi73Y8g3sMx37Uqx117trYadiFM='";
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.
 pub(super) fn escape(text: &str) -> String {
@@ -80,8 +80,8 @@ fn head(out: &mut String, title: &str) {
          <meta name=\"robots\" content=\"noindex\">\
          <title>{}</title><style>{STYLE}</style></head><body>\
          <div class=\"banner\" role=\"alert\"><strong>DEVELOPMENT IdP</strong> \u{2014} not for \
-         production. Anyone who can open this page can sign in as any user below, without a \
-         password.</div><main>",
+         production. Anyone who can reach it can sign in as any of its development users, \
+         without a password.</div><main>",
         escape(title)
     );
 }
