@@ -23,7 +23,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::from_path("examples/gateway/gateway.toml")?;
 //! let plan = Plan::from_config(&config)?; // every value parsed, every secret read
-//! let gateway = Gateway::builder(plan).build()?;
+//! let gateway = Gateway::builder(plan).build().await?; // opens [store]
 //! for warning in gateway.warnings() {
 //!     eprintln!("warning: {warning}");
 //! }

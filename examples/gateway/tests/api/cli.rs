@@ -7,6 +7,22 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_idjag-gateway");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.toml");
 
+/// The binary, run from a fresh directory: the example has no `[store]`, so the gateway keeps
+/// its state in `idjag-gateway.redb` in its working directory.
+fn gateway() -> Command {
+    let dir = std::env::temp_dir().join(format!(
+        "idjag-gateway-cli-{}-{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = Command::new(BIN);
+    command.current_dir(dir);
+    command
+}
+
+static SCRATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[test]
 fn demo_runs_every_step_and_exits_zero() {
     let started = Instant::now();
@@ -27,7 +43,7 @@ fn demo_runs_every_step_and_exits_zero() {
 
 #[test]
 fn check_config_reads_the_secrets_and_names_a_missing_one() {
-    let ok = Command::new(BIN)
+    let ok = gateway()
         .args(["check-config", "--config", EXAMPLE])
         .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
@@ -42,7 +58,7 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).ends_with("gateway.toml: OK\n"));
 
-    let missing = Command::new(BIN)
+    let missing = gateway()
         .args(["check-config", "--config", EXAMPLE])
         .env_remove("IDJAG_GATEWAY_IDP_SECRET")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
@@ -66,7 +82,7 @@ fn check_config_reads_the_secrets_and_names_a_missing_one() {
         ),
     ] {
         for command in ["check-config", "serve"] {
-            let missing = Command::new(BIN)
+            let missing = gateway()
                 .args([command, "--config", EXAMPLE])
                 .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
                 .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
@@ -120,7 +136,7 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .replace("https://wiki.example.com", "http://127.0.0.1:4");
     let path = std::env::temp_dir().join(format!("idjag-gateway-cli-{port}.toml"));
     std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = gateway()
         .args(["serve", "--config"])
         .arg(&path)
         .env("IDJAG_GATEWAY_IDP_SECRET", "cli-secret-one")
