@@ -20,7 +20,9 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, overloaded, state_unavailable, status, unauthenticated};
+use crate::proxy::refusal::{
+    Refusal, jsonrpc_error, overloaded, state_unavailable, status, unauthenticated,
+};
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
 use crate::upstream::Upstream;
@@ -215,10 +217,12 @@ async fn authenticate(
         Ok(false) => Ok(caller),
         Ok(true) => Err(Refusal::deny(
             "revoked",
-            status(
+            jsonrpc_error(
                 StatusCode::FORBIDDEN,
+                None,
                 code::FORBIDDEN,
                 "Access revoked by an administrator",
+                serde_json::json!({ "reason": "revoked" }),
             ),
         )),
         Err(error) => {
