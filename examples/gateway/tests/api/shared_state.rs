@@ -644,3 +644,110 @@ fn before_restore(s: &Sent, restored_at: SystemTime) -> bool {
 fn rfc3339(time: SystemTime) -> String {
     idjag_gateway::observe::audit::rfc3339(time)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_store_down_what_needs_it_gets_503_and_recovers_by_itself() {
+    let mut redis = RedisServer::start();
+    let store = config_blocks(&redis_store(&redis.url(), 30)).store;
+    let recorder = Recorder::default();
+    let (t, audit) = start_with(session_upstream(recorder.clone()), move |c| {
+        c.store = store.clone();
+    })
+    .await;
+    assert!(t.gateway.store_ready().await);
+    let alice = token(&t, "alice");
+    let created = send(&t.route_url, Some(&alice), &initialize()).await;
+    let session = created.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let with_session = |id: &str| {
+        post(&t.route_url, Some(&alice), &tools_list(2)).header("mcp-session-id", id.to_owned())
+    };
+    let admin = |method: Method, path: &str| {
+        client()
+            .request(method, format!("{}{path}", t.gateway_url))
+            .bearer_auth(t.admin_token.secret())
+    };
+
+    redis.kill();
+    // The revocations are still fresh (30 s): calls that need nothing else are served, and a
+    // session this instance confirmed is still alice's.
+    assert_eq!(with_session(&session).send().await.unwrap().status(), 200);
+    let wiki_calls = t.wiki.requests().len();
+    // What needs the store now is refused, nothing forwarded: an unknown session, a call
+    // needing approval, the admin API.
+    let (status, body) = answer(with_session("never-seen").send().await.unwrap()).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (503, "store_unavailable".to_owned())
+    );
+    let held = send(
+        &t.wiki_route_url,
+        Some(&alice),
+        &publish(3, json!({"page": "p"})),
+    )
+    .await;
+    assert_eq!(held.headers()["retry-after"], "1");
+    let (status, body) = answer(held).await;
+    assert_eq!(
+        (status, reason(&body)),
+        (503, "store_unavailable".to_owned())
+    );
+    assert_eq!(body["error"]["code"], -32036);
+    assert_eq!(body["id"], 3);
+    assert_eq!(t.wiki.requests().len(), wiki_calls);
+    for (method, path) in [
+        (Method::GET, "/admin/approvals"),
+        (Method::GET, "/admin/revocations"),
+    ] {
+        let response = admin(method, path).send().await.unwrap();
+        assert_eq!(response.status(), 503, "{path}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["error"],
+            "store_unavailable"
+        );
+    }
+    let revoke = admin(Method::POST, "/admin/revocations")
+        .json(&json!({"user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 503);
+    let ready = client()
+        .get(format!("{}/readyz", t.gateway_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    assert_eq!(
+        ready.text().await.unwrap(),
+        "not ready: store: the redis store does not answer"
+    );
+
+    // Back, with no restart of the gateway.
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !t.gateway.store_ready().await {
+        assert!(Instant::now() < deadline, "the store never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = answer(
+        send(
+            &t.wiki_route_url,
+            Some(&alice),
+            &publish(4, json!({"page": "p"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, reason(&body)), (200, "approval_held".to_owned()));
+    let (status, _) = answer(with_session("never-seen").send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    let reasons: Vec<String> = audit.records().into_iter().map(|r| r.reason).collect();
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "store_unavailable").count(),
+        3,
+        "two calls and one revocation: {reasons:?}"
+    );
+}
