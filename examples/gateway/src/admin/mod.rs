@@ -5,7 +5,7 @@
 //!
 //! | request | what |
 //! |---|---|
-//! | `GET /admin/approvals` | calls held for approval (pending, approved, rejected), `{"approvals": [...]}` |
+//! | `GET /admin/approvals` | calls held for approval (pending, approved, rejected, consumed), `{"approvals": [...]}` |
 //! | `POST /admin/approvals/{id}/approve` | approves a pending call: the agent's identical retry runs once |
 //! | `POST /admin/approvals/{id}/reject` | rejects it |
 //! | `GET /admin/revocations` | revocations in force |

@@ -504,7 +504,16 @@ impl Topology {
         if let Some(sink) = options.audit {
             builder = builder.audit_sink(sink);
         }
-        let gateway = builder.build().await.map_err(DemoError::setup)?;
+        // Built where it serves: the store's connection and the revocation replica's task
+        // run on the gateway's runtime.
+        let gateway = match &options.gateway_runtime {
+            Some(runtime) => runtime
+                .spawn(builder.build())
+                .await
+                .map_err(DemoError::setup)?,
+            None => builder.build().await,
+        }
+        .map_err(DemoError::setup)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = gateway.clone();
         // The listener moves as a std socket, to register with the runtime that serves it.

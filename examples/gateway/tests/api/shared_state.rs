@@ -440,7 +440,7 @@ async fn store_faults_fail_closed_within_the_staleness_bound_and_recover_without
             let instance = n % 3;
             let (user, token) = &tokens[(n / 3) % 2];
             n += 1;
-            let at = SystemTime::now();
+            let at = wall();
             let response = post(
                 &routes[instance],
                 Some(token),
@@ -471,7 +471,7 @@ async fn store_faults_fail_closed_within_the_staleness_bound_and_recover_without
 
     // 1. B loses Redis; alice is revoked through A right after.
     relay.cut().await;
-    let cut_at = SystemTime::now();
+    let cut_at = wall();
     let revoke = gateways[0]
         .admin(&t, Method::POST, "/admin/revocations")
         .json(&json!({"user": "alice"}))
@@ -479,7 +479,7 @@ async fn store_faults_fail_closed_within_the_staleness_bound_and_recover_without
         .await
         .unwrap();
     assert_eq!(revoke.status(), 201);
-    let revoked_at = SystemTime::now();
+    let revoked_at = wall();
     tokio::time::sleep(BOUND + Duration::from_millis(1500)).await;
     let (status, body) = gateways[1].readyz().await;
     assert_eq!(status, 503);
@@ -489,27 +489,27 @@ async fn store_faults_fail_closed_within_the_staleness_bound_and_recover_without
     );
     // 2. B gets Redis back: it catches up by itself.
     relay.restore();
-    let restored_at = SystemTime::now();
+    let restored_at = wall();
     gateways[1].wait_ready(Duration::from_secs(10)).await;
-    let b_back_at = SystemTime::now();
+    let b_back_at = wall();
     tokio::time::sleep(Duration::from_millis(500)).await;
     // 3. Redis dies for everyone, then comes back (its append-only file keeps the revocation).
     redis.kill();
-    let killed_at = SystemTime::now();
+    let killed_at = wall();
     tokio::time::sleep(BOUND + Duration::from_millis(1500)).await;
     for g in &gateways {
         assert_eq!(g.readyz().await.0, 503, "{}", g.name);
     }
     redis.restart();
-    let redis_back_at = SystemTime::now();
+    let redis_back_at = wall();
     for g in &gateways {
         g.wait_ready(Duration::from_secs(15)).await;
     }
-    let all_back_at = SystemTime::now();
+    let all_back_at = wall();
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.send(true).unwrap();
     let sent = traffic.await.unwrap();
-    let end = SystemTime::now();
+    let end = wall();
 
     let after = |s: &Sent, t: SystemTime| s.at > t;
     let between = |s: &Sent, from: SystemTime, to: SystemTime| s.at > from && s.at < to;
@@ -635,6 +635,11 @@ async fn store_faults_fail_closed_within_the_staleness_bound_and_recover_without
             .duration_since(redis_back_at)
             .unwrap_or_default(),
     );
+}
+
+/// The wall clock, the one the gateways read (`SystemClock`).
+fn wall() -> SystemTime {
+    idjag_core::SystemClock::shared().now()
 }
 
 fn before_restore(s: &Sent, restored_at: SystemTime) -> bool {
