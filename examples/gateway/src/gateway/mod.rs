@@ -135,6 +135,13 @@ impl Gateway {
         Ok(warnings)
     }
 
+    /// The store holding revocations, approvals and session bindings. A gateway rebuilt from
+    /// a new plan in the same process (a configuration reload) takes it over with
+    /// [`GatewayBuilder::store`]: the embedded store's file can be open only once.
+    pub fn store(&self) -> Arc<dyn idjag_store::Store> {
+        self.state.store.clone()
+    }
+
     /// One round trip to the store (`check-config`).
     pub async fn check_store(&self) -> Result<(), BuildError> {
         self.state

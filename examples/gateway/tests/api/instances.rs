@@ -214,6 +214,12 @@ impl GatewayProcess {
         self.spawn().await;
     }
 
+    /// Rewrites its configuration file (takes effect at the next start).
+    pub(crate) fn edit_config(&self, edit: impl FnOnce(String) -> String) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, edit(text)).unwrap();
+    }
+
     /// Its audit lines so far.
     pub(crate) fn audit_lines(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.audit)

@@ -41,7 +41,7 @@ pub struct PolicyVersion([u8; 32]);
 impl PolicyVersion {
     /// The version of `policy` (the planned rules, as JSON).
     pub fn of(policy: &Value) -> Result<Self, NotCanonical> {
-        let canonical = canonical::Json::from_value(policy).canonical()?;
+        let canonical = canonical::ExactJson::from_value(policy).canonical()?;
         Ok(Self(Sha256::digest(&canonical).into()))
     }
 
@@ -81,7 +81,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The SHA-256 of the canonical arguments of a JSON-RPC `tools/call` message (`body`, the
 /// text as received): RFC 8785 of `params.arguments`, `{}` when absent.
 pub fn arguments_digest(body: &[u8]) -> Result<[u8; 32], NotCanonical> {
-    let message = canonical::Json::parse(body)?;
+    let message = canonical::ExactJson::parse(body)?;
     let arguments = match message.member("params")? {
         Some(params) => params.member("arguments")?,
         None => None,
