@@ -169,7 +169,7 @@ pub(crate) async fn plan(
     let mut builder =
         IdJagIssuer::builder(issuer.clone(), keys, Arc::new(registry), Arc::new(policy))
             .clock(clock.clone())
-            .replay_cache(Arc::new(SingleUseMarkers::new(
+            .client_assertion_replay_cache(Arc::new(SingleUseMarkers::new(
                 store.clone(),
                 MarkerKind::ClientAssertion,
                 quotas.client_assertion_per_client,

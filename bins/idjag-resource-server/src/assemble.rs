@@ -290,7 +290,7 @@ fn clients(
             }
             (None, None) => {
                 return Err(ConfigError::new(
-                    format!("{at}"),
+                    at.clone(),
                     "needs secret_env or secret_file (client_secret_basic/post), or jwks_uri \
                      (private_key_jwt)",
                 ));

@@ -11,7 +11,9 @@
 //! - [`spawn`] (features `idp`, `resource`, `client`, `mcp`): a real IdP, resource
 //!   authorization server and MCP server on loopback.
 //! - [`process`] (feature `process`): the servers' binaries as processes from configuration
-//!   templates, real `redis-server` processes and the npm upstream IdP mock.
+//!   templates (with [`redis`]'s `redis-server`) and the npm upstream IdP mock.
+//! - [`redis`] (feature `redis`): a real `redis-server` on a free loopback port, killed and
+//!   restarted at will.
 //! - [`logs`]: one process-wide `tracing` capture, per-thread views of it, and
 //!   [`logs::assert_no_secret`].
 //!
@@ -44,6 +46,8 @@ pub mod logs;
 pub mod net;
 #[cfg(feature = "process")]
 pub mod process;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(
     feature = "idp",
     feature = "resource",

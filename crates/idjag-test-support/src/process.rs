@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -28,12 +28,7 @@ pub fn repo_root() -> PathBuf {
 
 /// A free loopback port (bound, read, released: another process may take it in between,
 /// which the callers' start-up checks would notice).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+pub use crate::redis::free_port;
 
 /// `template` with every `{{NAME}}` replaced by its value. Panics on a placeholder left over.
 pub fn render(template: &str, values: &[(&str, &str)]) -> String {
@@ -336,130 +331,9 @@ impl Drop for TestDir {
 }
 
 // ---------------------------------------------------------------------------------------------
-// redis-server
+// redis-server: the `redis` module's helper.
 
-/// The `redis-server` binary: `$IDJAG_REDIS_SERVER`, else `redis-server` from `PATH`. Panics
-/// with install instructions when there is none.
-pub fn redis_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("IDJAG_REDIS_SERVER") {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("redis-server"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "redis-server was not found in PATH. These tests run a real Redis: install it \
-                 (Debian/Ubuntu: `apt-get install redis-server`, or run `bash scripts/test.sh`) \
-                 or set IDJAG_REDIS_SERVER to a redis-server binary (Redis 7.0 or later)."
-            )
-        })
-}
-
-/// A `redis-server` on a free loopback port persisting every write (`appendonly yes`,
-/// `appendfsync always`), so a restart loses nothing acknowledged; killed on drop.
-#[derive(Debug)]
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    /// Starts one.
-    pub fn start() -> Self {
-        let mut server = Self {
-            child: None,
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-        };
-        server.spawn();
-        server
-    }
-
-    fn spawn(&mut self) {
-        let binary = redis_server_binary();
-        let child = Command::new(&binary)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                &self.dir.path().display().to_string(),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {} ({e}): install redis-server (Debian/Ubuntu: `apt-get install \
-                     redis-server`) or set IDJAG_REDIS_SERVER.",
-                    binary.display()
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 16];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && let Ok(n) = s.read(&mut buf)
-                    && buf[..n].starts_with(b"+PONG")
-                {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    /// Its port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `redis://127.0.0.1:<port>/0`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Kills it (SIGKILL).
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and directory (the append-only file is replayed).
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use crate::redis::{RedisServer, redis_server_binary};
 
 // ---------------------------------------------------------------------------------------------
 // The upstream OIDC IdP: oauth2-mock-server (npm), pinned in interop/oidc-mock.

@@ -90,15 +90,17 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Reads, plans and builds the gateway of the file at `path`.
-fn load(path: &Path) -> Result<Gateway, String> {
+/// Reads and plans the file at `path`.
+fn plan(path: &Path) -> Result<Plan, String> {
     let config = Config::from_path(path).map_err(|e| e.to_string())?;
-    let plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
-    Gateway::builder(plan).build().map_err(|e| e.to_string())
+    Plan::from_config(&config).map_err(|e| e.to_string())
 }
 
 async fn serve(path: PathBuf) -> Result<(), String> {
-    let gateway = load(&path)?;
+    let gateway = Gateway::builder(plan(&path)?)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
     for warning in gateway.warnings() {
         tracing::warn!(%warning, "configuration");
     }
@@ -115,10 +117,13 @@ async fn serve(path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-/// Plans and builds the gateway of the file at `path` (its secrets read), without serving.
-fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), String> {
-    let gateway = load(path)?;
-    for warning in gateway.warnings() {
+/// Plans and builds the gateway of the file at `path` (its secrets read, its store opened
+/// and pinged), without serving.
+async fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), String> {
+    let warnings = Gateway::check(plan(path)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    for warning in warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
     let _ = writeln!(out, "{}: OK", path.display());
@@ -145,7 +150,7 @@ pub fn main() -> ExitCode {
         }
         Command::CheckConfig { config } => {
             init_logs(cli.log_format, "warn");
-            check_config(&config, &mut std::io::stdout())
+            runtime.block_on(check_config(&config, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

@@ -23,7 +23,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = Config::from_path("examples/gateway/gateway.toml")?;
 //! let plan = Plan::from_config(&config)?; // every value parsed, every secret read
-//! let gateway = Gateway::builder(plan).build()?;
+//! let gateway = Gateway::builder(plan).build().await?; // opens [store]
 //! for warning in gateway.warnings() {
 //!     eprintln!("warning: {warning}");
 //! }
@@ -45,12 +45,12 @@
 //! | [`protocol`] | MCP over HTTP as plain functions: headers, JSON-RPC messages and errors, SSE framing, request ids |
 //! | [`observe`] | one audit line per request, Prometheus metrics, cache counters |
 //! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache; identity and teams |
-//! | [`policy`] | access rules down to the tool, guardrails, approvals, revocations |
+//! | [`policy`] | access rules down to the tool, guardrails, approvals and revocations (on idjag-store) |
 //! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting |
 //! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
 //! | [`proxy`] | the Streamable HTTP reverse proxy: its order of checks, the per-request context, SSE, sessions |
-//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations |
-//! | [`Gateway`] | the gateway built from a [`Plan`]: routes, health, RFC 9728 metadata, serving |
+//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations, on the shared store |
+//! | [`Gateway`] | the gateway built from a [`Plan`]: the store opened, routes, health, RFC 9728 metadata, serving |
 //! | `demo` (feature `demo`, off by default) | the one-command demo and its topology |
 //! | [`cli`] | `serve`, `check-config` and, with the `demo` feature, `demo` |
 //!
@@ -62,9 +62,10 @@
 //!
 //! Routes: `/mcp/{name}` per upstream, `/.well-known/oauth-protected-resource/mcp/{name}`
 //! (RFC 9728: the route is the resource, the IdP its authorization server), `/healthz`
-//! (alive), `/readyz` (IdP keys loaded and every upstream's credential setup discovered;
-//! 503 while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`) and the admin
-//! API under `/admin/` (only with `[admin]`).
+//! (alive), `/readyz` (the store answering and the local copy of the revocations within its
+//! staleness bound, IdP keys loaded and every upstream's credential setup discovered; 503
+//! `not ready: <what>` while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`)
+//! and the admin API under `/admin/` (only with `[admin]`).
 //!
 //! ## Decisions (where the specifications leave a choice)
 //!
@@ -112,15 +113,23 @@
 //!   as such, not as a guardrail), argument rules before approval (a call the rules block is
 //!   never held). Patterns are literal text with `*`, no regular expressions: linear-time,
 //!   nothing to misconfigure.
-//! - **Approvals** are bound to the user, the upstream, the tool and the SHA-256 of the
-//!   canonical arguments, live in memory (a restart forgets them) and expire; an approved
-//!   call runs once.
+//! - **State** (revocations, approvals, session bindings) lives in idjag-store (`[store]`):
+//!   by default the embedded durable store (`idjag-gateway.redb` in the working directory),
+//!   so a single node forgets nothing across restarts; several instances share one Redis
+//!   and agree. No token or secret is stored (digests of session ids and principals).
+//! - **Approvals** are bound to the user and the agent, the upstream, the tool, the SHA-256
+//!   of the arguments' RFC 8785 form computed from the exact text sent (non-I-JSON arguments
+//!   are refused, `arguments_not_canonical`) and the version of the planned policy for that
+//!   tool; they expire, and an approved call runs once, on whichever instance it lands.
 //! - **Admin API** on the same listener under `/admin/`, bearer admin token (constant-time
 //!   compare); off without `[admin]`. Keep `/admin/` off the public edge.
-//! - **Revocation** is checked right after inbound authentication and ends open streams
-//!   (`event: close`, `{"reason":"revoked"}`); cached validations and upstream tokens of the
-//!   principal are dropped (the shared ID-JAG token provider is keyed by user token, so it
-//!   is cleared whole).
+//! - **Revocation** is checked right after inbound authentication, against a local copy of
+//!   the store's revocations (no network per request), and ends open streams (`event:
+//!   close`, `{"reason":"revoked"}`) on every instance; cached validations and upstream
+//!   tokens of the principal are dropped on every instance (the shared ID-JAG token provider
+//!   is keyed by user token, so it is cleared whole). When the copy is older than `[store]
+//!   max_staleness_secs` the gateway fails closed: 503, JSON-RPC code -32036, reason
+//!   `revocation_state_stale`, and streams end with that reason, until the store answers.
 //! - **Metrics** are unauthenticated by default, like `/healthz` (labels hold no user, token
 //!   or argument); `[metrics] require_admin_token` asks for the admin token.
 //! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
@@ -131,7 +140,8 @@
 //! ## Security
 //!
 //! - No upstream request is sent before authentication, revocation, session, body, message,
-//!   policy, guardrail and approval checks pass; the upstream gets a credential the gateway
+//!   policy, guardrail and approval checks pass, and none when they cannot be answered (the
+//!   store down, the revocations stale: 503); the upstream gets a credential the gateway
 //!   holds for that upstream only, never the inbound token (threat G03; except the
 //!   explicit, warned `passthrough` mode), and an allow-list of headers (G06, G07).
 //! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before

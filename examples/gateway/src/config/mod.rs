@@ -16,6 +16,7 @@
 //! | [`audit`] | `[audit]` |
 //! | [`admin`] | `[admin]` |
 //! | [`metrics`] | `[metrics]` |
+//! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //! | [`duration`] | durations as `"500ms"`, `"10s"`, `"5m"`, `"1h"` |
 
 pub mod admin;
@@ -46,6 +47,8 @@ pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ServerConfig, SseExpiry};
 pub use tools::{GuardRuleConfig, ToolConfig};
 pub use upstream::{AccessRuleConfig, UpstreamConfig};
+
+pub use idjag_store::{BackendConfig, RedisConfig, StoreConfig};
 
 /// A configuration problem, with the key it concerns.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,7 +110,17 @@ pub struct Config {
     /// `[[upstream]]`: the MCP servers behind the gateway.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
+    /// `[store]`: where revocations, approvals and session bindings live (idjag-store's
+    /// section, shared with the other idjag servers). Absent: the embedded durable store at
+    /// [`DEFAULT_STORE_PATH`], relative to the working directory.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
 }
+
+/// The embedded store's file when the configuration has no `[store]` section: relative to
+/// the gateway's working directory (run it from its state directory, e.g. systemd's
+/// `StateDirectory=`).
+pub const DEFAULT_STORE_PATH: &str = "idjag-gateway.redb";
 
 impl Config {
     /// Parses a configuration (without checking its values: see [`crate::plan::Plan`]).

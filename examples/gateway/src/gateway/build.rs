@@ -9,6 +9,7 @@ use std::time::Duration;
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
 use idjag_core::SharedClock;
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
+use idjag_store::Store;
 use tokio::sync::{Semaphore, watch};
 
 use crate::config::AuditOutput;
@@ -19,10 +20,7 @@ use crate::observe::metrics::{MeteredSink, Metrics};
 use crate::observe::sinks::JsonLines;
 use crate::plan::{CredentialPlan, IdpPlan, Plan, UpstreamPlan};
 use crate::policy::access::{Authorizer, RuleAuthorizer};
-use crate::policy::approval::Approvals;
-use crate::policy::revocation::Revocations;
 use crate::proxy::GatewayState;
-use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
     ClientCredentialsGrant, ClientCredentialsTarget, PassthroughCredential,
@@ -31,10 +29,6 @@ use crate::upstream::{
     HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, Upstream, UpstreamCredential,
 };
 
-/// Most MCP sessions remembered, and how long an unused one is kept.
-const SESSION_CAPACITY: u64 = 100_000;
-const SESSION_IDLE: Duration = Duration::from_secs(3600);
-
 /// Builds a [`Gateway`] from a [`Plan`].
 #[derive(Debug)]
 pub struct GatewayBuilder {
@@ -42,6 +36,7 @@ pub struct GatewayBuilder {
     clock: SharedClock,
     audit: Option<Arc<dyn AuditSink>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl GatewayBuilder {
@@ -51,6 +46,7 @@ impl GatewayBuilder {
             clock,
             audit: None,
             authorizer: None,
+            store: None,
         }
     }
 
@@ -72,14 +68,24 @@ impl GatewayBuilder {
         self
     }
 
-    /// Assembles the gateway. Nothing is fetched yet: keys and metadata are loaded on first
-    /// use (see [`Gateway::ready`]).
-    pub fn build(self) -> Result<Gateway, BuildError> {
+    /// Keeps revocations, approvals and session bindings in `store` instead of the planned
+    /// `[store]` (tests; several gateways of one process sharing a store).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Assembles the gateway: opens the store (`[store]`) and reads the revocations in it.
+    /// Nothing else is fetched yet: keys and metadata are loaded on first use (see
+    /// [`Gateway::ready`]). A store that does not answer is not an error here: requests are
+    /// refused until it does (see [`crate::policy::revocation`]).
+    pub async fn build(self) -> Result<Gateway, BuildError> {
         let Self {
             plan,
             clock,
             audit,
             authorizer,
+            store,
         } = self;
         let jwks = Arc::new(idp_keys(&plan.idp, clock.clone())?);
         let inbound = InboundAuth::new(plan.inbound, jwks, plan.teams, clock.clone())?;
@@ -136,12 +142,8 @@ impl GatewayBuilder {
                 metrics: metrics.clone(),
             });
         }
-        let approvals = Arc::new(Approvals::new(
-            i64::try_from(plan.approvals.ttl.as_secs()).unwrap_or(i64::MAX / 2),
-            plan.approvals.max_pending,
-            clock.clone(),
-        ));
-        let revocations = Arc::new(Revocations::new(clock.clone()));
+        let shared = super::store::open(&plan.store, store, &plan.approvals, &clock).await?;
+        let revocation_events = shared.revocations.events();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = plan.server;
         let state = GatewayState {
@@ -149,7 +151,7 @@ impl GatewayBuilder {
             inbound,
             authorizer: authorizer.unwrap_or_else(|| Arc::new(rules)),
             upstreams,
-            sessions: Sessions::new(SESSION_CAPACITY, SESSION_IDLE),
+            sessions: shared.sessions,
             audit,
             arguments: plan.audit.arguments,
             forward: server.forward_headers,
@@ -157,15 +159,18 @@ impl GatewayBuilder {
             in_flight: Arc::new(Semaphore::new(server.max_in_flight)),
             streams: Arc::new(StreamGauge::default()),
             shutdown: shutdown_rx,
-            approvals,
-            revocations,
+            approvals: shared.approvals,
+            revocations: shared.revocations,
+            store: shared.store,
             admin: plan.admin,
             metrics,
             metrics_require_admin: plan.metrics.require_admin_token,
             outbound: outbound.clone(),
         };
+        let state = Arc::new(state);
+        super::store::listen(Arc::downgrade(&state), revocation_events);
         Ok(Gateway {
-            state: Arc::new(state),
+            state,
             public_url: server.public_url,
             listen: server.listen,
             limits: server.limits,

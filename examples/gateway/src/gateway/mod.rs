@@ -2,6 +2,7 @@
 
 mod build;
 mod routes;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub enum BuildError {
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(std::io::Error),
+    /// The store (`[store]`) could not be opened, or did not answer `check-config`.
+    #[error("{0}")]
+    Store(idjag_store::ConfigError),
 }
 
 /// A running gateway's handle: its router, shutdown switch and counters.
@@ -100,6 +104,57 @@ impl Gateway {
             let _ = switch.send(true);
         })
         .await
+    }
+
+    /// `check-config`'s build: the gateway of `plan`, then a round trip to its store. The
+    /// embedded store's file held by a running gateway is not an error (it is locked while
+    /// open): a warning says so. Returns the warnings.
+    pub async fn check(plan: Plan) -> Result<Vec<Warning>, BuildError> {
+        let mut warnings = plan.warnings.clone();
+        let clock = SystemClock::shared();
+        let store: Arc<dyn idjag_store::Store> = match plan.store.config.open(clock.clone()) {
+            Ok(store) => store,
+            Err(idjag_store::ConfigError::Embedded(
+                idjag_store::EmbeddedOpenError::AlreadyOpen,
+            )) => {
+                warnings.push(Warning {
+                    key: "store.backend.path".to_owned(),
+                    message: "open in another process (a running gateway?): not checked".to_owned(),
+                });
+                Arc::new(idjag_store::MemoryStore::new(clock.clone()))
+            }
+            Err(e) => return Err(BuildError::Store(e)),
+        };
+        let gateway = Self::builder(plan)
+            .clock(clock)
+            .store(store)
+            .audit_sink(Arc::new(crate::observe::sinks::MemorySink::default()))
+            .build()
+            .await?;
+        gateway.check_store().await?;
+        Ok(warnings)
+    }
+
+    /// The store holding revocations, approvals and session bindings. A gateway rebuilt from
+    /// a new plan in the same process (a configuration reload) takes it over with
+    /// [`GatewayBuilder::store`]: the embedded store's file can be open only once.
+    pub fn store(&self) -> Arc<dyn idjag_store::Store> {
+        self.state.store.clone()
+    }
+
+    /// One round trip to the store (`check-config`).
+    pub async fn check_store(&self) -> Result<(), BuildError> {
+        self.state
+            .store
+            .ping()
+            .await
+            .map_err(|e| BuildError::Store(idjag_store::ConfigError::Unreachable(e)))
+    }
+
+    /// Whether the store can be used now: it answers, and the local copy of the revocations
+    /// is within its staleness bound.
+    pub async fn store_ready(&self) -> bool {
+        routes::store_ready(&self.state).await
     }
 
     /// Tells open SSE streams to end (part of [`Self::serve`]'s shutdown).

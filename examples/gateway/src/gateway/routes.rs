@@ -78,23 +78,60 @@ pub(crate) async fn metrics(
     response
 }
 
-pub(crate) async fn readiness(state: &GatewayState) -> bool {
-    if *state.shutdown.borrow() || !state.inbound.ready().await {
-        return false;
+/// Whether the store answers and the revocation replica is within its staleness bound.
+pub(crate) async fn store_ready(state: &GatewayState) -> bool {
+    state.revocations.is_fresh() && state.store.ping().await.is_ok()
+}
+
+/// What keeps the gateway from being ready, if anything.
+async fn not_ready(state: &GatewayState) -> Option<String> {
+    if *state.shutdown.borrow() {
+        return Some("shutting down".to_owned());
+    }
+    if !state.revocations.is_fresh() {
+        let age = state.revocations.age().map_or_else(
+            || "never".to_owned(),
+            |age| format!("{}s ago", age.as_secs()),
+        );
+        return Some(format!(
+            "store: revocations last synchronised {age} (bound {}s)",
+            state.revocations.max_staleness().as_secs()
+        ));
+    }
+    if state.store.ping().await.is_err() {
+        return Some(format!(
+            "store: the {} store does not answer",
+            state.store.backend()
+        ));
+    }
+    if !state.inbound.ready().await {
+        return Some("idp: keys not loaded".to_owned());
     }
     for upstream in state.upstreams.values() {
         if !upstream.credential.ready().await {
-            return false;
+            return Some(format!(
+                "upstream[{}]: credential setup not discovered",
+                upstream.name
+            ));
         }
     }
-    true
+    None
 }
 
+pub(crate) async fn readiness(state: &GatewayState) -> bool {
+    not_ready(state).await.is_none()
+}
+
+/// `/readyz`: 200 `ready`, or 503 `not ready: <what>` (the store, the IdP's keys, an
+/// upstream's credential setup, shutdown).
 pub(crate) async fn readyz(State(state): State<Arc<GatewayState>>) -> Response {
-    if readiness(&state).await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+    match not_ready(&state).await {
+        None => (StatusCode::OK, "ready").into_response(),
+        Some(what) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {what}"),
+        )
+            .into_response(),
     }
 }
 

@@ -19,6 +19,7 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit log and metrics |
 //! | [`admin`] | the admin token, approvals, revocations |
+//! | [`store`] | where revocations, approvals and session bindings live |
 //! | [`environment`] | where secrets are read from |
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod environment;
 pub mod idp;
 pub mod observe;
 pub mod server;
+pub mod store;
 pub mod upstream;
 
 use std::fmt;
@@ -44,6 +46,7 @@ pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
 pub use observe::{AuditPlan, MetricsPlan};
 pub use server::{ProxySettings, ServerPlan};
+pub use store::StorePlan;
 pub use upstream::{ClientCredentialsPlan, CredentialPlan, IdJagPlan, UpstreamPlan};
 
 /// A configuration, every value parsed and every secret read: what the gateway runs.
@@ -68,6 +71,8 @@ pub struct Plan {
     pub metrics: MetricsPlan,
     /// The routes, in configuration order.
     pub upstreams: Vec<UpstreamPlan>,
+    /// Where revocations, approvals and session bindings live.
+    pub store: StorePlan,
     /// What is accepted but worth a look.
     pub warnings: Vec<Warning>,
 }
@@ -131,6 +136,7 @@ impl Plan {
             admin: admin.is_some(),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
+        let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
             issuer: idp.issuer.clone(),
@@ -154,6 +160,7 @@ impl Plan {
             approvals,
             metrics,
             upstreams,
+            store,
             warnings: planner.warnings,
         })
     }

@@ -13,11 +13,12 @@ use crate::observe::metrics::Metrics;
 use crate::plan::{AdminPlan, ProxySettings};
 use crate::policy::access::Authorizer;
 use crate::policy::approval::Approvals;
-use crate::policy::revocation::Revocations;
+use crate::policy::revocation::{Principal, Revocations, is_principal};
 use crate::protocol::headers::ForwardPolicy;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
-use crate::upstream::{IdJagOutbound, Upstream};
+use crate::upstream::{IdJagOutbound, IdentityMatch, Upstream};
+use idjag_store::Store;
 
 /// The gateway's shared state. Built once by [`crate::GatewayBuilder::build`].
 #[derive(Debug)]
@@ -34,10 +35,36 @@ pub struct GatewayState {
     pub(crate) in_flight: Arc<Semaphore>,
     pub(crate) streams: Arc<StreamGauge>,
     pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) approvals: Arc<Approvals>,
-    pub(crate) revocations: Arc<Revocations>,
+    pub(crate) approvals: Approvals,
+    pub(crate) revocations: Revocations,
+    /// The store behind approvals, revocations and sessions (for readiness).
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) admin: Option<AdminPlan>,
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) metrics_require_admin: bool,
     pub(crate) outbound: Arc<IdJagOutbound>,
+}
+
+impl GatewayState {
+    /// Drops what this instance caches for `who`: validated inbound tokens and upstream
+    /// credentials. Run when a revocation reaches the instance (every instance does), and by
+    /// the admin API at once.
+    pub(crate) fn forget(&self, who: &Principal) {
+        let target = who.clone();
+        let matches: IdentityMatch = Arc::new(move |identity| is_principal(&target, identity));
+        let inbound_match = matches.clone();
+        self.inbound.forget(move |identity| inbound_match(identity));
+        for upstream in self.upstreams.values() {
+            upstream.credential.forget(&matches);
+        }
+    }
+
+    /// Drops every cached validation and credential (when revocations may have been missed).
+    pub(crate) fn forget_all(&self) {
+        let everyone: IdentityMatch = Arc::new(|_| true);
+        self.inbound.forget(|_| true);
+        for upstream in self.upstreams.values() {
+            upstream.credential.forget(&everyone);
+        }
+    }
 }
