@@ -570,18 +570,27 @@ fn upstream_id_tokens(
     ))
 }
 
-/// The `[store]` section with its paths resolved against the configuration's directory, the
-/// store opened (memory when there is no section), and the sealer of the key schedule.
-pub(crate) fn open_store(
-    config: Option<&StoreConfig>,
-    base: &Path,
-    clock: &SharedClock,
-) -> Result<(Arc<dyn Store>, Sealer), ConfigError> {
-    let Some(config) = config else {
-        let sealer = Sealer::generate(idjag_core::crypto::AeadAlgorithm::Aes256Gcm)
-            .map_err(|e| ConfigError::new("store", e.to_string()))?;
-        return Ok((Arc::new(MemoryStore::new(clock.clone())), sealer));
-    };
+/// The sealer of resolved store settings: from the sealing key, or a fresh one for the memory
+/// backend (nothing outlives the process there). Other backends need a sealing key: the
+/// issuer keeps its signing keys in the store.
+pub(crate) fn sealer_of(config: &StoreConfig) -> Result<Sealer, ConfigError> {
+    match (config.sealer().map_err(store_error)?, &config.backend) {
+        (Some(sealer), _) => Ok(sealer),
+        (None, BackendConfig::Memory { .. }) => {
+            Sealer::generate(idjag_core::crypto::AeadAlgorithm::Aes256Gcm)
+                .map_err(|e| ConfigError::new("store", e.to_string()))
+        }
+        (None, _) => Err(ConfigError::new(
+            "store.sealing_key_file",
+            "the issuer keeps its signing keys in the store, sealed: set sealing_key_file \
+             or sealing_key_env (64 hex digits)",
+        )),
+    }
+}
+
+/// The store settings with their relative paths (the embedded database, Redis credential
+/// and TLS files, the sealing key file) resolved against the configuration's directory.
+pub(crate) fn resolve_store(config: &StoreConfig, base: &Path) -> StoreConfig {
     let mut config = config.clone();
     if let BackendConfig::Embedded { path, .. } = &mut config.backend {
         *path = material::resolve(base, path);
@@ -602,20 +611,23 @@ pub(crate) fn open_store(
     if let Some(file) = &mut config.sealing_key_file {
         *file = material::resolve(base, file);
     }
-    let sealer = match (config.sealer().map_err(store_error)?, &config.backend) {
-        (Some(sealer), _) => sealer,
-        (None, BackendConfig::Memory { .. }) => {
-            Sealer::generate(idjag_core::crypto::AeadAlgorithm::Aes256Gcm)
-                .map_err(|e| ConfigError::new("store", e.to_string()))?
-        }
-        (None, _) => {
-            return Err(ConfigError::new(
-                "store.sealing_key_file",
-                "the issuer keeps its signing keys in the store, sealed: set sealing_key_file \
-                 or sealing_key_env (64 hex digits)",
-            ));
-        }
+    config
+}
+
+/// The `[store]` section with its paths resolved against the configuration's directory, the
+/// store opened (memory when there is no section), and the sealer of the key schedule.
+pub(crate) fn open_store(
+    config: Option<&StoreConfig>,
+    base: &Path,
+    clock: &SharedClock,
+) -> Result<(Arc<dyn Store>, Sealer), ConfigError> {
+    let Some(config) = config else {
+        let sealer = Sealer::generate(idjag_core::crypto::AeadAlgorithm::Aes256Gcm)
+            .map_err(|e| ConfigError::new("store", e.to_string()))?;
+        return Ok((Arc::new(MemoryStore::new(clock.clone())), sealer));
     };
+    let config = resolve_store(config, base);
+    let sealer = sealer_of(&config)?;
     let store = config.open(clock.clone()).map_err(store_error)?;
     Ok((store, sealer))
 }

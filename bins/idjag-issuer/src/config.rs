@@ -79,6 +79,20 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// The printer of `check-config --print`: idjag-ops' redaction rules, with the keys of this
+/// file whose names only look secret (sections and settings about tokens, keys and
+/// authorization, never a secret value) shown.
+pub(crate) fn redactor() -> idjag_ops::env::Redactor {
+    idjag_ops::env::Redactor::new()
+        .shown("token_exchange")
+        .shown("token_exchange.authorization_endpoint")
+        .shown("token_exchange.accept_token_endpoint_as_assertion_audience")
+        .shown("subject_tokens")
+        .shown("subject_tokens.id_tokens")
+        .shown("subject_tokens.refresh_tokens")
+        .shown("upstream.token_endpoint")
+}
+
 /// idjag-ops errors (`key: problem`, or `VARIABLE: problem`) as ours.
 pub(crate) fn env_error(error: idjag_ops::env::EnvError) -> ConfigError {
     let text = error.to_string();

@@ -129,7 +129,9 @@ async fn check(path: PathBuf, offline: bool, print: bool) -> Result<(), ConfigEr
     let clock = idjag_core::SystemClock::shared();
     let (store, sealer) = if offline {
         if let Some(store) = &loaded.config.store {
+            let store = assemble::resolve_store(store, &loaded.base);
             store.check().map_err(assemble::store_error)?;
+            assemble::sealer_of(&store)?;
         }
         assemble::open_store(None, &loaded.base, &clock)?
     } else {
@@ -161,10 +163,7 @@ async fn check(path: PathBuf, offline: bool, print: bool) -> Result<(), ConfigEr
         }
     }
     if print {
-        print!(
-            "{}",
-            idjag_ops::env::Redactor::new().print(&loaded.effective)
-        );
+        print!("{}", config::redactor().print(&loaded.effective));
     }
     println!("configuration ok: {}", plan.summary);
     Ok(())

@@ -569,16 +569,9 @@ fn tokens(
     Ok(builder)
 }
 
-/// The `[store]` section with its paths resolved against the configuration's directory, and
-/// the store opened (memory when there is no section).
-pub(crate) fn open_store(
-    config: Option<&StoreConfig>,
-    base: &Path,
-    clock: &SharedClock,
-) -> Result<(Arc<dyn Store>, &'static str), ConfigError> {
-    let Some(config) = config else {
-        return Ok((Arc::new(MemoryStore::new(clock.clone())), "memory"));
-    };
+/// The store settings with their relative paths (the embedded database, Redis credential
+/// and TLS files, the sealing key file) resolved against the configuration's directory.
+pub(crate) fn resolve_store(config: &StoreConfig, base: &Path) -> StoreConfig {
     let mut config = config.clone();
     if let BackendConfig::Embedded { path, .. } = &mut config.backend {
         *path = material::resolve(base, path);
@@ -599,6 +592,20 @@ pub(crate) fn open_store(
     if let Some(file) = &mut config.sealing_key_file {
         *file = material::resolve(base, file);
     }
+    config
+}
+
+/// The `[store]` section with its paths resolved against the configuration's directory, and
+/// the store opened (memory when there is no section).
+pub(crate) fn open_store(
+    config: Option<&StoreConfig>,
+    base: &Path,
+    clock: &SharedClock,
+) -> Result<(Arc<dyn Store>, &'static str), ConfigError> {
+    let Some(config) = config else {
+        return Ok((Arc::new(MemoryStore::new(clock.clone())), "memory"));
+    };
+    let config = resolve_store(config, base);
     let store = config.open(clock.clone()).map_err(store_error)?;
     let name = store.backend();
     Ok((store, name))

@@ -79,6 +79,21 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// The printer of `check-config --print`: idjag-ops' redaction rules, with the keys of this
+/// file whose names only look secret (sections and settings about tokens, keys and
+/// authorization, never a secret value) shown.
+pub(crate) fn redactor() -> idjag_ops::env::Redactor {
+    idjag_ops::env::Redactor::new()
+        .shown("authorization_server")
+        .shown("authorization_server.authorization_endpoint")
+        .shown("signing.key")
+        .shown("signing.published[*]")
+        .shown("tokens")
+        .shown("tokens.access_token_lifetime_secs")
+        .shown("resources[*].authorization_detail_types")
+        .shown("clients[*].introspect_all_tokens")
+}
+
 /// idjag-ops errors (`key: problem`, or `VARIABLE: problem`) as ours.
 pub(crate) fn env_error(error: idjag_ops::env::EnvError) -> ConfigError {
     let text = error.to_string();

@@ -130,7 +130,9 @@ async fn check(path: PathBuf, offline: bool, print: bool) -> Result<(), ConfigEr
     let clock = idjag_core::SystemClock::shared();
     let store = if offline {
         if let Some(store) = &loaded.config.store {
-            store.check().map_err(assemble::store_error)?;
+            assemble::resolve_store(store, &loaded.base)
+                .check()
+                .map_err(assemble::store_error)?;
         }
         assemble::open_store(None, &loaded.base, &clock)?.0
     } else {
@@ -155,10 +157,7 @@ async fn check(path: PathBuf, offline: bool, print: bool) -> Result<(), ConfigEr
         }
     }
     if print {
-        print!(
-            "{}",
-            idjag_ops::env::Redactor::new().print(&loaded.effective)
-        );
+        print!("{}", config::redactor().print(&loaded.effective));
     }
     println!("configuration ok: {}", plan.summary);
     Ok(())

@@ -2,6 +2,7 @@
 //! files in the repository (`tests/configs/`), driven over HTTP on loopback.
 
 mod bridge;
+mod config;
 mod exchange;
 mod rotation;
 mod support;
