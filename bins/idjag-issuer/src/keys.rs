@@ -17,16 +17,12 @@
 //!    loses the race reloads. Instances reload when another announces a change, and every
 //!    `TICK`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use idjag_core::{Algorithm, Kid, SecretBytes, SharedClock, SigningKey};
 use idjag_idp::{IdJagIssuer, RotationTiming, ScheduledSigningKey, SigningKeys};
-use idjag_ops::listener::Shutdown;
-use idjag_ops::reload::Reloadable;
-use idjag_store::{Channel, KeyScheduleStore, ScheduleVersion, ScheduledKey, Store, StoreError};
+use idjag_store::{KeyScheduleStore, ScheduleVersion, ScheduledKey, StoreError};
 
-use crate::assemble::Plan;
 use zeroize::Zeroizing;
 
 /// How often an instance reloads the schedule and stages a due key.
@@ -278,29 +274,4 @@ fn signing_key(alg: Algorithm, der: &[u8], kid: &str) -> Result<SigningKey, Sche
     Ok(SigningKey::from_pkcs8_der(alg, der)
         .map_err(|e| ScheduleError::Corrupt(e.to_string()))?
         .with_kid(kid))
-}
-
-/// Reloads and stages on every `TICK` and on every change another instance announces, with
-/// the plan in use (its issuer and its configured keys), until `shutdown`.
-pub(crate) fn spawn_rotation(plans: Reloadable<Plan>, store: Arc<dyn Store>, shutdown: Shutdown) {
-    tokio::spawn(async move {
-        let mut subscription = store.subscribe(Channel::KeySchedule);
-        let mut every = tokio::time::interval(TICK);
-        every.tick().await;
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                notice = subscription.next() => {
-                    if notice.is_none() {
-                        subscription = store.subscribe(Channel::KeySchedule);
-                    }
-                }
-                () = shutdown.triggered() => return,
-            }
-            let plan = plans.current();
-            if let Err(error) = plan.schedule.tick(&plan.issuer).await {
-                tracing::warn!(%error, "key schedule not refreshed; retrying");
-            }
-        }
-    });
 }

@@ -19,7 +19,10 @@
 //!
 //! `issuer.toml` and `policy.toml` beside this crate's manifest document every setting.
 //! Endpoints: `POST /token` (token exchange), `GET /jwks`, `GET /.well-known/oauth-authorization-server`
-//! and `/.well-known/openid-configuration`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! and `/.well-known/openid-configuration`; on the admin listener (`[admin]`), `GET /healthz`,
+//! `GET /readyz` and `GET /metrics`. Logs are JSON (or text) lines on stderr, audit lines go
+//! to the `[audit]` sinks, and SIGTERM or Ctrl-C drains the listeners before exiting; SIGHUP
+//! (or a change of the file) reloads the configuration.
 //!
 //! ## Security
 //!
@@ -238,7 +241,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     plans.watch(start.reload, shutdown.clone());
-    keys::spawn_rotation(plans.clone(), store.clone(), shutdown.clone());
+    spawn_rotation(plans.clone(), store.clone(), shutdown.clone());
     let store_up = ops::watch_store(store.clone(), "idjag_issuer_store_up", shutdown.clone());
     let health = {
         let audit = audit.clone();
@@ -283,4 +286,33 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     }
     telemetry.shutdown().await;
     Ok(())
+}
+
+/// Reloads and stages on every `TICK` and on every change another instance announces, with
+/// the plan in use (its issuer and its configured keys), until `shutdown`.
+fn spawn_rotation(
+    plans: Reloadable<assemble::Plan>,
+    store: Arc<dyn idjag_store::Store>,
+    shutdown: Shutdown,
+) {
+    tokio::spawn(async move {
+        let mut subscription = store.subscribe(idjag_store::Channel::KeySchedule);
+        let mut every = tokio::time::interval(keys::TICK);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                notice = subscription.next() => {
+                    if notice.is_none() {
+                        subscription = store.subscribe(idjag_store::Channel::KeySchedule);
+                    }
+                }
+                () = shutdown.triggered() => return,
+            }
+            let plan = plans.current();
+            if let Err(error) = plan.schedule.tick(&plan.issuer).await {
+                tracing::warn!(%error, "key schedule not refreshed; retrying");
+            }
+        }
+    });
 }

@@ -20,7 +20,11 @@
 //! | `POST /introspect` | RFC 7662, for authenticated clients |
 //! | `GET /.well-known/oauth-authorization-server[/path]` | RFC 8414 metadata (also appended to the issuer's path) |
 //! | `GET /jwks.json` | the access-token verification keys |
-//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (the store answers), Prometheus |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | on the admin listener (`[admin]`): liveness, readiness (the store and the audit sinks answer), Prometheus |
+//!
+//! Logs are JSON (or text) lines on stderr, audit lines go to the `[audit]` sinks, and SIGTERM
+//! or Ctrl-C drains the listeners before exiting; SIGHUP (or a change of the file) reloads the
+//! configuration.
 //!
 //! ## Security
 //!

@@ -331,6 +331,84 @@ impl Drop for TestDir {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Recipes: the configurations of docs/recipes/*.md, made checkable.
+
+/// The configuration of a recipe in `docs/recipes/`, written into a directory of its own.
+#[derive(Debug)]
+pub struct Recipe {
+    /// The directory holding every file of the recipe.
+    pub dir: TestDir,
+    /// The server's configuration file (the block named `issuer.toml` or `resource-server.toml`).
+    pub config: PathBuf,
+    /// The environment variables its `*_env` keys name, with test values.
+    pub env: Vec<(String, String)>,
+}
+
+/// Writes each ```toml block of `docs/recipes/<name>` whose first line is `# <file name>: ...`
+/// into a fresh directory, with the absolute paths under `/etc/idjag/`, `/run/secrets/` and
+/// `/var/lib/idjag/` moved inside it, and creates what they name: a fresh ES256 PKCS#8 key for
+/// each `.pem` file, 64 hex digits for a `sealing_key_file`, a test secret for every other
+/// `*_file`, and a value for each `*_env` variable. Panics when the recipe has no server
+/// configuration block.
+pub fn recipe(name: &str) -> Recipe {
+    let markdown = std::fs::read_to_string(repo_root().join("docs/recipes").join(name))
+        .unwrap_or_else(|e| panic!("docs/recipes/{name}: {e}"));
+    let dir = TestDir::new();
+    let root = dir.path().display().to_string();
+    let moved = |text: &str| {
+        text.replace("/etc/idjag/", &format!("{root}/etc/"))
+            .replace("/run/secrets/", &format!("{root}/secrets/"))
+            .replace("/var/lib/idjag/", &format!("{root}/var/"))
+    };
+    for sub in ["etc/keys", "secrets", "var"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let mut config = None;
+    let mut env = Vec::new();
+    let mut blocks = markdown.split("```toml\n").skip(1);
+    for block in blocks.by_ref() {
+        let text = block.split("\n```").next().unwrap_or_default();
+        let Some(file) = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# "))
+            .and_then(|l| l.split(':').next())
+        else {
+            continue;
+        };
+        let text = moved(text);
+        for line in text.lines() {
+            let line = line.trim();
+            let Some((key, value)) = line.split_once(" = ") else {
+                continue;
+            };
+            let quoted = |v: &str| v.trim().trim_matches('"').to_owned();
+            if key.ends_with("_env") {
+                env.push((quoted(value), "recipe-secret-value".to_owned()));
+            } else if key == "sealing_key_file" {
+                std::fs::write(quoted(value), format!("{}\n", "5a".repeat(32))).unwrap();
+            } else if key.ends_with("_file") {
+                std::fs::write(quoted(value), "recipe-secret-value\n").unwrap();
+            }
+            for part in line.split('"').skip(1).step_by(2) {
+                if part.ends_with(".pem") && part.starts_with(&root) {
+                    std::fs::write(part, pem_key(Algorithm::Es256).1).unwrap();
+                }
+            }
+        }
+        let path = dir.write(file, text);
+        if file.ends_with("issuer.toml") || file.ends_with("resource-server.toml") {
+            config = Some(path);
+        }
+    }
+    Recipe {
+        config: config.unwrap_or_else(|| panic!("docs/recipes/{name} has no server configuration")),
+        dir,
+        env,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // redis-server: the `redis` module's helper.
 
 pub use crate::redis::{RedisServer, redis_server_binary};

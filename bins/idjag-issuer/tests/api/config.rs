@@ -497,3 +497,28 @@ fn check_config_tries_the_store_and_serve_refuses_a_bad_file_too() {
         "{err}"
     );
 }
+
+#[test]
+fn the_recipes_configurations_pass_check_config() {
+    for name in ["entra-id.md", "google-workspace.md", "keycloak.md"] {
+        let recipe = idjag_test_support::process::recipe(name);
+        let config = recipe.config.display().to_string();
+        let env: Vec<(&str, &str)> = recipe
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (code, out, err) = run(
+            std::path::Path::new(binary()),
+            &["check-config", "--config", &config, "--offline"],
+            &env,
+        );
+        assert_eq!(code, 0, "docs/recipes/{name}: {err}");
+        assert!(
+            out.starts_with(
+                "configuration ok: issuer https://idjag.acme.example, 1 client(s), subject ID tokens upstream"
+            ),
+            "docs/recipes/{name}: {out}"
+        );
+    }
+}

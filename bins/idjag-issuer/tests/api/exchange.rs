@@ -395,3 +395,21 @@ async fn metadata_jwks_and_the_admin_listener() {
         assert!(text.contains(line), "{line} in {text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly_with_every_audit_line_written() {
+    let mut i = Server::start(Setup::default()).await;
+    i.issued(
+        &i.exchange(&i.id_token(0, "alice", CLIENT, json!({})), &[])
+            .await,
+    )
+    .await;
+    let process = &mut i.process;
+    let status = tokio::task::block_in_place(|| process.terminate()).expect("it was running");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(i.process.audit().len(), 1);
+    assert!(
+        idjag_test_support::process::http_status(i.process.port(), "/jwks").is_none(),
+        "nothing listens once it has exited"
+    );
+}

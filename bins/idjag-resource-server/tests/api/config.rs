@@ -361,3 +361,19 @@ fn check_config_tries_the_store_and_serve_refuses_a_bad_file_too() {
         "{err}"
     );
 }
+
+#[test]
+fn the_okta_recipe_passes_check_config() {
+    let recipe = idjag_test_support::process::recipe("okta.md");
+    let config = recipe.config.display().to_string();
+    let (code, out, err) = run(
+        std::path::Path::new(binary()),
+        &["check-config", "--config", &config, "--offline"],
+        &[],
+    );
+    assert_eq!(code, 0, "docs/recipes/okta.md: {err}");
+    assert!(
+        out.starts_with("configuration ok: issuer https://auth.mcp.acme.example, 1 trusted IdP(s)"),
+        "{out}"
+    );
+}

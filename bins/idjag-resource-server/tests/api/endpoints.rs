@@ -183,3 +183,17 @@ async fn health_readiness_and_metrics_on_the_admin_listener_only() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_exits_cleanly_with_every_audit_line_written() {
+    let mut h = Harness::start(Setup::default()).await;
+    h.grants(&h.idp.id_jag()).await;
+    let process = &mut h.process;
+    let status = tokio::task::block_in_place(|| process.terminate()).expect("it was running");
+    assert!(status.success(), "{status:?}");
+    assert_eq!(h.audit().len(), 1);
+    assert!(
+        idjag_test_support::process::http_status(h.process.port(), "/jwks.json").is_none(),
+        "nothing listens once it has exited"
+    );
+}
