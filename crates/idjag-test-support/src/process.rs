@@ -331,6 +331,85 @@ impl Drop for TestDir {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Loopback benchmarks: the crypto limit and a request driver.
+
+/// The crypto limit of a token endpoint that verifies one ES256 signature and makes one per
+/// request: one `verify` plus one `sign` (idjag-core's default backend, a 600-byte signing
+/// input, the size of an ID-JAG's) in a loop on every core at once for `duration`. Returns
+/// the pairs per second over all cores, and the number of cores.
+pub fn crypto_limit(duration: Duration) -> (f64, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let started = Instant::now();
+    let pairs: u64 = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..cores)
+            .map(|_| {
+                scope.spawn(move || {
+                    let key = SigningKey::generate(Algorithm::Es256).expect("an ES256 key");
+                    let verifying = key.verifying_key().expect("its public key");
+                    let input = vec![b'e'; 600];
+                    let signature = key.sign(&input).expect("a signature");
+                    let mut pairs = 0u64;
+                    while started.elapsed() < duration {
+                        assert!(verifying.verify(std::hint::black_box(&input), &signature));
+                        std::hint::black_box(key.sign(&input).expect("a signature"));
+                        pairs += 1;
+                    }
+                    pairs
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    (pairs as f64 / started.elapsed().as_secs_f64(), cores)
+}
+
+/// Sends `request(0)`, `request(1)`, ... from `concurrency` tasks until `duration` has passed
+/// or `total` requests were sent. Returns how many succeeded (`true`), how many failed, and
+/// the time taken.
+pub async fn drive<F, Fut>(
+    concurrency: usize,
+    duration: Duration,
+    total: usize,
+    request: F,
+) -> (u64, u64, Duration)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (request, next, ok, failed) =
+                (request.clone(), next.clone(), ok.clone(), failed.clone());
+            tokio::spawn(async move {
+                while started.elapsed() < duration {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= total {
+                        return;
+                    }
+                    let counter = if request(i).await { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("a request task");
+    }
+    let elapsed = started.elapsed();
+    (
+        ok.load(Ordering::SeqCst),
+        failed.load(Ordering::SeqCst),
+        elapsed,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // Recipes: the configurations of docs/recipes/*.md, made checkable.
 
 /// The configuration of a recipe in `docs/recipes/`, written into a directory of its own.
