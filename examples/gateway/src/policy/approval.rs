@@ -306,6 +306,7 @@ mod tests {
             NumericDate::from_unix(1).unwrap(),
             NumericDate::from_unix(2).unwrap(),
         ))
+        .unwrap()
     }
 
     fn gate(a: &Approvals, who: &Identity, args: &Value) -> Gate {

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::inbound::Authenticated;
 use crate::observe::audit::{AuditEntry, Outcome};
@@ -20,7 +21,7 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, overloaded, status, unauthenticated};
+use crate::proxy::refusal::{Refusal, audit_unavailable, overloaded, status, unauthenticated};
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
 use crate::upstream::Upstream;
@@ -42,6 +43,17 @@ pub async fn handle(
         Err(_) => {
             let response = overloaded();
             audit.finish(Outcome::Deny, "overloaded", response.status().as_u16());
+            response
+        }
+        // The audit sinks cannot take lines and `on_full = "fail_closed"`: nothing is done
+        // that could not be recorded.
+        Ok(_) if !state.audit.accepting() => {
+            let response = audit_unavailable();
+            audit.finish(
+                Outcome::Error,
+                "audit_unavailable",
+                response.status().as_u16(),
+            );
             response
         }
         Ok(permit) => match run(&state, &request_id, &name, request, &mut audit, permit).await {
@@ -90,7 +102,13 @@ async fn run(
     audit.upstream(name);
     check_method(&parts.method)?;
     check_protocol_version(&state.settings, &parts.headers)?;
-    let caller = authenticate(state, upstream, &parts.headers, audit).await?;
+    let caller = authenticate(state, upstream, &parts.headers, audit)
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "inbound authentication",
+            otel.name = "inbound authentication"
+        ))
+        .await?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
     if let Some(id) = &session {
         check_session(state, name, id, &caller).await?;
@@ -122,9 +140,21 @@ async fn run(
         message,
         recorded,
     };
-    request.authorize()?;
-    request.guard(audit)?;
-    let credential = request.credential().await?;
+    {
+        let _policy = tracing::info_span!(target: "idjag::gateway", "policy", otel.name = "policy")
+            .entered();
+        request.authorize()?;
+        request.guard(audit)?;
+    }
+    let credential = request
+        .credential()
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "upstream credential",
+            otel.name = "upstream credential",
+            upstream = %upstream.name,
+        ))
+        .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
     request.answer(response, permit).await

@@ -83,6 +83,22 @@ pub(crate) fn overloaded() -> Response {
     response
 }
 
+/// 503 with `Retry-After: 5`: the audit sinks cannot take lines and the configuration says
+/// to fail closed (`[audit] on_full = "fail_closed"`).
+pub(crate) fn audit_unavailable() -> Response {
+    let mut response = jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        code::OVERLOADED,
+        "The gateway cannot record requests right now; retry shortly",
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 /// A bearer challenge (401 or 403) with an optional OAuth error body.
 pub(crate) fn challenge(
     status: StatusCode,

@@ -22,6 +22,9 @@ async fn governed_with(upstream: UpstreamKind) -> (Topology, MemorySink) {
     let blocks = config_blocks(&format!(
         r#"
 [admin]
+listen = "127.0.0.1:1"
+tls = "off"
+plain_http_reason = "tests"
 token_file = "{file}"
 approval_ttl = "10m"
 
@@ -49,7 +52,9 @@ approval = true
         file = secret_file(ADMIN_TOKEN).display()
     ));
     start_with(upstream, move |c| {
-        c.admin = blocks.admin.clone();
+        if let (Some(admin), Some(blocks)) = (c.admin.as_mut(), blocks.admin.as_ref()) {
+            admin.api = blocks.api.clone();
+        }
         c.upstreams[0].tools = blocks.upstreams[0].tools.clone();
     })
     .await
@@ -76,7 +81,7 @@ fn admin(
     path: &str,
     bearer: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let mut request = client().request(method, format!("{}{path}", t.gateway_url));
+    let mut request = client().request(method, format!("{}{path}", t.admin_url));
     if let Some(bearer) = bearer {
         request = request.header("authorization", format!("Bearer {bearer}"));
     }
@@ -464,7 +469,14 @@ async fn an_oversized_admin_body_is_refused_before_the_token_is_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_block_the_admin_api_does_not_exist() {
-    let (t, _) = start_with(UpstreamKind::Echo, |c| c.admin = None).await;
+    // The admin listener without a token: the API is not mounted.
+    let (t, _) = start_with(UpstreamKind::Echo, |c| {
+        if let Some(admin) = c.admin.as_mut() {
+            admin.api.token_env = None;
+            admin.api.token_file = None;
+        }
+    })
+    .await;
     let response = admin(&t, http::Method::GET, "/admin/approvals", Some(ADMIN_TOKEN))
         .send()
         .await
@@ -501,7 +513,7 @@ async fn metrics_count_requests_by_upstream_method_and_decision_and_the_token_wo
     .await;
     send(&t.route_url, None, &tools_list(1)).await;
     let text = client()
-        .get(format!("{}/metrics", t.gateway_url))
+        .get(format!("{}/metrics", t.admin_url))
         .send()
         .await
         .unwrap()
@@ -594,7 +606,7 @@ async fn a_valid_client_request_id_is_propagated_upstream_back_and_into_the_audi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_require_the_admin_token_or_be_turned_off() {
     let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.require_admin_token = true).await;
-    let url = format!("{}/metrics", t.gateway_url);
+    let url = format!("{}/metrics", t.admin_url);
     assert_eq!(client().get(&url).send().await.unwrap().status(), 401);
     let ok = client()
         .get(&url)
@@ -611,7 +623,7 @@ async fn metrics_can_require_the_admin_token_or_be_turned_off() {
     );
     let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.enabled = false).await;
     let off = client()
-        .get(format!("{}/metrics", t.gateway_url))
+        .get(format!("{}/metrics", t.admin_url))
         .send()
         .await
         .unwrap();

@@ -39,5 +39,6 @@ mod governance;
 mod http_layer;
 mod inbound;
 mod mcp;
+mod operations;
 mod plan;
 mod streaming;
