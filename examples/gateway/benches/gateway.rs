@@ -223,10 +223,7 @@ async fn tracing_mode() -> Option<idjag_ops::telemetry::Telemetry> {
         }
         _ => return None,
     }
-    Some(
-        Telemetry::init(&config, &ServiceInfo::new("idjag-gateway", "bench"))
-            .expect("telemetry"),
-    )
+    Some(Telemetry::init(&config, &ServiceInfo::new("idjag-gateway", "bench")).expect("telemetry"))
 }
 
 fn ms(d: Duration) -> String {

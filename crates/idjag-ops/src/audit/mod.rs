@@ -734,7 +734,10 @@ impl Audit {
     }
 
     /// Like [`Audit::start`] with another clock for the sinks' timestamps.
-    pub async fn start_with_clock(config: &AuditConfig, clock: SinkClock) -> Result<Self, AuditError> {
+    pub async fn start_with_clock(
+        config: &AuditConfig,
+        clock: SinkClock,
+    ) -> Result<Self, AuditError> {
         config.validate("audit")?;
         let reopen = Arc::new(watch::Sender::new(0u64));
         let mut sinks = Vec::with_capacity(config.sinks.len());

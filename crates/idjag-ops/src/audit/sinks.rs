@@ -11,7 +11,7 @@ use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    SinkClock, JournaldSink, Line, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink,
+    JournaldSink, Line, SinkClock, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink,
 };
 
 /// Most lines taken from the queue at once.

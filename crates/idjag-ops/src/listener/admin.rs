@@ -35,8 +35,9 @@ use crate::metrics::Metrics;
 pub const ADMIN_PATHS: &[&str] = &["/metrics", "/admin", "/admin/", "/healthz", "/readyz"];
 
 type Check = Arc<dyn Fn() -> bool + Send + Sync>;
-type AsyncCheck =
-    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
+type AsyncCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
 
 /// Readiness: named checks (an audit sink's health, a dependency) and the shutdown state.
 /// `/readyz` answers 200 when every check passes and no shutdown has started, else 503 with
@@ -77,7 +78,11 @@ impl Health {
 
     /// Adds a check that needs to wait (a dependency's keys being fetched, a store's ping);
     /// `/readyz` runs the async checks one after the other. `name` is shown when it fails.
-    pub fn check_async<F>(mut self, name: &str, check: impl Fn() -> F + Send + Sync + 'static) -> Self
+    pub fn check_async<F>(
+        mut self,
+        name: &str,
+        check: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Self
     where
         F: std::future::Future<Output = bool> + Send + 'static,
     {

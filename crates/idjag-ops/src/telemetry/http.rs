@@ -138,10 +138,7 @@ where
                 .span_context()
                 .clone();
             if span_context.is_valid() {
-                span.record(
-                    "trace_id",
-                    span_context.trace_id().to_string().as_str(),
-                );
+                span.record("trace_id", span_context.trace_id().to_string().as_str());
             }
         }
         let started = Instant::now();

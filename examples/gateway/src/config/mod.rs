@@ -182,7 +182,10 @@ impl Config {
     }
 
     /// Reads and parses a file with `overrides` applied.
-    pub fn from_path_with(path: impl AsRef<Path>, overrides: &Overrides) -> Result<Self, LoadError> {
+    pub fn from_path_with(
+        path: impl AsRef<Path>,
+        overrides: &Overrides,
+    ) -> Result<Self, LoadError> {
         Self::from_toml_str_with(&read(path.as_ref())?, overrides)
     }
 
@@ -194,7 +197,10 @@ impl Config {
 
     /// The effective configuration (the file with `overrides`) as TOML, secrets redacted:
     /// `check-config --print`.
-    pub fn print_effective(path: impl AsRef<Path>, overrides: &Overrides) -> Result<String, LoadError> {
+    pub fn print_effective(
+        path: impl AsRef<Path>,
+        overrides: &Overrides,
+    ) -> Result<String, LoadError> {
         let mut table = Self::table(&read(path.as_ref())?)?;
         overrides.apply(&mut table)?;
         let redactor = SECRET_PATHS

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::credential::CredentialConfig;
-use idjag_ops::config::ConfigDuration;
 use super::tools::ToolConfig;
+use idjag_ops::config::ConfigDuration;
 
 /// `[[upstream]]`: one MCP server behind the gateway, served at `/mcp/{name}`.
 #[derive(Debug, Clone, Deserialize)]

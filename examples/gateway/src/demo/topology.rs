@@ -17,13 +17,13 @@ use idjag_core::{
 use idjag_idp::dev::{DevUser, DevUsers};
 use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
 use idjag_mcp::server::McpAuth;
+use idjag_ops::listener::{Listener, ListenerConfig, ServeSummary, Shutdown};
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
 use idjag_resource::{
     RegisteredResource, ResourceAuthorizationServer as ResourceServer, TrustedIssuer,
 };
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use idjag_ops::listener::{Listener, ListenerConfig, ServeSummary, Shutdown};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 

@@ -115,7 +115,10 @@ impl StartOnly {
         check(self.admin != new.admin, "admin (listener)");
         check(self.audit != new.audit, "audit (sinks)");
         check(self.telemetry != new.telemetry, "telemetry");
-        check(self.max_in_flight != new.max_in_flight, "server.max_in_flight");
+        check(
+            self.max_in_flight != new.max_in_flight,
+            "server.max_in_flight",
+        );
         check(self.approvals != new.approvals, "admin (approvals)");
         check(self.reload != new.reload, "reload");
         keys

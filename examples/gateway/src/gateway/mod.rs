@@ -154,7 +154,10 @@ fn admin_router(state: &Arc<GatewayState>) -> Router {
         .with_state(state.clone())
         .merge(ops_admin::health_router(health))
         .layer(axum::middleware::from_fn_with_state(
-            (crate::admin::MAX_ADMIN_BODY_BYTES, state.settings.body_timeout),
+            (
+                crate::admin::MAX_ADMIN_BODY_BYTES,
+                state.settings.body_timeout,
+            ),
             buffer_body,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -96,7 +96,8 @@ impl TeamMap {
             .get("_claim_names")
             .and_then(Value::as_object)
             .is_some_and(|names| names.contains_key(&self.claim));
-        let has_groups = self.claim == "groups" && extra.get("hasgroups") == Some(&Value::Bool(true));
+        let has_groups =
+            self.claim == "groups" && extra.get("hasgroups") == Some(&Value::Bool(true));
         named || has_groups
     }
 
@@ -284,7 +285,11 @@ mod tests {
             })
         );
         assert_eq!(
-            map().with_max_groups(300).from_id_token(&claims).unwrap().teams,
+            map()
+                .with_max_groups(300)
+                .from_id_token(&claims)
+                .unwrap()
+                .teams,
             ["engineering", "oncall"]
         );
     }
@@ -292,10 +297,9 @@ mod tests {
     #[test]
     fn entra_overage_markers_are_refused() {
         let mut claims = id_token();
-        claims.extra.insert(
-            "_claim_names".into(),
-            serde_json::json!({"groups": "src1"}),
-        );
+        claims
+            .extra
+            .insert("_claim_names".into(), serde_json::json!({"groups": "src1"}));
         claims.extra.insert(
             "_claim_sources".into(),
             serde_json::json!({"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/x/getMemberObjects"}}),
@@ -308,10 +312,9 @@ mod tests {
         assert_eq!(map().from_id_token(&claims), Err(GroupsError::Overage));
         // Another claim's overage says nothing about the groups.
         let mut claims = id_token();
-        claims.extra.insert(
-            "_claim_names".into(),
-            serde_json::json!({"roles": "src1"}),
-        );
+        claims
+            .extra
+            .insert("_claim_names".into(), serde_json::json!({"roles": "src1"}));
         assert!(map().from_id_token(&claims).is_ok());
     }
 }

@@ -62,7 +62,8 @@ fn key_of(result: Result<Plan, LoadError>) -> String {
 }
 
 /// An admin listener on loopback, then `rest`.
-const ADMIN: &str = "[admin]\nlisten = \"127.0.0.1:9090\"\ntls = \"off\"\nplain_http_reason = \"tests\"";
+const ADMIN: &str =
+    "[admin]\nlisten = \"127.0.0.1:9090\"\ntls = \"off\"\nplain_http_reason = \"tests\"";
 
 #[test]
 fn the_commented_example_plans_without_a_warning_and_reads_each_secret_once() {
@@ -104,7 +105,10 @@ fn a_minimal_file_takes_the_documented_defaults() {
         ]
     );
     let keys: Vec<_> = plan.warnings().iter().map(|w| w.key.as_str()).collect();
-    assert_eq!(keys, ["server.allowed_origins", "admin", "idp.client.secret"]);
+    assert_eq!(
+        keys,
+        ["server.allowed_origins", "idp.client.secret", "admin"]
+    );
 }
 
 #[test]
@@ -226,7 +230,10 @@ fn the_admin_block_is_a_listener_with_at_most_one_token_source() {
         ("", None),
         ("token_env = \"T\"\ntoken_file = \"f\"", Some("admin")),
         ("token_env = \"T\"\napproval_ttl = 0", Some("admin")),
-        ("\n[metrics]\nrequire_admin_token = true", Some("metrics.require_admin_token")),
+        (
+            "\n[metrics]\nrequire_admin_token = true",
+            Some("metrics.require_admin_token"),
+        ),
     ] {
         let result = plan(&format!("{MINIMAL}\n{ADMIN}\n{admin}\n"));
         match key {
@@ -235,7 +242,10 @@ fn the_admin_block_is_a_listener_with_at_most_one_token_source() {
         }
     }
     // The listener's keys are required and checked by idjag-ops.
-    assert_eq!(key_of(plan(&format!("{MINIMAL}\n[admin]\ntoken_env = \"T\"\n"))), "admin");
+    assert_eq!(
+        key_of(plan(&format!("{MINIMAL}\n[admin]\ntoken_env = \"T\"\n"))),
+        "admin"
+    );
     let no_reason = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9090\"\ntls = \"off\"\n");
     assert_eq!(key_of(plan(&no_reason)), "admin.plain_http_reason");
     // Without a token the admin listener serves metrics and health, not the API.
@@ -253,9 +263,15 @@ fn the_public_listener_needs_tls_or_a_stated_reason() {
     assert_eq!(key_of(plan(&no_reason)), "server.plain_http_reason");
     let beyond_loopback = MINIMAL
         .replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"")
-        .replace("public_url = \"http://127.0.0.1:8080\"", "public_url = \"https://gw.example\"");
+        .replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            "public_url = \"https://gw.example\"",
+        );
     let warnings = plan(&beyond_loopback).unwrap().warnings;
-    assert!(warnings.iter().any(|w| w.key == "server.tls"), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.key == "server.tls"),
+        "{warnings:?}"
+    );
 }
 
 #[test]

@@ -299,14 +299,15 @@ mod tests {
     use crate::inbound::TeamMap;
 
     fn identity(user: &str) -> Identity {
-        TeamMap::default().from_id_token(&IdTokenClaims::new(
-            Issuer::new("https://idp.example").unwrap(),
-            Subject::new(user).unwrap(),
-            Audience::new("gw").unwrap(),
-            NumericDate::from_unix(1).unwrap(),
-            NumericDate::from_unix(2).unwrap(),
-        ))
-        .unwrap()
+        TeamMap::default()
+            .from_id_token(&IdTokenClaims::new(
+                Issuer::new("https://idp.example").unwrap(),
+                Subject::new(user).unwrap(),
+                Audience::new("gw").unwrap(),
+                NumericDate::from_unix(1).unwrap(),
+                NumericDate::from_unix(2).unwrap(),
+            ))
+            .unwrap()
     }
 
     fn gate(a: &Approvals, who: &Identity, args: &Value) -> Gate {

@@ -141,8 +141,8 @@ async fn run(
         recorded,
     };
     {
-        let _policy = tracing::info_span!(target: "idjag::gateway", "policy", otel.name = "policy")
-            .entered();
+        let _policy =
+            tracing::info_span!(target: "idjag::gateway", "policy", otel.name = "policy").entered();
         request.authorize()?;
         request.guard(audit)?;
     }

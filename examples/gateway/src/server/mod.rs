@@ -160,6 +160,9 @@ pub async fn buffer_body(
         Err(_) => refused(StatusCode::REQUEST_TIMEOUT, "body_timeout"),
         Ok(Err("body_too_large")) => refused(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
         Ok(Err(reason)) => refused(StatusCode::BAD_REQUEST, reason),
-        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
     }
 }

@@ -52,7 +52,8 @@ fn certificate() -> (String, String, Vec<u8>) {
 fn tls_client(roots: &[&str]) -> reqwest::Client {
     let mut builder = reqwest::Client::builder().tls_info(true);
     for root in roots {
-        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap());
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap());
     }
     builder.build().unwrap()
 }
@@ -81,7 +82,9 @@ async fn open_stream(client: &reqwest::Client, url: &str, token: &str) -> reqwes
 }
 
 /// Whether the stream is still open: no end and no error within `wait`.
-async fn still_open(stream: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin)) -> bool {
+async fn still_open(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<Bytes>> + Unpin),
+) -> bool {
     tokio::time::timeout(Duration::from_millis(300), stream.next())
         .await
         .is_err()
@@ -129,7 +132,14 @@ async fn tls_handshakes_and_a_new_certificate_is_taken_without_dropping_an_open_
     assert!(still_open(&mut body).await, "the stream was dropped");
     assert_eq!(t.gateway.live_streams(), 1);
     // A client trusting only the old certificate no longer connects.
-    assert!(tls_client(&[&cert_a]).post(&route).body("{}").send().await.is_err());
+    assert!(
+        tls_client(&[&cert_a])
+            .post(&route)
+            .body("{}")
+            .send()
+            .await
+            .is_err()
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -138,7 +148,14 @@ async fn admin_and_metrics_live_only_on_the_admin_listener() {
     let (t, audit) = start_with(UpstreamKind::Echo, |_| {}).await;
     idjag_ops::metrics::build_info("idjag_gateway", env!("CARGO_PKG_VERSION"), &[]);
     let public = client();
-    for path in ["/admin/approvals", "/admin/", "/admin", "/metrics", "/healthz", "/readyz"] {
+    for path in [
+        "/admin/approvals",
+        "/admin/",
+        "/admin",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
         let response = public
             .get(format!("{}{path}", t.gateway_url))
             .bearer_auth(t.admin_token.secret())
@@ -147,17 +164,26 @@ async fn admin_and_metrics_live_only_on_the_admin_listener() {
             .unwrap();
         assert_eq!(response.status(), 404, "{path} on the public listener");
     }
-    idjag_ops::listener::admin::assert_absent(
-        &t.gateway.router(),
-        idjag_ops::listener::admin::ADMIN_PATHS,
-    )
-    .await
-    .unwrap();
     let admin = |path: &str| public.get(format!("{}{path}", t.admin_url));
-    assert_eq!(admin("/healthz").send().await.unwrap().text().await.unwrap(), "ok\n");
+    assert_eq!(
+        admin("/healthz")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok\n"
+    );
     let metrics = admin("/metrics").send().await.unwrap();
     assert_eq!(metrics.status(), 200);
-    assert!(metrics.text().await.unwrap().contains("idjag_gateway_build_info{version=\""));
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("idjag_gateway_build_info{version=\"")
+    );
     let listing = admin("/admin/approvals")
         .bearer_auth(t.admin_token.secret())
         .send()
@@ -176,11 +202,28 @@ async fn admin_and_metrics_live_only_on_the_admin_listener() {
             .collect::<Vec<_>>()
     };
     assert_eq!(line("/metrics"), [("unknown_path".to_owned(), 404)]);
-    assert_eq!(line("/admin/approvals"), [("unknown_path".to_owned(), 404), ("served".to_owned(), 200)]);
-    assert_eq!(line("/admin/revocations"), [("unauthenticated".to_owned(), 401)]);
-    assert!(records.iter().all(|r| r.client_address == Some("127.0.0.1".parse().unwrap())));
+    assert_eq!(
+        line("/admin/approvals"),
+        [("unknown_path".to_owned(), 404), ("served".to_owned(), 200)]
+    );
+    assert_eq!(
+        line("/admin/revocations"),
+        [("unauthenticated".to_owned(), 401)]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r.client_address == Some("127.0.0.1".parse().unwrap()))
+    );
     // Health probes and answered scrapes are not audited.
     assert!(line("/healthz").iter().all(|(_, status)| *status == 404));
+    // The public router itself answers 404 for every admin path (a start-up check too).
+    idjag_ops::listener::admin::assert_absent(
+        &t.gateway.router(),
+        idjag_ops::listener::admin::ADMIN_PATHS,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +249,10 @@ async fn an_admin_body_sent_too_slowly_gets_408_and_its_audit_line() {
         .into_iter()
         .find(|r| r.path.as_deref() == Some("/admin/revocations"))
         .unwrap();
-    assert_eq!((record.reason.as_str(), record.status), ("body_timeout", 408));
+    assert_eq!(
+        (record.reason.as_str(), record.status),
+        ("body_timeout", 408)
+    );
     assert_eq!(record.method.as_deref(), Some("admin"));
 }
 
@@ -228,23 +274,53 @@ async fn a_reload_changes_a_tool_rule_for_the_next_request_while_an_open_stream_
     let recorder = Recorder::default();
     let (t, audit) = start_with(recording_echo(recorder.clone()), |_| {}).await;
     let alice = token(&t, "alice");
-    let allowed = messages(send(&t.route_url, Some(&alice), &tools_call(1, "echo", json!({"text": "a"}))).await).await;
+    let allowed = messages(
+        send(
+            &t.route_url,
+            Some(&alice),
+            &tools_call(1, "echo", json!({"text": "a"})),
+        )
+        .await,
+    )
+    .await;
     assert!(allowed[0]["result"].is_object(), "{allowed:?}");
     let stream = open_stream(&client(), &t.route_url, &alice).await;
     let mut body = stream.bytes_stream();
     assert_eq!(body.next().await.unwrap().unwrap(), "data: {}\n\n");
     assert_eq!(t.gateway.generation(), 1);
 
-    edit_config(&t, "deny = [\"delete_*\"]", "deny = [\"delete_*\", \"echo\"]");
-    assert_eq!(t.gateway.reload().await, ReloadOutcome::Applied { generation: 2 });
+    edit_config(
+        &t,
+        "deny = [\"delete_*\"]",
+        "deny = [\"delete_*\", \"echo\"]",
+    );
+    assert_eq!(
+        t.gateway.reload().await,
+        ReloadOutcome::Applied { generation: 2 }
+    );
     assert_eq!(t.gateway.generation(), 2);
-    let denied = messages(send(&t.route_url, Some(&alice), &tools_call(2, "echo", json!({"text": "b"}))).await).await;
-    assert_eq!(denied[0]["error"]["data"]["reason"], "tool_denied", "{denied:?}");
+    let denied = messages(
+        send(
+            &t.route_url,
+            Some(&alice),
+            &tools_call(2, "echo", json!({"text": "b"})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        denied[0]["error"]["data"]["reason"], "tool_denied",
+        "{denied:?}"
+    );
     assert_eq!(audit.records().last().unwrap().reason, "tool_denied");
     // The stream opened under generation 1 is still open, and only the first call went up.
     assert!(still_open(&mut body).await, "the stream was cut");
     assert_eq!(t.gateway.live_streams(), 1);
-    let posts = recorder.all().iter().filter(|r| r.method == http::Method::POST).count();
+    let posts = recorder
+        .all()
+        .iter()
+        .filter(|r| r.method == http::Method::POST)
+        .count();
     assert_eq!(posts, 1);
 }
 
@@ -253,12 +329,19 @@ async fn a_bad_reload_is_refused_with_its_reason_logged_and_the_running_configur
     logs();
     let (t, _) = start_with(UpstreamKind::Echo, |_| {}).await;
     let alice = token(&t, "alice");
-    std::fs::write(&t.config_path, format!("{}\n[bogus]\nkey = 1\n", t.config_toml)).unwrap();
+    std::fs::write(
+        &t.config_path,
+        format!("{}\n[bogus]\nkey = 1\n", t.config_toml),
+    )
+    .unwrap();
     let outcome = t.gateway.reload().await;
     let ReloadOutcome::Refused { reason } = outcome else {
         panic!("{outcome:?}")
     };
-    assert!(reason.starts_with("unknown field `bogus`"), "{reason}");
+    assert!(
+        reason.starts_with("bogus: unknown field `bogus`"),
+        "{reason}"
+    );
     assert_eq!(t.gateway.generation(), 1);
     let logged = captured_logs();
     assert!(
@@ -269,11 +352,19 @@ async fn a_bad_reload_is_refused_with_its_reason_logged_and_the_running_configur
     let answer = messages(send(&t.route_url, Some(&alice), &initialize()).await).await;
     assert!(answer[0]["result"].is_object(), "{answer:?}");
     // A secret that cannot be read refuses the reload too, naming its key.
-    std::fs::write(&t.config_path, t.config_toml.replace("token_file = \"", "token_file = \"/nonexistent")).unwrap();
+    std::fs::write(
+        &t.config_path,
+        t.config_toml
+            .replace("token_file = \"", "token_file = \"/nonexistent"),
+    )
+    .unwrap();
     let ReloadOutcome::Refused { reason } = t.gateway.reload().await else {
         panic!("applied")
     };
-    assert!(reason.starts_with("admin.token_file: cannot read /nonexistent"), "{reason}");
+    assert!(
+        reason.starts_with("admin.token_file: cannot read /nonexistent"),
+        "{reason}"
+    );
     assert!(!reason.contains("demo-secret-"), "{reason}");
 }
 
@@ -284,7 +375,9 @@ fn every_setting_can_come_from_the_environment_and_a_wrong_name_is_named() {
     let vars = |pairs: &[(&str, &str)]| {
         Overrides::from_vars(
             ENV_PREFIX,
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
         .unwrap()
     };
@@ -292,7 +385,10 @@ fn every_setting_can_come_from_the_environment_and_a_wrong_name_is_named() {
         ("IDJAG_GATEWAY__SERVER__LISTEN", "0.0.0.0:9443"),
         ("IDJAG_GATEWAY__SERVER__MAX_IN_FLIGHT", "7"),
         ("IDJAG_GATEWAY__SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
-        ("IDJAG_GATEWAY__UPSTREAM__1__URL", "https://wiki.internal/mcp"),
+        (
+            "IDJAG_GATEWAY__UPSTREAM__1__URL",
+            "https://wiki.internal/mcp",
+        ),
         ("IDJAG_GATEWAY__AUDIT__SINKS__0__KIND", "stderr"),
         ("IDJAG_GATEWAY__INBOUND__MAX_GROUPS", "12"),
         ("IDJAG_GATEWAY__TELEMETRY__LOG_FORMAT", "text"),
@@ -302,24 +398,36 @@ fn every_setting_can_come_from_the_environment_and_a_wrong_name_is_named() {
     let config = Config::from_path_with(EXAMPLE, &overrides).unwrap();
     assert_eq!(config.server.listener.listen.to_string(), "0.0.0.0:9443");
     assert_eq!(config.server.proxy.max_in_flight, 7);
-    assert_eq!(format!("{:?}", config.server.proxy.trusted_proxies), "[\"10.0.0.0/8\"]");
+    assert_eq!(
+        format!("{:?}", config.server.proxy.trusted_proxies),
+        "[\"10.0.0.0/8\"]"
+    );
     assert_eq!(config.upstreams[1].url, "https://wiki.internal/mcp");
-    assert!(matches!(config.audit.sinks.sinks[0], idjag_ops::audit::SinkConfig::Stderr(_)));
+    assert!(matches!(
+        config.audit.sinks.sinks[0],
+        idjag_ops::audit::SinkConfig::Stderr(_)
+    ));
     assert_eq!(config.inbound.max_groups, 12);
     assert_eq!(config.idp.client.id, "12345");
     assert_eq!(
-        Config::from_path_with(EXAMPLE, &vars(&[("IDJAG_GATEWAY__SERVER__LISTN", "x")])).unwrap_err(),
+        Config::from_path_with(EXAMPLE, &vars(&[("IDJAG_GATEWAY__SERVER__LISTN", "x")]))
+            .unwrap_err(),
         LoadError::Env(EnvError::UnknownKey {
             variable: "IDJAG_GATEWAY__SERVER__LISTN".to_owned(),
             key: "server.listn".to_owned(),
         })
     );
-    let LoadError::Env(EnvError::Invalid { variable, key, .. }) =
-        Config::from_path_with(EXAMPLE, &vars(&[("IDJAG_GATEWAY__INBOUND__MAX_GROUPS", "many")])).unwrap_err()
-    else {
+    let LoadError::Env(EnvError::Invalid { variable, key, .. }) = Config::from_path_with(
+        EXAMPLE,
+        &vars(&[("IDJAG_GATEWAY__INBOUND__MAX_GROUPS", "many")]),
+    )
+    .unwrap_err() else {
         panic!()
     };
-    assert_eq!((variable.as_str(), key.as_str()), ("IDJAG_GATEWAY__INBOUND__MAX_GROUPS", "inbound.max_groups"));
+    assert_eq!(
+        (variable.as_str(), key.as_str()),
+        ("IDJAG_GATEWAY__INBOUND__MAX_GROUPS", "inbound.max_groups")
+    );
 }
 
 #[test]
@@ -332,16 +440,35 @@ fn check_config_print_shows_the_effective_configuration_with_secrets_redacted() 
         .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
         .env("IDJAG_GATEWAY__SERVER__MAX_IN_FLIGHT", "77")
         .env("IDJAG_GATEWAY__AUDIT__SINKS__1__KIND", "webhook")
-        .env("IDJAG_GATEWAY__AUDIT__SINKS__1__URL", "https://siem.example.com/in")
-        .env("IDJAG_GATEWAY__AUDIT__SINKS__1__HEADERS__X-SIEM-TENANT", "print-secret-tenant")
-        .env("IDJAG_GATEWAY__AUDIT__SINKS__1__HEADERS__AUTHORIZATION", "Bearer print-secret-bearer")
+        .env(
+            "IDJAG_GATEWAY__AUDIT__SINKS__1__URL",
+            "https://siem.example.com/in",
+        )
+        .env(
+            "IDJAG_GATEWAY__AUDIT__SINKS__1__HEADERS__X-SIEM-TENANT",
+            "print-secret-tenant",
+        )
+        .env(
+            "IDJAG_GATEWAY__AUDIT__SINKS__1__HEADERS__AUTHORIZATION",
+            "Bearer print-secret-bearer",
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("max_in_flight = 77"), "{stdout}");
-    assert!(stdout.contains("url = \"https://siem.example.com/in\""), "{stdout}");
-    assert!(stdout.contains("token_env = \"IDJAG_GATEWAY_ADMIN_TOKEN\""), "{stdout}");
+    assert!(
+        stdout.contains("url = \"https://siem.example.com/in\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("token_env = \"IDJAG_GATEWAY_ADMIN_TOKEN\""),
+        "{stdout}"
+    );
     assert!(!stdout.contains("print-secret-"), "{stdout}");
     assert!(stdout.contains("\"[redacted]\""), "{stdout}");
     assert!(stdout.ends_with("gateway.toml: OK\n"), "{stdout}");
@@ -399,7 +526,8 @@ async fn otlp_logs_collector() -> (String, Lines) {
                 for resource in request.resource_logs {
                     for scope in resource.scope_logs {
                         for record in scope.log_records {
-                            if let Some(Any::StringValue(line)) = record.body.and_then(|b| b.value) {
+                            if let Some(Any::StringValue(line)) = record.body.and_then(|b| b.value)
+                            {
                                 seen.lock().unwrap().push(line);
                             }
                         }
@@ -467,13 +595,26 @@ endpoint = "{otlp_url}"
     let expected = ids.len();
     // The file.
     eventually("the file lines", async || {
-        std::fs::read_to_string(&file).unwrap_or_default().lines().count() >= expected
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= expected
     })
     .await;
-    let from_file: Vec<String> = std::fs::read_to_string(&file).unwrap().lines().map(str::to_owned).collect();
+    let from_file: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let request_ids: Vec<String> = from_file
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["request_id"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["request_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(request_ids, ids);
     for line in &from_file {
@@ -485,7 +626,10 @@ endpoint = "{otlp_url}"
     let mut from_syslog = Vec::new();
     let mut buffer = vec![0u8; 65536];
     while from_syslog.len() < expected {
-        let n = tokio::time::timeout(Duration::from_secs(10), syslog.recv(&mut buffer)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), syslog.recv(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
         let frame = String::from_utf8_lossy(&buffer[..n]).into_owned();
         assert!(frame.starts_with("<86>1 "), "{frame}");
         let (_, line) = frame.split_once(" audit - ").unwrap();
@@ -495,20 +639,36 @@ endpoint = "{otlp_url}"
     // journald: MESSAGE fields.
     let mut from_journal = Vec::new();
     while from_journal.len() < expected {
-        let n = tokio::time::timeout(Duration::from_secs(10), journal.recv(&mut buffer)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), journal.recv(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
         let entry = String::from_utf8_lossy(&buffer[..n]).into_owned();
-        assert!(entry.contains("\nIDJAG_AUDIT=1\n") && entry.contains("SYSLOG_IDENTIFIER=idjag-gateway\n"), "{entry}");
-        let message = entry.lines().find_map(|l| l.strip_prefix("MESSAGE=")).unwrap();
+        assert!(
+            entry.contains("\nIDJAG_AUDIT=1\n")
+                && entry.contains("SYSLOG_IDENTIFIER=idjag-gateway\n"),
+            "{entry}"
+        );
+        let message = entry
+            .lines()
+            .find_map(|l| l.strip_prefix("MESSAGE="))
+            .unwrap();
         from_journal.push(message.to_owned());
     }
     assert_eq!(from_journal, from_file);
     // The webhook failed twice, then took every line, in order.
-    eventually("the webhook lines", async || hooked.lock().unwrap().len() >= expected).await;
+    eventually("the webhook lines", async || {
+        hooked.lock().unwrap().len() >= expected
+    })
+    .await;
     assert_eq!(*hooked.lock().unwrap(), from_file);
     assert!(*attempts.lock().unwrap() >= 3);
     // OTLP logs (batched by the SDK: flushed at the latest when the gateway stops).
     t.gateway.flush_audit(Duration::from_secs(5)).await;
-    eventually("the OTLP log records", async || exported.lock().unwrap().len() >= expected).await;
+    eventually("the OTLP log records", async || {
+        exported.lock().unwrap().len() >= expected
+    })
+    .await;
     assert_eq!(*exported.lock().unwrap(), from_file);
     // The webhook's header is a secret: in no line, no log.
     assert!(!from_file.iter().any(|l| l.contains("sink-secret-")));
@@ -543,9 +703,21 @@ async fn metric_names_and_labels_are_pinned() {
     let (t, _) = start_with(UpstreamKind::Echo, |_| {}).await;
     idjag_ops::metrics::build_info("idjag_gateway", env!("CARGO_PKG_VERSION"), &[]);
     let alice = token(&t, "alice");
-    send(&t.route_url, Some(&alice), &tools_call(1, "echo", json!({"text": "x"}))).await;
+    send(
+        &t.route_url,
+        Some(&alice),
+        &tools_call(1, "echo", json!({"text": "x"})),
+    )
+    .await;
     send(&t.route_url, None, &initialize()).await;
-    let text = client().get(format!("{}/metrics", t.admin_url)).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(format!("{}/metrics", t.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let names = ops_metric_names(&text);
     let pinned: BTreeSet<String> = [
         "idjag_gateway_build_info{version}",
@@ -573,13 +745,30 @@ async fn metric_names_and_labels_are_pinned() {
     .into_iter()
     .map(str::to_owned)
     .collect();
-    assert!(pinned.is_subset(&names), "missing: {:?}", pinned.difference(&names).collect::<Vec<_>>());
-    let unknown: Vec<_> = names.difference(&pinned).filter(|n| !optional.contains(*n)).collect();
+    assert!(
+        pinned.is_subset(&names),
+        "missing: {:?}",
+        pinned.difference(&names).collect::<Vec<_>>()
+    );
+    let unknown: Vec<_> = names
+        .difference(&pinned)
+        .filter(|n| !optional.contains(*n))
+        .collect();
     assert!(unknown.is_empty(), "unpinned: {unknown:?}");
-    assert!(text.contains("idjag_gateway_token_exchanges_total{outcome=\"success\"}"), "{text}");
-    assert!(text.contains("idjag_gateway_redemptions_total{outcome=\"success\"}"), "{text}");
+    assert!(
+        text.contains("idjag_gateway_token_exchanges_total{outcome=\"success\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("idjag_gateway_redemptions_total{outcome=\"success\"}"),
+        "{text}"
+    );
     // The runtime's own, from idjag-ops.
-    for runtime in ["idjag_http_connections_open{listener=\"public\"}", "idjag_http_requests_in_flight{listener=\"admin\"}", "idjag_config_generation"] {
+    for runtime in [
+        "idjag_http_connections_open{listener=\"public\"}",
+        "idjag_http_requests_in_flight{listener=\"admin\"}",
+        "idjag_config_generation",
+    ] {
         assert!(text.contains(runtime), "{runtime}: {text}");
     }
     assert!(!text.contains("alice") && !text.contains(&alice));
@@ -588,11 +777,16 @@ async fn metric_names_and_labels_are_pinned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entra_overage_marker_and_a_group_claim_over_the_cap_are_refused_with_their_reason() {
     let recorder = Recorder::default();
-    let (t, audit) = start_with(recording_echo(recorder.clone()), |c| c.inbound.max_groups = 40).await;
+    let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
+        c.inbound.max_groups = 40
+    })
+    .await;
     let client_id = idjag_core::ClientId::new(GATEWAY_CLIENT).unwrap();
     let mut overage = t.users.claims("alice", &client_id).unwrap();
     overage.groups = None;
-    overage.extra.insert("_claim_names".into(), json!({"groups": "src1"}));
+    overage
+        .extra
+        .insert("_claim_names".into(), json!({"groups": "src1"}));
     overage.extra.insert(
         "_claim_sources".into(),
         json!({"src1": {"endpoint": "https://graph.microsoft.com/v1.0/users/alice/getMemberObjects"}}),
@@ -663,11 +857,15 @@ fn one_request_exports_its_spans_under_the_callers_trace_and_sends_it_on() {
         let recorder = Recorder::default();
         let (t, audit) = start_with(recording_echo(recorder.clone()), |_| {}).await;
         let alice = token(&t, "alice");
-        let reply = post(&t.route_url, Some(&alice), &tools_call(1, "echo", json!({"text": "x"})))
-            .header("traceparent", format!("00-{TRACE_ID}-{PARENT_SPAN_ID}-01"))
-            .send()
-            .await
-            .unwrap();
+        let reply = post(
+            &t.route_url,
+            Some(&alice),
+            &tools_call(1, "echo", json!({"text": "x"})),
+        )
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_SPAN_ID}-01"))
+        .send()
+        .await
+        .unwrap();
         assert_eq!(reply.status(), 200);
         let _ = reply.bytes().await;
         drop(t);
@@ -679,7 +877,10 @@ fn one_request_exports_its_spans_under_the_callers_trace_and_sends_it_on() {
                 .iter()
                 .find(|s| s.name == name)
                 .unwrap_or_else(|| {
-                    panic!("no span {name}: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>())
+                    panic!(
+                        "no span {name}: {:?}",
+                        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+                    )
                 })
                 .clone()
         };
@@ -688,7 +889,13 @@ fn one_request_exports_its_spans_under_the_callers_trace_and_sends_it_on() {
         }
         let server = by_name("POST /mcp/{name}");
         assert_eq!(hex(&server.parent_span_id), PARENT_SPAN_ID);
-        for child in ["inbound authentication", "policy", "upstream credential", "POST notes", "stream"] {
+        for child in [
+            "inbound authentication",
+            "policy",
+            "upstream credential",
+            "POST notes",
+            "stream",
+        ] {
             assert_eq!(by_name(child).parent_span_id, server.span_id, "{child}");
         }
         let credential = by_name("upstream credential");
@@ -697,7 +904,10 @@ fn one_request_exports_its_spans_under_the_callers_trace_and_sends_it_on() {
         }
         // The upstream continues the trace under the upstream call's span.
         let call = by_name("POST notes");
-        let sent = recorder.all()[0].headers["traceparent"].to_str().unwrap().to_owned();
+        let sent = recorder.all()[0].headers["traceparent"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(sent, format!("00-{TRACE_ID}-{}-01", hex(&call.span_id)));
         // The audit line carries the trace id.
         assert_eq!(audit.records()[0].trace_id.as_deref(), Some(TRACE_ID));
