@@ -245,6 +245,7 @@ fn idp_policy(as_url: &str, mcp_url: &str) -> String {
 /// Where the wiki's key and the admin token are (files: these secrets never go in the
 /// configuration file itself).
 struct Bridged<'a> {
+    admin_url: &'a str,
     wiki_url: &'a str,
     wiki_key_file: &'a str,
     admin_token_file: &'a str,
@@ -252,7 +253,6 @@ struct Bridged<'a> {
 
 fn gateway_config(
     gateway_url: &str,
-    admin_url: &str,
     idp: &str,
     as_url: &str,
     mcp_url: &str,
@@ -327,7 +327,7 @@ plain_http_reason = "the demo runs on loopback"
 token_file = "{admin_token_file}"
 "#,
         listen = gateway_url.trim_start_matches("http://"),
-        admin_listen = admin_url.trim_start_matches("http://"),
+        admin_listen = bridged.admin_url.trim_start_matches("http://"),
         wiki_url = bridged.wiki_url,
         wiki_key_file = bridged.wiki_key_file,
         admin_token_file = bridged.admin_token_file,
@@ -497,13 +497,13 @@ impl Topology {
         let mut files = TempFiles(vec![secret_file(&wiki_key)?, secret_file(&admin_token)?]);
         let config_toml = gateway_config(
             &gateway_url,
-            &admin_url,
             &idp_url,
             &as_url,
             &mcp_url,
             idp_secret.secret(),
             as_secret.secret(),
             &Bridged {
+                admin_url: &admin_url,
                 wiki_url: &format!("{wiki_base}/mcp"),
                 wiki_key_file: &files.0[0].display().to_string(),
                 admin_token_file: &files.0[1].display().to_string(),

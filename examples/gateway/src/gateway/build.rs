@@ -125,6 +125,10 @@ impl StartOnly {
     }
 }
 
+/// The IdP's key source in use, what it was built from, and how many of its fetches were
+/// counted in `idjag_gateway_jwks_fetches_total`.
+type RunningJwks = (String, Arc<RemoteJwks>, Arc<AtomicU64>);
+
 /// What every generation shares: built once, at start-up.
 pub(crate) struct Persistent {
     clock: SharedClock,
@@ -140,7 +144,7 @@ pub(crate) struct Persistent {
     pub(crate) streams: Arc<StreamGauge>,
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     start_only: StartOnly,
-    jwks: Mutex<Option<(String, Arc<RemoteJwks>, Arc<AtomicU64>)>>,
+    jwks: Mutex<Option<RunningJwks>>,
     generation: AtomicU64,
 }
 
