@@ -338,3 +338,21 @@ fn a_missing_or_empty_secret_file_names_its_key() {
         ConfigError::new("admin.token_file", "the file is empty")
     );
 }
+
+#[test]
+fn header_secrets_of_sinks_and_exporters_never_print() {
+    let text = format!(
+        "{MINIMAL}\n[audit]\n[[audit.sinks]]\nkind = \"webhook\"\nurl = \"https://siem.example/in\"\n\
+         headers = {{ authorization = \"Bearer hook-secret-value\", x-tenant = \"tenant-secret-value\" }}\n\
+         [telemetry.traces]\nexporter = \"otlp\"\nendpoint = \"https://otlp.example\"\n\
+         headers = {{ x-api-key = \"otlp-secret-value\" }}\n"
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    let plan = Plan::with_environment(&config, &Everything::default()).unwrap();
+    for shown in [format!("{config:?}"), format!("{plan:?}"), plan.render()] {
+        for secret in ["hook-secret-value", "tenant-secret-value", "otlp-secret-value"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+    assert!(plan.render().contains("\"x-tenant\": \"[redacted]\""));
+}

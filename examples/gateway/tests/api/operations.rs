@@ -913,3 +913,29 @@ fn one_request_exports_its_spans_under_the_callers_trace_and_sends_it_on() {
         assert_eq!(audit.records()[0].trace_id.as_deref(), Some(TRACE_ID));
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_per_address_cap_are_closed_at_accept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (t, _) = start_with(UpstreamKind::Echo, |c| {
+        c.server.listener.max_connections_per_ip = 2;
+    })
+    .await;
+    let address = crate::support::authority(&t.gateway_url);
+    let mut first = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(&address).await.unwrap();
+    // Let the gateway accept both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(5), third.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    // The first connection is served.
+    first
+        .write_all(b"GET /.well-known/oauth-protected-resource/mcp/notes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    first.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
