@@ -5,6 +5,7 @@
 //! cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_UPSTREAM=rmcp cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_RUNTIMES=shared cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_STORE=redis cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_SECS=5 IDJAG_BENCH_CONCURRENCY=32 IDJAG_BENCH_RUNS=7 cargo bench -p idjag-gateway --bench gateway
 //! ```
 //!
@@ -31,7 +32,10 @@
 //! 3. cold path: a fresh topology, 100 concurrent first requests of one user: the counted
 //!    token exchanges and redemptions.
 //!
-//! The audit log goes to a file through `idjag-ops`'s file sink (as in production;
+//! The gateway's state (revocations, approvals, sessions) is in memory;
+//! `IDJAG_BENCH_STORE=redis` puts it in a `redis-server` the benchmark starts on loopback, so
+//! the warm path checks revocations against the Redis-backed local replica (no network per
+//! request). The audit log goes to a file through `idjag-ops`'s file sink (as in production;
 //! `IDJAG_BENCH_AUDIT=none` drops it).
 //!
 //! `IDJAG_BENCH_TRACING` sets up telemetry first: `off` (the default: no subscriber, spans
@@ -46,6 +50,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use idjag_gateway::config::StoreConfig;
 use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
 use idjag_gateway::observe::audit::AuditSink;
 use idjag_gateway::observe::sinks::LineSink;
@@ -238,6 +243,13 @@ async fn topology(
 ) -> Topology {
     let mut options = TopologyOptions::with_upstream(upstream);
     options.audit = Some(audit);
+    if let Some(url) = &gateway.redis {
+        // The gateway's state in Redis: revocations checked against the local replica.
+        let store: StoreConfig =
+            toml::from_str(&format!("[backend]\nkind = \"redis\"\nurl = \"{url}\"\n"))
+                .expect("store");
+        options.configure = Some(Arc::new(move |c| c.store = Some(store.clone())));
+    }
     options.observe_upstream = observe;
     options.gateway_runtime = gateway.gateway.clone();
     Topology::start(options).await.expect("topology")
@@ -250,6 +262,8 @@ async fn topology(
 struct Runtimes {
     gateway: Option<Handle>,
     load: Handle,
+    /// `IDJAG_BENCH_STORE=redis`: the gateway's store is this Redis (else in memory).
+    redis: Option<String>,
 }
 
 async fn run(runtimes: &Runtimes) {
@@ -272,6 +286,14 @@ async fn run(runtimes: &Runtimes) {
         file_sink(&audit_path).await
     };
     let t = topology(kind.clone(), sink, false, runtimes).await;
+    println!(
+        "gateway store: {}\n",
+        if runtimes.redis.is_some() {
+            "redis (revocations from the local replica)"
+        } else {
+            "memory"
+        }
+    );
 
     let direct = Arc::new(Target {
         name: "direct",
@@ -423,11 +445,17 @@ fn main() {
             .build()
             .expect("runtime")
     };
+    // `IDJAG_BENCH_STORE=redis`: a redis-server of its own (not counted under callgrind,
+    // which follows this process only).
+    let redis = (std::env::var("IDJAG_BENCH_STORE").as_deref() == Ok("redis"))
+        .then(idjag_test_support::redis::RedisServer::start);
+    let redis_url = redis.as_ref().map(|r| r.url());
     if std::env::var("IDJAG_BENCH_RUNTIMES").as_deref() == Ok("shared") {
         let main = runtime(env("IDJAG_BENCH_WORKERS", 2));
         let runtimes = Runtimes {
             gateway: None,
             load: main.handle().clone(),
+            redis: redis_url,
         };
         main.block_on(run(&runtimes));
     } else {
@@ -435,7 +463,9 @@ fn main() {
         let runtimes = Runtimes {
             gateway: Some(gateway.handle().clone()),
             load: load.handle().clone(),
+            redis: redis_url,
         };
         servers.block_on(run(&runtimes));
     }
+    drop(redis);
 }

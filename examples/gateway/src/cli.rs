@@ -16,7 +16,6 @@ use idjag_ops::telemetry::{ServiceInfo, Telemetry, TelemetryConfig};
 
 use crate::config::{Config, ENV_PREFIX};
 use crate::gateway::{Gateway, plan_file};
-use crate::plan::Plan;
 
 /// The gateway's name and version, for telemetry and `build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,8 +39,8 @@ pub enum Command {
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
     },
-    /// Check a configuration file with the environment's overrides (and that its secrets can
-    /// be read), then exit.
+    /// Check a configuration file with the environment's overrides (that its secrets can be
+    /// read and its store opened and pinged), then exit.
     CheckConfig {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
@@ -97,17 +96,26 @@ async fn serve(path: PathBuf) -> Result<(), String> {
     Ok(())
 }
 
-/// Plans the file at `path` with the environment's overrides (its secrets read), without
-/// serving; with `print`, shows the effective configuration first, secrets redacted.
-fn check_config(path: &Path, print: bool, out: &mut dyn Write) -> Result<(), String> {
+/// Plans the file at `path` with the environment's overrides and builds its gateway (its
+/// secrets read, its store opened and pinged), without serving; with `print`, shows the
+/// effective configuration first, secrets redacted.
+async fn check_config(path: &Path, print: bool, out: &mut dyn Write) -> Result<(), String> {
     if print {
         let overrides = Overrides::from_env(ENV_PREFIX).map_err(|e| e.to_string())?;
         let text = Config::print_effective(path, &overrides).map_err(|e| e.to_string())?;
         let _ = write!(out, "{text}");
     }
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    let plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
-    for warning in plan.warnings() {
+    let plan = plan_file(path)?;
+    // The store's client logs why it cannot connect: warnings on stderr, the configured
+    // format, no traces.
+    let mut logs = TelemetryConfig::default();
+    logs.log_format = plan.telemetry.log_format;
+    logs.log_filter = "warn".to_owned();
+    let telemetry = init_telemetry(&logs)?;
+    let checked = Gateway::check(plan).await;
+    telemetry.shutdown().await;
+    let warnings = checked.map_err(|e| e.to_string())?;
+    for warning in warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
     let _ = writeln!(out, "{}: OK", path.display());
@@ -130,7 +138,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::CheckConfig { config, print } => {
-            check_config(&config, print, &mut std::io::stdout())
+            runtime.block_on(check_config(&config, print, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

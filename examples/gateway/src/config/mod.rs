@@ -16,6 +16,7 @@
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
 //! | [`metrics`] | `[metrics]` |
+//! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //!
 //! `[telemetry]` and `[reload]` are `idjag-ops`'s shapes as they are
 //! ([`TelemetryConfig`], [`WatchOptions`]). Durations are
@@ -62,6 +63,8 @@ pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ProxyConfig, ServerConfig, SseExpiry};
 pub use tools::{GuardRuleConfig, ToolConfig};
 pub use upstream::{AccessRuleConfig, UpstreamConfig};
+
+pub use idjag_store::{BackendConfig, RedisConfig, StoreConfig};
 
 /// The prefix of the gateway's environment overrides (`IDJAG_GATEWAY__SERVER__LISTEN`).
 pub const ENV_PREFIX: &str = "IDJAG_GATEWAY";
@@ -154,6 +157,11 @@ pub struct Config {
     /// `[[upstream]]`: the MCP servers behind the gateway.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
+    /// `[store]`: where revocations, approvals and session bindings live (idjag-store's
+    /// section, shared with the other idjag servers). Absent: the embedded durable store at
+    /// [`DEFAULT_STORE_PATH`], relative to the working directory.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
 }
 
 /// Values `check-config --print` redacts beyond `idjag-ops`'s name and value rules: header
@@ -163,6 +171,11 @@ pub const SECRET_PATHS: &[&str] = &[
     "telemetry.traces.headers.*",
     "upstream[*].credential.headers.*",
 ];
+
+/// The embedded store's file when the configuration has no `[store]` section: relative to
+/// the gateway's working directory (run it from its state directory, e.g. systemd's
+/// `StateDirectory=`).
+pub const DEFAULT_STORE_PATH: &str = "idjag-gateway.redb";
 
 impl Config {
     /// Parses a configuration (without checking its values: see [`crate::plan::Plan`]) and

@@ -36,7 +36,8 @@ pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
-    ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions, UpstreamKind,
+    ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology, TopologyOptions,
+    UpstreamKind,
 };
 pub use wiki::WikiLog;
 

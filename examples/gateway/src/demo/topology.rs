@@ -42,6 +42,9 @@ pub const GATEWAY_CLIENT: &str = "mcp-gateway";
 pub const GATEWAY_AT_AS: &str = "gateway-at-notes";
 /// The scopes of the MCP server.
 pub const SCOPES: &str = "notes.read notes.write";
+/// The generated configuration's last section: the demo's state lives in memory (a
+/// deployment keeps it in the embedded store or Redis: `[store]`).
+pub const MEMORY_STORE: &str = "[store]\nbackend = { kind = \"memory\" }\n";
 
 /// The MCP server behind the gateway.
 #[derive(Debug, Clone, Default)]
@@ -325,12 +328,14 @@ listen = "{admin_listen}"
 tls = "off"
 plain_http_reason = "the demo runs on loopback"
 token_file = "{admin_token_file}"
-"#,
+
+{store}"#,
         listen = gateway_url.trim_start_matches("http://"),
         admin_listen = bridged.admin_url.trim_start_matches("http://"),
         wiki_url = bridged.wiki_url,
         wiki_key_file = bridged.wiki_key_file,
         admin_token_file = bridged.admin_token_file,
+        store = MEMORY_STORE,
     )
 }
 
@@ -531,7 +536,16 @@ impl Topology {
         if let Some(sink) = options.audit {
             builder = builder.audit_sink(sink);
         }
-        let gateway = builder.build().await.map_err(DemoError::setup)?;
+        // Built where it serves: the store's connection and the revocation replica's task
+        // run on the gateway's runtime.
+        let gateway = match &options.gateway_runtime {
+            Some(runtime) => runtime
+                .spawn(builder.build())
+                .await
+                .map_err(DemoError::setup)?,
+            None => builder.build().await,
+        }
+        .map_err(DemoError::setup)?;
         let stop = Shutdown::new();
         let serving = gateway.clone();
         // The listeners move as std sockets, to register with the runtime that serves them.

@@ -3,9 +3,10 @@
 //! the plan, and nothing is fetched yet (keys and metadata load on first use).
 //!
 //! A reload builds a new generation ([`Generation`]) from a new plan and shares with it what
-//! outlives a reload ([`Persistent`]): sessions, approvals, revocations, the audit sinks, the
-//! concurrency limit, open streams, the shutdown switch, and the IdP's key cache while `[idp]`
-//! names the same keys.
+//! outlives a reload ([`Persistent`]): the store (`[store]`, opened once: the embedded store's
+//! file can be open only once) with the sessions, approvals and revocations on it, the audit
+//! sinks, the concurrency limit, open streams, the shutdown switch, and the IdP's key cache
+//! while `[idp]` names the same keys.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
 use idjag_ops::audit::Audit;
 use idjag_ops::listener::ListenerConfig;
 use idjag_ops::reload::Reloadable;
+use idjag_store::Store;
 use tokio::sync::{Semaphore, watch};
 
 use crate::gateway::{BuildError, Gateway, Generation, Generations};
@@ -33,7 +35,6 @@ use crate::policy::approval::Approvals;
 use crate::policy::revocation::Revocations;
 use crate::proxy::GatewayState;
 use crate::proxy::session::Sessions;
-use crate::proxy::state::StoreHealth;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
     ClientCredentialsGrant, ClientCredentialsTarget, PassthroughCredential,
@@ -41,10 +42,6 @@ use crate::upstream::bridge::{
 use crate::upstream::{
     HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, Upstream, UpstreamCredential,
 };
-
-/// Most MCP sessions remembered, and how long an unused one is kept.
-const SESSION_CAPACITY: u64 = 100_000;
-const SESSION_IDLE: Duration = Duration::from_secs(3600);
 
 /// The planning pass a reload runs: a file to a [`Plan`] (its error text is logged, so it
 /// must hold no secret).
@@ -63,7 +60,7 @@ pub struct GatewayBuilder {
     clock: SharedClock,
     audit: Option<Arc<dyn AuditSink>>,
     authorizer: Option<Arc<dyn Authorizer>>,
-    store_health: Option<StoreHealth>,
+    store: Option<Arc<dyn Store>>,
     reload: Option<(PathBuf, Planner)>,
 }
 
@@ -88,6 +85,8 @@ struct StartOnly {
     max_in_flight: usize,
     approvals: (Duration, usize),
     reload: idjag_ops::reload::WatchOptions,
+    /// `[store]` as planned (its rendered form: the store is opened once, at start-up).
+    store: Option<serde_json::Value>,
 }
 
 impl StartOnly {
@@ -100,6 +99,7 @@ impl StartOnly {
             max_in_flight: plan.server.max_in_flight,
             approvals: (plan.approvals.ttl, plan.approvals.max_pending),
             reload: plan.reload,
+            store: serde_json::to_value(&plan.store).ok(),
         }
     }
 
@@ -121,6 +121,7 @@ impl StartOnly {
         );
         check(self.approvals != new.approvals, "admin (approvals)");
         check(self.reload != new.reload, "reload");
+        check(self.store != new.store, "store");
         keys
     }
 }
@@ -135,7 +136,7 @@ pub(crate) struct Persistent {
     audit: Arc<dyn AuditSink>,
     pub(crate) audit_sinks: Option<Arc<Audit>>,
     authorizer: Option<Arc<dyn Authorizer>>,
-    store_health: Option<StoreHealth>,
+    pub(crate) store: Arc<dyn Store>,
     sessions: Arc<Sessions>,
     approvals: Arc<Approvals>,
     revocations: Arc<Revocations>,
@@ -155,7 +156,7 @@ impl GatewayBuilder {
             clock,
             audit: None,
             authorizer: None,
-            store_health: None,
+            store: None,
             reload: None,
         }
     }
@@ -178,10 +179,12 @@ impl GatewayBuilder {
         self
     }
 
-    /// The shared store's health: `idjag_gateway_store_healthy` and the `store` readiness
-    /// check of `/readyz` ask `check` (the hook the store wiring fills).
-    pub fn store_health(mut self, check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
-        self.store_health = Some(Arc::new(check));
+    /// Keeps revocations, approvals and session bindings in `store` instead of the planned
+    /// `[store]` (tests; several gateways of one process sharing a store; a gateway rebuilt
+    /// in the same process taking over [`Gateway::store`]). A reload
+    /// ([`Self::reload_from`]) keeps the running store by itself.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -197,16 +200,18 @@ impl GatewayBuilder {
         self
     }
 
-    /// Starts the configured audit sinks (unless a sink was given) and assembles the
-    /// gateway. Nothing is fetched yet: keys and metadata are loaded on first use (see
-    /// [`Gateway::ready`]).
+    /// Starts the configured audit sinks (unless a sink was given), opens the store
+    /// (`[store]`, unless one was given) and reads the revocations in it, and assembles the
+    /// gateway. Nothing else is fetched yet: keys and metadata are loaded on first use (see
+    /// [`Gateway::ready`]). A store that does not answer is not an error here: requests are
+    /// refused until it does (see [`crate::policy::revocation`]).
     pub async fn build(self) -> Result<Gateway, BuildError> {
         let Self {
             plan,
             clock,
             audit,
             authorizer,
-            store_health,
+            store,
             reload,
         } = self;
         let (audit, audit_sinks): (Arc<dyn AuditSink>, _) = match audit {
@@ -217,18 +222,15 @@ impl GatewayBuilder {
                 (Arc::new(sink), Some(sinks))
             }
         };
+        let shared = super::store::open(&plan.store, store, &plan.approvals, &clock).await?;
         let persistent = Arc::new(Persistent {
             audit,
             audit_sinks,
             authorizer,
-            store_health,
-            sessions: Arc::new(Sessions::new(SESSION_CAPACITY, SESSION_IDLE)),
-            approvals: Arc::new(Approvals::new(
-                i64::try_from(plan.approvals.ttl.as_secs()).unwrap_or(i64::MAX / 2),
-                plan.approvals.max_pending,
-                clock.clone(),
-            )),
-            revocations: Arc::new(Revocations::new(clock.clone())),
+            store: shared.store,
+            sessions: Arc::new(shared.sessions),
+            approvals: Arc::new(shared.approvals),
+            revocations: Arc::new(shared.revocations),
             in_flight: Arc::new(Semaphore::new(plan.server.max_in_flight)),
             max_in_flight: plan.server.max_in_flight,
             streams: Arc::new(StreamGauge::default()),
@@ -353,10 +355,12 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         trusted_proxies: server.trusted_proxies,
         max_in_flight: persistent.max_in_flight,
         jwks_observed,
-        store_health: persistent.store_health.clone(),
+        store: persistent.store.clone(),
         audit_sinks: persistent.audit_sinks.clone(),
         generation: number,
     });
+    // This generation's caches follow the revocations until it is dropped.
+    super::store::listen(Arc::downgrade(&state), persistent.revocations.events());
     Ok(Generation::new(state, plan.warnings, clients.len()))
 }
 

@@ -9,6 +9,7 @@
 
 mod build;
 mod routes;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub enum BuildError {
     /// A listener could not start.
     #[error(transparent)]
     Listener(#[from] ListenerError),
+    /// The store (`[store]`) could not be opened, or did not answer `check-config`.
+    #[error("{0}")]
+    Store(idjag_store::ConfigError),
 }
 
 /// One configuration generation: its state and the routers built on it.
@@ -140,10 +144,11 @@ fn admin_router(state: &Arc<GatewayState>) -> Router {
         let sinks = sinks.clone();
         health = health.check("audit", move || sinks.is_healthy());
     }
-    if let Some(store) = &state.store_health {
-        let store = store.clone();
-        health = health.check("store", move || store());
-    }
+    let store = state.clone();
+    health = health.check_async("store", move || {
+        let state = store.clone();
+        async move { routes::store_ready(&state).await }
+    });
     let mut router = Router::new()
         .route("/metrics", get(routes::metrics))
         .fallback(routes::not_found);
@@ -316,6 +321,58 @@ impl Gateway {
         self.state().generation
     }
 
+    /// `check-config`'s build: the gateway of `plan`, then a round trip to its store. The
+    /// embedded store's file held by a running gateway is not an error (it is locked while
+    /// open): a warning says so. Returns the warnings.
+    pub async fn check(plan: Plan) -> Result<Vec<Warning>, BuildError> {
+        let mut warnings = plan.warnings.clone();
+        let clock = SystemClock::shared();
+        let store: Arc<dyn idjag_store::Store> = match plan.store.config.open(clock.clone()) {
+            Ok(store) => store,
+            Err(idjag_store::ConfigError::Embedded(
+                idjag_store::EmbeddedOpenError::AlreadyOpen,
+            )) => {
+                warnings.push(Warning {
+                    key: "store.backend.path".to_owned(),
+                    message: "open in another process (a running gateway?): not checked".to_owned(),
+                });
+                Arc::new(idjag_store::MemoryStore::new(clock.clone()))
+            }
+            Err(e) => return Err(BuildError::Store(e)),
+        };
+        let gateway = Self::builder(plan)
+            .clock(clock)
+            .store(store)
+            .audit_sink(Arc::new(crate::observe::sinks::MemorySink::default()))
+            .build()
+            .await?;
+        gateway.check_store().await?;
+        Ok(warnings)
+    }
+
+    /// The store holding revocations, approvals and session bindings, opened once for the
+    /// gateway's life: a reload ([`Self::reload`]) keeps it, and a gateway rebuilt from a new
+    /// plan in the same process takes it over with [`GatewayBuilder::store`] (the embedded
+    /// store's file can be open only once).
+    pub fn store(&self) -> Arc<dyn idjag_store::Store> {
+        self.persistent.store.clone()
+    }
+
+    /// One round trip to the store (`check-config`).
+    pub async fn check_store(&self) -> Result<(), BuildError> {
+        self.persistent
+            .store
+            .ping()
+            .await
+            .map_err(|e| BuildError::Store(idjag_store::ConfigError::Unreachable(e)))
+    }
+
+    /// Whether the store can be used now: it answers, and the local copy of the revocations
+    /// is within its staleness bound.
+    pub async fn store_ready(&self) -> bool {
+        routes::store_ready(&self.state()).await
+    }
+
     /// Tells open SSE streams to end (part of [`Self::serve`]'s shutdown).
     pub fn close_streams(&self) {
         self.persistent.shutdown.send_replace(true);
@@ -329,9 +386,11 @@ impl Gateway {
         }
     }
 
-    /// Whether the IdP's keys and every upstream's credential setup are available.
+    /// Whether the store can be used ([`Self::store_ready`]) and the IdP's keys and every
+    /// upstream's credential setup are available.
     pub async fn ready(&self) -> bool {
-        routes::readiness(&self.state()).await
+        let state = self.state();
+        routes::store_ready(&state).await && routes::readiness(&state).await
     }
 
     /// Token exchanges at the IdP so far.

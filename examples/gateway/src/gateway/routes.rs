@@ -81,19 +81,19 @@ pub(crate) async fn metrics(
         (state.max_in_flight - state.in_flight.available_permits()) as f64,
     );
     set_gauge("idjag_gateway_streams_open", state.streams.live() as f64);
-    let pending = state
-        .approvals
-        .list()
-        .iter()
-        .filter(|call| call.status == crate::policy::approval::ApprovalStatus::Pending)
-        .count();
-    set_gauge("idjag_gateway_approvals_pending", pending as f64);
-    if let Some(store) = &state.store_health {
-        set_gauge(
-            "idjag_gateway_store_healthy",
-            if store() { 1.0 } else { 0.0 },
-        );
+    // Calls pending in the shared store (every instance's); unchanged while the store does
+    // not answer, which the next gauge says.
+    if let Ok(records) = state.approvals.list().await {
+        let pending = records
+            .iter()
+            .filter(|record| record.status == crate::policy::approval::ApprovalStatus::Pending)
+            .count();
+        set_gauge("idjag_gateway_approvals_pending", pending as f64);
     }
+    set_gauge(
+        "idjag_gateway_store_healthy",
+        if store_ready(&state).await { 1.0 } else { 0.0 },
+    );
     let mut response = Metrics::global().render().into_response();
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -102,16 +102,69 @@ pub(crate) async fn metrics(
     response
 }
 
-pub(crate) async fn readiness(state: &GatewayState) -> bool {
-    if *state.shutdown.borrow() || !state.inbound.ready().await {
-        return false;
+/// What keeps the store from being usable, if anything: the local copy of the revocations
+/// past its staleness bound, or the store not answering.
+async fn store_not_ready(state: &GatewayState) -> Option<String> {
+    if !state.revocations.is_fresh() {
+        let age = state.revocations.age().map_or_else(
+            || "never".to_owned(),
+            |age| format!("{}s ago", age.as_secs()),
+        );
+        return Some(format!(
+            "revocations last synchronised {age} (bound {}s)",
+            state.revocations.max_staleness().as_secs()
+        ));
+    }
+    if state.store.ping().await.is_err() {
+        return Some(format!(
+            "the {} store does not answer",
+            state.store.backend()
+        ));
+    }
+    None
+}
+
+/// Whether the store answers and the revocation replica is within its staleness bound (the
+/// `store` check of `/readyz`, the gauge `idjag_gateway_store_healthy`).
+pub(crate) async fn store_ready(state: &GatewayState) -> bool {
+    match store_not_ready(state).await {
+        None => true,
+        Some(what) => {
+            tracing::debug!(%what, "store not ready");
+            false
+        }
+    }
+}
+
+/// What keeps the gateway from being ready, besides the store, if anything.
+async fn not_ready(state: &GatewayState) -> Option<String> {
+    if *state.shutdown.borrow() {
+        return Some("shutting down".to_owned());
+    }
+    if !state.inbound.ready().await {
+        return Some("idp: keys not loaded".to_owned());
     }
     for upstream in state.upstreams.values() {
         if !upstream.credential.ready().await {
-            return false;
+            return Some(format!(
+                "upstream[{}]: credential setup not discovered",
+                upstream.name
+            ));
         }
     }
-    true
+    None
+}
+
+/// Whether the IdP's keys and every upstream's credential setup are available and no
+/// shutdown has started (the `gateway` check of `/readyz`).
+pub(crate) async fn readiness(state: &GatewayState) -> bool {
+    match not_ready(state).await {
+        None => true,
+        Some(what) => {
+            tracing::debug!(%what, "gateway not ready");
+            false
+        }
+    }
 }
 
 pub(crate) async fn route_metadata(

@@ -16,8 +16,8 @@
 //! | `idjag_gateway_identity_cache_total` | `result` | inbound token validation cache |
 //! | `idjag_gateway_requests_in_flight` | | MCP requests holding a slot, streams included |
 //! | `idjag_gateway_streams_open` | | responses being streamed (SSE and JSON) |
-//! | `idjag_gateway_approvals_pending` | | calls waiting for an administrator |
-//! | `idjag_gateway_store_healthy` | | 1 or 0, when a shared store is wired ([`crate::GatewayBuilder::store_health`]) |
+//! | `idjag_gateway_approvals_pending` | | calls waiting for an administrator, in the shared store (every instance's) |
+//! | `idjag_gateway_store_healthy` | | 1 when the store answers and the local copy of the revocations is within its staleness bound, else 0 |
 //!
 //! `outcome` is `success` (the server answered 200), `refused` (it answered with a 4xx: an
 //! OAuth error) or `failure` (5xx, no answer, a transport error). Label values are bounded:

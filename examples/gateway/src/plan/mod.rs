@@ -19,6 +19,7 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit sinks and arguments, metrics, telemetry |
 //! | [`admin`] | the admin listener, the admin token, approvals, revocations |
+//! | [`store`] | where revocations, approvals and session bindings live |
 //! | [`environment`] | where secrets are read from |
 
 pub mod admin;
@@ -27,6 +28,7 @@ pub mod environment;
 pub mod idp;
 pub mod observe;
 pub mod server;
+pub mod store;
 pub mod upstream;
 
 use std::fmt;
@@ -47,6 +49,7 @@ pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
 pub use observe::{AuditPlan, MetricsPlan};
 pub use server::{ProxySettings, ServerPlan};
+pub use store::StorePlan;
 pub use upstream::{ClientCredentialsPlan, CredentialPlan, IdJagPlan, UpstreamPlan};
 
 /// A configuration, every value parsed and every secret read: what the gateway runs.
@@ -77,6 +80,8 @@ pub struct Plan {
     pub reload: WatchOptions,
     /// The routes, in configuration order.
     pub upstreams: Vec<UpstreamPlan>,
+    /// Where revocations, approvals and session bindings live.
+    pub store: StorePlan,
     /// What is accepted but worth a look.
     pub warnings: Vec<Warning>,
 }
@@ -148,6 +153,7 @@ impl Plan {
             admin: admin.is_some(),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
+        let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
             issuer: idp.issuer.clone(),
@@ -175,6 +181,7 @@ impl Plan {
             telemetry,
             reload: config.reload,
             upstreams,
+            store,
             warnings: planner.warnings,
         })
     }

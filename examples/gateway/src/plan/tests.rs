@@ -350,7 +350,11 @@ fn header_secrets_of_sinks_and_exporters_never_print() {
     let config = Config::from_toml_str(&text).unwrap();
     let plan = Plan::with_environment(&config, &Everything::default()).unwrap();
     for shown in [format!("{config:?}"), format!("{plan:?}"), plan.render()] {
-        for secret in ["hook-secret-value", "tenant-secret-value", "otlp-secret-value"] {
+        for secret in [
+            "hook-secret-value",
+            "tenant-secret-value",
+            "otlp-secret-value",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }

@@ -19,7 +19,9 @@ use crate::inbound::Identity;
 use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
 use crate::protocol::jsonrpc::{code, filter_tools};
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, credential_refusal, jsonrpc_error, transport_refusal};
+use crate::proxy::refusal::{
+    Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
+};
 use crate::proxy::stream::{SseOptions, Visibility, forward};
 use crate::upstream::Credential;
 
@@ -121,27 +123,40 @@ impl RequestContext<'_> {
         if status.is_success()
             && let Some(created) = response.headers().get(MCP_SESSION_ID)
             && self.session.as_ref() != Some(created)
-            && !sessions
+        {
+            match sessions
                 .bind(&upstream.name, created.as_bytes(), principal)
                 .await
-        {
-            tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
-            return Err(Refusal::error(
-                "session_conflict",
-                jsonrpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    code::UPSTREAM_UNAVAILABLE,
-                    "The MCP server failed",
-                    Value::Null,
-                ),
-            ));
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
+                    return Err(Refusal::error(
+                        "session_conflict",
+                        jsonrpc_error(
+                            StatusCode::BAD_GATEWAY,
+                            None,
+                            code::UPSTREAM_UNAVAILABLE,
+                            "The MCP server failed",
+                            Value::Null,
+                        ),
+                    ));
+                }
+                // A session no instance could honour: not handed out (the upstream's own
+                // session ends idle).
+                Err(error) => {
+                    tracing::warn!(%error, upstream = %upstream.name, "a new session cannot be bound: refusing");
+                    return Err(state_unavailable("store_unavailable", self.id()));
+                }
+            }
         }
         if let Some(id) = &self.session
             && ((self.method == Method::DELETE && status.is_success())
                 || status == StatusCode::NOT_FOUND)
+            && let Err(error) = sessions.remove(&upstream.name, id.as_bytes()).await
         {
-            sessions.remove(&upstream.name, id.as_bytes()).await;
+            // The binding ends by itself after its idle time.
+            tracing::warn!(%error, upstream = %upstream.name, "an ended session was not forgotten");
         }
         let content_type = response
             .headers()
@@ -173,7 +188,7 @@ impl RequestContext<'_> {
                 filter,
                 expires: self.expiry(identity),
                 shutdown: self.state.shutdown.clone(),
-                revoked: Some(self.state.revocations.watch(identity.clone())),
+                revoked: Some(self.state.revocations.watch(identity)),
                 guards: Box::new(guards),
             };
             return Ok(build(
@@ -190,14 +205,14 @@ impl RequestContext<'_> {
             return Ok(build(status, headers, Body::from(body)));
         }
         let headers = downstream_headers(response.headers(), false);
-        let mut revoked = self.state.revocations.watch(identity.clone());
+        let mut revoked = self.state.revocations.watch(identity);
         let stream = response
             .bytes_stream()
             .map(move |chunk| {
                 let _held = &guards;
                 chunk.map_err(std::io::Error::other)
             })
-            .take_until(Box::pin(async move { revoked.revoked().await }));
+            .take_until(Box::pin(async move { revoked.ended().await }));
         Ok(build(status, headers, Body::from_stream(stream)))
     }
 

@@ -21,7 +21,10 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, audit_unavailable, overloaded, status, unauthenticated};
+use crate::proxy::refusal::{
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, state_unavailable, status,
+    unauthenticated,
+};
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
 use crate::upstream::Upstream;
@@ -140,12 +143,16 @@ async fn run(
         message,
         recorded,
     };
-    {
-        let _policy =
-            tracing::info_span!(target: "idjag::gateway", "policy", otel.name = "policy").entered();
+    async {
         request.authorize()?;
-        request.guard(audit)?;
+        request.guard(audit).await
     }
+    .instrument(tracing::info_span!(
+        target: "idjag::gateway",
+        "policy",
+        otel.name = "policy"
+    ))
+    .await?;
     let credential = request
         .credential()
         .instrument(tracing::info_span!(
@@ -241,17 +248,23 @@ async fn authenticate(
         &identity.teams,
         identity.agent.as_deref(),
     );
-    if state.revocations.is_revoked(identity) {
-        return Err(Refusal::deny(
+    match state.revocations.check(identity) {
+        Ok(false) => Ok(caller),
+        Ok(true) => Err(Refusal::deny(
             "revoked",
-            status(
+            jsonrpc_error(
                 StatusCode::FORBIDDEN,
+                None,
                 code::FORBIDDEN,
                 "Access revoked by an administrator",
+                serde_json::json!({ "reason": "revoked" }),
             ),
-        ));
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "revocations cannot be checked: refusing");
+            Err(state_unavailable("revocation_state_stale", None))
+        }
     }
-    Ok(caller)
 }
 
 /// Step 6: a presented session must be bound to this caller.
@@ -262,13 +275,17 @@ async fn check_session(
     caller: &Authenticated,
 ) -> Result<(), Refusal> {
     let principal = caller.identity.principal_key();
-    if state
+    match state
         .sessions
         .check(upstream, id.as_bytes(), &principal)
         .await
-        == SessionCheck::Owned
     {
-        return Ok(());
+        Ok(SessionCheck::Owned) => return Ok(()),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "sessions cannot be checked: refusing");
+            return Err(state_unavailable("store_unavailable", None));
+        }
     }
     Err(Refusal::deny(
         "unknown_session",

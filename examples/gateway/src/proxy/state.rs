@@ -13,20 +13,18 @@ use crate::observe::audit::AuditSink;
 use crate::plan::{AdminPlan, ProxySettings};
 use crate::policy::access::Authorizer;
 use crate::policy::approval::Approvals;
-use crate::policy::revocation::Revocations;
+use crate::policy::revocation::{Principal, Revocations, is_principal};
 use crate::protocol::headers::ForwardPolicy;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
-use crate::upstream::{IdJagOutbound, Upstream};
-
-/// Whether the shared store answers (the hook [`crate::GatewayBuilder::store_health`] fills:
-/// the gauge `idjag_gateway_store_healthy` and the `store` readiness check).
-pub type StoreHealth = Arc<dyn Fn() -> bool + Send + Sync>;
+use crate::upstream::{IdJagOutbound, IdentityMatch, Upstream};
+use idjag_store::Store;
 
 /// The gateway's shared state, one per configuration generation: built by
 /// [`crate::GatewayBuilder::build`] and again by each reload. What must outlive a reload
-/// (sessions, approvals, revocations, the audit sinks, the concurrency limit, open streams,
-/// the shutdown switch) is shared between generations through the `Arc`s.
+/// (the store with the sessions, approvals and revocations on it, the audit sinks, the
+/// concurrency limit, open streams, the shutdown switch) is shared between generations
+/// through the `Arc`s.
 pub struct GatewayState {
     pub(crate) settings: ProxySettings,
     pub(crate) inbound: InboundAuth,
@@ -42,6 +40,8 @@ pub struct GatewayState {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) approvals: Arc<Approvals>,
     pub(crate) revocations: Arc<Revocations>,
+    /// The store behind approvals, revocations and sessions (for readiness).
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) admin: Option<AdminPlan>,
     pub(crate) metrics_enabled: bool,
     pub(crate) metrics_require_admin: bool,
@@ -49,7 +49,6 @@ pub struct GatewayState {
     pub(crate) trusted_proxies: idjag_ops::audit::TrustedProxies,
     pub(crate) max_in_flight: usize,
     pub(crate) jwks_observed: Arc<AtomicU64>,
-    pub(crate) store_health: Option<StoreHealth>,
     pub(crate) audit_sinks: Option<Arc<idjag_ops::audit::Audit>>,
     pub(crate) generation: u64,
 }
@@ -61,5 +60,29 @@ impl std::fmt::Debug for GatewayState {
             .field("upstreams", &self.upstreams.keys().collect::<Vec<_>>())
             .field("inbound", &self.inbound)
             .finish_non_exhaustive()
+    }
+}
+
+impl GatewayState {
+    /// Drops what this instance caches for `who`: validated inbound tokens and upstream
+    /// credentials. Run when a revocation reaches the instance (every instance does), and by
+    /// the admin API at once.
+    pub(crate) fn forget(&self, who: &Principal) {
+        let target = who.clone();
+        let matches: IdentityMatch = Arc::new(move |identity| is_principal(&target, identity));
+        let inbound_match = matches.clone();
+        self.inbound.forget(move |identity| inbound_match(identity));
+        for upstream in self.upstreams.values() {
+            upstream.credential.forget(&matches);
+        }
+    }
+
+    /// Drops every cached validation and credential (when revocations may have been missed).
+    pub(crate) fn forget_all(&self) {
+        let everyone: IdentityMatch = Arc::new(|_| true);
+        self.inbound.forget(|_| true);
+        for upstream in self.upstreams.values() {
+            upstream.credential.forget(&everyone);
+        }
     }
 }

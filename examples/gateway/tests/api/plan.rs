@@ -38,10 +38,18 @@ fn config(routes: &[(&str, &str, &str)]) -> Config {
     Config::from_toml_str(&text).unwrap()
 }
 
+/// The state in memory: these gateways never serve.
+fn memory() -> Arc<dyn idjag_store::Store> {
+    Arc::new(idjag_store::MemoryStore::new(
+        idjag_core::SystemClock::shared(),
+    ))
+}
+
 async fn build(config: &Config) -> Gateway {
     let plan = Plan::with_environment(config, &Variables).unwrap();
     Gateway::builder(plan)
         .audit_sink(Arc::new(MemorySink::default()))
+        .store(memory())
         .build()
         .await
         .unwrap()
@@ -75,6 +83,7 @@ async fn what_is_planned_is_what_runs() {
     );
     let gateway = Gateway::builder(plan)
         .audit_sink(Arc::new(MemorySink::default()))
+        .store(memory())
         .build()
         .await
         .unwrap();
