@@ -146,6 +146,9 @@ async fn tls_handshakes_and_a_new_certificate_is_taken_without_dropping_an_open_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_and_metrics_live_only_on_the_admin_listener() {
     let (t, audit) = start_with(UpstreamKind::Echo, |_| {}).await;
+    // As `serve` does: the registry first, then the build info (a gauge set before the
+    // registry exists goes nowhere).
+    idjag_ops::metrics::Metrics::global();
     idjag_ops::metrics::build_info("idjag_gateway", env!("CARGO_PKG_VERSION"), &[]);
     let public = client();
     for path in [
@@ -432,7 +435,11 @@ fn every_setting_can_come_from_the_environment_and_a_wrong_name_is_named() {
 
 #[test]
 fn check_config_print_shows_the_effective_configuration_with_secrets_redacted() {
+    // check-config opens the example's embedded store, a path relative to the working directory.
+    let workdir = std::env::temp_dir().join(format!("idjag-gateway-print-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_idjag-gateway"))
+        .current_dir(&workdir)
         .args(["check-config", "--print", "--config", EXAMPLE])
         .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
@@ -472,6 +479,7 @@ fn check_config_print_shows_the_effective_configuration_with_secrets_redacted() 
     assert!(!stdout.contains("print-secret-"), "{stdout}");
     assert!(stdout.contains("\"[redacted]\""), "{stdout}");
     assert!(stdout.ends_with("gateway.toml: OK\n"), "{stdout}");
+    let _ = std::fs::remove_dir_all(workdir);
 }
 
 /// A topology whose audit lines go to the configured sinks (not to memory).
