@@ -15,6 +15,7 @@
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]` |
 //! | [`admin`] | `[admin]` |
+//! | [`limits`] | `[limits]`: per user, agent and upstream |
 //! | [`metrics`] | `[metrics]` |
 //! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //! | [`duration`] | durations as `"500ms"`, `"10s"`, `"5m"`, `"1h"` |
@@ -26,6 +27,7 @@ pub mod credential;
 pub mod duration;
 pub mod idp;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 pub mod tools;
@@ -43,6 +45,7 @@ pub use credential::CredentialConfig;
 pub use duration::ConfigDuration;
 pub use idp::IdpConfig;
 pub use inbound::{InboundConfig, InboundKind};
+pub use limits::{LimitsConfig, PrincipalLimitsConfig, RateConfig};
 pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ServerConfig, SseExpiry};
 pub use tools::{GuardRuleConfig, ToolConfig};
@@ -107,6 +110,9 @@ pub struct Config {
     /// `[metrics]`: Prometheus metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[limits]`: per user, agent and upstream. Absent: none.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// `[[upstream]]`: the MCP servers behind the gateway.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
-use idjag_core::SharedClock;
+use idjag_core::{Audience, SharedClock};
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
 use idjag_store::Store;
 use tokio::sync::{Semaphore, watch};
@@ -20,6 +20,7 @@ use crate::observe::metrics::{MeteredSink, Metrics};
 use crate::observe::sinks::JsonLines;
 use crate::plan::{CredentialPlan, IdpPlan, Plan, UpstreamPlan};
 use crate::policy::access::{Authorizer, RuleAuthorizer};
+use crate::policy::fairness::Fairness;
 use crate::proxy::GatewayState;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
@@ -114,7 +115,14 @@ impl GatewayBuilder {
                 guards,
                 ..
             } = route;
-            let credential = credential_of(&name, credential, &outbound, &token_http, &clock);
+            let credential = credential_of(
+                &name,
+                &resource,
+                credential,
+                &outbound,
+                &token_http,
+                &clock,
+            );
             let http = clients.get(transport).map_err(|_| BuildError::HttpClient {
                 upstream: name.clone(),
             })?;
@@ -157,6 +165,7 @@ impl GatewayBuilder {
             forward: server.forward_headers,
             clock,
             in_flight: Arc::new(Semaphore::new(server.max_in_flight)),
+            fairness: Fairness::new(&plan.limits),
             streams: Arc::new(StreamGauge::default()),
             shutdown: shutdown_rx,
             approvals: shared.approvals,
@@ -199,6 +208,7 @@ fn idp_keys(idp: &IdpPlan, clock: SharedClock) -> Result<RemoteJwks, BuildError>
 /// The credential of one route's mode.
 fn credential_of(
     name: &str,
+    resource: &Audience,
     plan: CredentialPlan,
     outbound: &Arc<IdJagOutbound>,
     token_http: &SharedHttpClient,
@@ -234,7 +244,7 @@ fn credential_of(
                 credential = %format!("upstream[{name}].credential"),
                 "passthrough: the caller's IdP token is sent to this upstream as is"
             );
-            Arc::new(PassthroughCredential)
+            Arc::new(PassthroughCredential::new(resource.clone()))
         }
     }
 }

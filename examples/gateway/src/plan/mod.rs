@@ -19,6 +19,7 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit log and metrics |
 //! | [`admin`] | the admin token, approvals, revocations |
+//! | [`limits`] | per user, agent and upstream limits |
 //! | [`store`] | where revocations, approvals and session bindings live |
 //! | [`environment`] | where secrets are read from |
 
@@ -26,6 +27,7 @@ pub mod admin;
 pub mod client;
 pub mod environment;
 pub mod idp;
+pub mod limits;
 pub mod observe;
 pub mod server;
 pub mod store;
@@ -44,6 +46,7 @@ pub use admin::{AdminPlan, ApprovalPlan};
 pub use client::ClientPlan;
 pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
+pub use limits::{LimitsPlan, PrincipalLimits, RatePlan};
 pub use observe::{AuditPlan, MetricsPlan};
 pub use server::{ProxySettings, ServerPlan};
 pub use store::StorePlan;
@@ -67,6 +70,8 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
     /// Calls held for approval.
     pub approvals: ApprovalPlan,
+    /// Per user, agent and upstream limits.
+    pub limits: LimitsPlan,
     /// Prometheus metrics.
     pub metrics: MetricsPlan,
     /// The routes, in configuration order.
@@ -129,6 +134,7 @@ impl Plan {
         let audit = planner.audit(&config.audit)?;
         let metrics = planner.metrics(&config.metrics);
         let (admin, approvals) = planner.admin(config.admin.as_ref(), &config.metrics)?;
+        let limits = planner.limits(&config.limits)?;
         let context = upstream::Context {
             public_url: &server.public_url,
             idp_issuer: &config.idp.issuer,
@@ -158,6 +164,7 @@ impl Plan {
             audit,
             admin,
             approvals,
+            limits,
             metrics,
             upstreams,
             store,
