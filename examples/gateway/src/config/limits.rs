@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::duration::ConfigDuration;
+use super::ConfigDuration;
 
 /// `[limits]`: per-principal limits, so that one user, one agent or the traffic to one
 /// upstream cannot take the gateway's whole capacity. Every limit is optional; absent, only

@@ -25,7 +25,7 @@ pub struct PrincipalLimits {
 #[non_exhaustive]
 pub struct RatePlan {
     /// The time one request's allowance takes to come back (`per` / `requests`).
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub interval: Duration,
     /// Most requests at once.
     pub burst: NonZeroU32,

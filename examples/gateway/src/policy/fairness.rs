@@ -11,7 +11,6 @@
 //! it drops. Keys are SHA-256 digests of the principal, so no identifier is held in clear.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -260,19 +259,19 @@ fn digest(parts: &[&str]) -> Key {
     hasher.finalize().into()
 }
 
-/// `n` as a limit.
-#[cfg(test)]
-fn limit(n: u32) -> Option<NonZeroU32> {
-    NonZeroU32::new(n)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::num::NonZeroU32;
+
     use idjag_core::{Issuer, Subject};
 
     use super::*;
     use crate::config::InboundKind;
     use crate::plan::RatePlan;
+
+    fn limit(n: u32) -> Option<NonZeroU32> {
+        NonZeroU32::new(n)
+    }
 
     fn identity(user: &str, agent: &str) -> Identity {
         Identity {

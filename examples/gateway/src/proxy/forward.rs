@@ -13,6 +13,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
@@ -49,18 +50,41 @@ impl RequestContext<'_> {
     pub(crate) async fn call(&self, credential: Credential) -> Result<reqwest::Response, Refusal> {
         let upstream = self.upstream;
         let forwarded = self.state.forward.upstream_headers(&self.headers);
+        let latency = crate::observe::metrics::upstream_latency(&upstream.name);
         let send = |credential: &Credential| {
+            let span = tracing::info_span!(
+                target: "idjag::gateway",
+                "upstream call",
+                otel.name = %format!("{} {}", self.method, upstream.name),
+                otel.kind = "client",
+                upstream = %upstream.name,
+                http.request.method = %self.method,
+                http.response.status_code = tracing::field::Empty,
+            );
             let mut headers = forwarded.clone();
             for (name, value) in credential.headers() {
                 headers.insert(name.clone(), value.clone());
             }
             headers.insert(REQUEST_ID, own_value(self.request_id));
-            upstream
+            // The upstream continues this trace, under the upstream call's span.
+            span.in_scope(|| idjag_ops::telemetry::inject_context(&mut headers));
+            let request = upstream
                 .http
                 .request(self.method.clone(), upstream.url.clone())
                 .headers(headers)
-                .body(self.body())
-                .send()
+                .body(self.body());
+            let latency = latency.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let result = request.send().await;
+                latency.record(started.elapsed().as_secs_f64());
+                if let Ok(response) = &result {
+                    tracing::Span::current()
+                        .record("http.response.status_code", response.status().as_u16());
+                }
+                result
+            }
+            .instrument(span)
         };
         let id = self.id();
         let mut response = send(&credential)
@@ -175,7 +199,14 @@ impl RequestContext<'_> {
             tracing::warn!(upstream = %upstream.name, "a tool list answer with a content coding: refusing");
             return Err(self.unreadable_answer("upstream_answer_encoded"));
         }
-        let guards = (permit, self.state.streams.enter());
+        // The stream's span lasts as long as the answer is being streamed.
+        let streaming = tracing::info_span!(
+            target: "idjag::gateway",
+            "stream",
+            otel.name = "stream",
+            upstream = %upstream.name,
+        );
+        let guards = (permit, self.state.streams.enter(), streaming);
         if content_type == "text/event-stream" {
             let headers = downstream_headers(response.headers(), true);
             let options = SseOptions {

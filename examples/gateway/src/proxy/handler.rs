@@ -11,6 +11,7 @@ use http::header::{ALLOW, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::inbound::Authenticated;
 use crate::observe::audit::{AuditEntry, Outcome};
@@ -24,7 +25,8 @@ use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
 use crate::proxy::forward::Permits;
 use crate::proxy::refusal::{
-    Refusal, jsonrpc_error, overloaded, rate_limited, state_unavailable, status, unauthenticated,
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, rate_limited, state_unavailable,
+    status, unauthenticated,
 };
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
@@ -47,6 +49,17 @@ pub async fn handle(
         Err(_) => {
             let response = overloaded();
             audit.finish(Outcome::Deny, "overloaded", response.status().as_u16());
+            response
+        }
+        // The audit sinks cannot take lines and `on_full = "fail_closed"`: nothing is done
+        // that could not be recorded.
+        Ok(_) if !state.audit.accepting() => {
+            let response = audit_unavailable();
+            audit.finish(
+                Outcome::Error,
+                "audit_unavailable",
+                response.status().as_u16(),
+            );
             response
         }
         Ok(permit) => match run(&state, &request_id, &name, request, &mut audit, permit).await {
@@ -95,7 +108,13 @@ async fn run(
     audit.upstream(name);
     check_method(&parts.method)?;
     check_single_valued(&parts.headers)?;
-    let caller = authenticate(state, upstream, &parts.headers, audit).await?;
+    let caller = authenticate(state, upstream, &parts.headers, audit)
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "inbound authentication",
+            otel.name = "inbound authentication"
+        ))
+        .await?;
     let admission = state
         .fairness
         .admit(&caller.identity, name, parts.method == Method::GET)
@@ -138,9 +157,25 @@ async fn run(
         checked,
         recorded,
     };
-    request.authorize()?;
-    request.guard(audit).await?;
-    let credential = request.credential().await?;
+    async {
+        request.authorize()?;
+        request.guard(audit).await
+    }
+    .instrument(tracing::info_span!(
+        target: "idjag::gateway",
+        "policy",
+        otel.name = "policy"
+    ))
+    .await?;
+    let credential = request
+        .credential()
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "upstream credential",
+            otel.name = "upstream credential",
+            upstream = %upstream.name,
+        ))
+        .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
     request.answer(response, Permits::new(permit, admission)).await
