@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
-use idjag_core::{Audience, SharedClock};
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
+use idjag_core::{Audience, SharedClock};
 use idjag_ops::audit::Audit;
 use idjag_ops::listener::ListenerConfig;
 use idjag_ops::reload::Reloadable;
@@ -305,14 +305,8 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
             guards,
             ..
         } = route;
-        let credential = credential_of(
-            &name,
-            &resource,
-            credential,
-            &outbound,
-            &token_http,
-            &clock,
-        );
+        let credential =
+            credential_of(&name, &resource, credential, &outbound, &token_http, &clock);
         let http = clients.get(transport).map_err(|_| BuildError::HttpClient {
             upstream: name.clone(),
         })?;

@@ -73,8 +73,8 @@ fn principal(key: &str, config: &PrincipalLimitsConfig) -> Result<PrincipalLimit
 }
 
 fn rate(key: &str, rate: &RateConfig) -> Result<RatePlan, ConfigError> {
-    let requests = positive(format!("{key}.requests"), Some(rate.requests))?
-        .unwrap_or(NonZeroU32::MIN);
+    let requests =
+        positive(format!("{key}.requests"), Some(rate.requests))?.unwrap_or(NonZeroU32::MIN);
     let burst = positive(format!("{key}.burst"), rate.burst)?.unwrap_or(requests);
     let interval = rate.per.0 / requests.get();
     if interval.is_zero() {

@@ -166,9 +166,7 @@ pub fn filter_tools(message: &mut Value, visible: &dyn Fn(&str) -> bool) -> bool
         return false;
     };
     let before = result.len();
-    result.retain(|name, _| {
-        name == "tools" || strict::fold_member_name(name) != "tools"
-    });
+    result.retain(|name, _| name == "tools" || strict::fold_member_name(name) != "tools");
     let mut removed = result.len() != before;
     let Some(tools) = result.get_mut("tools") else {
         return removed;
@@ -189,10 +187,7 @@ pub fn filter_tools(message: &mut Value, visible: &dyn Fn(&str) -> bool) -> bool
 
 /// Whether a server message carries a tool list (`result.tools`).
 pub fn is_tool_list(message: &Value) -> bool {
-    message
-        .get("result")
-        .and_then(|r| r.get("tools"))
-        .is_some()
+    message.get("result").and_then(|r| r.get("tools")).is_some()
 }
 
 /// Whether `text` may hold a member named `tools` under some spelling: literally (in any
@@ -298,7 +293,8 @@ mod tests {
     #[test]
     fn tool_lists_fail_closed() {
         // A lone lookalike of `tools` is the list to a case-insensitive client: removed.
-        let mut lookalike = json!({"jsonrpc":"2.0","id":2,"result":{"TOOLS":[{"name":"x"}],"toolſ":[]}});
+        let mut lookalike =
+            json!({"jsonrpc":"2.0","id":2,"result":{"TOOLS":[{"name":"x"}],"toolſ":[]}});
         assert!(filter_tools(&mut lookalike, &|_| true));
         assert_eq!(lookalike["result"], json!({}));
         let mut not_a_list = json!({"jsonrpc":"2.0","id":2,"result":{"tools":{"name":"x"}}});

@@ -4,8 +4,8 @@
 //! gateway's forwarding of whole streams is [`crate::proxy::stream`]; the demo's agent reads
 //! answers with the same splitter.
 
-use bytes::{Bytes, BytesMut};
 use crate::protocol::jsonrpc::{filter_tool_list_answer, may_hold_tools};
+use bytes::{Bytes, BytesMut};
 
 /// An event longer than the configured maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

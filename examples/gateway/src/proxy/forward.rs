@@ -189,8 +189,7 @@ impl RequestContext<'_> {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
-        let lists_tools =
-            self.message().and_then(|m| m.method.as_deref()) == Some("tools/list");
+        let lists_tools = self.message().and_then(|m| m.method.as_deref()) == Some("tools/list");
         // Every 2xx answer that may carry a tool list is read and filtered, whatever its
         // media type, or refused: an encoded body cannot be read, so it is refused.
         let filter = (status.is_success() && (lists_tools || self.method == Method::GET))

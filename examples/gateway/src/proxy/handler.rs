@@ -25,8 +25,8 @@ use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
 use crate::proxy::forward::Permits;
 use crate::proxy::refusal::{
-    Refusal, audit_unavailable, jsonrpc_error, overloaded, rate_limited, state_unavailable,
-    status, unauthenticated,
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, rate_limited, state_unavailable, status,
+    unauthenticated,
 };
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
@@ -119,7 +119,11 @@ async fn run(
         .fairness
         .admit(&caller.identity, name, parts.method == Method::GET)
         .map_err(|limited| {
-            tracing::info!(upstream = name, reason = limited.reason(), "over a per-principal limit");
+            tracing::info!(
+                upstream = name,
+                reason = limited.reason(),
+                "over a per-principal limit"
+            );
             rate_limited(&limited)
         })?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
@@ -178,7 +182,9 @@ async fn run(
         .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
-    request.answer(response, Permits::new(permit, admission)).await
+    request
+        .answer(response, Permits::new(permit, admission))
+        .await
 }
 
 /// Step 2: an `Origin`, when present, must be allowed.

@@ -405,8 +405,7 @@ async fn g31_passthrough_forwards_only_an_access_token_issued_for_its_route() {
         "{}/.well-known/oauth-protected-resource/mcp/legacy",
         t.gateway_url
     );
-    let challenge =
-        format!(r#"Bearer error="invalid_token", resource_metadata="{metadata}""#);
+    let challenge = format!(r#"Bearer error="invalid_token", resource_metadata="{metadata}""#);
     let id_token = t.id_token("alice").unwrap().secret().to_owned();
     let gateway_wide = idp_access_token(&t, &t.gateway_url, None, &["engineering"]);
     let for_notes = idp_access_token(&t, &t.route_url, None, &["engineering"]);

@@ -653,5 +653,8 @@ fn g27_the_gateway_refuses_or_forwards_what_every_reference_parser_reads_alike()
         .unwrap();
     // The generator reaches both sides.
     let (refused, forwarded) = (refused.into_inner(), forwarded.into_inner());
-    assert!(refused > 0 && forwarded > 0, "{refused} refused, {forwarded} forwarded");
+    assert!(
+        refused > 0 && forwarded > 0,
+        "{refused} refused, {forwarded} forwarded"
+    );
 }

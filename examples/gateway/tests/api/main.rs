@@ -16,6 +16,7 @@
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
 //! | `golden`    | the normalized plan of each shipped configuration, against its golden file |
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
+//! | `limits`    | G34: per user, agent and upstream limits (429, `Retry-After`, audit line) |
 //! | `smuggling` | G27 to G29 through the gateway (smuggled bodies reach nothing upstream; the differential property test), G32 (repeated single-valued headers), G33 (`tools/list` answers under any media type, spelling or coding) |
 //! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
 //!
@@ -42,6 +43,7 @@ mod golden;
 mod governance;
 mod http_layer;
 mod inbound;
+mod limits;
 mod mcp;
 mod operations;
 mod plan;
