@@ -279,7 +279,7 @@ mod tests {
         };
         assert_eq!(
             &out[..],
-            b"id: 42\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\"}]}}\n\n"
+            b"id: 42\ndata: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[{\"name\":\"a\"}]}}\n\n"
         );
         let other = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"text\":\"\\\"tools\\\"\"}]}}\n\n";
         assert_eq!(
@@ -299,14 +299,14 @@ mod tests {
         assert_eq!(
             filter_tool_list_event(escaped, &|_| false),
             FilteredEvent::Filtered(Bytes::from_static(
-                b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}\n\n"
+                b"data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[]}}\n\n"
             ))
         );
         let folded = "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"Tool\u{17f}\":[{\"name\":\"b\"}]}}\n\n";
         assert_eq!(
             filter_tool_list_event(folded.as_bytes(), &|_| false),
             FilteredEvent::Filtered(Bytes::from_static(
-                b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n"
+                b"data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{}}\n\n"
             ))
         );
         let twice = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[],\"Tools\":[{\"name\":\"b\"}]}}\n\n";

@@ -181,7 +181,7 @@ async fn g32_repeated_session_or_last_event_id_headers_get_400_and_reach_nothing
     let recorder = Recorder::default();
     let (t, audit) = start(recording_echo(recorder.clone())).await;
     let alice = token(&t, "alice");
-    let repeated = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"}}"#;
+    let repeated = r#"{"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"},"id":null,"jsonrpc":"2.0"}"#;
     for (method, header) in [
         (Method::POST, "mcp-session-id"),
         (Method::GET, "mcp-session-id"),
