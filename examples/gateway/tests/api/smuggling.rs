@@ -240,6 +240,18 @@ fn answering(answer: Answer) -> UpstreamKind {
     ))
 }
 
+/// One `tools/list` case: name, content type, content coding, upstream body, status, the
+/// body the client gets, the audit reason.
+type ListCase = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    String,
+    &'static str,
+);
+
 const FOUR_TOOLS: &str = r#"[{"name":"list_notes"},{"name":"add_note"},{"name":"delete_all_notes"},{"title":"nameless"}]"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,8 +267,7 @@ async fn g33_tools_list_answers_are_filtered_under_any_media_type_and_spelling_o
         event.extend_from_slice(b"\n\n");
         event
     };
-    // (case, content type, content coding, upstream body, status, body the client gets, audit reason)
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16, String, &str)> = vec![
+    let cases: Vec<ListCase> = vec![
         (
             "JSON under another media type",
             "text/plain",
