@@ -19,4 +19,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian starts a redis-server service on install; the tests use their own instances on free ports.
 
+# idjag-issuer's bridge tests start oauth2-mock-server (pinned in interop/oidc-mock) as the upstream OpenID provider.
+if [ ! -f interop/oidc-mock/node_modules/oauth2-mock-server/package.json ]; then
+    command -v npm >/dev/null || { echo "scripts/test.sh: install node and npm first (idjag-issuer's bridge tests)" >&2; exit 1; }
+    npm ci --prefix interop/oidc-mock --no-audit --no-fund >/dev/null
+fi
+
 cargo test --workspace --all-features --locked "$@"
