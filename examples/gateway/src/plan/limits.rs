@@ -1,47 +1,10 @@
 //! `[limits]`, planned: each limit checked positive, each rate a GCRA quota.
 
 use std::num::NonZeroU32;
-use std::time::Duration;
-
-use serde::Serialize;
 
 use crate::config::{ConfigError, LimitsConfig, PrincipalLimitsConfig, RateConfig, invalid};
 use crate::plan::Planner;
-
-/// Per-principal limits (`None`: no limit of that kind).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct PrincipalLimits {
-    /// Most requests in flight, streamed answers counted until they end.
-    pub in_flight: Option<NonZeroU32>,
-    /// Most open GET streams.
-    pub streams: Option<NonZeroU32>,
-    /// A request rate.
-    pub rate: Option<RatePlan>,
-}
-
-/// A request rate: one request per `interval`, bursts of up to `burst`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct RatePlan {
-    /// The time one request's allowance takes to come back (`per` / `requests`).
-    #[serde(serialize_with = "crate::config::serialize_duration")]
-    pub interval: Duration,
-    /// Most requests at once.
-    pub burst: NonZeroU32,
-}
-
-/// `[limits]`: per user, per agent, per upstream route.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct LimitsPlan {
-    /// Per user (issuer and `sub`).
-    pub user: PrincipalLimits,
-    /// Per agent (`azp` or `client_id`).
-    pub agent: PrincipalLimits,
-    /// Per upstream route.
-    pub upstream: PrincipalLimits,
-}
+pub use crate::policy::fairness::{LimitsPlan, PrincipalLimits, RatePlan};
 
 impl Planner<'_> {
     /// `[limits]`.
@@ -88,6 +51,8 @@ fn rate(key: &str, rate: &RateConfig) -> Result<RatePlan, ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::ConfigDuration;
 

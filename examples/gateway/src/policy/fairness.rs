@@ -11,16 +11,52 @@
 //! it drops. Keys are SHA-256 digests of the principal, so no identifier is held in clear.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::inbound::Identity;
-use crate::plan::{LimitsPlan, PrincipalLimits};
+
+/// Per-principal limits (`None`: no limit of that kind).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PrincipalLimits {
+    /// Most requests in flight, streamed answers counted until they end.
+    pub in_flight: Option<NonZeroU32>,
+    /// Most open GET streams.
+    pub streams: Option<NonZeroU32>,
+    /// A request rate.
+    pub rate: Option<RatePlan>,
+}
+
+/// A request rate: one request per `interval`, bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RatePlan {
+    /// The time one request's allowance takes to come back (`per` / `requests`).
+    #[serde(serialize_with = "crate::config::serialize_duration")]
+    pub interval: Duration,
+    /// Most requests at once.
+    pub burst: NonZeroU32,
+}
+
+/// `[limits]`: per user, per agent, per upstream route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LimitsPlan {
+    /// Per user (issuer and `sub`).
+    pub user: PrincipalLimits,
+    /// Per agent (`azp` or `client_id`).
+    pub agent: PrincipalLimits,
+    /// Per upstream route.
+    pub upstream: PrincipalLimits,
+}
 
 /// Rate-limiter keys are pruned of idle principals every this many admissions.
 const PRUNE_EVERY: u64 = 4096;
@@ -261,13 +297,10 @@ fn digest(parts: &[&str]) -> Key {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-
     use idjag_core::{Issuer, Subject};
 
     use super::*;
     use crate::config::InboundKind;
-    use crate::plan::RatePlan;
 
     fn limit(n: u32) -> Option<NonZeroU32> {
         NonZeroU32::new(n)
