@@ -11,11 +11,14 @@
 #![no_main]
 
 #[allow(dead_code, unreachable_pub)]
+#[path = "../../examples/gateway/src/protocol/jsonrpc.rs"]
+mod jsonrpc;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../examples/gateway/src/protocol/sse.rs"]
+mod sse;
+/// The two modules where they are in the gateway (`sse` names `crate::protocol::jsonrpc`).
 mod protocol {
-    #[path = "../../../examples/gateway/src/protocol/jsonrpc.rs"]
-    pub mod jsonrpc;
-    #[path = "../../../examples/gateway/src/protocol/sse.rs"]
-    pub mod sse;
+    pub(crate) use super::{jsonrpc, sse};
 }
 
 use bytes::Bytes;
