@@ -15,11 +15,13 @@
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]` |
 //! | [`admin`] | `[admin]` |
+//! | [`approvals`] | `[approvals]`: the admin page, the webhook notification, elicitation |
 //! | [`metrics`] | `[metrics]` |
 //! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //! | [`duration`] | durations as `"500ms"`, `"10s"`, `"5m"`, `"1h"` |
 
 pub mod admin;
+pub mod approvals;
 pub mod audit;
 pub mod client;
 pub mod credential;
@@ -37,6 +39,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use admin::AdminConfig;
+pub use approvals::{ApprovalsConfig, WebhookConfig};
 pub use audit::{ArgumentMode, AuditConfig, AuditOutput};
 pub use client::{AuthMethod, ClientRegistration};
 pub use credential::CredentialConfig;
@@ -104,6 +107,9 @@ pub struct Config {
     /// `[admin]`: the administrator API (approvals, revocations). Absent: off.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// `[approvals]`: the admin page, the webhook notification, elicitation.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
     /// `[metrics]`: Prometheus metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,

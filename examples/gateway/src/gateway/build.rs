@@ -21,6 +21,7 @@ use crate::observe::sinks::JsonLines;
 use crate::plan::{CredentialPlan, IdpPlan, Plan, UpstreamPlan};
 use crate::policy::access::{Authorizer, RuleAuthorizer};
 use crate::proxy::GatewayState;
+use crate::proxy::review::Review;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
     ClientCredentialsGrant, ClientCredentialsTarget, PassthroughCredential,
@@ -166,6 +167,7 @@ impl GatewayBuilder {
             metrics,
             metrics_require_admin: plan.metrics.require_admin_token,
             outbound: outbound.clone(),
+            review: Review::new(plan.review, plan.approvals.ttl).map_err(|_| BuildError::Review)?,
         };
         let state = Arc::new(state);
         super::store::listen(Arc::downgrade(&state), revocation_events);

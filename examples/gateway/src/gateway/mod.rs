@@ -50,6 +50,9 @@ pub enum BuildError {
     /// The store (`[store]`) could not be opened, or did not answer `check-config`.
     #[error("{0}")]
     Store(idjag_store::ConfigError),
+    /// The approval notification webhook's HTTP client could not be set up.
+    #[error("approvals.webhook: HTTP client setup failed")]
+    Review,
 }
 
 /// A running gateway's handle: its router, shutdown switch and counters.

@@ -19,6 +19,7 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit log and metrics |
 //! | [`admin`] | the admin token, approvals, revocations |
+//! | [`review`] | `[approvals]`: the admin page, the webhook notification, status links |
 //! | [`store`] | where revocations, approvals and session bindings live |
 //! | [`environment`] | where secrets are read from |
 
@@ -27,6 +28,7 @@ pub mod client;
 pub mod environment;
 pub mod idp;
 pub mod observe;
+pub mod review;
 pub mod server;
 pub mod store;
 pub mod upstream;
@@ -45,6 +47,7 @@ pub use client::ClientPlan;
 pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
 pub use observe::{AuditPlan, MetricsPlan};
+pub use review::{PagePlan, ReviewPlan, WebhookPlan};
 pub use server::{ProxySettings, ServerPlan};
 pub use store::StorePlan;
 pub use upstream::{ClientCredentialsPlan, CredentialPlan, IdJagPlan, UpstreamPlan};
@@ -67,6 +70,8 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
     /// Calls held for approval.
     pub approvals: ApprovalPlan,
+    /// How people learn of held calls and act on them (`[approvals]`).
+    pub review: ReviewPlan,
     /// Prometheus metrics.
     pub metrics: MetricsPlan,
     /// The routes, in configuration order.
@@ -136,6 +141,7 @@ impl Plan {
             admin: admin.is_some(),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
+        let review = planner.review(&config.approvals, &server.public_url, admin.is_some())?;
         let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
@@ -158,6 +164,7 @@ impl Plan {
             audit,
             admin,
             approvals,
+            review,
             metrics,
             upstreams,
             store,

@@ -33,6 +33,9 @@ pub mod code {
     /// the store is unreachable or the local copy of the revocations is past its staleness
     /// bound (HTTP 503, `Retry-After`).
     pub const STATE_UNAVAILABLE: i64 = -32036;
+    /// MCP 2025-11-25 `URLElicitationRequiredError`: the user must visit a URL first
+    /// (`data.elicitations`, URL-mode elicitation parameters).
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// What kind of message the client sent.

@@ -15,6 +15,7 @@ use crate::policy::access::Authorizer;
 use crate::policy::approval::Approvals;
 use crate::policy::revocation::{Principal, Revocations, is_principal};
 use crate::protocol::headers::ForwardPolicy;
+use crate::proxy::review::Review;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::{IdJagOutbound, IdentityMatch, Upstream};
@@ -43,6 +44,8 @@ pub struct GatewayState {
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) metrics_require_admin: bool,
     pub(crate) outbound: Arc<IdJagOutbound>,
+    /// Notifications of held calls, admin page sign-ins, URL-mode elicitation.
+    pub(crate) review: Review,
 }
 
 impl GatewayState {
