@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config` and, with the `demo` feature, `demo`.
+//! The command line: `serve`, `check-config`, `approvals` ([`approvals`]) and, with the
+//! `demo` feature, `demo`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
+
+pub mod approvals;
 
 use crate::config::Config;
 use crate::gateway::Gateway;
@@ -46,6 +49,15 @@ pub enum Command {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
+    },
+    /// Calls held for approval, through the admin API: list, show, approve, reject.
+    Approvals {
+        /// Where the admin API is, and its token.
+        #[command(flatten)]
+        target: approvals::AdminTarget,
+        /// What to do.
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
     /// agent through them and print each step. Exits non-zero if any step fails.
@@ -151,6 +163,10 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             init_logs(cli.log_format, "warn");
             runtime.block_on(check_config(&config, &mut std::io::stdout()))
+        }
+        Command::Approvals { target, command } => {
+            init_logs(cli.log_format, "warn");
+            runtime.block_on(approvals::run(&target, &command, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

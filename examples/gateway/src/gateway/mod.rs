@@ -87,6 +87,7 @@ impl Gateway {
             .route("/mcp/{name}", any(handle))
             .route("/metrics", get(routes::metrics))
             .merge(crate::admin::router())
+            .merge(crate::admin::page::status_router())
             .route(
                 "/.well-known/oauth-protected-resource/mcp/{name}",
                 get(routes::route_metadata),
