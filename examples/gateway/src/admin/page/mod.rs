@@ -19,8 +19,9 @@
 //!   lifetime; the gateway keeps only its SHA-256, and forgets it at sign-out or expiry.
 //! - Cross-site request forgery: every state-changing `POST` carries the sign-in's
 //!   synchronizer token (`csrf`, compared in constant time; 403 without it), and any `POST`
-//!   whose `Origin` is present and not the admin URL's or the request's own, or whose
-//!   `Sec-Fetch-Site` is present and neither `same-origin` nor `none`, is refused (403).
+//!   whose `Sec-Fetch-Site` is present and neither `same-origin` nor `none`, or whose
+//!   `Origin` is present and not the admin URL's or the request's own (`null`, what browsers
+//!   send under `no-referrer`, only with `Sec-Fetch-Site: same-origin`), is refused (403).
 //! - Clickjacking and injection: every answer has `Content-Security-Policy: default-src
 //!   'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
 //!   `X-Frame-Options: DENY`, `X-Content-Type-Options: nosniff`, `Referrer-Policy:
@@ -155,11 +156,15 @@ fn origin_of(url: &str) -> Option<String> {
     Some(url.origin().ascii_serialization())
 }
 
-/// Whether a `POST` may come from where it says it comes from.
+/// Whether a `POST` may come from where it says it comes from: `Sec-Fetch-Site`, when
+/// present (browsers set it; scripts cannot), must be `same-origin` or `none`; `Origin`, when
+/// present, must be the admin URL's origin or the request's own, except `null`, which
+/// browsers send for a same-origin form under `Referrer-Policy: no-referrer` (Fetch,
+/// "serializing a request origin") and which is accepted only with `Sec-Fetch-Site:
+/// same-origin`.
 fn same_origin(state: &GatewayState, headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
+    let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+    if site.is_some_and(|site| !matches!(site, b"same-origin" | b"none")) {
         return false;
     }
     let Some(origin) = headers.get(ORIGIN) else {
@@ -168,6 +173,9 @@ fn same_origin(state: &GatewayState, headers: &HeaderMap) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
+    if origin == "null" {
+        return site == Some(b"same-origin".as_slice());
+    }
     if origin_of(&state.review.plan.admin_url).as_deref() == Some(origin) {
         return true;
     }

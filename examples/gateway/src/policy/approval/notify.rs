@@ -40,6 +40,16 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// A notice of approval `id`.
+    pub fn new(id: &str, details: HeldDetails, expires: i64, review_url: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            details,
+            expires,
+            review_url: review_url.to_owned(),
+        }
+    }
+
     /// The JSON body: `text` (Slack, Teams), then the same facts as members.
     pub fn body(&self) -> Value {
         let d = &self.details;
