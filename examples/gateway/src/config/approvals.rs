@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::duration::{ConfigDuration, secs};
+use idjag_ops::config::ConfigDuration;
 
 /// `[approvals]`. Absent: no page, no notification; calls are still held and decided through
 /// the admin API (`[admin]`).
@@ -18,7 +18,7 @@ pub struct ApprovalsConfig {
     #[serde(default)]
     pub page: bool,
     /// Where people reach the admin API and page (e.g. the admin listener behind its proxy):
-    /// the base of links in notifications. Default the gateway's `public_url`. A cookie set
+    /// the base of links in notifications. Default the admin listener's address. A cookie set
     /// over `https` (or any host but loopback) is `Secure`.
     #[serde(default)]
     pub admin_url: Option<String>,
@@ -72,7 +72,7 @@ impl Default for ApprovalsConfig {
 }
 
 fn session_ttl() -> ConfigDuration {
-    secs(3600)
+    ConfigDuration::secs(3600)
 }
 
 fn max_sessions() -> u64 {
@@ -88,5 +88,5 @@ fn attempts() -> u32 {
 }
 
 fn timeout() -> ConfigDuration {
-    secs(5)
+    ConfigDuration::secs(5)
 }

@@ -15,7 +15,8 @@ use crate::plan::environment::{Secret, SecretSource};
 pub struct ReviewPlan {
     /// The admin page (`None`: off).
     pub page: Option<PagePlan>,
-    /// The base of the admin links in notifications (no trailing slash).
+    /// The base of the admin links in notifications (no trailing slash): `[approvals]
+    /// admin_url`, else the admin listener's address.
     pub admin_url: String,
     /// The base of each held call's status page: `<public_url>/approval-status/`.
     pub status_url: String,
@@ -30,7 +31,7 @@ pub struct ReviewPlan {
 #[non_exhaustive]
 pub struct PagePlan {
     /// How long a sign-in lasts.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub session_ttl: Duration,
     /// Most sign-ins at once.
     pub max_sessions: u64,
@@ -47,7 +48,7 @@ pub struct WebhookPlan {
     /// Attempts per notification.
     pub attempts: u32,
     /// Time allowed per attempt.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub timeout: Duration,
 }
 
@@ -60,6 +61,7 @@ impl Planner<'_> {
         &mut self,
         config: &ApprovalsConfig,
         public_url: &str,
+        admin_listener: Option<&str>,
         admin: bool,
     ) -> Result<ReviewPlan, ConfigError> {
         let base = public_url.trim_end_matches('/');
@@ -69,7 +71,7 @@ impl Planner<'_> {
                     .map_err(|e| invalid("approvals.admin_url", e.to_string()))?;
                 url.trim_end_matches('/').to_owned()
             }
-            None => base.to_owned(),
+            None => admin_listener.unwrap_or(base).to_owned(),
         };
         let page = if config.page {
             if !admin {

@@ -30,6 +30,9 @@ pub(crate) async fn reviewed(
     let blocks = config_blocks(&format!(
         r#"
 [admin]
+listen = "127.0.0.1:1"
+tls = "off"
+plain_http_reason = "tests"
 token_file = "{file}"
 approval_ttl = "10m"
 
@@ -51,7 +54,9 @@ approval = true
         file = secret_file(ADMIN_TOKEN).display()
     ));
     start_with(session_echo(recorder), move |c| {
-        c.admin = blocks.admin.clone();
+        if let (Some(admin), Some(blocks)) = (c.admin.as_mut(), blocks.admin.as_ref()) {
+            admin.api = blocks.api.clone();
+        }
         c.approvals = blocks.approvals.clone();
         c.upstreams[0].tools = blocks.upstreams[0].tools.clone();
     })
@@ -116,8 +121,8 @@ pub(crate) fn browserless() -> reqwest::Client {
 /// Signs in; returns the cookie (`name=value`).
 pub(crate) async fn sign_in(t: &Topology) -> String {
     let response = browserless()
-        .post(format!("{}/admin/page/login", t.gateway_url))
-        .header("origin", &t.gateway_url)
+        .post(format!("{}/admin/page/login", t.admin_url))
+        .header("origin", &t.admin_url)
         .form(&[("token", ADMIN_TOKEN)])
         .send()
         .await
@@ -130,7 +135,7 @@ pub(crate) async fn sign_in(t: &Topology) -> String {
 
 async fn list_page(t: &Topology, cookie: &str) -> String {
     let response = browserless()
-        .get(format!("{}/admin/page", t.gateway_url))
+        .get(format!("{}/admin/page", t.admin_url))
         .header("cookie", cookie)
         .send()
         .await
@@ -160,7 +165,7 @@ fn assert_secure_headers(response: &reqwest::Response) {
 async fn the_page_signs_in_by_the_admin_token_with_a_strict_cookie_and_strict_headers() {
     let (t, _audit) = reviewed(Recorder::default(), "").await;
     let page = browserless()
-        .get(format!("{}/admin/page", t.gateway_url))
+        .get(format!("{}/admin/page", t.admin_url))
         .send()
         .await
         .unwrap();
@@ -172,7 +177,7 @@ async fn the_page_signs_in_by_the_admin_token_with_a_strict_cookie_and_strict_he
     assert!(!login.contains("<script"), "{login}");
 
     let style = browserless()
-        .get(format!("{}/admin/page/style.css", t.gateway_url))
+        .get(format!("{}/admin/page/style.css", t.admin_url))
         .send()
         .await
         .unwrap();
@@ -180,12 +185,12 @@ async fn the_page_signs_in_by_the_admin_token_with_a_strict_cookie_and_strict_he
 
     // A wrong token, none, and a cross-site sign-in are refused.
     for (token, origin, status) in [
-        ("wrong", t.gateway_url.as_str(), 401),
-        ("", t.gateway_url.as_str(), 401),
+        ("wrong", t.admin_url.as_str(), 401),
+        ("", t.admin_url.as_str(), 401),
         (ADMIN_TOKEN, "http://evil.example", 403),
     ] {
         let response = browserless()
-            .post(format!("{}/admin/page/login", t.gateway_url))
+            .post(format!("{}/admin/page/login", t.admin_url))
             .header("origin", origin)
             .form(&[("token", token)])
             .send()
@@ -197,8 +202,8 @@ async fn the_page_signs_in_by_the_admin_token_with_a_strict_cookie_and_strict_he
     }
 
     let response = browserless()
-        .post(format!("{}/admin/page/login", t.gateway_url))
-        .header("origin", &t.gateway_url)
+        .post(format!("{}/admin/page/login", t.admin_url))
+        .header("origin", &t.admin_url)
         .header("sec-fetch-site", "same-origin")
         .form(&[("token", ADMIN_TOKEN)])
         .send()
@@ -225,7 +230,7 @@ async fn the_page_signs_in_by_the_admin_token_with_a_strict_cookie_and_strict_he
     // Signing out needs the CSRF token too, and ends the session.
     let csrf = csrf_of(&signed_in);
     let out = browserless()
-        .post(format!("{}/admin/page/logout", t.gateway_url))
+        .post(format!("{}/admin/page/logout", t.admin_url))
         .header("cookie", pair)
         .form(&[("csrf", csrf.as_str())])
         .send()
@@ -275,10 +280,7 @@ async fn hostile_tool_names_and_arguments_are_escaped_and_decisions_need_the_csr
     let csrf = csrf_of(&page);
     let decide = |body: Vec<(&'static str, String)>, origin: Option<&str>, site: Option<&str>| {
         let mut request = browserless()
-            .post(format!(
-                "{}/admin/page/approvals/{id}/approve",
-                t.gateway_url
-            ))
+            .post(format!("{}/admin/page/approvals/{id}/approve", t.admin_url))
             .header("cookie", &cookie)
             .form(&body);
         if let Some(origin) = origin {
@@ -289,7 +291,7 @@ async fn hostile_tool_names_and_arguments_are_escaped_and_decisions_need_the_csr
         }
         request.send()
     };
-    let own = Some(t.gateway_url.as_str());
+    let own = Some(t.admin_url.as_str());
     for (body, origin, site, why) in [
         (vec![], own, None, "no CSRF token"),
         (
@@ -329,10 +331,7 @@ async fn hostile_tool_names_and_arguments_are_escaped_and_decisions_need_the_csr
     }
     // Without a sign-in: back to the sign-in page, nothing decided.
     let anonymous = browserless()
-        .post(format!(
-            "{}/admin/page/approvals/{id}/approve",
-            t.gateway_url
-        ))
+        .post(format!("{}/admin/page/approvals/{id}/approve", t.admin_url))
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
@@ -380,25 +379,18 @@ async fn hostile_tool_names_and_arguments_are_escaped_and_decisions_need_the_csr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_page_setting_the_page_does_not_exist() {
-    let blocks = config_blocks(&format!(
-        "[admin]\ntoken_file = \"{}\"\n",
-        secret_file(ADMIN_TOKEN).display()
-    ));
-    let (t, _audit) = start_with(recording_echo(Recorder::default()), move |c| {
-        c.admin = blocks.admin.clone();
-    })
-    .await;
+    let (t, _audit) = start(recording_echo(Recorder::default())).await;
     for path in ["/admin/page", "/admin/page/style.css"] {
         let response = browserless()
-            .get(format!("{}{path}", t.gateway_url))
+            .get(format!("{}{path}", t.admin_url))
             .send()
             .await
             .unwrap();
         assert_eq!(response.status(), 404, "{path}");
     }
     let login = browserless()
-        .post(format!("{}/admin/page/login", t.gateway_url))
-        .form(&[("token", ADMIN_TOKEN)])
+        .post(format!("{}/admin/page/login", t.admin_url))
+        .form(&[("token", t.admin_token.secret())])
         .send()
         .await
         .unwrap();
@@ -608,12 +600,9 @@ async fn a_client_that_declared_url_elicitation_is_sent_to_the_status_page() {
     let cookie = sign_in(&t).await;
     let csrf = csrf_of(&list_page(&t, &cookie).await);
     let approved = browserless()
-        .post(format!(
-            "{}/admin/page/approvals/{id}/approve",
-            t.gateway_url
-        ))
+        .post(format!("{}/admin/page/approvals/{id}/approve", t.admin_url))
         .header("cookie", &cookie)
-        .header("origin", &t.gateway_url)
+        .header("origin", &t.admin_url)
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
@@ -695,12 +684,20 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
     // The demo topology's IdP and wiki, and a gateway binary of the same configuration on
     // its own port (the wiki's `publish` needs approval).
     let (t, _audit) = start(UpstreamKind::Echo).await;
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let gateway = format!("http://127.0.0.1:{port}");
-    let config = t.config_toml.replace(&t.gateway_url, &gateway).replace(
-        t.gateway_url.trim_start_matches("http://"),
-        &format!("127.0.0.1:{port}"),
-    );
+    let admin_url = format!("http://127.0.0.1:{admin_port}");
+    let config = t
+        .config_toml
+        .replace(&t.gateway_url, &gateway)
+        .replace(
+            t.gateway_url.trim_start_matches("http://"),
+            &format!("127.0.0.1:{port}"),
+        )
+        .replace(
+            t.admin_url.trim_start_matches("http://"),
+            &format!("127.0.0.1:{admin_port}"),
+        );
     let path = std::env::temp_dir().join(format!("{}.toml", random("idjag-approvals-cli")));
     std::fs::write(&path, config).unwrap();
     let workdir = std::env::temp_dir().join(random("idjag-approvals-cli-dir"));
@@ -716,7 +713,7 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
     let mut serving = Serving(child);
     let started = Instant::now();
     loop {
-        let ready = client().get(format!("{gateway}/readyz")).send().await;
+        let ready = client().get(format!("{admin_url}/readyz")).send().await;
         if ready.is_ok_and(|r| r.status() == 200) {
             break;
         }
@@ -750,7 +747,7 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
         .unwrap()
         .to_owned();
 
-    let list = cli(&gateway, &token_file, &["list"]);
+    let list = cli(&admin_url, &token_file, &["list"]);
     assert!(list.status.success(), "{}", stderr(&list));
     let text = stdout(&list);
     let lines: Vec<&str> = text.lines().collect();
@@ -762,7 +759,7 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
             "{text}"
         );
     }
-    let show = cli(&gateway, &token_file, &["show", &second]);
+    let show = cli(&admin_url, &token_file, &["show", &second]);
     let shown = stdout(&show);
     assert!(
         shown.starts_with(&format!(
@@ -779,18 +776,18 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
     );
     assert!(!shown.contains('\u{1b}'));
 
-    let approve = cli(&gateway, &token_file, &["approve", &first]);
+    let approve = cli(&admin_url, &token_file, &["approve", &first]);
     assert!(approve.status.success(), "{}", stderr(&approve));
     assert_eq!(
         stdout(&approve),
         format!("{first}  approved  alice  {agent}  wiki/publish\n")
     );
-    let reject = cli(&gateway, &token_file, &["reject", &second]);
+    let reject = cli(&admin_url, &token_file, &["reject", &second]);
     assert_eq!(
         stdout(&reject),
         format!("{second}  rejected  alice  {agent}  wiki/publish\n")
     );
-    let twice = cli(&gateway, &token_file, &["approve", &second]);
+    let twice = cli(&admin_url, &token_file, &["approve", &second]);
     assert_eq!(twice.status.code(), Some(1));
     assert_eq!(
         stderr(&twice),
@@ -807,13 +804,13 @@ async fn the_approvals_command_lists_shows_approves_and_rejects_on_the_running_b
 
     // A wrong token: refused, and never echoed.
     let wrong = secret_file("not-the-admin-token-4242");
-    let denied = cli(&gateway, &wrong, &["list"]);
+    let denied = cli(&admin_url, &wrong, &["list"]);
     assert_eq!(denied.status.code(), Some(1));
     assert_eq!(
         stderr(&denied),
         "error: the admin API refused the token (401)\n"
     );
-    let json = cli(&gateway, &token_file, &["--json", "list"]);
+    let json = cli(&admin_url, &token_file, &["--json", "list"]);
     let all: Value = serde_json::from_slice(&json.stdout).unwrap();
     let mut states: Vec<(&str, &str)> = all["approvals"]
         .as_array()

@@ -256,7 +256,7 @@ fn in_chromium_an_administrator_signs_in_and_approves_and_the_retry_runs_once() 
         .to_owned();
 
     let mut browser = Browser::launch(&executable);
-    let page = format!("{}/admin/page", t.gateway_url);
+    let page = format!("{}/admin/page", t.admin_url);
     browser.goto(&page);
     assert!(browser.text().contains("Admin token"));
     browser.screenshot("approvals-1-sign-in.png");
