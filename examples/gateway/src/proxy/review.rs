@@ -3,7 +3,8 @@
 //!
 //! Sign-ins and elicitation capabilities are kept by this instance (in memory): with several
 //! instances behind a balancer, keep the admin page on one (or sticky), and a session whose
-//! `initialize` went through another instance gets the plain JSON-RPC error.
+//! `initialize` went through another instance gets the plain JSON-RPC error. Both belong to
+//! a configuration generation: a reload signs people out of the page.
 
 use std::time::Duration;
 
