@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config` and, with the `demo` feature, `demo`.
+//! The command line: `serve`, `check-config`, `approvals` ([`approvals`]) and, with the
+//! `demo` feature, `demo`.
 //!
 //! Logs and traces follow `[telemetry]` (`idjag-ops`): JSON lines on stderr at `info` by
 //! default; `IDJAG_GATEWAY__TELEMETRY__LOG_FORMAT=text` and
@@ -13,6 +14,8 @@ use clap::{Parser, Subcommand};
 use idjag_ops::env::Overrides;
 use idjag_ops::listener::Shutdown;
 use idjag_ops::telemetry::{ServiceInfo, Telemetry, TelemetryConfig};
+
+pub mod approvals;
 
 use crate::config::{Config, ENV_PREFIX};
 use crate::gateway::{Gateway, plan_file};
@@ -48,6 +51,15 @@ pub enum Command {
         /// Also print the effective configuration (file and overrides), secrets redacted.
         #[arg(long)]
         print: bool,
+    },
+    /// Calls held for approval, through the admin API: list, show, approve, reject.
+    Approvals {
+        /// Where the admin API is, and its token.
+        #[command(flatten)]
+        target: approvals::AdminTarget,
+        /// What to do.
+        #[command(subcommand)]
+        command: approvals::ApprovalsCommand,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
     /// agent through them and print each step. Exits non-zero if any step fails.
@@ -139,6 +151,10 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::CheckConfig { config, print } => {
             runtime.block_on(check_config(&config, print, &mut std::io::stdout()))
+        }
+        // No logs: the command prints its answer, and errors on stderr.
+        Command::Approvals { target, command } => {
+            runtime.block_on(approvals::run(&target, &command, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {

@@ -53,10 +53,10 @@
 //! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting |
 //! | [`server`] | what every request gets on either listener (`idjag-ops`): client context, one audit line, bounded bodies |
 //! | [`proxy`] | the Streamable HTTP reverse proxy: its order of checks, the per-request context, SSE, sessions |
-//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations, on the shared store |
+//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations, on the shared store; the admin page and each held call's status page |
 //! | [`Gateway`] | the gateway built from a [`Plan`]: the store opened, public and admin routes, health, RFC 9728 metadata, serving, reload |
 //! | `demo` (feature `demo`, off by default) | the one-command demo and its topology |
-//! | [`cli`] | `serve`, `check-config [--print]` and, with the `demo` feature, `demo` |
+//! | [`cli`] | `serve`, `check-config [--print]`, `approvals` (list, show, approve, reject) and, with the `demo` feature, `demo` |
 //!
 //! Dependencies run one way, leaves first: `config` → `protocol` → `observe` → `inbound` →
 //! `policy` → `upstream` → `server` → `plan` → `proxy` → `admin` → `gateway` → `demo` →

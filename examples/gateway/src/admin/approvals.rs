@@ -39,9 +39,32 @@ pub(crate) async fn decide(
         "reject" => false,
         _ => return error(StatusCode::NOT_FOUND, "not_found"),
     };
-    let mut audit = audit_entry(&state, &headers, "POST");
-    audit.approval(&id);
-    match state.approvals.decide(&id, approve).await {
+    match decide_call(&state, &headers, &id, approve).await {
+        Ok(call) => answer(StatusCode::OK, &json!(call)),
+        Err(Refused::Store(e)) => unavailable(&e),
+        Err(Refused::Deny(status, code)) => error(status, code),
+    }
+}
+
+/// Why a decision was not taken.
+pub(crate) enum Refused {
+    /// The store did not answer (503).
+    Store(idjag_store::StoreError),
+    /// 404 `not_found` or 409 `already_decided`.
+    Deny(StatusCode, &'static str),
+}
+
+/// Approves or rejects the held call `id` (the caller is already authorized), with its audit
+/// line; shared by the JSON API and the admin page.
+pub(crate) async fn decide_call(
+    state: &GatewayState,
+    headers: &HeaderMap,
+    id: &str,
+    approve: bool,
+) -> Result<HeldCall, Refused> {
+    let mut audit = audit_entry(state, headers, "POST");
+    audit.approval(id);
+    match state.approvals.decide(id, approve).await {
         Ok(record) => {
             let call = HeldCall::from_record(&record);
             record_call(&mut audit, &call);
@@ -52,11 +75,11 @@ pub(crate) async fn decide(
             };
             tracing::info!(approval = %id, reason, "admin decision");
             audit.finish(Outcome::Allow, reason, 200);
-            answer(StatusCode::OK, &json!(call))
+            Ok(call)
         }
         Err(DecideError::Store(e)) => {
             audit.finish(Outcome::Error, "store_unavailable", 503);
-            unavailable(&e)
+            Err(Refused::Store(e))
         }
         Err(e) => {
             let (status, code) = match e {
@@ -64,7 +87,7 @@ pub(crate) async fn decide(
                 _ => (StatusCode::NOT_FOUND, "not_found"),
             };
             audit.finish(Outcome::Deny, code, status.as_u16());
-            error(status, code)
+            Err(Refused::Deny(status, code))
         }
     }
 }

@@ -12,6 +12,8 @@
 //! | `POST /admin/revocations` | `{"user": "<sub>"}` or `{"client": "<client id>"}`, optional `"ttl_seconds"`: revokes at once |
 //! | `DELETE /admin/revocations` | the same body: lifts a revocation (404 if none) |
 //!
+//! | `/admin/page` | the admin page for people ([`page`], with `[approvals] page = true`) |
+//!
 //! Answers are JSON; errors `{"error": "<code>"}` with 400, 401, 404 or 409, and 503
 //! (`store_unavailable`, `Retry-After: 1`) when the store cannot answer. Each decision and
 //! revocation writes an audit line (`method` `admin`).
@@ -37,6 +39,7 @@ use crate::protocol::request_id::request_id;
 use crate::proxy::GatewayState;
 
 mod approvals;
+pub mod page;
 pub(crate) mod revocations;
 
 /// The largest admin request body: a revocation is a few dozen bytes.
@@ -54,6 +57,7 @@ pub(crate) fn router() -> Router<Arc<GatewayState>> {
                 .post(revocations::revoke)
                 .delete(revocations::lift),
         )
+        .merge(page::router())
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
 }
 

@@ -16,6 +16,7 @@
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
 //! | [`limits`] | `[limits]`: per user, agent and upstream |
+//! | [`approvals`] | `[approvals]`: the admin page, the webhook notification, elicitation |
 //! | [`metrics`] | `[metrics]` |
 //! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //!
@@ -33,6 +34,7 @@
 //! `idjag_ops::env`.
 
 pub mod admin;
+pub mod approvals;
 pub mod audit;
 pub mod client;
 pub mod credential;
@@ -55,6 +57,7 @@ use idjag_ops::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
 pub use admin::{AdminApiConfig, AdminConfig};
+pub use approvals::{ApprovalsConfig, WebhookConfig};
 pub use audit::{ArgumentMode, ArgumentsConfig, AuditSettings};
 pub use client::{AuthMethod, ClientRegistration};
 pub use credential::CredentialConfig;
@@ -148,6 +151,9 @@ pub struct Config {
     /// `[admin]`: the admin listener and the administrator API. Absent: neither.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// `[approvals]`: the admin page, the webhook notification, elicitation.
+    #[serde(default)]
+    pub approvals: ApprovalsConfig,
     /// `[metrics]`: Prometheus metrics on the admin listener.
     #[serde(default)]
     pub metrics: MetricsConfig,

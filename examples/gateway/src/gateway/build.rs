@@ -35,6 +35,7 @@ use crate::policy::approval::Approvals;
 use crate::policy::fairness::Fairness;
 use crate::policy::revocation::Revocations;
 use crate::proxy::GatewayState;
+use crate::proxy::review::Review;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
@@ -361,6 +362,7 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         store: persistent.store.clone(),
         audit_sinks: persistent.audit_sinks.clone(),
         generation: number,
+        review: Review::new(plan.review, plan.approvals.ttl).map_err(|_| BuildError::Review)?,
     });
     // This generation's caches follow the revocations until it is dropped.
     super::store::listen(Arc::downgrade(&state), persistent.revocations.events());

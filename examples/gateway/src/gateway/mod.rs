@@ -64,6 +64,9 @@ pub enum BuildError {
     /// The store (`[store]`) could not be opened, or did not answer `check-config`.
     #[error("{0}")]
     Store(idjag_store::ConfigError),
+    /// The approval notification webhook's HTTP client could not be set up.
+    #[error("approvals.webhook: HTTP client setup failed")]
+    Review,
 }
 
 /// One configuration generation: its state and the routers built on it.
@@ -121,6 +124,7 @@ fn public_router(state: &Arc<GatewayState>) -> Router {
             "/.well-known/oauth-protected-resource/mcp/{name}",
             get(routes::route_metadata),
         )
+        .merge(crate::admin::page::status_router())
         .fallback(routes::not_found)
         .with_state(state.clone());
     ops_admin::without_admin_paths(router)

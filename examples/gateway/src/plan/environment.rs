@@ -123,6 +123,15 @@ impl<'a> SecretSource<'a> {
         }
     }
 
+    /// `url_env` and `url_file` (a webhook URL).
+    pub(crate) fn url(env: Option<&'a String>, file: Option<&'a PathBuf>) -> Self {
+        Self {
+            env,
+            file,
+            names: ("url_env", "url_file"),
+        }
+    }
+
     /// Whether a source is configured.
     pub(crate) fn is_set(&self) -> bool {
         self.env.is_some() || self.file.is_some()

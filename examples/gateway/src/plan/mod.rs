@@ -20,6 +20,7 @@
 //! | [`observe`] | audit sinks and arguments, metrics, telemetry |
 //! | [`admin`] | the admin listener, the admin token, approvals, revocations |
 //! | [`limits`] | per user, agent and upstream limits |
+//! | [`review`] | `[approvals]`: the admin page, the webhook notification, status links |
 //! | [`store`] | where revocations, approvals and session bindings live |
 //! | [`environment`] | where secrets are read from |
 
@@ -29,6 +30,7 @@ pub mod environment;
 pub mod idp;
 pub mod limits;
 pub mod observe;
+pub mod review;
 pub mod server;
 pub mod store;
 pub mod upstream;
@@ -51,6 +53,7 @@ pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
 pub use limits::{LimitsPlan, PrincipalLimits, RatePlan};
 pub use observe::{AuditPlan, MetricsPlan};
+pub use review::{PagePlan, ReviewPlan, WebhookPlan};
 pub use server::{ProxySettings, ServerPlan};
 pub use store::StorePlan;
 pub use upstream::{ClientCredentialsPlan, CredentialPlan, IdJagPlan, UpstreamPlan};
@@ -77,6 +80,8 @@ pub struct Plan {
     pub approvals: ApprovalPlan,
     /// Per user, agent and upstream limits.
     pub limits: LimitsPlan,
+    /// How people learn of held calls and act on them (`[approvals]`).
+    pub review: ReviewPlan,
     /// Prometheus metrics.
     pub metrics: MetricsPlan,
     /// Logs and traces (set up once: a change needs a restart).
@@ -159,6 +164,20 @@ impl Plan {
             admin: admin.is_some(),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
+        let admin_base = admin_listener.as_ref().map(|listener| {
+            let scheme = if matches!(listener.tls, idjag_ops::listener::TlsSetting::Off) {
+                "http"
+            } else {
+                "https"
+            };
+            format!("{scheme}://{}", listener.listen)
+        });
+        let review = planner.review(
+            &config.approvals,
+            &server.public_url,
+            admin_base.as_deref(),
+            admin.is_some(),
+        )?;
         let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
@@ -184,6 +203,7 @@ impl Plan {
             admin,
             approvals,
             limits,
+            review,
             metrics,
             telemetry,
             reload: config.reload,

@@ -47,6 +47,9 @@ pub mod code {
     pub const STATE_UNAVAILABLE: i64 = -32036;
     /// A caller is over one of its per-principal limits (HTTP 429, `Retry-After`).
     pub const RATE_LIMITED: i64 = -32037;
+    /// MCP 2025-11-25 `URLElicitationRequiredError`: the user must visit a URL first
+    /// (`data.elicitations`, URL-mode elicitation parameters).
+    pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 }
 
 /// The parts of a client message the gateway decides on.

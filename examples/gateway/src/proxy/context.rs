@@ -2,6 +2,7 @@
 //! and the steps that decide on it (authorization, guardrails and approval, the upstream
 //! credential). The upstream call and the answer are in `forward`.
 
+use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use idjag_core::challenge::BearerChallenge;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 use crate::inbound::Authenticated;
 use crate::observe::audit::AuditEntry;
 use crate::policy::access::{AuthzRequest, Decision, DenyReason};
-use crate::policy::approval::{CallToGate, Gate, arguments_digest};
+use crate::policy::approval::notify::Notice;
+use crate::policy::approval::{CallToGate, Gate, HeldDetails, arguments_digest};
 use crate::protocol::jsonrpc::{CheckedBody, Message, MessageKind, code};
 use crate::proxy::refusal::{
     Refusal, challenge, credential_refusal, jsonrpc_error, policy_error, state_unavailable,
@@ -194,10 +196,17 @@ impl RequestContext<'_> {
             Gate::Held { id, new } => {
                 audit.approval(&id);
                 let reason = if new {
+                    self.notify(&id, &call);
                     "approval_held"
                 } else {
                     "approval_pending"
                 };
+                if message.kind == MessageKind::Request && self.elicits().await {
+                    return Err(Refusal::deny(
+                        reason,
+                        self.elicitation(message.id.as_ref(), reason, &id),
+                    ));
+                }
                 Err(held(
                     reason,
                     "This call needs an administrator's approval; retry it once approved",
@@ -218,6 +227,76 @@ impl RequestContext<'_> {
                 None,
             )),
         }
+    }
+
+    /// The held call as an MCP `URLElicitationRequiredError` (-32042): the user is sent to
+    /// the approval's status page, and retries once it says approved.
+    fn elicitation(&self, id: Option<&Value>, reason: &str, approval: &str) -> Response {
+        let text = "This call needs an administrator's approval: follow its status, \
+                    and retry it once approved";
+        jsonrpc_error(
+            StatusCode::OK,
+            id,
+            code::URL_ELICITATION_REQUIRED,
+            text,
+            json!({
+                "reason": reason,
+                "approval_id": approval,
+                "elicitations": [{
+                    "mode": "url",
+                    "elicitationId": approval,
+                    "url": self.state.review.status_url(approval),
+                    "message": text,
+                }],
+            }),
+        )
+    }
+
+    /// Whether this is an `initialize` whose client declared URL-mode elicitation
+    /// (`params.capabilities.elicitation.url`, MCP 2025-11-25).
+    pub(crate) fn declares_url_elicitation(&self) -> bool {
+        if self.message().and_then(|m| m.method.as_deref()) != Some("initialize") {
+            return false;
+        }
+        // The body passed the strict reader: no member is named twice, so this parse reads
+        // the message the gateway checked.
+        serde_json::from_slice::<Value>(&self.body()).is_ok_and(|message| {
+            message
+                .pointer("/params/capabilities/elicitation/url")
+                .is_some_and(Value::is_object)
+        })
+    }
+
+    /// Whether the client's session declared URL-mode elicitation.
+    async fn elicits(&self) -> bool {
+        match &self.session {
+            Some(id) => {
+                self.state
+                    .review
+                    .elicits(&self.upstream.name, id.as_bytes())
+                    .await
+            }
+            None => false,
+        }
+    }
+
+    /// Tells the webhook of a newly held call.
+    fn notify(&self, id: &str, call: &CallToGate<'_>) {
+        let Some(notifier) = &self.state.review.notifier else {
+            return;
+        };
+        let Ok(details) = serde_json::from_value::<HeldDetails>(call.details()) else {
+            return;
+        };
+        let expires = self.state.clock.now_unix().saturating_add(
+            i64::try_from(self.state.review.approval_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+        );
+        notifier.spawn(Notice {
+            id: id.to_owned(),
+            details,
+            expires,
+            review_url: self.state.review.review_url(),
+        });
     }
 
     /// Step 10: the upstream credential for this caller.

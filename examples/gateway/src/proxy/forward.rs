@@ -147,7 +147,14 @@ impl RequestContext<'_> {
                 .bind(&upstream.name, created.as_bytes(), principal)
                 .await
             {
-                Ok(true) => {}
+                Ok(true) => {
+                    if self.declares_url_elicitation() {
+                        self.state
+                            .review
+                            .remember_elicitation(&upstream.name, created.as_bytes())
+                            .await;
+                    }
+                }
                 Ok(false) => {
                     tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
                     return Err(Refusal::error(

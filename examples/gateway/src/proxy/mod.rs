@@ -54,6 +54,7 @@
 //! | `forward` | the upstream call and the answer (steps 11, 12) |
 //! | `refusal` | the answers the gateway gives itself: JSON-RPC errors, bearer challenges |
 //! | [`stream`] | SSE forwarding: event by event, filtering, final events |
+//! | [`review`] | notifications of held calls, admin page sign-ins, URL-mode elicitation |
 //! | [`session`] | `Mcp-Session-Id` bound to the user who created it |
 //! | [`state`] | [`GatewayState`]: everything shared across requests |
 
@@ -62,6 +63,7 @@ mod context;
 mod forward;
 mod handler;
 pub(crate) mod refusal;
+pub mod review;
 pub mod session;
 pub mod state;
 pub mod stream;

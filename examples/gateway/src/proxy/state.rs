@@ -16,6 +16,7 @@ use crate::policy::approval::Approvals;
 use crate::policy::fairness::Fairness;
 use crate::policy::revocation::{Principal, Revocations, is_principal};
 use crate::protocol::headers::ForwardPolicy;
+use crate::proxy::review::Review;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
 use crate::upstream::{IdJagOutbound, IdentityMatch, Upstream};
@@ -53,6 +54,8 @@ pub struct GatewayState {
     pub(crate) jwks_observed: Arc<AtomicU64>,
     pub(crate) audit_sinks: Option<Arc<idjag_ops::audit::Audit>>,
     pub(crate) generation: u64,
+    /// Notifications of held calls, admin page sign-ins, URL-mode elicitation.
+    pub(crate) review: Review,
 }
 
 impl std::fmt::Debug for GatewayState {

@@ -11,6 +11,8 @@
 //! | `mcp`       | G03, G14, G16, G17, G18, G26; RBAC allow, deny, `tools/list` filtering |
 //! | `streaming` | SSE event by event, G19, G20, G21                                   |
 //! | `bridging`  | each bridging mode's exact credential; missing secrets; G31 (passthrough audience) |
+//! | `approvals` | the `approvals` command on the binary, the admin page (sign-in, CSRF, Origin, headers, escaping), the status page, the webhook, URL-mode elicitation |
+//! | `browser`   | the admin page in headless Chromium: sign in, approve, the retry runs once; a forged POST refused; screenshots |
 //! | `governance`| guardrails, the approval round trip, revocation, metrics, request ids |
 //! | `faults`    | resource AS down; every request answered and audited once           |
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
@@ -34,7 +36,9 @@
 mod instances;
 mod support;
 
+mod approvals;
 mod bridging;
+mod browser;
 mod cli;
 mod demo;
 mod differential;

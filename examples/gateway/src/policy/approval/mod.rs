@@ -23,6 +23,7 @@
 //! `store_unavailable`).
 
 pub mod canonical;
+pub mod notify;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
