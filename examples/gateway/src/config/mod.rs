@@ -12,6 +12,7 @@
 //! | [`inbound`] | `[inbound]`: accepted token kinds and limits |
 //! | [`upstream`] | `[[upstream]]` and `[[upstream.access]]` |
 //! | [`credential`] | `[upstream.credential]`: ID-JAG and the bridging modes |
+//! | [`stdio`] | `[upstream.stdio]`: an MCP server run as a child process |
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]` |
 //! | [`admin`] | `[admin]` |
@@ -28,6 +29,7 @@ pub mod idp;
 pub mod inbound;
 pub mod metrics;
 pub mod server;
+pub mod stdio;
 pub mod tools;
 pub mod upstream;
 
@@ -45,6 +47,7 @@ pub use idp::IdpConfig;
 pub use inbound::{InboundConfig, InboundKind};
 pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ServerConfig, SseExpiry};
+pub use stdio::{Isolation, StdioConfig};
 pub use tools::{GuardRuleConfig, ToolConfig};
 pub use upstream::{AccessRuleConfig, UpstreamConfig};
 

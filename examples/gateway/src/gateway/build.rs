@@ -25,8 +25,10 @@ use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
     ClientCredentialsGrant, ClientCredentialsTarget, PassthroughCredential,
 };
+use crate::upstream::stdio::{NoCredential, UserProcesses};
 use crate::upstream::{
-    HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, Upstream, UpstreamCredential,
+    Endpoint, HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, StdioUpstream, Upstream,
+    UpstreamCredential,
 };
 
 /// Builds a [`Gateway`] from a [`Plan`].
@@ -99,6 +101,7 @@ impl GatewayBuilder {
             clock.clone(),
         ));
         let mut clients = HttpClients::new();
+        let user_processes = Arc::new(UserProcesses::new(plan.server.max_stdio_processes_per_user));
         let mut upstreams = HashMap::with_capacity(plan.upstreams.len());
         let mut rules = RuleAuthorizer::new();
         let mut names = Vec::with_capacity(plan.upstreams.len());
@@ -106,6 +109,7 @@ impl GatewayBuilder {
             let UpstreamPlan {
                 name,
                 url,
+                stdio,
                 resource,
                 metadata_url,
                 transport,
@@ -118,9 +122,23 @@ impl GatewayBuilder {
             let http = clients.get(transport).map_err(|_| BuildError::HttpClient {
                 upstream: name.clone(),
             })?;
+            let endpoint = match (url, stdio) {
+                (_, Some(spec)) => Endpoint::Stdio(StdioUpstream::new(
+                    name.clone(),
+                    spec,
+                    user_processes.clone(),
+                )),
+                (Some(url), None) => Endpoint::Http(url),
+                (None, None) => {
+                    return Err(BuildError::Config(crate::config::invalid(
+                        format!("upstream[{name}]"),
+                        "set url or [upstream.stdio]",
+                    )));
+                }
+            };
             let upstream = Upstream {
                 name: name.clone(),
-                url,
+                endpoint,
                 resource,
                 metadata_url,
                 credential,
@@ -236,6 +254,7 @@ fn credential_of(
             );
             Arc::new(PassthroughCredential)
         }
+        CredentialPlan::None => Arc::new(NoCredential),
     }
 }
 

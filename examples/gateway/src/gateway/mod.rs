@@ -100,10 +100,28 @@ impl Gateway {
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         let switch = self.shutdown.clone();
-        serve(listener, self.router(), self.limits, shutdown, move || {
+        let served = serve(listener, self.router(), self.limits, shutdown, move || {
             let _ = switch.send(true);
         })
-        .await
+        .await;
+        self.end_processes().await;
+        served
+    }
+
+    /// Ends every stdio upstream process and waits for each to exit (part of
+    /// [`Self::serve`]'s shutdown; a gateway replaced on reload calls it too). No process
+    /// starts afterwards: its stdio upstreams answer 503.
+    pub async fn end_processes(&self) {
+        self.state.end_processes().await;
+    }
+
+    /// The counts of the processes of stdio upstream `name` (`None`: no such stdio
+    /// upstream).
+    pub fn stdio_stats(&self, name: &str) -> Option<crate::upstream::stdio::StdioStats> {
+        match &self.state.upstreams.get(name)?.endpoint {
+            crate::upstream::Endpoint::Stdio(processes) => Some(processes.stats()),
+            _ => None,
+        }
     }
 
     /// `check-config`'s build: the gateway of `plan`, then a round trip to its store. The

@@ -10,6 +10,8 @@ use idjag_core::{ProtectedResourceMetadata, Resource};
 
 use crate::admin::authorized;
 use crate::proxy::GatewayState;
+use crate::upstream::Endpoint;
+use crate::upstream::stdio::ExitReason;
 
 pub(crate) async fn metrics(
     State(state): State<Arc<GatewayState>>,
@@ -62,6 +64,27 @@ pub(crate) async fn metrics(
             &[name(), ("result", "miss".into())],
             misses,
         );
+        if let Endpoint::Stdio(processes) = &upstream.endpoint {
+            let stats = processes.stats();
+            metrics.set_gauge(
+                "idjag_gateway_stdio_processes",
+                &[name()],
+                stats.live as f64,
+            );
+            metrics.set_total("idjag_gateway_stdio_starts_total", &[name()], stats.started);
+            metrics.set_total(
+                "idjag_gateway_stdio_restarts_total",
+                &[name()],
+                stats.restarts,
+            );
+            for reason in ExitReason::ALL {
+                metrics.set_total(
+                    "idjag_gateway_stdio_exits_total",
+                    &[name(), ("reason", reason.label().into())],
+                    stats.exits(reason),
+                );
+            }
+        }
         if let Some(fetches) = upstream.credential.fetch_count() {
             metrics.set_total(
                 "idjag_gateway_client_credentials_fetches_total",

@@ -10,6 +10,10 @@
 //! | `idjag_gateway_credential_cache_total` | `upstream`, `result` (`hit`, `miss`) | upstream credential cache |
 //! | `idjag_gateway_identity_cache_total` | `result` | inbound token validation cache |
 //! | `idjag_gateway_jwks_fetches_total` | | requests for the IdP's JWK Set |
+//! | `idjag_gateway_stdio_processes` | `upstream` | stdio upstream processes running now (gauge) |
+//! | `idjag_gateway_stdio_starts_total` | `upstream` | stdio upstream processes started |
+//! | `idjag_gateway_stdio_restarts_total` | `upstream` | of those, started after a crash |
+//! | `idjag_gateway_stdio_exits_total` | `upstream`, `reason` (`idle`, `crash`, `rotated`, `evicted`, `shutdown`) | stdio upstream processes ended |
 //!
 //! Label values are bounded: `upstream` is a configured name (or `unknown`), `method` a
 //! known MCP method (or `other`; `none` for GET and DELETE), `decision` `allow`, `deny` or
@@ -177,6 +181,13 @@ impl Metrics {
         self.recorder
             .register_counter(&key(name, labels), &METADATA)
             .absolute(value);
+    }
+
+    /// Sets a gauge kept elsewhere (live processes) to its value.
+    pub fn set_gauge(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
+        self.recorder
+            .register_gauge(&key(name, labels), &METADATA)
+            .set(value);
     }
 
     /// The text exposition.

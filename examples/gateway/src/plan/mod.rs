@@ -28,6 +28,7 @@ pub mod environment;
 pub mod idp;
 pub mod observe;
 pub mod server;
+pub mod stdio;
 pub mod store;
 pub mod upstream;
 
@@ -134,6 +135,7 @@ impl Plan {
             idp_issuer: &config.idp.issuer,
             accept: &config.inbound.accept,
             admin: admin.is_some(),
+            secret_envs: &stdio::secret_envs(config),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
         let store = planner.store(config.store.as_ref())?;

@@ -22,13 +22,17 @@ use crate::proxy::refusal::{
     Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
 };
 use crate::proxy::stream::{SseOptions, Visibility, forward};
-use crate::upstream::Credential;
+use crate::upstream::{Credential, Endpoint};
 
 impl RequestContext<'_> {
     /// Step 11: sends the request upstream with `credential`; after a `401`, once more with
     /// a fresh credential.
     pub(crate) async fn call(&self, credential: Credential) -> Result<reqwest::Response, Refusal> {
         let upstream = self.upstream;
+        let url = match &upstream.endpoint {
+            Endpoint::Http(url) => url,
+            Endpoint::Stdio(processes) => return self.call_stdio(processes, &credential).await,
+        };
         let forwarded = self.state.forward.upstream_headers(&self.headers);
         let send = |credential: &Credential| {
             let mut headers = forwarded.clone();
@@ -38,7 +42,7 @@ impl RequestContext<'_> {
             headers.insert(REQUEST_ID, own_value(self.request_id));
             upstream
                 .http
-                .request(self.method.clone(), upstream.url.clone())
+                .request(self.method.clone(), url.clone())
                 .headers(headers)
                 .body(self.body.clone())
                 .send()
