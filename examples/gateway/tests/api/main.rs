@@ -16,6 +16,7 @@
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
 //! | `golden`    | the normalized plan of each shipped configuration, against its golden file |
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
+//! | `stdio`     | stdio upstreams with real npm MCP servers: policy, per-user processes, their environment, idle and crash lifecycle, plan errors |
 //! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
 //!
 //! Every case applies, with these scale-downs, each explained in its test:
@@ -43,4 +44,5 @@ mod inbound;
 mod mcp;
 mod plan;
 mod shared_state;
+mod stdio;
 mod streaming;

@@ -495,8 +495,7 @@ impl StdioUpstream {
                 if let Some(user) = &key {
                     self.accounting.users.release(user);
                 }
-                let mut history = slot.crashes.lock().unwrap_or_else(|e| e.into_inner());
-                *history = (history.0.saturating_add(1), Some(Instant::now()));
+                record_crash(&slot);
                 tracing::warn!(upstream = %self.name, %error, "stdio upstream process not started");
                 return Err(StdioError::Start);
             }
@@ -613,7 +612,13 @@ impl StdioUpstream {
                 return true;
             };
             if let Some(process) = guard.as_ref() {
-                if !process.usable() {
+                if process.peer.is_transport_closed() {
+                    // Exited before its monitor noticed.
+                    if process.end(ExitReason::Crash) {
+                        record_crash(slot);
+                    }
+                    *guard = None;
+                } else if !process.usable() {
                     *guard = None;
                 } else if process.in_flight.load(Ordering::SeqCst) == 0
                     && process.idle_for() >= self.spec.idle_timeout
@@ -640,8 +645,13 @@ fn crashed(upstream: &str, process: &Weak<Process>, slot: &Weak<Slot>) {
             "stdio upstream process exited on its own"
         );
         if let Some(slot) = slot.upgrade() {
-            let mut history = slot.crashes.lock().unwrap_or_else(|e| e.into_inner());
-            *history = (history.0.saturating_add(1), Some(Instant::now()));
+            record_crash(&slot);
         }
     }
+}
+
+/// One more crash in a row, now.
+fn record_crash(slot: &Slot) {
+    let mut history = slot.crashes.lock().unwrap_or_else(|e| e.into_inner());
+    *history = (history.0.saturating_add(1), Some(Instant::now()));
 }
