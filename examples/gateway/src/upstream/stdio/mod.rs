@@ -457,7 +457,12 @@ impl StdioUpstream {
             if process.usable() && process.digest == digest {
                 return Ok(Lease::new(process.clone(), slot.clone()));
             }
-            if process.digest != digest {
+            if process.peer.is_transport_closed() {
+                // Exited before its monitor noticed: a crash, and its backoff applies.
+                if process.end(ExitReason::Crash) {
+                    record_crash(&slot);
+                }
+            } else if process.digest != digest {
                 process.retire();
             }
             *current = None;
