@@ -7,7 +7,7 @@
 //! reason elsewhere.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use idjag_gateway::observe::audit::Outcome;
@@ -162,7 +162,7 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     }
 }
 
-fn everything_block(entry: &PathBuf, marker: &str, extra: &str) -> String {
+fn everything_block(entry: &Path, marker: &str, extra: &str) -> String {
     format!(
         r#"
 [[upstream]]
