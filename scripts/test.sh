@@ -21,6 +21,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Debian starts a redis-server service on install; the tests use their own instances on free ports.
 
+# idjag-issuer's bridge tests start oauth2-mock-server (pinned in interop/oidc-mock) as the upstream OpenID provider.
+if [ ! -f interop/oidc-mock/node_modules/oauth2-mock-server/package.json ]; then
+    command -v npm >/dev/null || { echo "scripts/test.sh: install node and npm first (idjag-issuer's bridge tests)" >&2; exit 1; }
+    npm ci --prefix interop/oidc-mock --no-audit --no-fund >/dev/null
+fi
+
 # The stdio MCP servers the gateway's stdio tests and benchmark start (pinned in
 # examples/gateway/tests/stdio/package-lock.json); the tests fail without them when CI is set.
 (cd examples/gateway/tests/stdio && npm ci --no-audit --no-fund --loglevel=error)

@@ -12,7 +12,7 @@
 //! `tests/stdio/node_modules`), the call `tools/call echo {"message":"hello"}`. Directly: an
 //! rmcp client over rmcp's child-process transport, one process. Through the gateway: the
 //! demo topology's gateway (IdP token validation from its cache, access rules, one audit line
-//! to a file) with a stdio upstream of the same command (`isolation = "per_user"`, one warm
+//! to a file through `idjag-ops`'s file sink) with a stdio upstream of the same command (`isolation = "per_user"`, one warm
 //! process for the user), called over HTTP on loopback with the user's ID token. Each of
 //! `IDJAG_BENCH_RUNS` (default 5) alternating pairs runs `IDJAG_BENCH_CALLS` (default 300)
 //! calls from `IDJAG_BENCH_CONCURRENCY` (default 1) concurrent callers on each side; the
@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use idjag_gateway::demo::{Topology, TopologyOptions, UpstreamKind};
 use idjag_gateway::observe::audit::AuditSink;
-use idjag_gateway::observe::sinks::JsonLines;
+use idjag_gateway::observe::sinks::LineSink;
+use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::TokioChildProcess;
@@ -102,8 +103,9 @@ async fn main() {
     // Through the gateway.
     let audit_path =
         std::env::temp_dir().join(format!("idjag-bench-stdio-{}.jsonl", std::process::id()));
-    let audit_file = std::fs::File::create(&audit_path).expect("audit file");
-    let sink: Arc<dyn AuditSink> = Arc::new(JsonLines::new(Box::new(audit_file)));
+    let config = AuditConfig::with_sinks(vec![SinkConfig::File(FileSink::new(&audit_path))]);
+    let audit = Audit::start(&config).await.expect("audit file");
+    let sink: Arc<dyn AuditSink> = Arc::new(LineSink::new(Arc::new(audit), config.on_full));
     let block = format!(
         "[[upstream]]\nname = \"everything\"\ncredential = {{ mode = \"none\" }}\n\
          [upstream.stdio]\nprogram = \"node\"\nargs = [{:?}, \"stdio\"]\nenv_allow = [\"PATH\"]\n\
@@ -111,7 +113,7 @@ async fn main() {
         entry.display().to_string()
     );
     let extra = idjag_gateway::Config::from_toml_str(&format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+        "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"bench\"\npublic_url = \"http://127.0.0.1:1\"\n\
          [idp]\nissuer = \"http://127.0.0.1:1\"\nclient = {{ id = \"x\", secret = \"y\" }}\n{block}"
     ))
     .expect("stdio upstream block");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::duration::{ConfigDuration, secs};
+use idjag_ops::config::ConfigDuration;
 
 /// `[upstream.stdio]`: the command the gateway runs, its environment and its lifecycle.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +68,7 @@ pub enum Isolation {
 }
 
 fn idle_timeout() -> ConfigDuration {
-    secs(300)
+    ConfigDuration::secs(300)
 }
 
 fn max_processes() -> usize {
@@ -76,9 +76,9 @@ fn max_processes() -> usize {
 }
 
 fn restart_backoff() -> ConfigDuration {
-    secs(1)
+    ConfigDuration::secs(1)
 }
 
 fn max_restart_backoff() -> ConfigDuration {
-    secs(60)
+    ConfigDuration::secs(60)
 }

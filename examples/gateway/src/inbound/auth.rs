@@ -38,7 +38,7 @@ pub struct InboundSettings {
     #[serde(serialize_with = "algorithm_names")]
     pub algorithms: AlgorithmSet,
     /// Clock-skew leeway.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub leeway: Duration,
     /// Longest token.
     pub max_token_bytes: usize,
@@ -269,7 +269,9 @@ impl InboundAuth {
                     .validate_async(token)
                     .await
                     .map_err(InboundError::Invalid)?;
-                Ok(self.teams.from_access_token(verified.claims()))
+                self.teams
+                    .from_access_token(verified.claims())
+                    .map_err(InboundError::Groups)
             }
             _ => {
                 let verified = self
@@ -277,7 +279,9 @@ impl InboundAuth {
                     .validate_async(token)
                     .await
                     .map_err(InboundError::Invalid)?;
-                Ok(self.teams.from_id_token(verified.claims()))
+                self.teams
+                    .from_id_token(verified.claims())
+                    .map_err(InboundError::Groups)
             }
         }
     }

@@ -16,7 +16,7 @@ pub(crate) fn secret_envs(config: &Config) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     names.extend(config.idp.client.secret_env.clone());
     if let Some(admin) = &config.admin {
-        names.extend(admin.token_env.clone());
+        names.extend(admin.api.token_env.clone());
     }
     for upstream in &config.upstreams {
         match &upstream.credential {

@@ -2,10 +2,9 @@
 //! the local copy of the revocations may get before the gateway refuses to forward.
 //!
 //! Without `[store]` the gateway keeps its state in the embedded durable store (redb) at
-//! [`DEFAULT_STORE_PATH`](crate::config::DEFAULT_STORE_PATH), relative to the working
-//! directory: a single node keeps every revocation and approval across restarts. Several
-//! instances share one Redis (`kind = "redis"`); `kind = "memory"` (tests, the demo) forgets
-//! everything at exit.
+//! [`DEFAULT_STORE_PATH`], relative to the working directory: a single node keeps every
+//! revocation and approval across restarts. Several instances share one Redis
+//! (`kind = "redis"`); `kind = "memory"` (tests, the demo) forgets everything at exit.
 //!
 //! Planning checks every setting without connecting: the durations, the path, the Redis URL
 //! (no credentials in it), that a password source and TLS files are named consistently and

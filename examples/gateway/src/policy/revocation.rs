@@ -227,14 +227,15 @@ mod tests {
             .await,
         );
         let revocations = Revocations::new(RevocationSet::new(store), replica, bound);
-        let alice =
-            crate::inbound::TeamMap::default().from_id_token(&idjag_core::IdTokenClaims::new(
+        let alice = crate::inbound::TeamMap::default()
+            .from_id_token(&idjag_core::IdTokenClaims::new(
                 idjag_core::Issuer::new("https://idp.example").unwrap(),
                 idjag_core::Subject::new("alice").unwrap(),
                 idjag_core::Audience::new("chat").unwrap(),
                 idjag_core::NumericDate::from_unix(1).unwrap(),
                 idjag_core::NumericDate::from_unix(2).unwrap(),
-            ));
+            ))
+            .unwrap();
         assert_eq!(revocations.check(&alice), Ok(false));
         let mut watch = revocations.watch(&alice);
         revocations

@@ -12,6 +12,7 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
@@ -34,18 +35,41 @@ impl RequestContext<'_> {
             Endpoint::Stdio(processes) => return self.call_stdio(processes, &credential).await,
         };
         let forwarded = self.state.forward.upstream_headers(&self.headers);
+        let latency = crate::observe::metrics::upstream_latency(&upstream.name);
         let send = |credential: &Credential| {
+            let span = tracing::info_span!(
+                target: "idjag::gateway",
+                "upstream call",
+                otel.name = %format!("{} {}", self.method, upstream.name),
+                otel.kind = "client",
+                upstream = %upstream.name,
+                http.request.method = %self.method,
+                http.response.status_code = tracing::field::Empty,
+            );
             let mut headers = forwarded.clone();
             for (name, value) in credential.headers() {
                 headers.insert(name.clone(), value.clone());
             }
             headers.insert(REQUEST_ID, own_value(self.request_id));
-            upstream
+            // The upstream continues this trace, under the upstream call's span.
+            span.in_scope(|| idjag_ops::telemetry::inject_context(&mut headers));
+            let request = upstream
                 .http
                 .request(self.method.clone(), url.clone())
                 .headers(headers)
-                .body(self.body.clone())
-                .send()
+                .body(self.body.clone());
+            let latency = latency.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let result = request.send().await;
+                latency.record(started.elapsed().as_secs_f64());
+                if let Ok(response) = &result {
+                    tracing::Span::current()
+                        .record("http.response.status_code", response.status().as_u16());
+                }
+                result
+            }
+            .instrument(span)
         };
         let id = self.id();
         let mut response = send(&credential)
@@ -153,7 +177,14 @@ impl RequestContext<'_> {
         let lists_tools =
             self.message.as_ref().and_then(|m| m.method.as_deref()) == Some("tools/list");
         let filter = (lists_tools || self.method == Method::GET).then(|| self.visibility(identity));
-        let guards = (permit, self.state.streams.enter());
+        // The stream's span lasts as long as the answer is being streamed.
+        let streaming = tracing::info_span!(
+            target: "idjag::gateway",
+            "stream",
+            otel.name = "stream",
+            upstream = %upstream.name,
+        );
+        let guards = (permit, self.state.streams.enter(), streaming);
         if content_type == "text/event-stream" {
             let headers = downstream_headers(response.headers(), true);
             let options = SseOptions {

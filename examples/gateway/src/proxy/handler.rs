@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::inbound::Authenticated;
 use crate::observe::audit::{AuditEntry, Outcome};
@@ -21,7 +22,8 @@ use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
 use crate::proxy::refusal::{
-    Refusal, jsonrpc_error, overloaded, state_unavailable, status, unauthenticated,
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, state_unavailable, status,
+    unauthenticated,
 };
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
@@ -44,6 +46,17 @@ pub async fn handle(
         Err(_) => {
             let response = overloaded();
             audit.finish(Outcome::Deny, "overloaded", response.status().as_u16());
+            response
+        }
+        // The audit sinks cannot take lines and `on_full = "fail_closed"`: nothing is done
+        // that could not be recorded.
+        Ok(_) if !state.audit.accepting() => {
+            let response = audit_unavailable();
+            audit.finish(
+                Outcome::Error,
+                "audit_unavailable",
+                response.status().as_u16(),
+            );
             response
         }
         Ok(permit) => match run(&state, &request_id, &name, request, &mut audit, permit).await {
@@ -92,7 +105,13 @@ async fn run(
     audit.upstream(name);
     check_method(&parts.method)?;
     check_protocol_version(&state.settings, &parts.headers)?;
-    let caller = authenticate(state, upstream, &parts.headers, audit).await?;
+    let caller = authenticate(state, upstream, &parts.headers, audit)
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "inbound authentication",
+            otel.name = "inbound authentication"
+        ))
+        .await?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
     if let Some(id) = &session {
         check_session(state, name, id, &caller).await?;
@@ -124,9 +143,25 @@ async fn run(
         message,
         recorded,
     };
-    request.authorize()?;
-    request.guard(audit).await?;
-    let credential = request.credential().await?;
+    async {
+        request.authorize()?;
+        request.guard(audit).await
+    }
+    .instrument(tracing::info_span!(
+        target: "idjag::gateway",
+        "policy",
+        otel.name = "policy"
+    ))
+    .await?;
+    let credential = request
+        .credential()
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "upstream credential",
+            otel.name = "upstream credential",
+            upstream = %upstream.name,
+        ))
+        .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
     request.answer(response, permit).await

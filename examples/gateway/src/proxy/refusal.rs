@@ -83,6 +83,22 @@ pub(crate) fn overloaded() -> Response {
     response
 }
 
+/// 503 with `Retry-After: 5`: the audit sinks cannot take lines and the configuration says
+/// to fail closed (`[audit] on_full = "fail_closed"`).
+pub(crate) fn audit_unavailable() -> Response {
+    let mut response = jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        code::OVERLOADED,
+        "The gateway cannot record requests right now; retry shortly",
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
 /// 503 with `Retry-After: 1`: the gateway's shared state cannot be checked (the store is
 /// unreachable, or the local copy of the revocations is past its staleness bound). Nothing
 /// was forwarded; `reason` is `revocation_state_stale` or `store_unavailable`.

@@ -128,9 +128,11 @@ fn get(port: u16, path: &str) -> Option<String> {
 #[test]
 fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     let port = free_port();
+    let admin_port = free_port();
     let text = std::fs::read_to_string(EXAMPLE)
         .unwrap()
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"))
+        .replace("127.0.0.1:9090", &format!("127.0.0.1:{admin_port}"))
         // Closed loopback ports instead of the example's hosts: no traffic leaves the machine.
         .replace("https://idp.example.com", "http://127.0.0.1:1")
         .replace("https://auth.notes.example.com", "http://127.0.0.1:2")
@@ -146,7 +148,7 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         .env("IDJAG_GATEWAY_WIKI_KEY", "cli-secret-three")
         .env("IDJAG_GATEWAY_GITHUB_SECRET", "cli-secret-five")
         .env("IDJAG_GATEWAY_ADMIN_TOKEN", "cli-secret-four")
-        .env("RUST_LOG", "debug")
+        .env("IDJAG_GATEWAY__TELEMETRY__LOG_FILTER", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -154,17 +156,23 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     let started = Instant::now();
     let mut health = None;
     while started.elapsed() < Duration::from_secs(20) && health.is_none() {
-        health = get(port, "/healthz");
+        health = get(admin_port, "/healthz");
         std::thread::sleep(Duration::from_millis(50));
     }
     let health = health.expect("the gateway answers");
     assert!(
-        health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
     );
     // The IdP is unreachable: not ready.
-    let ready = get(port, "/readyz").unwrap();
+    let ready = get(admin_port, "/readyz").unwrap();
     assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.ends_with("not ready: gateway\n"), "{ready}");
+    // The public listener serves none of the admin paths.
+    for path in ["/healthz", "/readyz", "/metrics", "/admin/approvals"] {
+        let answer = get(port, path).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+    }
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

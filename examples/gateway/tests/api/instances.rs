@@ -61,6 +61,8 @@ pub(crate) struct GatewayProcess {
     child: Option<Child>,
     pub(crate) name: &'static str,
     pub(crate) url: String,
+    /// The admin listener: health, metrics, the admin API.
+    pub(crate) admin_url: String,
     pub(crate) config: PathBuf,
     pub(crate) audit: PathBuf,
     log: PathBuf,
@@ -68,8 +70,9 @@ pub(crate) struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// The topology's gateway configuration, listening on a port of its own, with `store`
-    /// as its `[store]` and its audit log in `dir`; started and healthy.
+    /// The topology's gateway configuration, listening on ports of its own (public and
+    /// admin), with `store` as its `[store]` and its audit log (a file sink) in `dir`; started
+    /// and healthy.
     pub(crate) async fn start(
         name: &'static str,
         topology: &Topology,
@@ -77,17 +80,27 @@ impl GatewayProcess {
         dir: &Path,
     ) -> Self {
         let port = idjag_test_support::redis::free_port();
+        let admin_port = idjag_test_support::redis::free_port();
         let url = format!("http://127.0.0.1:{port}");
         let audit = dir.join(format!("{name}-audit.jsonl"));
         let mut text = String::new();
+        let mut section = "";
         for line in topology.config_toml.lines() {
+            if line.starts_with('[') {
+                section = line;
+            }
             if line.starts_with("listen = ") {
+                let port = if section == "[admin]" {
+                    admin_port
+                } else {
+                    port
+                };
                 text.push_str(&format!("listen = \"127.0.0.1:{port}\"\n"));
             } else if line.starts_with("public_url = ") {
                 text.push_str(&format!("public_url = \"{url}\"\n"));
             } else if line == "[audit]" {
                 text.push_str(&format!(
-                    "[audit]\noutput = \"{}\"\nflush_interval = \"0s\"\n",
+                    "[audit]\nsinks = [{{ kind = \"file\", path = \"{}\" }}]\n",
                     audit.display()
                 ));
             } else {
@@ -103,6 +116,7 @@ impl GatewayProcess {
             child: None,
             name,
             url,
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
             config,
             audit,
             log: dir.join(format!("{name}.log")),
@@ -123,6 +137,7 @@ impl GatewayProcess {
             .arg(&self.config)
             .current_dir(&self.dir)
             .env("RUST_LOG", "warn")
+            .env("IDJAG_GATEWAY__TELEMETRY__LOG_FILTER", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
@@ -131,7 +146,10 @@ impl GatewayProcess {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client().get(format!("{}/healthz", self.url)).send().await
+            if let Ok(r) = client()
+                .get(format!("{}/healthz", self.admin_url))
+                .send()
+                .await
                 && r.status() == 200
             {
                 return;
@@ -172,7 +190,11 @@ impl GatewayProcess {
 
     /// `/readyz`: status and body.
     pub(crate) async fn readyz(&self) -> (u16, String) {
-        match client().get(format!("{}/readyz", self.url)).send().await {
+        match client()
+            .get(format!("{}/readyz", self.admin_url))
+            .send()
+            .await
+        {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
             Err(_) => (0, String::new()),
         }
@@ -246,7 +268,7 @@ impl GatewayProcess {
         path: &str,
     ) -> reqwest::RequestBuilder {
         client()
-            .request(method, format!("{}{path}", self.url))
+            .request(method, format!("{}{path}", self.admin_url))
             .bearer_auth(topology.admin_token.secret())
     }
 }

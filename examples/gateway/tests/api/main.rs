@@ -42,6 +42,7 @@ mod governance;
 mod http_layer;
 mod inbound;
 mod mcp;
+mod operations;
 mod plan;
 mod shared_state;
 mod stdio;

@@ -24,7 +24,7 @@ impl Environment for Variables {
 
 /// A gateway of static-key upstreams with these `(name, connect, read)` timeouts.
 fn config(routes: &[(&str, &str, &str)]) -> Config {
-    let mut text = "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+    let mut text = "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"tests\"\npublic_url = \"http://127.0.0.1:1\"\n\
         [idp]\nissuer = \"http://127.0.0.1:2\"\nclient = { id = \"gw\", secret_env = \"IDP\" }\n"
         .to_owned();
     for (name, connect, read) in routes {
@@ -76,7 +76,7 @@ async fn routes_with_the_same_transport_setting_share_one_http_client() {
 #[tokio::test]
 async fn what_is_planned_is_what_runs() {
     let plan = Plan::with_environment(&config(&[("a", "5s", "60s")]), &Variables).unwrap();
-    assert_eq!(plan.server.listen.to_string(), "127.0.0.1:1");
+    assert_eq!(plan.server.listen().to_string(), "127.0.0.1:1");
     assert_eq!(
         plan.upstreams[0].metadata_url,
         "http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp/a"
@@ -98,9 +98,6 @@ fn a_planning_error_names_its_key_and_stops_the_build() {
         idjag_gateway::config::ConfigDuration(std::time::Duration::ZERO);
     assert_eq!(
         Plan::with_environment(&config, &Variables).unwrap_err(),
-        ConfigError::Invalid {
-            key: "upstream[a]".to_owned(),
-            problem: "timeouts must be positive".to_owned(),
-        }
+        ConfigError::new("upstream[a]", "timeouts must be positive")
     );
 }

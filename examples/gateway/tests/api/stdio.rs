@@ -137,7 +137,7 @@ fn environment(pid: u32) -> Vec<(String, String)> {
 /// The value of the sample `name{labels}` in the gateway's metrics (0 when absent).
 async fn metric(t: &Topology, name: &str, labels: &str) -> f64 {
     let body = client()
-        .get(format!("{}/metrics", t.gateway_url))
+        .get(format!("{}/metrics", t.admin_url))
         .send()
         .await
         .unwrap()
@@ -440,7 +440,8 @@ async fn idle_processes_end_and_crashed_ones_restart_after_a_backoff_counted_in_
     // them (so a killed process is a crash, not an idle one).
     let marker = random("stdio-idle");
     let crash_marker = random("stdio-crash");
-    let idle = everything_block(&entry, &marker, "idle_timeout = \"300ms\"");
+    let idle = everything_block(&entry, &marker, "idle_timeout = \"300ms\"")
+        .replace("name = \"everything\"", "name = \"idler\"");
     let crashy = everything_block(
         &entry,
         &crash_marker,
@@ -452,10 +453,10 @@ async fn idle_processes_end_and_crashed_ones_restart_after_a_backoff_counted_in_
         c.upstreams.extend(extra.upstreams.clone());
     })
     .await;
-    let route = format!("{}/mcp/everything", t.gateway_url);
+    let route = format!("{}/mcp/idler", t.gateway_url);
     let alice = t.id_token("alice").unwrap().secret().to_owned();
     let echo = |id| tools_call(id, "echo", json!({"message": "again"}));
-    let label = "upstream=\"everything\"";
+    let label = "upstream=\"idler\"";
 
     let (status, body) = call(&route, &alice, None, &echo(1)).await;
     assert_eq!((status, text(&body)), (200, "Echo: again".to_owned()));
@@ -556,7 +557,7 @@ async fn idle_processes_end_and_crashed_ones_restart_after_a_backoff_counted_in_
 /// Plans `blocks` (one stdio upstream) after a minimal configuration.
 fn plan(blocks: &str) -> Result<Plan, idjag_gateway::ConfigError> {
     let config = Config::from_toml_str(&format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+        "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"tests\"\npublic_url = \"http://127.0.0.1:1\"\n\
          [idp]\nissuer = \"http://127.0.0.1:1\"\nclient = {{ id = \"x\", secret_env = \"IDP_SECRET\" }}\n{blocks}"
     ))
     .expect("valid TOML");

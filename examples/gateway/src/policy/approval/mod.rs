@@ -229,13 +229,15 @@ mod tests {
     use crate::inbound::TeamMap;
 
     fn identity(user: &str, agent: &str) -> Identity {
-        let mut identity = TeamMap::default().from_id_token(&IdTokenClaims::new(
-            Issuer::new("https://idp.example").unwrap(),
-            Subject::new(user).unwrap(),
-            Audience::new("gw").unwrap(),
-            NumericDate::from_unix(1).unwrap(),
-            NumericDate::from_unix(2).unwrap(),
-        ));
+        let mut identity = TeamMap::default()
+            .from_id_token(&IdTokenClaims::new(
+                Issuer::new("https://idp.example").unwrap(),
+                Subject::new(user).unwrap(),
+                Audience::new("gw").unwrap(),
+                NumericDate::from_unix(1).unwrap(),
+                NumericDate::from_unix(2).unwrap(),
+            ))
+            .unwrap();
         identity.agent = Some(agent.to_owned());
         identity
     }

@@ -28,21 +28,21 @@ pub struct StdioSpec {
     #[serde(serialize_with = "isolation")]
     pub isolation: Isolation,
     /// Time to start and answer `initialize`.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub start_timeout: Duration,
     /// Longest wait for the answer to one request.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub call_timeout: Duration,
     /// An unused process is ended after this long.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub idle_timeout: Duration,
     /// Most processes of this upstream at once.
     pub max_processes: usize,
     /// First wait before a crashed process starts again (doubled per crash in a row).
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub restart_backoff: Duration,
     /// Longest wait before a restart.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub max_restart_backoff: Duration,
 }
 
