@@ -16,6 +16,7 @@
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
+//! | [`limits`] | `[limits]`: per user, agent and upstream |
 //! | [`metrics`] | `[metrics]` |
 //! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //!
@@ -38,6 +39,7 @@ pub mod client;
 pub mod credential;
 pub mod idp;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 mod split;
@@ -61,6 +63,7 @@ pub use credential::CredentialConfig;
 pub use idjag_ops::config::{ConfigDuration, ConfigError};
 pub use idp::IdpConfig;
 pub use inbound::{InboundConfig, InboundKind};
+pub use limits::{LimitsConfig, PrincipalLimitsConfig, RateConfig};
 pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ProxyConfig, ServerConfig, SseExpiry};
 pub use stdio::{Isolation, StdioConfig};
@@ -151,6 +154,9 @@ pub struct Config {
     /// `[metrics]`: Prometheus metrics on the admin listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[limits]`: per user, agent and upstream. Absent: none.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// `[telemetry]`: logs and OpenTelemetry traces.
     #[serde(default)]
     pub telemetry: TelemetryConfig,

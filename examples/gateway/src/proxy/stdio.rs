@@ -55,7 +55,7 @@ impl RequestContext<'_> {
             };
             return Ok(empty(status).into());
         }
-        let Some(message) = &self.message else {
+        let Some(message) = self.message() else {
             return Ok(empty(StatusCode::BAD_REQUEST).into());
         };
         if message.kind != MessageKind::Request {
@@ -86,7 +86,7 @@ impl RequestContext<'_> {
             return Ok(response.into());
         }
         // The body passed the strict JSON-RPC reader in step 8.
-        let request = serde_json::from_slice::<ClientJsonRpcMessage>(&self.body)
+        let request = serde_json::from_slice::<ClientJsonRpcMessage>(&self.body())
             .ok()
             .and_then(ClientJsonRpcMessage::into_request);
         let Some((request, _)) = request else {
