@@ -31,4 +31,8 @@ if [ ! -f interop/oidc-mock/node_modules/oauth2-mock-server/package.json ]; then
     npm ci --prefix interop/oidc-mock --no-audit --no-fund >/dev/null
 fi
 
+# The stdio MCP servers the gateway's stdio tests and benchmark start (pinned in
+# examples/gateway/tests/stdio/package-lock.json); the tests fail without them when CI is set.
+(cd examples/gateway/tests/stdio && npm ci --no-audit --no-fund --loglevel=error)
+
 cargo test --workspace --all-features --locked "$@"

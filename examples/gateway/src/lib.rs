@@ -50,7 +50,7 @@
 //! | [`observe`] | one audit line per request (client address, trace id) to `idjag-ops`'s sinks, Prometheus metrics, token requests with spans and outcomes |
 //! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache; identity and teams |
 //! | [`policy`] | access rules down to the tool, guardrails, approvals and revocations (on idjag-store) |
-//! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting |
+//! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting, stdio upstreams' child processes |
 //! | [`server`] | what every request gets on either listener (`idjag-ops`): client context, one audit line, bounded bodies |
 //! | [`proxy`] | the Streamable HTTP reverse proxy: its order of checks, the per-request context, SSE, sessions |
 //! | [`admin`] | the administrator API under `/admin/`: approvals, revocations, on the shared store; the admin page and each held call's status page |
@@ -114,6 +114,11 @@
 //! - **Configuration** is planned once ([`plan`]): every value is parsed and every secret
 //!   read before anything is built, an error names its key, and the gateway is built from
 //!   the plan alone, so what `check-config` accepts is what `serve` runs.
+//! - **Stdio upstreams** (`[upstream.stdio]`): a command run as child processes over MCP's
+//!   stdio transport, behind the same steps; the child's environment starts empty (an
+//!   allow-list, configured values and the mode's credential in one variable), one process
+//!   per user by default, every MCP session of the user mapped onto it; see
+//!   [`upstream::stdio`].
 //! - **Upstream HTTP clients** are shared: one per transport setting (today the connect and
 //!   read timeouts), not one per route, so a thousand routes cost one client each distinct
 //!   setting; token requests to the IdP and the authorization servers share one more.

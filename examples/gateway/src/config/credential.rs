@@ -86,6 +86,9 @@ pub enum CredentialConfig {
     /// validate the IdP's tokens themselves: the token leaves the gateway (threat
     /// G03 does not hold), so the gateway warns at start-up.
     Passthrough {},
+    /// No credential: only for `[upstream.stdio]` servers that need none (the process runs
+    /// with the environment its configuration gives it).
+    None {},
 }
 
 fn static_header() -> String {

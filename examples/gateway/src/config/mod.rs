@@ -12,6 +12,7 @@
 //! | [`inbound`] | `[inbound]`: accepted token kinds, groups and limits |
 //! | [`upstream`] | `[[upstream]]` and `[[upstream.access]]` |
 //! | [`credential`] | `[upstream.credential]`: ID-JAG and the bridging modes |
+//! | [`stdio`] | `[upstream.stdio]`: an MCP server run as a child process |
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
@@ -44,6 +45,7 @@ pub mod limits;
 pub mod metrics;
 pub mod server;
 mod split;
+pub mod stdio;
 pub mod tools;
 pub mod upstream;
 
@@ -67,6 +69,7 @@ pub use inbound::{InboundConfig, InboundKind};
 pub use limits::{LimitsConfig, PrincipalLimitsConfig, RateConfig};
 pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ProxyConfig, ServerConfig, SseExpiry};
+pub use stdio::{Isolation, StdioConfig};
 pub use tools::{GuardRuleConfig, ToolConfig};
 pub use upstream::{AccessRuleConfig, UpstreamConfig};
 

@@ -77,6 +77,10 @@ pub struct ProxyConfig {
     /// credential and identity headers cannot be listed.
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    /// Most stdio upstream processes one user may have at once, across every
+    /// `[upstream.stdio]` with `isolation = "per_user"`. Default 8.
+    #[serde(default = "max_stdio_processes_per_user")]
+    pub max_stdio_processes_per_user: usize,
 }
 
 /// What happens to an SSE stream when the inbound token expires (threat G21).
@@ -108,6 +112,10 @@ fn protocol_versions() -> Vec<String> {
         .iter()
         .map(|v| (*v).to_owned())
         .collect()
+}
+
+fn max_stdio_processes_per_user() -> usize {
+    8
 }
 
 fn four_mib() -> usize {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::credential::CredentialConfig;
+use super::stdio::StdioConfig;
 use super::tools::ToolConfig;
 use idjag_ops::config::ConfigDuration;
 
@@ -16,9 +17,14 @@ use idjag_ops::config::ConfigDuration;
 pub struct UpstreamConfig {
     /// The route name: `[A-Za-z0-9_-]{1,64}`.
     pub name: String,
-    /// The MCP endpoint (Streamable HTTP). `https`, or `http` on loopback.
-    pub url: String,
-    /// Time to connect. Default 5 s.
+    /// The MCP endpoint (Streamable HTTP). `https`, or `http` on loopback. Exactly one of
+    /// `url` and `[upstream.stdio]`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A command run as a child process, spoken to over MCP's stdio transport.
+    #[serde(default)]
+    pub stdio: Option<StdioConfig>,
+    /// Time to connect (a stdio process: to start and answer `initialize`). Default 5 s.
     #[serde(default = "connect_timeout")]
     pub connect_timeout: ConfigDuration,
     /// Longest silence while waiting for or reading a response (there is no total

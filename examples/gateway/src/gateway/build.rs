@@ -41,8 +41,10 @@ use crate::proxy::stream::StreamGauge;
 use crate::upstream::bridge::{
     ClientCredentialsGrant, ClientCredentialsTarget, PassthroughCredential,
 };
+use crate::upstream::stdio::{NoCredential, UserProcesses};
 use crate::upstream::{
-    HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, Upstream, UpstreamCredential,
+    Endpoint, HttpClients, IdJagCredential, IdJagOutbound, IdJagTarget, StdioUpstream, Upstream,
+    UpstreamCredential,
 };
 
 /// The planning pass a reload runs: a file to a [`Plan`] (its error text is logged, so it
@@ -291,6 +293,7 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         clock.clone(),
     ));
     let mut clients = HttpClients::new();
+    let user_processes = Arc::new(UserProcesses::new(plan.server.max_stdio_processes_per_user));
     let mut upstreams = HashMap::with_capacity(plan.upstreams.len());
     let mut rules = RuleAuthorizer::new();
     let mut names = Vec::with_capacity(plan.upstreams.len());
@@ -298,6 +301,7 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         let UpstreamPlan {
             name,
             url,
+            stdio,
             resource,
             metadata_url,
             transport,
@@ -311,9 +315,23 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         let http = clients.get(transport).map_err(|_| BuildError::HttpClient {
             upstream: name.clone(),
         })?;
+        let endpoint = match (url, stdio) {
+            (_, Some(spec)) => Endpoint::Stdio(StdioUpstream::new(
+                name.clone(),
+                spec,
+                user_processes.clone(),
+            )),
+            (Some(url), None) => Endpoint::Http(url),
+            (None, None) => {
+                return Err(BuildError::Config(crate::config::invalid(
+                    format!("upstream[{name}]"),
+                    "set url or [upstream.stdio]",
+                )));
+            }
+        };
         let upstream = Upstream {
             name: name.clone(),
-            url,
+            endpoint,
             resource,
             metadata_url,
             credential,
@@ -444,5 +462,6 @@ fn credential_of(
             );
             Arc::new(PassthroughCredential::new(resource.clone()))
         }
+        CredentialPlan::None => Arc::new(NoCredential),
     }
 }

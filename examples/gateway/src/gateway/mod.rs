@@ -294,12 +294,32 @@ impl Gateway {
             generations: self.generations.clone(),
             side,
         };
-        idjag_ops::listener::serve_pair(
+        let served = idjag_ops::listener::serve_pair(
             (public, service(Side::Public)),
             admin.map(|admin| (admin, service(Side::Admin))),
             shutdown,
         )
-        .await
+        .await;
+        // Every stdio upstream process ends with the gateway.
+        self.end_processes().await;
+        served
+    }
+
+    /// Ends every stdio upstream process of the current generation and waits for each to
+    /// exit (part of [`Self::serve`]'s shutdown). No process starts afterwards: its stdio
+    /// upstreams answer 503. A generation replaced by a reload ends its processes when
+    /// it is dropped.
+    pub async fn end_processes(&self) {
+        self.state().end_processes().await;
+    }
+
+    /// The counts of the processes of stdio upstream `name` (`None`: no such stdio
+    /// upstream).
+    pub fn stdio_stats(&self, name: &str) -> Option<crate::upstream::stdio::StdioStats> {
+        match &self.state().upstreams.get(name)?.endpoint {
+            crate::upstream::Endpoint::Stdio(processes) => Some(processes.stats()),
+            _ => None,
+        }
     }
 
     /// Reloads on SIGHUP and when the configuration file changes (a gateway built with

@@ -12,8 +12,10 @@ use idjag_core::{ProtectedResourceMetadata, Resource};
 use idjag_ops::metrics::Metrics;
 
 use crate::admin::authorized;
-use crate::observe::metrics::{set_gauge, set_total};
+use crate::observe::metrics::{set_gauge, set_labeled_gauge, set_total};
 use crate::proxy::GatewayState;
+use crate::upstream::Endpoint;
+use crate::upstream::stdio::ExitReason;
 
 pub(crate) async fn not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
@@ -75,6 +77,27 @@ pub(crate) async fn metrics(
             &[name(), ("result", "miss".into())],
             misses,
         );
+        if let Endpoint::Stdio(processes) = &upstream.endpoint {
+            let stats = processes.stats();
+            set_labeled_gauge(
+                "idjag_gateway_stdio_processes",
+                &[name()],
+                stats.live as f64,
+            );
+            set_total("idjag_gateway_stdio_starts_total", &[name()], stats.started);
+            set_total(
+                "idjag_gateway_stdio_restarts_total",
+                &[name()],
+                stats.restarts,
+            );
+            for reason in ExitReason::ALL {
+                set_total(
+                    "idjag_gateway_stdio_exits_total",
+                    &[name(), ("reason", reason.label().into())],
+                    stats.exits(reason),
+                );
+            }
+        }
     }
     set_gauge(
         "idjag_gateway_requests_in_flight",

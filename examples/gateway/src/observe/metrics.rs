@@ -18,6 +18,10 @@
 //! | `idjag_gateway_streams_open` | | responses being streamed (SSE and JSON) |
 //! | `idjag_gateway_approvals_pending` | | calls waiting for an administrator, in the shared store (every instance's) |
 //! | `idjag_gateway_store_healthy` | | 1 when the store answers and the local copy of the revocations is within its staleness bound, else 0 |
+//! | `idjag_gateway_stdio_processes` | `upstream` | stdio upstream processes running now (gauge) |
+//! | `idjag_gateway_stdio_starts_total` | `upstream` | stdio upstream processes started |
+//! | `idjag_gateway_stdio_restarts_total` | `upstream` | of those, started after a crash |
+//! | `idjag_gateway_stdio_exits_total` | `upstream`, `reason` (`idle`, `crash`, `rotated`, `evicted`, `shutdown`) | stdio upstream processes ended |
 //!
 //! `outcome` is `success` (the server answered 200), `refused` (it answered with a 4xx: an
 //! OAuth error) or `failure` (5xx, no answer, a transport error). Label values are bounded:
@@ -177,6 +181,15 @@ pub fn set_total(name: &'static str, labels: &[(&'static str, String)], value: u
 /// Sets a gauge at scrape time.
 pub fn set_gauge(name: &'static str, value: f64) {
     metrics::gauge!(name).set(value);
+}
+
+/// Sets a gauge with labels at scrape time (stdio processes per upstream).
+pub fn set_labeled_gauge(name: &'static str, labels: &[(&'static str, String)], value: f64) {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+        .collect();
+    metrics::gauge!(name, labels).set(value);
 }
 
 /// An audit sink that also counts each record in [`RequestMetrics`].

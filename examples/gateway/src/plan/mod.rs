@@ -32,6 +32,7 @@ pub mod limits;
 pub mod observe;
 pub mod review;
 pub mod server;
+pub mod stdio;
 pub mod store;
 pub mod upstream;
 
@@ -162,6 +163,7 @@ impl Plan {
             idp_issuer: &config.idp.issuer,
             accept: &config.inbound.accept,
             admin: admin.is_some(),
+            secret_envs: &stdio::secret_envs(config),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
         let admin_base = admin_listener.as_ref().map(|listener| {

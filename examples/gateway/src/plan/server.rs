@@ -30,6 +30,8 @@ pub struct ServerPlan {
     pub proxy: ProxySettings,
     /// The headers forwarded upstream.
     pub forward_headers: ForwardPolicy,
+    /// Most stdio upstream processes per user, across upstreams.
+    pub max_stdio_processes_per_user: usize,
 }
 
 impl ServerPlan {
@@ -125,6 +127,10 @@ impl Planner<'_> {
                 s.max_filtered_response_bytes,
             ),
             ("server.max_sse_event_bytes", s.max_sse_event_bytes),
+            (
+                "server.max_stdio_processes_per_user",
+                s.max_stdio_processes_per_user,
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be positive"));
@@ -167,6 +173,7 @@ impl Planner<'_> {
                 sse_on_token_expiry: s.sse_on_token_expiry,
             },
             forward_headers: ForwardPolicy::new(forward),
+            max_stdio_processes_per_user: s.max_stdio_processes_per_user,
         })
     }
 }

@@ -75,17 +75,21 @@ fn the_commented_example_plans_without_a_warning_and_reads_each_secret_once() {
         *environment.reads.borrow(),
         BTreeMap::from([
             ("env IDJAG_GATEWAY_ADMIN_TOKEN".to_owned(), 1),
+            ("env IDJAG_GATEWAY_GITHUB_SECRET".to_owned(), 1),
             ("env IDJAG_GATEWAY_IDP_SECRET".to_owned(), 1),
             ("env IDJAG_GATEWAY_NOTES_SECRET".to_owned(), 1),
             ("env IDJAG_GATEWAY_WIKI_KEY".to_owned(), 1),
+            // The stdio upstream's allow-listed variables, for its child.
+            ("env LANG".to_owned(), 1),
+            ("env PATH".to_owned(), 1),
         ])
     );
-    assert_eq!(plan.upstreams.len(), 2);
+    assert_eq!(plan.upstreams.len(), 3);
     assert_eq!(
         plan.upstreams[0].resource.as_str(),
         "http://127.0.0.1:8080/mcp/notes"
     );
-    assert_eq!(plan.inbound.route_resources.len(), 2);
+    assert_eq!(plan.inbound.route_resources.len(), 3);
 }
 
 #[test]

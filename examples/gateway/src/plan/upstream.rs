@@ -19,6 +19,7 @@ use crate::upstream::Transport;
 use crate::upstream::bridge::{
     HeaderTemplates, StaticCredential, TemplateCredential, check_bridge_header,
 };
+use crate::upstream::stdio::StdioSpec;
 
 /// Longest route name.
 pub const MAX_ROUTE_NAME: usize = 64;
@@ -29,8 +30,12 @@ pub const MAX_ROUTE_NAME: usize = 64;
 pub struct UpstreamPlan {
     /// The route name (`/mcp/{name}`).
     pub name: String,
-    /// Its MCP endpoint.
-    pub url: Url,
+    /// Its MCP endpoint, for an HTTP upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    /// Its command, for a stdio upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioSpec>,
     /// The route's resource identifier, `{public_url}/mcp/{name}`.
     pub resource: Audience,
     /// The route's RFC 9728 metadata URL.
@@ -69,6 +74,8 @@ pub enum CredentialPlan {
     },
     /// The caller's inbound token, as is.
     Passthrough,
+    /// No credential (stdio upstreams only).
+    None,
 }
 
 /// What one ID-JAG upstream asks for.
@@ -114,6 +121,7 @@ impl CredentialPlan {
             Self::Static { .. } => "static",
             Self::HeaderTemplate { .. } => "header_template",
             Self::Passthrough => "passthrough",
+            Self::None => "none",
         }
     }
 }
@@ -134,7 +142,7 @@ impl Serialize for CredentialPlan {
                 map.serialize_entry("headers", credential.templates())?;
                 map.serialize_entry("secret", origin)?;
             }
-            Self::Passthrough => {}
+            Self::Passthrough | Self::None => {}
         }
         map.end()
     }
@@ -155,6 +163,8 @@ pub(crate) struct Context<'a> {
     pub(crate) idp_issuer: &'a str,
     pub(crate) accept: &'a [InboundKind],
     pub(crate) admin: bool,
+    /// Every environment variable the configuration reads a secret from.
+    pub(crate) secret_envs: &'a std::collections::BTreeSet<String>,
 }
 
 impl Planner<'_> {
@@ -188,12 +198,24 @@ impl Planner<'_> {
         upstream: &UpstreamConfig,
         context: &Context<'_>,
     ) -> Result<UpstreamPlan, ConfigError> {
-        let url = check_url(&format!("{key}.url"), &upstream.url)?;
+        let url = match (&upstream.url, &upstream.stdio) {
+            (Some(url), None) => Some(check_url(&format!("{key}.url"), url)?),
+            (None, Some(_)) => None,
+            (Some(_), Some(_)) => {
+                return Err(invalid(key, "set url or [upstream.stdio], not both"));
+            }
+            (None, None) => return Err(invalid(key, "set url or [upstream.stdio]")),
+        };
         if upstream.connect_timeout.0.is_zero() || upstream.read_timeout.0.is_zero() {
             return Err(invalid(key, "timeouts must be positive"));
         }
         let ckey = format!("{key}.credential");
         let credential = self.credential(&ckey, upstream, context)?;
+        let stdio = upstream
+            .stdio
+            .as_ref()
+            .map(|stdio| self.stdio(key, upstream, stdio, &credential, context))
+            .transpose()?;
         if upstream.access.is_empty() {
             self.warn(
                 &format!("{key}.access"),
@@ -246,12 +268,21 @@ impl Planner<'_> {
             }
         }
         let rules = UpstreamRules::new(access, tool_scopes);
-        let guards = policy_versions(key, upstream, &url, &credential, &rules, guards)?;
+        let guards = policy_versions(
+            key,
+            upstream,
+            url.as_ref(),
+            stdio.as_ref(),
+            &credential,
+            &rules,
+            guards,
+        )?;
         let resource = Audience::new(format!("{}/mcp/{}", context.public_url, upstream.name))
             .map_err(|e| invalid(key, e.to_string()))?;
         Ok(UpstreamPlan {
             name: upstream.name.clone(),
             url,
+            stdio,
             resource,
             metadata_url: format!(
                 "{}/.well-known/oauth-protected-resource/mcp/{}",
@@ -287,7 +318,17 @@ impl Planner<'_> {
                     .as_deref()
                     .map(|uri| check_url(&format!("{ckey}.token_endpoint"), uri))
                     .transpose()?;
-                let resource = Resource::new(resource.as_deref().unwrap_or(&upstream.url))
+                let resource =
+                    resource
+                        .as_deref()
+                        .or(upstream.url.as_deref())
+                        .ok_or_else(|| {
+                            invalid(
+                                format!("{ckey}.resource"),
+                                "required for a stdio upstream (there is no URL to default to)",
+                            )
+                        })?;
+                let resource = Resource::new(resource)
                     .map_err(|e| invalid(format!("{ckey}.resource"), e.to_string()))?;
                 let scope = check_scopes(&format!("{ckey}.scopes"), scopes)?;
                 let client = self.client(&format!("{ckey}.client"), client)?;
@@ -383,17 +424,27 @@ impl Planner<'_> {
                 );
                 CredentialPlan::Passthrough
             }
+            CredentialConfig::None {} => {
+                if upstream.stdio.is_none() {
+                    return Err(invalid(
+                        format!("{ckey}.mode"),
+                        "none is only for [upstream.stdio] upstreams",
+                    ));
+                }
+                CredentialPlan::None
+            }
         })
     }
 }
 
 /// Binds the approvals of each tool needing one to its planned policy: the SHA-256 of the
-/// RFC 8785 form of the route (name, URL, credential mode), its access rules and tool scopes,
-/// and the tool's guard. Any change to them holds the tool's calls anew.
+/// RFC 8785 form of the route (name, URL or command, credential mode), its access rules and
+/// tool scopes, and the tool's guard. Any change to them holds the tool's calls anew.
 fn policy_versions(
     key: &str,
     upstream: &UpstreamConfig,
-    url: &Url,
+    url: Option<&Url>,
+    stdio: Option<&StdioSpec>,
     credential: &CredentialPlan,
     rules: &UpstreamRules,
     guards: BTreeMap<String, ToolGuard>,
@@ -405,14 +456,21 @@ fn policy_versions(
             if !guard.needs_approval() {
                 return Ok((tool, guard));
             }
-            let policy = serde_json::json!({
+            let mut policy = serde_json::json!({
                 "upstream": upstream.name,
-                "url": url.as_str(),
                 "credential": credential.mode(),
                 "rules": rules,
                 "tool": tool,
                 "guard": guard,
             });
+            if let Some(url) = url {
+                policy["url"] = url.as_str().into();
+            }
+            if let Some(stdio) = stdio {
+                let mut command = vec![stdio.program.clone()];
+                command.extend(stdio.args.iter().cloned());
+                policy["command"] = command.into();
+            }
             let version = PolicyVersion::of(&policy)
                 .map_err(|e| invalid(format!("{key}.tools.{tool}"), e.to_string()))?;
             Ok((tool, guard.with_policy_version(version)))

@@ -25,7 +25,7 @@ use crate::proxy::refusal::{
     Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
 };
 use crate::proxy::stream::{SseOptions, Visibility, forward};
-use crate::upstream::Credential;
+use crate::upstream::{Credential, Endpoint};
 
 /// What a request holds until its answer ends: its gateway-wide concurrency permit and its
 /// per-principal places.
@@ -49,6 +49,10 @@ impl RequestContext<'_> {
     /// a fresh credential.
     pub(crate) async fn call(&self, credential: Credential) -> Result<reqwest::Response, Refusal> {
         let upstream = self.upstream;
+        let url = match &upstream.endpoint {
+            Endpoint::Http(url) => url,
+            Endpoint::Stdio(processes) => return self.call_stdio(processes, &credential).await,
+        };
         let forwarded = self.state.forward.upstream_headers(&self.headers);
         let latency = crate::observe::metrics::upstream_latency(&upstream.name);
         let send = |credential: &Credential| {
@@ -70,7 +74,7 @@ impl RequestContext<'_> {
             span.in_scope(|| idjag_ops::telemetry::inject_context(&mut headers));
             let request = upstream
                 .http
-                .request(self.method.clone(), upstream.url.clone())
+                .request(self.method.clone(), url.clone())
                 .headers(headers)
                 .body(self.body());
             let latency = latency.clone();

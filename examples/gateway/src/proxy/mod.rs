@@ -52,6 +52,7 @@
 //! | `body` | the POST body and its one JSON-RPC message (steps 7, 8) |
 //! | `context` | the per-request context: one request once its caller and message are known (steps 9, 10) |
 //! | `forward` | the upstream call and the answer (steps 11, 12) |
+//! | `stdio` | step 11 for a stdio upstream: the caller's process, its answer as an HTTP response |
 //! | `refusal` | the answers the gateway gives itself: JSON-RPC errors, bearer challenges |
 //! | [`stream`] | SSE forwarding: event by event, filtering, final events |
 //! | [`review`] | notifications of held calls, admin page sign-ins, URL-mode elicitation |
@@ -66,6 +67,7 @@ pub(crate) mod refusal;
 pub mod review;
 pub mod session;
 pub mod state;
+mod stdio;
 pub mod stream;
 
 pub use handler::handle;

@@ -19,7 +19,7 @@ use crate::protocol::headers::ForwardPolicy;
 use crate::proxy::review::Review;
 use crate::proxy::session::Sessions;
 use crate::proxy::stream::StreamGauge;
-use crate::upstream::{IdJagOutbound, IdentityMatch, Upstream};
+use crate::upstream::{Endpoint, IdJagOutbound, IdentityMatch, Upstream};
 use idjag_store::Store;
 
 /// The gateway's shared state, one per configuration generation: built by
@@ -79,6 +79,15 @@ impl GatewayState {
         self.inbound.forget(move |identity| inbound_match(identity));
         for upstream in self.upstreams.values() {
             upstream.credential.forget(&matches);
+        }
+    }
+
+    /// Ends every stdio upstream process and waits for each to exit (shutdown).
+    pub(crate) async fn end_processes(&self) {
+        for upstream in self.upstreams.values() {
+            if let Endpoint::Stdio(processes) = &upstream.endpoint {
+                processes.shutdown().await;
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! One upstream MCP server as the proxy sees it: where it is, the route's resource
+//! One upstream MCP server as the proxy sees it: where it is (a URL or a command), the route's resource
 //! identifier, how the gateway authenticates there, its HTTP client and its tool guards.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,7 @@ use url::Url;
 use crate::policy::guardrails::ToolGuard;
 use crate::upstream::credential::UpstreamCredential;
 use crate::upstream::pool::SharedClient;
+use crate::upstream::stdio::StdioUpstream;
 
 /// One upstream route, `/mcp/{name}`.
 #[derive(Debug)]
@@ -17,8 +18,8 @@ use crate::upstream::pool::SharedClient;
 pub struct Upstream {
     /// The route name.
     pub name: String,
-    /// Its MCP endpoint.
-    pub url: Url,
+    /// Its MCP endpoint: a URL, or a command run over stdio.
+    pub endpoint: Endpoint,
     /// The gateway route's resource identifier (`{public_url}/mcp/{name}`).
     pub resource: Audience,
     /// The route's RFC 9728 metadata URL.
@@ -29,4 +30,14 @@ pub struct Upstream {
     pub http: SharedClient,
     /// Argument rules and approval, per tool (tools without any are absent).
     pub guards: BTreeMap<String, ToolGuard>,
+}
+
+/// Where an upstream's MCP server is.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// A Streamable HTTP endpoint.
+    Http(Url),
+    /// A command run as child processes, spoken to over MCP's stdio transport.
+    Stdio(Arc<StdioUpstream>),
 }

@@ -20,6 +20,7 @@
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
 //! | `limits`    | G34: per user, agent and upstream limits (429, `Retry-After`, audit line) |
 //! | `smuggling` | G27 to G29 through the gateway (smuggled bodies reach nothing upstream; the differential property test), G32 (repeated single-valued headers), G33 (`tools/list` answers under any media type, spelling or coding) |
+//! | `stdio`     | stdio upstreams with real npm MCP servers: policy, per-user processes, their environment, idle and crash lifecycle, plan errors |
 //! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
 //!
 //! Every case applies, with these scale-downs, each explained in its test:
@@ -53,4 +54,5 @@ mod operations;
 mod plan;
 mod shared_state;
 mod smuggling;
+mod stdio;
 mod streaming;

@@ -238,9 +238,9 @@ async fn g17_upstream_failures_become_json_rpc_errors_and_a_tool_call_never_runs
     // Refused connection.
     let (t, audit) = start_with(UpstreamKind::Echo, |c| {
         let real = c.upstreams[0].url.clone();
-        c.upstreams[0].url = "http://127.0.0.1:1/mcp".into();
+        c.upstreams[0].url = Some("http://127.0.0.1:1/mcp".into());
         if let CredentialConfig::IdJag { resource, .. } = &mut c.upstreams[0].credential {
-            *resource = Some(real);
+            *resource = real;
         }
     })
     .await;

@@ -405,7 +405,10 @@ fn every_setting_can_come_from_the_environment_and_a_wrong_name_is_named() {
         format!("{:?}", config.server.proxy.trusted_proxies),
         "[\"10.0.0.0/8\"]"
     );
-    assert_eq!(config.upstreams[1].url, "https://wiki.internal/mcp");
+    assert_eq!(
+        config.upstreams[1].url.as_deref(),
+        Some("https://wiki.internal/mcp")
+    );
     assert!(matches!(
         config.audit.sinks.sinks[0],
         idjag_ops::audit::SinkConfig::Stderr(_)
@@ -444,6 +447,7 @@ fn check_config_print_shows_the_effective_configuration_with_secrets_redacted() 
         .env("IDJAG_GATEWAY_IDP_SECRET", "s1")
         .env("IDJAG_GATEWAY_NOTES_SECRET", "s2")
         .env("IDJAG_GATEWAY_WIKI_KEY", "s3")
+        .env("IDJAG_GATEWAY_GITHUB_SECRET", "s5")
         .env("IDJAG_GATEWAY_ADMIN_TOKEN", "s4")
         .env("IDJAG_GATEWAY__SERVER__MAX_IN_FLIGHT", "77")
         .env("IDJAG_GATEWAY__AUDIT__SINKS__1__KIND", "webhook")
@@ -747,11 +751,17 @@ async fn metric_names_and_labels_are_pinned() {
     .collect();
     // Series that exist once another test in this process used a client-credentials
     // upstream: the same names and labels, when present.
-    let optional: BTreeSet<String> =
-        ["idjag_gateway_client_credentials_fetches_total{outcome,upstream}"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+    // Likewise for stdio upstreams (tests `api::stdio`).
+    let optional: BTreeSet<String> = [
+        "idjag_gateway_client_credentials_fetches_total{outcome,upstream}",
+        "idjag_gateway_stdio_processes{upstream}",
+        "idjag_gateway_stdio_starts_total{upstream}",
+        "idjag_gateway_stdio_restarts_total{upstream}",
+        "idjag_gateway_stdio_exits_total{reason,upstream}",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert!(
         pinned.is_subset(&names),
         "missing: {:?}",

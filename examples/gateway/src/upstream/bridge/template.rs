@@ -163,6 +163,11 @@ impl TemplateCredential {
         Self { templates, secret }
     }
 
+    /// How many headers the templates set.
+    pub fn header_count(&self) -> usize {
+        self.templates.headers.len()
+    }
+
     /// The templates.
     pub fn templates(&self) -> &HeaderTemplates {
         &self.templates
