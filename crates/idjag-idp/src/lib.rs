@@ -226,7 +226,7 @@ pub use issuer::{
     BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer,
     IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
-pub use keys::{KeyState, KeyStatus, RotationError, RotationTiming, SigningKeys};
+pub use keys::{KeyState, KeyStatus, RotatingKeys, RotationError, RotationTiming, SigningKeys};
 pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
 pub use request::ExchangeRequestError;
 pub use subject::{

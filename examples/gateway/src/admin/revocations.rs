@@ -87,13 +87,18 @@ pub(crate) async fn revoke(
     for upstream in state.upstreams.values() {
         upstream.credential.forget(&matches);
     }
-    tracing::warn!(?who, until, "revoked by an administrator");
+    // The gateway's own sign-ins: their refresh-token families and stored IdP tokens.
+    let sign_ins = match &state.authorization_server {
+        Some(server) => server.revoke(&who).await,
+        None => 0,
+    };
+    tracing::warn!(?who, until, sign_ins, "revoked by an administrator");
     let mut audit = audit_entry(&state, &headers, "POST");
     record_who(&mut audit, &who);
     audit.finish(Outcome::Allow, "revoked", 201);
     answer(
         StatusCode::CREATED,
-        &json!({ "revoked": who, "until": until }),
+        &json!({ "revoked": who, "until": until, "sign_ins_ended": sign_ins }),
     )
 }
 

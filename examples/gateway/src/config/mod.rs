@@ -15,11 +15,13 @@
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]` |
 //! | [`admin`] | `[admin]` |
+//! | [`authorization_server`] | `[authorization_server]`: the gateway's own OAuth authorization server |
 //! | [`metrics`] | `[metrics]` |
 //! | [`duration`] | durations as `"500ms"`, `"10s"`, `"5m"`, `"1h"` |
 
 pub mod admin;
 pub mod audit;
+pub mod authorization_server;
 pub mod client;
 pub mod credential;
 pub mod duration;
@@ -37,6 +39,10 @@ use serde::Deserialize;
 
 pub use admin::AdminConfig;
 pub use audit::{ArgumentMode, AuditConfig, AuditOutput};
+pub use authorization_server::{
+    AllowedClients, AsClientConfig, AuthorizationServerConfig, EgressSubject,
+    MetadataDocumentsConfig, RegistrationMode,
+};
 pub use client::{AuthMethod, ClientRegistration};
 pub use credential::CredentialConfig;
 pub use duration::ConfigDuration;
@@ -104,6 +110,10 @@ pub struct Config {
     /// `[metrics]`: Prometheus metrics.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[authorization_server]`: the gateway as the OAuth authorization server of its
+    /// routes. Absent: off.
+    #[serde(default)]
+    pub authorization_server: Option<AuthorizationServerConfig>,
     /// `[[upstream]]`: the MCP servers behind the gateway.
     #[serde(default, rename = "upstream")]
     pub upstreams: Vec<UpstreamConfig>,
@@ -195,8 +205,13 @@ pub(crate) mod tests {
         assert_eq!(config.server.header_read_timeout.0, Duration::from_secs(10));
         assert_eq!(
             config.inbound.accept,
-            vec![InboundKind::IdToken, InboundKind::AccessToken]
+            vec![
+                InboundKind::IdToken,
+                InboundKind::AccessToken,
+                InboundKind::GatewayToken
+            ]
         );
+        assert!(config.authorization_server.is_none());
         assert_eq!(
             config.server.protocol_versions.len(),
             KNOWN_PROTOCOL_VERSIONS.len()

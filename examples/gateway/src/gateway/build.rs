@@ -11,6 +11,9 @@ use idjag_core::SharedClock;
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
 use tokio::sync::{Semaphore, watch};
 
+use idjag_store::{MemoryStore, Store};
+
+use crate::authorization_server::{AuthorizationServer, Parts, signing_keys};
 use crate::config::AuditOutput;
 use crate::gateway::{BuildError, Gateway};
 use crate::inbound::InboundAuth;
@@ -42,6 +45,7 @@ pub struct GatewayBuilder {
     clock: SharedClock,
     audit: Option<Arc<dyn AuditSink>>,
     authorizer: Option<Arc<dyn Authorizer>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl GatewayBuilder {
@@ -51,7 +55,16 @@ impl GatewayBuilder {
             clock,
             audit: None,
             authorizer: None,
+            store: None,
         }
+    }
+
+    /// Keeps the authorization server's state (codes, refresh-token families, sealed IdP
+    /// tokens, single-use markers) in `store`; default: idjag-store's in-memory store (one
+    /// instance; a restart forgets every sign-in).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// Reads time from `clock` (tests).
@@ -80,9 +93,24 @@ impl GatewayBuilder {
             clock,
             audit,
             authorizer,
+            store,
         } = self;
         let jwks = Arc::new(idp_keys(&plan.idp, clock.clone())?);
-        let inbound = InboundAuth::new(plan.inbound, jwks, plan.teams, clock.clone())?;
+        let groups_claim = plan.teams.claim().to_owned();
+        let idp_algorithms = plan.inbound.algorithms;
+        let leeway = plan.inbound.leeway;
+        let route_resources = plan.inbound.route_resources.clone();
+        let mut inbound = InboundAuth::new(plan.inbound, jwks.clone(), plan.teams, clock.clone())?;
+        let as_keys = match &plan.authorization_server {
+            Some(as_plan) => {
+                let keys = signing_keys(as_plan, clock.clone())?;
+                inbound =
+                    inbound.with_gateway_tokens(Arc::new(keys.clone()), as_plan.signing_alg)?;
+                Some(keys)
+            }
+            None => None,
+        };
+        let inbound = Arc::new(inbound);
         // One client for every token request: the IdP's and each authorization server's.
         let token_http: SharedHttpClient = Arc::new(ReqwestHttpClient::new()?);
         let outbound = Arc::new(IdJagOutbound::new(
@@ -142,6 +170,25 @@ impl GatewayBuilder {
             clock.clone(),
         ));
         let revocations = Arc::new(Revocations::new(clock.clone()));
+        let authorization_server = match (plan.authorization_server, as_keys) {
+            (Some(as_plan), Some(keys)) => Some(AuthorizationServer::build(Parts {
+                plan: as_plan,
+                idp: plan.idp.clone(),
+                idp_keys: jwks,
+                idp_algorithms,
+                leeway,
+                keys,
+                store: store.unwrap_or_else(|| Arc::new(MemoryStore::new(clock.clone()))),
+                inbound: inbound.clone(),
+                outbound: outbound.clone(),
+                revocations: revocations.clone(),
+                audit: audit.clone(),
+                routes: route_resources,
+                groups_claim,
+                clock: clock.clone(),
+            })?),
+            _ => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let server = plan.server;
         let state = GatewayState {
@@ -163,6 +210,7 @@ impl GatewayBuilder {
             metrics,
             metrics_require_admin: plan.metrics.require_admin_token,
             outbound: outbound.clone(),
+            authorization_server,
         };
         Ok(Gateway {
             state: Arc::new(state),

@@ -46,6 +46,9 @@ pub enum BuildError {
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(std::io::Error),
+    /// The authorization server could not be set up.
+    #[error("authorization server: {0}")]
+    AuthorizationServer(#[from] crate::authorization_server::AsBuildError),
 }
 
 /// A running gateway's handle: its router, shutdown switch and counters.
@@ -74,9 +77,10 @@ impl Gateway {
     }
 
     /// The routes: `/mcp/{name}`, their RFC 9728 metadata, `/healthz`, `/readyz`,
-    /// `/metrics` and the admin API under `/admin/` ([`crate::admin`]).
+    /// `/metrics`, the admin API under `/admin/` ([`crate::admin`]) and, with
+    /// `[authorization_server]`, its endpoints ([`crate::authorization_server`]).
     pub fn router(&self) -> Router {
-        Router::new()
+        let router = Router::new()
             .route("/mcp/{name}", any(handle))
             .route("/metrics", get(routes::metrics))
             .merge(crate::admin::router())
@@ -86,7 +90,18 @@ impl Gateway {
             )
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(routes::readyz))
-            .with_state(self.state.clone())
+            .with_state(self.state.clone());
+        match &self.state.authorization_server {
+            Some(server) => router.merge(server.router()),
+            None => router,
+        }
+    }
+
+    /// The gateway's own authorization server (`[authorization_server]`).
+    pub fn authorization_server(
+        &self,
+    ) -> Option<&crate::authorization_server::AuthorizationServer> {
+        self.state.authorization_server.as_ref()
     }
 
     /// Serves on `listener` until `shutdown` resolves, then shuts down gracefully.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use idjag_core::{AccessTokenClaims, IdTokenClaims};
+use idjag_core::{AccessTokenClaims, IdTokenClaims, Issuer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -27,6 +27,11 @@ impl TeamMap {
             groups,
             claim: claim.into(),
         }
+    }
+
+    /// The claim holding the user's groups.
+    pub fn claim(&self) -> &str {
+        &self.claim
     }
 
     fn teams(&self, groups: &[String]) -> Vec<String> {
@@ -76,6 +81,7 @@ impl TeamMap {
             audience: claims.aud.as_str().to_owned(),
             scope: None,
             expires_at: claims.exp.unix(),
+            session: None,
         }
     }
 
@@ -91,6 +97,39 @@ impl TeamMap {
             audience: claims.aud.as_str().to_owned(),
             scope: claims.scope.clone(),
             expires_at: claims.exp.unix(),
+            session: None,
+        }
+    }
+
+    /// The identity of a verified gateway access token: the user (`sub`) at `idp` with the
+    /// teams of the IdP groups copied into the token (`groups`, from the user's stored IdP
+    /// claims at sign-in and at each refresh), the MCP client as the agent, and the sign-in
+    /// (`sid`) whose IdP tokens serve ID-JAG upstreams.
+    pub fn from_gateway_token(&self, claims: &AccessTokenClaims, idp: &Issuer) -> Identity {
+        let groups: Vec<String> = match claims.extra.get("groups") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .take(MAX_GROUPS)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Identity {
+            issuer: idp.clone(),
+            user: claims.sub.clone(),
+            teams: self.teams(&groups),
+            agent: Some(claims.client_id.as_str().to_owned()),
+            kind: InboundKind::GatewayToken,
+            audience: claims.aud.as_str().to_owned(),
+            scope: claims.scope.clone(),
+            expires_at: claims.exp.unix(),
+            session: claims
+                .extra
+                .get("sid")
+                .and_then(Value::as_str)
+                .filter(|sid| !sid.is_empty() && sid.len() <= 128)
+                .map(str::to_owned),
         }
     }
 }

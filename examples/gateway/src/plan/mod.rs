@@ -19,9 +19,11 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit log and metrics |
 //! | [`admin`] | the admin token, approvals, revocations |
+//! | [`authorization_server`] | the gateway's own authorization server: keys, clients, redirect URIs, allow-list |
 //! | [`environment`] | where secrets are read from |
 
 pub mod admin;
+pub mod authorization_server;
 pub mod client;
 pub mod environment;
 pub mod idp;
@@ -39,6 +41,10 @@ use crate::config::{Config, ConfigError, invalid};
 use crate::inbound::{InboundSettings, TeamMap};
 
 pub use admin::{AdminPlan, ApprovalPlan};
+pub use authorization_server::{
+    AllowList, AsClientPlan, AuthorizationServerPlan, HostPattern, MetadataDocumentsPlan,
+    RedirectUri, RedirectUriError,
+};
 pub use client::ClientPlan;
 pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
@@ -68,6 +74,8 @@ pub struct Plan {
     pub metrics: MetricsPlan,
     /// The routes, in configuration order.
     pub upstreams: Vec<UpstreamPlan>,
+    /// The gateway's own authorization server (`None`: off).
+    pub authorization_server: Option<AuthorizationServerPlan>,
     /// What is accepted but worth a look.
     pub warnings: Vec<Warning>,
 }
@@ -131,6 +139,22 @@ impl Plan {
             admin: admin.is_some(),
         };
         let upstreams = planner.upstreams(&config.upstreams, &context)?;
+        let authorization_server = config
+            .authorization_server
+            .as_ref()
+            .map(|c| planner.authorization_server(c, &server.public_url))
+            .transpose()?;
+        if authorization_server.is_some()
+            && !config
+                .inbound
+                .accept
+                .contains(&crate::config::InboundKind::GatewayToken)
+        {
+            return Err(invalid(
+                "inbound.accept",
+                "[authorization_server] needs gateway_token among the accepted kinds",
+            ));
+        }
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
             issuer: idp.issuer.clone(),
@@ -143,6 +167,7 @@ impl Plan {
             leeway: validation.leeway,
             max_token_bytes: config.inbound.max_token_bytes,
             cache_capacity: config.inbound.cache_capacity,
+            gateway_issuer: authorization_server.as_ref().map(|a| a.issuer.clone()),
         };
         Ok(Self {
             server,
@@ -154,6 +179,7 @@ impl Plan {
             approvals,
             metrics,
             upstreams,
+            authorization_server,
             warnings: planner.warnings,
         })
     }

@@ -154,11 +154,25 @@ pub(crate) fn credential_refusal(
                 json!({ "reason": reason }),
             ),
         ),
+        CredentialError::NoIdpSignIn => Refusal::deny(
+            reason,
+            policy_error(
+                message,
+                "This MCP server needs a browser sign-in through the gateway",
+                json!({ "reason": reason }),
+            ),
+        ),
         CredentialError::StepUpRequired | CredentialError::ReauthenticationRequired => {
-            let code = if *error == CredentialError::StepUpRequired {
-                OAuthErrorCode::InsufficientUserAuthentication
+            let (code, description) = if *error == CredentialError::StepUpRequired {
+                (
+                    OAuthErrorCode::InsufficientUserAuthentication,
+                    "The identity provider asks for a stronger sign-in",
+                )
             } else {
-                OAuthErrorCode::InvalidToken
+                (
+                    OAuthErrorCode::InvalidToken,
+                    "The identity provider session has ended: sign in again",
+                )
             };
             let c = BearerChallenge::new()
                 .with_error(code)
@@ -168,7 +182,7 @@ pub(crate) fn credential_refusal(
                 challenge(
                     StatusCode::UNAUTHORIZED,
                     &c,
-                    Some(OAuthErrorResponse::new(code)),
+                    Some(OAuthErrorResponse::new(code).with_description(description)),
                 ),
             )
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use idjag_core::SharedClock;
 use tokio::sync::{Semaphore, watch};
 
+use crate::authorization_server::AuthorizationServer;
 use crate::inbound::InboundAuth;
 use crate::observe::arguments::ArgumentRule;
 use crate::observe::audit::AuditSink;
@@ -23,7 +24,7 @@ use crate::upstream::{IdJagOutbound, Upstream};
 #[derive(Debug)]
 pub struct GatewayState {
     pub(crate) settings: ProxySettings,
-    pub(crate) inbound: InboundAuth,
+    pub(crate) inbound: Arc<InboundAuth>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
     pub(crate) sessions: Sessions,
@@ -40,4 +41,5 @@ pub struct GatewayState {
     pub(crate) metrics: Option<Arc<Metrics>>,
     pub(crate) metrics_require_admin: bool,
     pub(crate) outbound: Arc<IdJagOutbound>,
+    pub(crate) authorization_server: Option<AuthorizationServer>,
 }

@@ -16,6 +16,6 @@ pub mod pool;
 pub mod route;
 
 pub use credential::{Credential, CredentialError, IdentityMatch, UpstreamCredential};
-pub use id_jag::{IdJagCredential, IdJagOutbound, IdJagTarget};
+pub use id_jag::{IdJagCredential, IdJagOutbound, IdJagTarget, IdpTokenVault};
 pub use pool::{HttpClients, SharedClient, Transport};
 pub use route::Upstream;

@@ -6,11 +6,13 @@ use idjag_core::BoxFuture;
 use crate::inbound::{Authenticated, InboundToken};
 use crate::upstream::credential::{Credential, CredentialError, UpstreamCredential};
 
-/// The caller's inbound token, as a string (passthrough only).
-fn inbound_token(caller: &Authenticated) -> &str {
+/// The caller's inbound IdP token, as a string (passthrough only). The gateway's own tokens
+/// never leave it.
+fn inbound_token(caller: &Authenticated) -> Result<&str, CredentialError> {
     match &caller.token {
-        InboundToken::IdToken(token) => token.secret(),
-        InboundToken::AccessToken(token) => token.secret(),
+        InboundToken::IdToken(token) => Ok(token.secret()),
+        InboundToken::AccessToken(token) => Ok(token.secret()),
+        InboundToken::GatewayToken => Err(CredentialError::NoIdpSignIn),
     }
 }
 
@@ -28,7 +30,7 @@ impl UpstreamCredential for PassthroughCredential {
         caller: &'a Authenticated,
     ) -> BoxFuture<'a, Result<Credential, CredentialError>> {
         Box::pin(async move {
-            HeaderValue::try_from(format!("Bearer {}", inbound_token(caller)))
+            HeaderValue::try_from(format!("Bearer {}", inbound_token(caller)?))
                 .map(|value| Credential::new(value, None))
                 .map_err(|_| CredentialError::InvalidTemplateValue)
         })
