@@ -232,12 +232,10 @@ impl DocumentFetcher {
         Ok(Self { plan, http, cache })
     }
 
-    /// Whether `id` is a metadata document URL (an `https` URL, or `http` on loopback when
-    /// allowed): such ids are resolved by fetching.
+    /// Whether `id` looks like a metadata document URL (`https://` or `http://`): such ids are
+    /// resolved by fetching, after the URL rules (so an `http` URL is refused as such).
     pub fn claims(&self, id: &str) -> bool {
-        self.plan.enabled
-            && (id.starts_with("https://")
-                || (self.plan.allow_loopback && id.starts_with("http://")))
+        self.plan.enabled && (id.starts_with("https://") || id.starts_with("http://"))
     }
 
     /// The client of the document at `url`, from the cache or fetched.

@@ -88,7 +88,10 @@ fn page(status: StatusCode, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         http::header::CONTENT_SECURITY_POLICY,
@@ -306,7 +309,9 @@ fn client_of(login: &DevLogin, headers: &HeaderMap, form: &FormBody) -> Option<S
     {
         Some(encoded) => {
             use base64::Engine;
-            let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             let (id, secret) = decoded.split_once(':')?;
             let id: String = url::form_urlencoded::parse(format!("v={id}").as_bytes())

@@ -17,8 +17,10 @@
 //! does not let her reach the notes server at all).
 
 mod agent;
+pub mod browser;
 mod echo;
 mod flow;
+pub mod login;
 mod notes;
 mod topology;
 mod wiki;
@@ -32,11 +34,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use agent::{Agent, PROTOCOL_VERSION, Reply};
+pub use browser::{Browser, Landing, OAuthApp, Page};
 pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
+pub use login::{DevLogin, Tamper};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
-    ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions, UpstreamKind,
+    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions,
+    UpstreamKind,
 };
 pub use wiki::WikiLog;
 

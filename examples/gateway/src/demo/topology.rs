@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::DemoError;
 use super::flow::{FlowLog, Place, observe_mcp_server, observe_token_endpoint};
+use super::login::DevLogin;
 use super::notes::{NoteBook, NotesServer};
 use super::wiki::WikiLog;
 use crate::config::Config;
@@ -42,6 +43,9 @@ pub const GATEWAY_CLIENT: &str = "mcp-gateway";
 pub const GATEWAY_AT_AS: &str = "gateway-at-notes";
 /// The scopes of the MCP server.
 pub const SCOPES: &str = "notes.read notes.write";
+/// An EMA client: registered at the IdP (it exchanges its users' ID tokens for ID-JAGs) and
+/// at the gateway's authorization server (it redeems them there), with the same id.
+pub const EMA_CLIENT: &str = "ema-agent";
 
 /// The MCP server behind the gateway.
 #[derive(Debug, Clone, Default)]
@@ -77,6 +81,14 @@ pub struct TopologyOptions {
     /// Runs the gateway on this runtime instead of the current one (the benchmark gives it
     /// its own, as its own process would have).
     pub gateway_runtime: Option<tokio::runtime::Handle>,
+    /// Turns on the gateway's own authorization server (`[authorization_server]`), with the
+    /// IdP's login page behind it, open registration, metadata documents from loopback and
+    /// the EMA client [`EMA_CLIENT`]. Default off.
+    pub authorization_server: bool,
+    /// Lifetime of the development users' ID tokens (default: the IdP's).
+    pub id_token_lifetime: Option<std::time::Duration>,
+    /// The authorization server's store (default: in memory).
+    pub store: Option<Arc<dyn idjag_store::Store>>,
 }
 
 impl Default for TopologyOptions {
@@ -87,6 +99,9 @@ impl Default for TopologyOptions {
             configure: None,
             observe_upstream: true,
             gateway_runtime: None,
+            authorization_server: false,
+            id_token_lifetime: None,
+            store: None,
         }
     }
 }
@@ -143,6 +158,10 @@ pub struct Topology {
     pub wiki: WikiLog,
     /// The admin API's bearer token.
     pub admin_token: ClientSecret,
+    /// The IdP's login page and its code and refresh grants.
+    pub login: DevLogin,
+    /// The secret of [`EMA_CLIENT`] (at the IdP and at the gateway).
+    pub ema_secret: ClientSecret,
     _files: TempFiles,
     idp_down: Arc<AtomicBool>,
     as_down: Arc<AtomicBool>,
@@ -218,10 +237,27 @@ fn random_secret() -> Result<ClientSecret, DemoError> {
     Ok(ClientSecret::new(format!("demo-secret-{hex}")))
 }
 
-/// The IdP's policy: alice and bob may reach the notes server; carol may not.
-fn idp_policy(as_url: &str, mcp_url: &str) -> String {
+/// The IdP's policy: alice and bob may reach the notes server; carol may not. With the
+/// gateway's authorization server, the EMA client may get ID-JAGs for the gateway's routes.
+fn idp_policy(as_url: &str, mcp_url: &str, gateway_url: Option<&str>) -> String {
+    let ema = gateway_url.map_or_else(String::new, |gw| {
+        format!(
+            r#"
+        [[audience]]
+        issuer = "{gw}"
+        resources = ["{gw}/mcp/notes", "{gw}/mcp/wiki"]
+        client_ids = {{ "{EMA_CLIENT}" = "{EMA_CLIENT}" }}
+
+        [[allow]]
+        clients = ["{EMA_CLIENT}"]
+        audience = "{gw}"
+        users = ["alice", "bob"]
+        scopes = ["mcp"]
+        "#
+        )
+    });
     format!(
-        r#"
+        r#"{ema}
         [[audience]]
         issuer = "{as_url}"
         resources = ["{mcp_url}"]
@@ -244,6 +280,27 @@ struct Bridged<'a> {
     wiki_url: &'a str,
     wiki_key_file: &'a str,
     admin_token_file: &'a str,
+}
+
+/// The `[authorization_server]` section of the demo.
+fn authorization_server_config(idp: &str, ema_secret_file: &str) -> String {
+    format!(
+        r#"
+# The gateway is the authorization server of its routes; users sign in at the IdP.
+[authorization_server]
+idp_authorization_endpoint = "{idp}/authorize"
+registration = "open"
+
+[authorization_server.client_metadata_documents]
+# Tests and the demo serve metadata documents from loopback (never in production).
+allow_loopback = true
+
+[[authorization_server.client]]
+id = "{EMA_CLIENT}"
+name = "EMA agent"
+secret_file = "{ema_secret_file}"
+"#
+    )
 }
 
 fn gateway_config(
@@ -365,21 +422,35 @@ impl Topology {
         let flow = FlowLog::default();
         let mut servers = Vec::new();
 
-        let policy =
-            TomlPolicy::from_toml_str(&idp_policy(&as_url, &mcp_url)).map_err(DemoError::setup)?;
+        let ema_secret = random_secret()?;
+        let policy = TomlPolicy::from_toml_str(&idp_policy(
+            &as_url,
+            &mcp_url,
+            options.authorization_server.then_some(gateway_url.as_str()),
+        ))
+        .map_err(DemoError::setup)?;
         let gateway_client = ClientId::new(GATEWAY_CLIENT).map_err(DemoError::setup)?;
         let issuer = IdJagIssuer::builder(
             idp.clone(),
             SigningKeys::generate_es256().map_err(DemoError::setup)?,
             Arc::new(
                 StaticClientRegistry::new()
-                    .with(RegisteredClient::with_secret(gateway_client, &idp_secret)),
+                    .with(RegisteredClient::with_secret(gateway_client, &idp_secret))
+                    .with(RegisteredClient::with_secret(
+                        ClientId::new(EMA_CLIENT).map_err(DemoError::setup)?,
+                        &ema_secret,
+                    )),
             ),
             Arc::new(policy),
         )
+        .authorization_endpoint(format!("{idp_url}/authorize"))
         .build()
         .map_err(DemoError::setup)?;
-        let users = DevUsers::new(&issuer)
+        let mut users = DevUsers::new(&issuer);
+        if let Some(lifetime) = options.id_token_lifetime {
+            users = users.with_lifetime(lifetime);
+        }
+        let users = users
             .with_user(
                 DevUser::new("alice")
                     .map_err(DemoError::setup)?
@@ -396,8 +467,15 @@ impl Topology {
                     .with_groups(&["eng"]),
             );
         let idp_down = Arc::new(AtomicBool::new(false));
-        let idp_router = issuer
-            .router()
+        let login = DevLogin::new(issuer.clone(), users.clone())
+            .with_client(
+                GATEWAY_CLIENT,
+                &idp_secret,
+                &[&format!("{gateway_url}/oauth/callback")],
+            )
+            .with_client(EMA_CLIENT, &ema_secret, &[]);
+        let idp_router = login
+            .router(issuer.router())
             .layer(axum::middleware::from_fn_with_state(
                 (Place::Idp, flow.clone()),
                 observe_token_endpoint,
@@ -476,8 +554,12 @@ impl Topology {
                     log: wiki.clone(),
                 }),
         ));
-        let files = TempFiles(vec![secret_file(&wiki_key)?, secret_file(&admin_token)?]);
-        let config_toml = gateway_config(
+        let files = TempFiles(vec![
+            secret_file(&wiki_key)?,
+            secret_file(&admin_token)?,
+            secret_file(&ema_secret)?,
+        ]);
+        let mut config_toml = gateway_config(
             &gateway_url,
             &idp_url,
             &as_url,
@@ -490,6 +572,12 @@ impl Topology {
                 admin_token_file: &files.0[1].display().to_string(),
             },
         );
+        if options.authorization_server {
+            config_toml.push_str(&authorization_server_config(
+                &idp_url,
+                &files.0[2].display().to_string(),
+            ));
+        }
         let mut config = Config::from_toml_str(&config_toml).map_err(DemoError::setup)?;
         if let Some(configure) = &options.configure {
             configure(&mut config);
@@ -498,6 +586,9 @@ impl Topology {
         let mut builder = Gateway::builder(plan);
         if let Some(sink) = options.audit {
             builder = builder.audit_sink(sink);
+        }
+        if let Some(store) = options.store {
+            builder = builder.store(store);
         }
         let gateway = builder.build().map_err(DemoError::setup)?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -523,6 +614,8 @@ impl Topology {
             wiki_route_url: format!("{gateway_url}/mcp/wiki"),
             wiki,
             admin_token,
+            login,
+            ema_secret,
             _files: files,
             mcp_url,
             gateway_url,
