@@ -63,7 +63,7 @@ use axum::routing::{get, post};
 use idjag_core::crypto::{AeadAlgorithm, AeadKey};
 use idjag_core::server::{ClientAuthenticator, ReplayCache};
 use idjag_core::{
-    AccessTokenClaims, AlgorithmSet, Audience, ClientId, Issuer, Jti, KeySource, Kid, NumericDate,
+    AccessTokenClaims, AlgorithmSet, Audience, ClientId, Issuer, KeySource, Kid, NumericDate,
     Resource, ScopeSet, SharedClock, SigningKey, Subject, wire,
 };
 use idjag_idp::{RotatingKeys, SigningKeys};
@@ -642,9 +642,6 @@ pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
-
-#[allow(dead_code)]
-fn _assert_jti(_: Jti) {}
 
 #[cfg(test)]
 mod tests {
