@@ -55,3 +55,20 @@ put("claims", json.dumps({"iss": "https://idp.example", "sub": "alice", "aud": [
                           "authorization_details": [{"type": "t"}], "cnf": {"jkt": "x"}}))
 put("form", "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=a.b.c&scope=x+y")
 put("form", "client_id=gw+client&client_secret=s3%3Acr3t&code=")
+
+# JSON-RPC messages for the strict reader: each kind, and the parser-differential shapes it refuses.
+for message in [
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add_note","arguments":{"text":"hi","tags":["a"]}}}',
+    '{"jsonrpc":"2.0","id":"a","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},'
+    '"clientInfo":{"name":"c","version":"1"},"_meta":{"progressToken":1}}}',
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    '{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"t","inputSchema":{"type":"object"}}]}}',
+    '{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error","data":{}}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Name":"b"}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b","argument\\u017f":{"\\u212aind":1,"kind":2}}}',
+    '{"jsonrpc":"2.0","id":1,"method":"tools/call\\u0000","params":{"name":"a\\u0000b"}}',
+    '[{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+    '{"jsonrpc":"2.0","id":1,"method":"ping","result":{},"error":{"code":1,"message":"m"}}',
+]:
+    put("jsonrpc", message)

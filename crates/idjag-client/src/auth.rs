@@ -301,6 +301,108 @@ impl ClientCredentials {
     }
 }
 
+/// The identity of one registration, for cache keys: the client id, the method and which
+/// credential (the SHA-256 of a secret, or the very assertion provider). Two registrations at
+/// one server never share a key, even with the same client id. Never printed.
+#[derive(Clone)]
+pub(crate) struct RegistrationKey {
+    client_id: ClientId,
+    credential: CredentialKey,
+}
+
+#[derive(Clone)]
+enum CredentialKey {
+    None,
+    Secret(&'static str, [u8; 32]),
+    /// Held, so its address cannot be reused by another provider while the key lives.
+    Assertion(Arc<dyn ClientAssertionProvider>),
+}
+
+impl CredentialKey {
+    fn address(&self) -> Option<*const ()> {
+        match self {
+            Self::Assertion(provider) => Some(Arc::as_ptr(provider).cast::<()>()),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for CredentialKey {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) => true,
+            (Self::Secret(m, a), Self::Secret(n, b)) => m == n && a == b,
+            (Self::Assertion(_), Self::Assertion(_)) => self.address() == other.address(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for CredentialKey {}
+
+impl std::hash::Hash for CredentialKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            Self::None => {}
+            Self::Secret(method, digest) => (method, digest).hash(state),
+            Self::Assertion(_) => self.address().hash(state),
+        }
+    }
+}
+
+impl PartialEq for RegistrationKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.client_id == other.client_id && self.credential == other.credential
+    }
+}
+
+impl Eq for RegistrationKey {}
+
+impl std::hash::Hash for RegistrationKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.client_id.hash(state);
+        self.credential.hash(state);
+    }
+}
+
+impl fmt::Debug for RegistrationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = match &self.credential {
+            CredentialKey::None => wire::auth_method::NONE,
+            CredentialKey::Secret(method, _) => method,
+            CredentialKey::Assertion(_) => wire::auth_method::PRIVATE_KEY_JWT,
+        };
+        f.debug_struct("Registration")
+            .field("client_id", &self.client_id)
+            .field("method", &method)
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// The cache identity of this registration.
+    pub(crate) fn registration_key(&self) -> RegistrationKey {
+        use sha2::{Digest, Sha256};
+        let secret = |method: &'static str, secret: &ClientSecret| {
+            let mut hasher = Sha256::new();
+            hasher.update(b"idjag-client registration secret\0");
+            hasher.update(secret.secret().as_bytes());
+            CredentialKey::Secret(method, hasher.finalize().into())
+        };
+        let credential = match &self.auth {
+            ClientAuth::None => CredentialKey::None,
+            ClientAuth::SecretBasic(s) => secret(wire::auth_method::CLIENT_SECRET_BASIC, s),
+            ClientAuth::SecretPost(s) => secret(wire::auth_method::CLIENT_SECRET_POST, s),
+            ClientAuth::Assertion(provider) => CredentialKey::Assertion(provider.clone()),
+        };
+        RegistrationKey {
+            client_id: self.client_id.clone(),
+            credential,
+        }
+    }
+}
+
 /// The `Authorization: Basic` value of RFC 6749 §2.3.1: id and secret are each
 /// form-urlencoded, joined by `:`, then base64 encoded. The value is marked sensitive.
 ///

@@ -241,6 +241,18 @@ pub enum DiscoveryError {
     /// The `WWW-Authenticate` header could not be parsed.
     #[error("WWW-Authenticate header is malformed")]
     Challenge,
+    /// The challenge's `resource_metadata` is not on the resource's own origin (scheme, host
+    /// and port; threat C09). Nothing was fetched.
+    #[error("the resource metadata URL is not on the resource's origin")]
+    MetadataCrossOrigin,
+    /// An `https` resource named `http` metadata (threat C09). Nothing was fetched.
+    #[error("an https resource named plain-http metadata")]
+    MetadataDowngrade,
+    /// A URL the resource named leads to an address outside the address policy: loopback for a
+    /// resource that is not, a private network unless allowed, or a link-local, metadata or
+    /// reserved address (threat C10).
+    #[error("a discovered URL leads to an address that is not allowed")]
+    AddressNotAllowed,
 }
 
 impl From<ChallengeError> for DiscoveryError {

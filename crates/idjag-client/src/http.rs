@@ -38,14 +38,90 @@
 //! - Apply timeouts. The client does not add its own, so that it runs on any executor.
 //! - Send the request as given: the client has already checked the URL (https, or http on
 //!   loopback only) and built every header and the body.
+//! - Honour an [`AddressPolicy`] in the request's extensions: resolve the host, keep only the
+//!   addresses the policy allows, and connect to one of those (never resolve again between the
+//!   check and the connection); with none left, fail with [`HttpErrorKind::AddressNotAllowed`].
+//!   Discovery attaches one to every fetch of a URL that a resource named (threat C10). An
+//!   implementation that cannot honour it should refuse such requests; a proxy resolves names
+//!   itself, so the policy cannot hold through one.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use idjag_core::BoxFuture;
+use idjag_core::endpoint::{AddressClass, literal_ip};
+use url::Url;
+
+/// Which addresses a request may reach, attached by discovery to the fetches of URLs a
+/// resource named (as an `http::Request` extension; threat C10): public addresses always,
+/// loopback only for a loopback resource, private networks (RFC 1918, `fc00::/7`, CGNAT) only
+/// when configured or when the resource itself is a private IP literal, and never link-local,
+/// metadata, unspecified, multicast or reserved addresses ([`AddressClass::Blocked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressPolicy {
+    loopback: bool,
+    private: bool,
+}
+
+impl AddressPolicy {
+    /// Public addresses only.
+    pub const PUBLIC: Self = Self {
+        loopback: false,
+        private: false,
+    };
+
+    /// The policy for URLs named by `resource` (an MCP server or another protected resource):
+    /// loopback when the resource is loopback, private networks when `allow_private` or when
+    /// the resource is a private IP literal.
+    ///
+    /// ```
+    /// use idjag_client::http::AddressPolicy;
+    /// let url = |s: &str| url::Url::parse(s).unwrap();
+    /// let public = AddressPolicy::for_resource(&url("https://mcp.example/mcp"), false);
+    /// assert!(public.allows("93.184.215.14".parse().unwrap()));
+    /// assert!(!public.allows("127.0.0.1".parse().unwrap()));
+    /// assert!(!public.allows("10.0.0.1".parse().unwrap()));
+    /// let local = AddressPolicy::for_resource(&url("http://localhost:3000/mcp"), false);
+    /// assert!(local.allows("127.0.0.1".parse().unwrap()));
+    /// let corp = AddressPolicy::for_resource(&url("https://mcp.corp/mcp"), true);
+    /// assert!(corp.allows("10.0.0.1".parse().unwrap()));
+    /// assert!(!corp.allows("169.254.169.254".parse().unwrap()));
+    /// ```
+    pub fn for_resource(resource: &Url, allow_private: bool) -> Self {
+        let own = literal_ip(resource).map(AddressClass::of);
+        Self {
+            loopback: idjag_core::endpoint::is_loopback(resource)
+                || own == Some(AddressClass::Loopback),
+            private: allow_private || own == Some(AddressClass::Private),
+        }
+    }
+
+    /// Also allows private networks.
+    pub fn with_private(mut self) -> Self {
+        self.private = true;
+        self
+    }
+
+    /// Whether a connection to `ip` is allowed.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        match AddressClass::of(ip) {
+            AddressClass::Public => true,
+            AddressClass::Loopback => self.loopback,
+            AddressClass::Private => self.private,
+            _ => false,
+        }
+    }
+
+    /// Whether `url` may be fetched without resolving: its host is a name (to be resolved and
+    /// checked at connection time) or an allowed IP literal.
+    pub fn allows_url(&self, url: &Url) -> bool {
+        literal_ip(url).is_none_or(|ip| self.allows(ip))
+    }
+}
 
 /// An outbound request: absolute URI, headers and a buffered body.
 pub type HttpRequest = http::Request<Vec<u8>>;
@@ -78,6 +154,8 @@ pub enum HttpErrorKind {
     TooLarge,
     /// The request could not be built or sent for another reason.
     Other,
+    /// The request's [`AddressPolicy`] allows none of the host's addresses.
+    AddressNotAllowed,
 }
 
 impl fmt::Display for HttpErrorKind {
@@ -87,6 +165,7 @@ impl fmt::Display for HttpErrorKind {
             Self::Timeout => "timed out",
             Self::TooLarge => "response body too large",
             Self::Other => "request failed",
+            Self::AddressNotAllowed => "no address of the host is allowed",
         })
     }
 }
@@ -230,18 +309,111 @@ impl HttpConfig {
 }
 
 #[cfg(feature = "reqwest")]
-pub use self::reqwest_client::ReqwestHttpClient;
+pub use self::reqwest_client::{NameResolver, ReqwestHttpClient, SystemResolver};
 
 #[cfg(feature = "reqwest")]
 mod reqwest_client {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Mutex, PoisonError};
+
     use super::*;
+
+    /// Resolves host names for the address-checked requests of [`ReqwestHttpClient`]. The
+    /// default is [`SystemResolver`]; tests give names the addresses they need.
+    pub trait NameResolver: fmt::Debug + Send + Sync {
+        /// The addresses of `host`.
+        fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>>;
+    }
+
+    /// The operating system's resolver (`getaddrinfo`, on tokio's blocking pool).
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct SystemResolver;
+
+    impl NameResolver for SystemResolver {
+        fn resolve(&self, host: String) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
+            Box::pin(async move {
+                let addresses = tokio::net::lookup_host((host.as_str(), 0)).await?;
+                Ok(addresses.map(|a| a.ip()).collect())
+            })
+        }
+    }
+
+    /// The resolver's refusal, recognised again in reqwest's error chain.
+    #[derive(Debug)]
+    struct AddressRefused;
+
+    impl fmt::Display for AddressRefused {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("no address of the host is allowed by the address policy")
+        }
+    }
+
+    impl StdError for AddressRefused {}
+
+    /// Resolves, then keeps only the addresses the policy allows: reqwest connects to what
+    /// this returns, so there is no second resolution to rebind between check and use.
+    struct GuardedResolver {
+        policy: AddressPolicy,
+        names: Arc<dyn NameResolver>,
+    }
+
+    impl reqwest::dns::Resolve for GuardedResolver {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let (policy, names) = (self.policy, self.names.clone());
+            let host = name.as_str().to_owned();
+            Box::pin(async move {
+                let allowed: Vec<SocketAddr> = names
+                    .resolve(host)
+                    .await?
+                    .into_iter()
+                    .filter(|ip| policy.allows(*ip))
+                    .map(|ip| SocketAddr::new(ip, 0))
+                    .collect();
+                if allowed.is_empty() {
+                    return Err(Box::new(AddressRefused) as Box<dyn StdError + Send + Sync>);
+                }
+                Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+            })
+        }
+    }
 
     /// The default [`HttpClient`]: reqwest 0.13 with rustls, redirects never followed,
     /// timeouts and a response size cap from [`HttpConfig`].
-    #[derive(Debug, Clone)]
+    ///
+    /// A request with an [`AddressPolicy`] extension goes through a separate reqwest client
+    /// (one per policy, built on first use) whose DNS resolver drops the addresses the policy
+    /// does not allow, and which uses no proxy, so the address checked is the address
+    /// connected to. IP-literal hosts are checked before sending.
+    #[derive(Clone)]
     pub struct ReqwestHttpClient {
         client: reqwest::Client,
         config: HttpConfig,
+        names: Arc<dyn NameResolver>,
+        guarded: Arc<Mutex<HashMap<AddressPolicy, reqwest::Client>>>,
+    }
+
+    impl fmt::Debug for ReqwestHttpClient {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("ReqwestHttpClient")
+                .field("config", &self.config)
+                .field("names", &self.names)
+                .finish_non_exhaustive()
+        }
+    }
+
+    fn builder(config: &HttpConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .timeout(config.request_timeout)
+    }
+
+    fn config_error() -> crate::InputError {
+        crate::InputError::Config {
+            what: "http client",
+        }
     }
 
     impl ReqwestHttpClient {
@@ -252,17 +424,23 @@ mod reqwest_client {
 
         /// A client with `config`.
         pub fn with_config(config: HttpConfig) -> Result<Self, crate::ClientError> {
+            Self::with_resolver(config, Arc::new(SystemResolver))
+        }
+
+        /// A client with `config` whose address-checked requests resolve names with `names`
+        /// (other requests use reqwest's own resolver).
+        pub fn with_resolver(
+            config: HttpConfig,
+            names: Arc<dyn NameResolver>,
+        ) -> Result<Self, crate::ClientError> {
             config.validate()?;
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(config.connect_timeout)
-                .read_timeout(config.read_timeout)
-                .timeout(config.request_timeout)
-                .build()
-                .map_err(|_| crate::InputError::Config {
-                    what: "http client",
-                })?;
-            Ok(Self { client, config })
+            let client = builder(&config).build().map_err(|_| config_error())?;
+            Ok(Self {
+                client,
+                config,
+                names,
+                guarded: Arc::default(),
+            })
         }
 
         /// The limits in force.
@@ -270,10 +448,41 @@ mod reqwest_client {
             &self.config
         }
 
+        /// The reqwest client for `policy`: resolver-filtered and proxy-free.
+        fn guarded(&self, policy: AddressPolicy) -> Result<reqwest::Client, HttpError> {
+            let mut clients = self.guarded.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(client) = clients.get(&policy) {
+                return Ok(client.clone());
+            }
+            let resolver = GuardedResolver {
+                policy,
+                names: self.names.clone(),
+            };
+            let client = builder(&self.config)
+                .no_proxy()
+                .dns_resolver(Arc::new(resolver))
+                .build()
+                .map_err(|e| HttpError::with_source(HttpErrorKind::Other, e))?;
+            clients.insert(policy, client.clone());
+            Ok(client)
+        }
+
         async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+            let policy = request.extensions().get::<AddressPolicy>().copied();
+            let client = match policy {
+                None => self.client.clone(),
+                Some(policy) => {
+                    let url = Url::parse(&request.uri().to_string())
+                        .map_err(|e| HttpError::with_source(HttpErrorKind::Other, e))?;
+                    if !policy.allows_url(&url) {
+                        return Err(HttpError::new(HttpErrorKind::AddressNotAllowed));
+                    }
+                    self.guarded(policy)?
+                }
+            };
             let request = reqwest::Request::try_from(request)
                 .map_err(|e| HttpError::with_source(HttpErrorKind::Other, e))?;
-            let mut response = self.client.execute(request).await.map_err(transport)?;
+            let mut response = client.execute(request).await.map_err(transport)?;
             let max = self.config.max_response_bytes;
             if response
                 .content_length()
@@ -298,8 +507,21 @@ mod reqwest_client {
         }
     }
 
+    fn refused_by_policy(error: &reqwest::Error) -> bool {
+        let mut source: Option<&(dyn StdError + 'static)> = Some(error);
+        while let Some(e) = source {
+            if e.is::<AddressRefused>() {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+
     fn transport(error: reqwest::Error) -> HttpError {
-        let kind = if error.is_timeout() {
+        let kind = if refused_by_policy(&error) {
+            HttpErrorKind::AddressNotAllowed
+        } else if error.is_timeout() {
             HttpErrorKind::Timeout
         } else if error.is_connect() {
             HttpErrorKind::Connect

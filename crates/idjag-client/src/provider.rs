@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use idjag_core::{AccessToken, Issuer, RefreshToken, Resource, ScopeSet};
 
+use crate::auth::RegistrationKey;
 use crate::client::IdJagClient;
 use crate::error::{ClientError, InputError, ReauthReason};
 use crate::exchange::ReceivedIdJag;
@@ -18,12 +19,20 @@ use idjag_core::SubjectTokenType;
 use crate::subject::{SubjectKey, UserToken, unverified_exp};
 use crate::transport::is_invalid_grant;
 
-/// The cache key: who, through which IdP, at which resource AS, for what.
+/// The cache key: who, through which IdP and which registration there, at which resource AS
+/// (its token endpoint and our registration there), for what.
+///
+/// A registration is the client id, the authentication method and the credential itself (a
+/// secret's SHA-256, or the assertion provider): two registrations at one authorization server
+/// never share a cached token, even for the same user, resource and scope.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     subject: SubjectKey,
     idp: Issuer,
+    idp_registration: RegistrationKey,
     resource_as: Issuer,
+    resource_as_endpoint: String,
+    resource_as_registration: RegistrationKey,
     resources: Vec<Resource>,
     scope: ScopeSet,
     authorization_details: Option<String>,
@@ -34,7 +43,9 @@ impl fmt::Debug for CacheKey {
         f.debug_struct("CacheKey")
             .field("subject", &self.subject)
             .field("idp", &self.idp)
+            .field("idp_registration", &self.idp_registration)
             .field("resource_as", &self.resource_as)
+            .field("resource_as_registration", &self.resource_as_registration)
             .field("resources", &self.resources)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
@@ -49,7 +60,10 @@ impl CacheKey {
         Self {
             subject: subject.key(),
             idp: client.identity_provider().issuer().clone(),
+            idp_registration: client.identity_provider().credentials().registration_key(),
             resource_as: request.resource_as().issuer().clone(),
+            resource_as_endpoint: request.resource_as().token_endpoint().to_string(),
+            resource_as_registration: request.resource_as().credentials().registration_key(),
             resources,
             scope: request.scope().clone(),
             authorization_details: request
@@ -108,8 +122,9 @@ struct Slot {
 /// Runs the flow for many users and resources, caching access tokens and sharing in-flight
 /// requests.
 ///
-/// Access tokens are cached per (subject, IdP, resource AS, resources, scope, authorization
-/// details) until `expires_at` minus a margin. When one runs out (threat C05, each
+/// Access tokens are cached per (subject, IdP and our registration there, resource AS and our
+/// registration there, resources, scope, authorization details; see [`CacheKey`]) until
+/// `expires_at` minus a margin. When one runs out (threat C05, each
 /// step tested with an injected clock):
 ///
 /// 1. the cached ID-JAG is presented again while it is valid, if the resource AS allows reuse

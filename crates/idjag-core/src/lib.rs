@@ -10,6 +10,8 @@
 //!   [`Kid`]) compared byte for byte, and secrets ([`ClientSecret`], [`IdJag`], ...) that never
 //!   print.
 //! - [`jose`]: strict compact-JWS parsing and the header policy.
+//! - [`jsonrpc`]: the one strict reader of MCP's JSON-RPC messages, which refuses whatever
+//!   two reasonable JSON parsers could read differently.
 //! - Keys: [`VerifyingKey`], [`SigningKey`], [`KeySet`] (JWK/JWKS import under a key policy),
 //!   behind a small [`crypto::CryptoBackend`] (aws-lc-rs by default, josekit as an option).
 //! - Claims: [`IdJagClaims`], [`IdTokenClaims`], [`AccessTokenClaims`], [`ClientAssertionClaims`].
@@ -108,6 +110,7 @@ pub mod endpoint;
 mod error;
 mod id;
 pub mod jose;
+pub mod jsonrpc;
 pub mod jwk;
 mod keys;
 pub mod oauth;

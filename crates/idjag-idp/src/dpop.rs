@@ -1,5 +1,10 @@
 //! DPoP proofs at the token endpoint (RFC 9449 §4.3; ID-JAG -04 §9.8; requirements TX-23, IDJAG-16;
 //! threat X15). A valid proof binds the ID-JAG to its key through `cnf.jkt`.
+//!
+//! A proof is checked early ([`DpopVerifier::verify`]) but its `jti` is spent
+//! ([`DpopVerifier::spend`]) only once the request has passed every other check (threat X21):
+//! a proof attached to a request refused for another reason stays usable, and requests that
+//! fail anyway never fill the replay store.
 
 use std::sync::Arc;
 
@@ -19,8 +24,9 @@ pub(crate) const DPOP_MAX_AGE_SECS: i64 = 60;
 pub(crate) const DPOP_FUTURE_LEEWAY_SECS: i64 = 30;
 
 /// Why a DPoP proof was refused (`invalid_dpop_proof`, or `temporarily_unavailable` when the
-/// replay store failed). Proofs are at most 8 KiB, their `iat` within 60 s in the past and
-/// 30 s in the future, their `jti` single-use.
+/// replay store failed or the client's quota there is used up). Proofs are at most 8 KiB,
+/// their `iat` within 60 s in the past and 30 s in the future, their `jti` single-use (spent
+/// only by a request that passed every other check).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DpopError {
@@ -87,6 +93,26 @@ impl DpopError {
     }
 }
 
+/// The namespace of DPoP proof `jti`s in a replay store they may share with client
+/// assertions ([`ReplayKey::namespaced`]).
+pub(crate) const DPOP_REPLAY_NAMESPACE: &str = "dpop-proof";
+
+/// A proof that passed every check but the single-use one: its key's thumbprint and the
+/// replay entry to record once the request has otherwise passed.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedProof {
+    thumbprint: String,
+    key: ReplayKey,
+    until: i64,
+}
+
+impl CheckedProof {
+    /// The RFC 7638 thumbprint of the proof's key (the ID-JAG's `cnf.jkt`).
+    pub(crate) fn into_thumbprint(self) -> String {
+        self.thumbprint
+    }
+}
+
 /// Checks DPoP proofs sent to one token endpoint.
 #[derive(Debug, Clone)]
 pub(crate) struct DpopVerifier {
@@ -115,12 +141,9 @@ impl DpopVerifier {
         Self { htu, replay, clock }
     }
 
-    /// The RFC 7638 thumbprint of the proof's key, or `None` when no proof was sent.
-    pub(crate) async fn verify(
-        &self,
-        headers: &HeaderMap,
-        holder: &str,
-    ) -> Result<Option<String>, DpopError> {
+    /// Every check of the proof but the single-use one; `None` when no proof was sent. The
+    /// proof's `jti` is not recorded: call [`Self::spend`] once the request has passed.
+    pub(crate) fn verify(&self, headers: &HeaderMap) -> Result<Option<CheckedProof>, DpopError> {
         let mut proofs = headers.get_all("dpop").iter();
         let Some(proof) = proofs.next() else {
             return Ok(None);
@@ -171,12 +194,18 @@ impl DpopVerifier {
         let until = iat
             .saturating_add(DPOP_MAX_AGE_SECS)
             .saturating_add(DPOP_FUTURE_LEEWAY_SECS);
-        match self
-            .replay
-            .record(ReplayKey::new(&thumbprint, jti), holder, until)
-            .await
-        {
-            Ok(Replay::First) => Ok(Some(thumbprint)),
+        Ok(Some(CheckedProof {
+            key: ReplayKey::namespaced(DPOP_REPLAY_NAMESPACE, &thumbprint, jti),
+            thumbprint,
+            until,
+        }))
+    }
+
+    /// Spends the proof's `jti` for `holder` (the client, whose quota it counts in): the only
+    /// write of a DPoP check, made after every other check of the request passed.
+    pub(crate) async fn spend(&self, proof: &CheckedProof, holder: &str) -> Result<(), DpopError> {
+        match self.replay.record(proof.key, holder, proof.until).await {
+            Ok(Replay::First) => Ok(()),
             Ok(_) => Err(DpopError::Replayed),
             Err(_) => Err(DpopError::ReplayStore),
         }

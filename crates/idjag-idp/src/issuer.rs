@@ -8,8 +8,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use idjag_core::endpoint::{EndpointError, check_endpoint, check_endpoint_url};
 use idjag_core::jose::{DEFAULT_MAX_TOKEN_BYTES, UnverifiedJws, typ_matches};
 use idjag_core::server::{
-    ClientAuthenticator, ClientRegistry, FormBody, FormRequestError, InMemoryReplayCache,
-    ReplayCache, error_response, json_response, read_form_request,
+    ClientAuthenticator, ClientRegistry, DEFAULT_REPLAY_PER_HOLDER, FormBody, FormRequestError,
+    InMemoryReplayCache, ReplayCache, error_response, json_response, read_form_request,
 };
 use idjag_core::{
     Algorithm, AlgorithmSet, Audience, CompactJwt, Confirmation, IdJag, IdJagClaims,
@@ -35,7 +35,9 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 pub const MAX_LIFETIME: Duration = Duration::from_secs(3600);
 /// Default cap on a token-exchange request body: 64 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
-/// Capacity of the default in-memory replay cache (client-assertion and DPoP `jti`s).
+/// Capacity of each default in-memory replay cache: one for client-assertion `jti`s, one for
+/// DPoP proof `jti`s, each with a per-client quota of
+/// [`DEFAULT_REPLAY_PER_HOLDER`](idjag_core::server::DEFAULT_REPLAY_PER_HOLDER) entries.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
 /// Why an issuer could not be built.
@@ -81,6 +83,8 @@ pub struct IdJagIssuerBuilder {
     tenant: Option<String>,
     max_body_bytes: usize,
     replay: Option<Arc<dyn ReplayCache>>,
+    assertion_replay: Option<Arc<dyn ReplayCache>>,
+    dpop_replay: Option<Arc<dyn ReplayCache>>,
     id_token: Option<Arc<dyn SubjectTokenValidator>>,
     refresh_token: Option<Arc<dyn SubjectTokenValidator>>,
     refresh_store: Option<Arc<dyn RefreshTokenStore>>,
@@ -139,10 +143,32 @@ impl IdJagIssuerBuilder {
         self
     }
 
-    /// The replay cache for client-assertion and DPoP `jti`s (default: in memory, for one
-    /// process; share one, for example Redis-backed, across replicas).
+    /// One replay store for both kinds of single-use `jti`: client assertions and DPoP proofs
+    /// (DPoP keys live in their own namespace there, [`ReplayKey::namespaced`]). Prefer one
+    /// store per kind ([`Self::client_assertion_replay_cache`], [`Self::dpop_replay_cache`],
+    /// for example idjag-store's `SingleUseMarkers` of each `MarkerKind`); a kind-specific
+    /// setter wins over this one.
+    ///
+    /// Default: two in-memory caches for one process, one per kind, each of
+    /// [`DEFAULT_REPLAY_CAPACITY`] entries with a per-client quota; share a store (for example
+    /// Redis-backed) across replicas.
+    ///
+    /// [`ReplayKey::namespaced`]: idjag_core::server::ReplayKey::namespaced
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay = Some(cache);
+        self
+    }
+
+    /// The replay store of client-assertion `jti`s (`private_key_jwt`).
+    pub fn client_assertion_replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.assertion_replay = Some(cache);
+        self
+    }
+
+    /// The replay store of DPoP proof `jti`s, recorded only for requests that passed every
+    /// other check (threat X21).
+    pub fn dpop_replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
+        self.dpop_replay = Some(cache);
         self
     }
 
@@ -233,17 +259,26 @@ impl IdJagIssuerBuilder {
         let mut keys = self.keys;
         keys.date_first_key(self.clock.now_unix());
         let keys = SharedKeys::new(keys, self.clock.clone());
-        let replay = self.replay.unwrap_or_else(|| {
-            Arc::new(InMemoryReplayCache::new(
-                DEFAULT_REPLAY_CAPACITY,
-                self.clock.clone(),
-            ))
-        });
+        // One store per kind, each with a per-client quota, unless the host brings its own.
+        let default_replay = || -> Arc<dyn ReplayCache> {
+            Arc::new(
+                InMemoryReplayCache::new(DEFAULT_REPLAY_CAPACITY, self.clock.clone())
+                    .with_per_holder_limit(DEFAULT_REPLAY_PER_HOLDER),
+            )
+        };
+        let assertion_replay = self
+            .assertion_replay
+            .or_else(|| self.replay.clone())
+            .unwrap_or_else(default_replay);
+        let dpop_replay = self
+            .dpop_replay
+            .or_else(|| self.replay.clone())
+            .unwrap_or_else(default_replay);
         let mut authenticator = ClientAuthenticator::new(
             self.clients,
             self.issuer.clone(),
             self.clock.clone(),
-            replay.clone(),
+            assertion_replay,
         );
         if self.token_endpoint_as_assertion_audience {
             authenticator = authenticator.with_assertion_audience_alias(
@@ -269,7 +304,7 @@ impl IdJagIssuerBuilder {
         });
         let dpop = self
             .dpop
-            .then(|| DpopVerifier::new(&token_endpoint, replay, self.clock.clone()));
+            .then(|| DpopVerifier::new(&token_endpoint, dpop_replay, self.clock.clone()));
         Ok(IdJagIssuer {
             inner: Arc::new(Inner {
                 lifetime: i64::try_from(self.lifetime.as_secs()).unwrap_or(300),
@@ -383,6 +418,8 @@ impl IdJagIssuer {
             tenant: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             replay: None,
+            assertion_replay: None,
+            dpop_replay: None,
             id_token: None,
             refresh_token: None,
             refresh_store: None,
@@ -634,11 +671,9 @@ impl IdJagIssuer {
             ));
         }
 
-        let jkt = match &inner.dpop {
-            Some(dpop) => dpop
-                .verify(headers, client.client_id().as_str())
-                .await
-                .map_err(ExchangeError::Dpop)?,
+        // Checked here, spent only once everything else passed (below).
+        let proof = match &inner.dpop {
+            Some(dpop) => dpop.verify(headers).map_err(ExchangeError::Dpop)?,
             None => None,
         };
 
@@ -678,6 +713,18 @@ impl IdJagIssuer {
             .map_err(ExchangeError::Policy)?;
         check_grant(&grant, &request, &inner.issuer)?;
 
+        // The request passed: only now is the DPoP proof's `jti` spent (threat X21), so a proof
+        // attached to a refused request stays usable and refused requests never fill the
+        // store. A replay loses here, before anything is signed.
+        let jkt = match (&inner.dpop, proof) {
+            (Some(dpop), Some(proof)) => {
+                dpop.spend(&proof, client.client_id().as_str())
+                    .await
+                    .map_err(ExchangeError::Dpop)?;
+                Some(proof.into_thumbprint())
+            }
+            _ => None,
+        };
         self.issue(grant, &principal, jkt, now_date)
     }
 

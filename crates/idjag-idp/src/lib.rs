@@ -15,8 +15,9 @@
 //! - [`policy`]: the [`Policy`] trait and [`TomlPolicy`] (see `examples/policy.toml`).
 //! - [`keys`]: [`SigningKeys`] with rotation (next, current, retired).
 //! - [`audit`]: one `tracing` event per decision on the target `idjag::audit`.
-//! - `dev` (feature `dev`, off by default): ID tokens for test users and an in-memory
-//!   refresh-token store, for tests and demos only.
+//! - `dev` (feature `dev`, off by default; tests and demos only, never a production build):
+//!   ID tokens for test users, an in-memory refresh-token store, and a development OpenID
+//!   provider with a login page, so the whole flow runs offline (see below).
 //!
 //! ## Example: an IdP in an axum app
 //!
@@ -118,6 +119,50 @@
 //! # }
 //! ```
 //!
+//! ## Development IdP: sign in offline (feature `dev`)
+//!
+//! `dev::DevOidcProvider` puts a development OpenID provider in front of the issuer, so a
+//! gateway or an app can sign users in by the OpenID Connect code flow with no external IdP:
+//! `GET /authorize` shows a login page listing the development users (name, email, groups) to
+//! pick from, with no password; the token endpoint adds the `authorization_code` grant (PKCE
+//! `S256` required, single-use 60 s codes bound to client, redirect URI and verifier) and the
+//! `refresh_token` grant (rotation, with a fresh ID token) beside the unchanged token exchange;
+//! `/userinfo` and one discovery document at both well-known paths complete it. Clients are
+//! registered in code (`dev::DevClient`: id, optional secret, exact redirect URIs). **Never
+//! in production**: anyone who reaches the login page can sign in as any listed user, and the
+//! page says so. The `dev` module documents every rule and refusal.
+//!
+//! ```no_run
+//! # #[cfg(feature = "dev")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use idjag_core::server::StaticClientRegistry;
+//! use idjag_core::{ClientId, ClientSecret, Issuer};
+//! use idjag_idp::dev::{DevClient, DevOidcProvider, DevUser, DevUsers};
+//! use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
+//!
+//! // The gateway signs users in here, then exchanges their ID tokens for ID-JAGs.
+//! let gateway = DevClient::confidential(ClientId::new("gateway")?, &ClientSecret::new("s3cret"))?
+//!     .with_redirect_uri("http://127.0.0.1:8080/oauth/callback")?;
+//! let idp = IdJagIssuer::builder(
+//!     Issuer::new("http://127.0.0.1:9000")?,
+//!     SigningKeys::generate_es256()?,
+//!     Arc::new(StaticClientRegistry::new().with(gateway.registered_client())),
+//!     Arc::new(TomlPolicy::from_path("policy.toml")?),
+//! )
+//! .build()?;
+//! let users = DevUsers::new(&idp)
+//!     .with_user(DevUser::new("alice")?.with_name("Alice").with_email("alice@example.com"))
+//!     .with_user(DevUser::new("bob")?.with_groups(&["sales"]));
+//! let dev = DevOidcProvider::builder(users).client(gateway).build()?;
+//!
+//! // In place of `idp.router()`: discovery, /authorize, /token, /userinfo, /jwks.
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+//! axum::serve(listener, dev.router()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Processing order
 //!
 //! 1. `POST` (405), body within the limit (413), form content type, strict form parsing:
@@ -188,8 +233,10 @@
 //! - ID-JAGs carry a 128-bit random `jti`, `typ: oauth-id-jag+jwt` and the signing key's
 //!   `kid`; keys are published before they sign and after they stop ([`keys`]).
 //! - The token endpoint answers `Cache-Control: no-store` and never a refresh token.
-//! - The `dev` helpers (feature `dev`) mint ID tokens without a login: tests and demos only,
-//!   never in a production build.
+//! - The `dev` helpers (feature `dev`) mint ID tokens without a login, and the development
+//!   provider's login page signs anyone in as any listed user: tests and demos only, never in a
+//!   production build. Its types are named `Dev*`, its events go to their own `tracing` target
+//!   (`idjag::dev`), and its pages carry a banner saying it is a development IdP.
 //!
 //! ## Requirements, decisions and threats
 //!
@@ -227,7 +274,9 @@ pub use issuer::{
     IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
 pub use keys::{KeyState, KeyStatus, RotatingKeys, RotationError, RotationTiming, SigningKeys};
-pub use policy::{Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy};
+pub use policy::{
+    AbsentScope, Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy,
+};
 pub use request::ExchangeRequestError;
 pub use subject::{
     IdTokenSubjectValidator, RefreshTokenRecord, RefreshTokenStore, RefreshTokenSubjectValidator,

@@ -14,7 +14,7 @@ use idjag_core::{
     Resource, ScopeSet, Subject,
 };
 
-pub use self::toml::{PolicyConfigError, TomlPolicy};
+pub use self::toml::{AbsentScope, PolicyConfigError, TomlPolicy};
 use crate::subject::SubjectPrincipal;
 
 /// What the policy decides about.
@@ -47,7 +47,10 @@ pub struct Grant {
     pub client_id: ClientId,
     /// The granted resources (a subset of those requested).
     pub resources: Vec<Resource>,
-    /// The granted scope (a non-empty subset of the requested one), if any.
+    /// The granted scope (a non-empty subset of the requested one). `None` gives an ID-JAG
+    /// without a `scope` claim, whose scope the resource AS decides, possibly with defaults
+    /// wider than this policy would allow: for a request without `scope`, answer the allowed
+    /// scopes explicitly or refuse, as [`TomlPolicy`] does (threat X23).
     pub scope: Option<ScopeSet>,
     /// The granted authorization details, possibly modified by policy.
     pub authorization_details: Option<Vec<AuthorizationDetail>>,

@@ -16,7 +16,7 @@ use idjag_core::server::{FormError, FormRequestError};
 /// Longest `Cache-Control: max-age` of the JWKS: five minutes.
 const JWKS_MAX_AGE_SECS: u64 = 300;
 /// `Cache-Control` of the metadata documents.
-const METADATA_CACHE_CONTROL: &str = "public, max-age=3600";
+pub(crate) const METADATA_CACHE_CONTROL: &str = "public, max-age=3600";
 
 impl IdJagIssuer {
     /// An axum router with the token endpoint (any method: non-`POST` gets 405 with an OAuth
@@ -39,7 +39,7 @@ impl IdJagIssuer {
 
 /// The paths the router mounts: token endpoint, JWKS, RFC 8414 metadata (path inserted)
 /// and OIDC discovery (path appended).
-fn paths(idp: &IdJagIssuer) -> [String; 4] {
+pub(crate) fn paths(idp: &IdJagIssuer) -> [String; 4] {
     use idjag_core::endpoint::{well_known_appended, well_known_inserted};
     use idjag_core::wire;
     // The issuer was checked to be a URL when the issuer was built.
@@ -57,10 +57,22 @@ fn paths(idp: &IdJagIssuer) -> [String; 4] {
 }
 
 async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) -> Response<Body> {
+    match read_token_request(&idp, request).await {
+        Ok(request) => idp.handle(request).await.map(Body::from),
+        Err(refusal) => refusal,
+    }
+}
+
+/// Reads a token-endpoint request's body within the issuer's limit; a body over it, or one
+/// that breaks off, is refused (and audited) here as the token endpoint refuses it.
+pub(crate) async fn read_token_request(
+    idp: &IdJagIssuer,
+    request: Request<Body>,
+) -> Result<Request<Bytes>, Response<Body>> {
     let (parts, body) = request.into_parts();
     let limit = idp.max_body_bytes();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(Request::from_parts(parts, collected.to_bytes())),
         Err(error) => {
             let refusal = if error.downcast_ref::<LengthLimitError>().is_some() {
                 ExchangeError::Envelope(FormRequestError::BodyTooLarge { max: limit })
@@ -69,15 +81,12 @@ async fn token_endpoint(State(idp): State<IdJagIssuer>, request: Request<Body>) 
                 ExchangeError::Envelope(FormRequestError::Form(FormError::Encoding))
             };
             audit::record(idp.audit_subject(), &AuditContext::default(), Err(&refusal));
-            return idp.error_response(&refusal).map(Body::from);
+            Err(idp.error_response(&refusal).map(Body::from))
         }
-    };
-    idp.handle(Request::from_parts(parts, body))
-        .await
-        .map(Body::from)
+    }
 }
 
-fn json(
+pub(crate) fn json(
     body: &serde_json::Value,
     content_type: &'static str,
     cache: HeaderValue,
@@ -93,7 +102,7 @@ fn json(
 
 /// The JWKS may be cached for half the key lead time (at most five minutes), so caches that
 /// honour `max-age` hold a staged key before it signs (threat X19).
-async fn jwks_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
+pub(crate) async fn jwks_endpoint(State(idp): State<IdJagIssuer>) -> Response<Body> {
     let max_age = (idp.rotation_timing().lead_time().as_secs() / 2).min(JWKS_MAX_AGE_SECS);
     let cache = HeaderValue::from_str(&format!("public, max-age={max_age}"))
         .unwrap_or(HeaderValue::from_static("no-cache"));

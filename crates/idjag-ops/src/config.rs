@@ -91,6 +91,31 @@ impl ConfigDuration {
     }
 }
 
+/// Written the way it is read: `"1h"`, `"5m"`, `"10s"`, `"250ms"` (the largest unit that
+/// divides it), so a configuration printed back (`check-config --print`, a rendered plan)
+/// parses to the same value.
+impl fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        let secs = self.0.as_secs();
+        if self.0.subsec_millis() != 0 || (secs == 0 && millis != 0) {
+            write!(f, "{millis}ms")
+        } else if secs != 0 && secs.is_multiple_of(3600) {
+            write!(f, "{}h", secs / 3600)
+        } else if secs != 0 && secs.is_multiple_of(60) {
+            write!(f, "{}m", secs / 60)
+        } else {
+            write!(f, "{secs}s")
+        }
+    }
+}
+
+impl serde::Serialize for ConfigDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl From<ConfigDuration> for Duration {
     fn from(value: ConfigDuration) -> Self {
         value.0
@@ -129,6 +154,29 @@ pub fn from_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<
     })
 }
 
+/// Serializes a map of secret values (headers with API keys) with every value replaced by
+/// `"[redacted]"`, so a rendered configuration shows which headers are set, never their values.
+pub fn serialize_redacted<S: serde::Serializer>(
+    map: &std::collections::BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.keys().map(|k| (k, "[redacted]")))
+}
+
+/// Moves the entries of `table` whose key is one of `keys` into a new table: how a server
+/// embeds a shape of this crate ([`ListenerConfig`](crate::listener::ListenerConfig),
+/// [`AuditConfig`](crate::audit::AuditConfig)) in a table that also holds its own keys. Each
+/// part is then deserialized on its own, both refusing unknown keys.
+pub fn split_keys(table: &mut toml::Table, keys: &[&str]) -> toml::Table {
+    let mut part = toml::Table::new();
+    for key in keys {
+        if let Some(value) = table.remove(*key) {
+            part.insert((*key).to_owned(), value);
+        }
+    }
+    part
+}
+
 /// A deserializer's message without the context toml appends on further lines (the key is
 /// reported separately).
 pub(crate) fn first_line(message: &str) -> String {
@@ -159,6 +207,22 @@ mod tests {
         assert_eq!(ConfigDuration::parse("7"), Some(ConfigDuration::secs(7)));
         assert_eq!(ConfigDuration::parse("1d"), None);
         assert_eq!(ConfigDuration::parse("-1s"), None);
+    }
+
+    #[test]
+    fn durations_are_written_in_their_largest_whole_unit() {
+        for (duration, text) in [
+            (Duration::from_secs(3600), "1h"),
+            (Duration::from_secs(300), "5m"),
+            (Duration::from_secs(90), "90s"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_millis(10), "10ms"),
+            (Duration::ZERO, "0s"),
+        ] {
+            let written = ConfigDuration(duration).to_string();
+            assert_eq!(written, text);
+            assert_eq!(ConfigDuration::parse(&written).unwrap().0, duration);
+        }
     }
 
     #[test]

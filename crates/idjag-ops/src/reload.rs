@@ -136,7 +136,7 @@ pub struct ReloadEvent {
 }
 
 /// `[reload]`: what triggers a reload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WatchOptions {
@@ -197,9 +197,21 @@ impl<P: Send + Sync + 'static> Reloadable<P> {
     ) -> Result<Self, E> {
         let path = path.into();
         let plan = load(&path)?;
+        Ok(Self::with_plan(path, plan, load))
+    }
+
+    /// Starts from `plan`, which the caller already made from `path` with the same planning
+    /// pass (a server that needs its first plan before the reloadable exists, e.g. to start
+    /// its audit sinks from it); later reloads run `load`.
+    pub fn with_plan<E: fmt::Display>(
+        path: impl Into<PathBuf>,
+        plan: P,
+        load: impl Fn(&Path) -> Result<P, E> + Send + Sync + 'static,
+    ) -> Self {
+        let path = path.into();
         let generation = 1;
         metrics::gauge!("idjag_config_generation").set(generation as f64);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 current: ArcSwap::from_pointee(plan),
                 digest: Mutex::new(digest(&path)),
@@ -213,7 +225,7 @@ impl<P: Send + Sync + 'static> Reloadable<P> {
                 }),
                 running: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
     }
 
     /// The plan in use. Take it once per request and keep the `Arc`.

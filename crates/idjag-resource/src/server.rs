@@ -9,8 +9,8 @@ use http::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 use idjag_core::endpoint::{EndpointError, check_endpoint};
 use idjag_core::server::{
-    ClientAuthMethod, ClientAuthenticator, ClientRegistry, FormRequestError, InMemoryReplayCache,
-    ReplayCache, error_response, json_response,
+    ClientAuthMethod, ClientAuthenticator, ClientRegistry, DEFAULT_REPLAY_PER_HOLDER,
+    FormRequestError, InMemoryReplayCache, ReplayCache, error_response, json_response,
 };
 use idjag_core::{
     AccessTokenValidator, Algorithm, AlgorithmSet, Audience, ClientId, IdJagValidator, Issuer,
@@ -156,14 +156,17 @@ impl ResourceAuthorizationServerBuilder {
     }
 
     /// The store of redeemed ID-JAGs (default: an [`InMemoryReplayCache`] of
-    /// [`DEFAULT_REPLAY_CAPACITY`] entries). Share one store (for example Redis) between all
-    /// instances of a deployment.
+    /// [`DEFAULT_REPLAY_CAPACITY`] entries, of which one client may hold at most
+    /// [`DEFAULT_REPLAY_PER_HOLDER`]). Share one store (for example Redis, idjag-store's
+    /// `SingleUseMarkers` of `MarkerKind::IdJag`) between all instances of a deployment.
     pub fn replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.replay = Some(cache);
         self
     }
 
-    /// The store of used client-assertion `jti`s (default: a separate in-memory cache).
+    /// The store of used client-assertion `jti`s (default: a separate in-memory cache with the
+    /// same capacity and per-client quota; idjag-store's `MarkerKind::ClientAssertion` to share
+    /// one).
     pub fn client_assertion_replay_cache(mut self, cache: Arc<dyn ReplayCache>) -> Self {
         self.assertion_replay = Some(cache);
         self
@@ -357,12 +360,15 @@ impl ResourceAuthorizationServerBuilder {
             own_tokens = own_tokens.with_audience_alias(r.resource.clone().into());
         }
 
-        let assertion_replay = self.assertion_replay.unwrap_or_else(|| {
-            Arc::new(InMemoryReplayCache::new(
-                DEFAULT_REPLAY_CAPACITY,
-                self.clock.clone(),
-            ))
-        });
+        // One store per kind (redeemed ID-JAGs, client assertions), each with a per-client
+        // quota, unless the host brings its own.
+        let default_replay = || -> Arc<dyn ReplayCache> {
+            Arc::new(
+                InMemoryReplayCache::new(DEFAULT_REPLAY_CAPACITY, self.clock.clone())
+                    .with_per_holder_limit(DEFAULT_REPLAY_PER_HOLDER),
+            )
+        };
+        let assertion_replay = self.assertion_replay.unwrap_or_else(default_replay);
         let mut authenticator = ClientAuthenticator::new(
             clients,
             self.issuer.clone(),
@@ -373,12 +379,7 @@ impl ResourceAuthorizationServerBuilder {
         if self.allow_public {
             authenticator = authenticator.allow_public_clients();
         }
-        let replay = self.replay.unwrap_or_else(|| {
-            Arc::new(InMemoryReplayCache::new(
-                DEFAULT_REPLAY_CAPACITY,
-                self.clock.clone(),
-            ))
-        });
+        let replay = self.replay.unwrap_or_else(default_replay);
         let mut auth_methods: Vec<String> = [
             ClientAuthMethod::ClientSecretBasic,
             ClientAuthMethod::ClientSecretPost,
@@ -694,5 +695,52 @@ impl Inner {
     /// A successful JSON answer with no-store headers.
     pub(crate) fn ok_json(body: &impl serde::Serialize) -> Response<Vec<u8>> {
         json_response(StatusCode::OK, body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idjag_core::server::{RegisteredClient, StaticClientRegistry};
+    use idjag_core::{Algorithm, ClientId, ClientSecret, KeySet, Resource};
+
+    use super::*;
+    use crate::config::{RegisteredResource, TrustedIssuer};
+
+    /// Threat X22: the default stores of redeemed ID-JAGs and of client assertions are two
+    /// caches, each with a per-client quota.
+    #[test]
+    fn x22_the_default_replay_stores_are_separate_and_quota_d() {
+        let idp_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let server = ResourceAuthorizationServer::builder(
+            Issuer::new("https://auth.chat.example").unwrap(),
+            SigningKey::generate(Algorithm::Es256)
+                .unwrap()
+                .with_thumbprint_kid(),
+        )
+        .trust(TrustedIssuer::new(
+            Issuer::new("https://idp.example").unwrap(),
+            Arc::new(KeySet::new([idp_key.verifying_key().unwrap()]).unwrap()),
+        ))
+        .resource(RegisteredResource::new(
+            Resource::new("https://mcp.chat.example/mcp").unwrap(),
+        ))
+        .clients(
+            StaticClientRegistry::new().with(RegisteredClient::with_secret(
+                ClientId::new("chat-agent").unwrap(),
+                &ClientSecret::new("s3cret"),
+            )),
+        )
+        .build()
+        .unwrap();
+        let inner = &server.inner;
+        let expected = format!(
+            "InMemoryReplayCache {{ capacity: {DEFAULT_REPLAY_CAPACITY}, per_holder: {DEFAULT_REPLAY_PER_HOLDER}, len: 0 }}"
+        );
+        assert_eq!(format!("{:?}", inner.replay), expected);
+        assert!(
+            format!("{:?}", inner.authenticator).contains(&expected),
+            "{:?}",
+            inner.authenticator
+        );
     }
 }

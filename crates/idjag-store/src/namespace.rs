@@ -27,7 +27,7 @@ macro_rules! namespaces {
                 match self { $(Self::$variant => $id,)* }
             }
 
-            /// Whether the namespace keeps a scan index ([`Store::scan`]).
+            /// Whether the namespace keeps a scan index ([`Store::scan`](crate::Store::scan)).
             pub const fn is_indexed(self) -> bool {
                 match self { $(Self::$variant => $indexed,)* }
             }

@@ -17,7 +17,8 @@ pub enum MarkerKind {
     IdJag,
     /// Client assertions (`private_key_jwt`; key: `iss`, `jti`; holder: the client).
     ClientAssertion,
-    /// DPoP proofs (key: thumbprint, `jti`; holder: the key thumbprint).
+    /// DPoP proofs (key: thumbprint, `jti`, in idjag-idp's `dpop-proof` key namespace; holder:
+    /// the client, whose quota it counts in).
     Dpop,
 }
 

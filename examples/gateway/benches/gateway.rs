@@ -5,6 +5,7 @@
 //! cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_UPSTREAM=rmcp cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_RUNTIMES=shared cargo bench -p idjag-gateway --bench gateway
+//! IDJAG_BENCH_STORE=redis cargo bench -p idjag-gateway --bench gateway
 //! IDJAG_BENCH_SECS=5 IDJAG_BENCH_CONCURRENCY=32 IDJAG_BENCH_RUNS=7 cargo bench -p idjag-gateway --bench gateway
 //! ```
 //!
@@ -31,7 +32,17 @@
 //! 3. cold path: a fresh topology, 100 concurrent first requests of one user: the counted
 //!    token exchanges and redemptions.
 //!
-//! The audit log goes to a file (as in production; `IDJAG_BENCH_AUDIT=none` drops it).
+//! The gateway's state (revocations, approvals, sessions) is in memory;
+//! `IDJAG_BENCH_STORE=redis` puts it in a `redis-server` the benchmark starts on loopback, so
+//! the warm path checks revocations against the Redis-backed local replica (no network per
+//! request). The audit log goes to a file through `idjag-ops`'s file sink (as in production;
+//! `IDJAG_BENCH_AUDIT=none` drops it).
+//!
+//! `IDJAG_BENCH_TRACING` sets up telemetry first: `off` (the default: no subscriber, spans
+//! cost nothing), `on` (`idjag-ops` telemetry, spans and trace ids, no exporter, logs at
+//! `warn`) or `otlp` (the same, exporting every span over OTLP/HTTP to a collector in this
+//! process that accepts and drops them). `scripts/instruction_ratio.sh tracing` compares
+//! them.
 //! `IDJAG_BENCH_ONLY=gateway` (or `direct`) runs one throughput measurement only, for
 //! profiling (`perf record`); with `IDJAG_BENCH_REQUESTS=n`, exactly n calls, which
 //! `scripts/instruction_ratio.sh` counts under callgrind.
@@ -39,9 +50,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use idjag_gateway::config::StoreConfig;
 use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
 use idjag_gateway::observe::audit::AuditSink;
-use idjag_gateway::observe::sinks::JsonLines;
+use idjag_gateway::observe::sinks::LineSink;
+use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
 use serde_json::json;
 use tokio::runtime::Handle;
 
@@ -186,6 +199,38 @@ async fn fixed(load: &Handle, target: Arc<Target>, concurrency: u64, n: u64) {
     }
 }
 
+/// Audit lines to `path` through `idjag-ops`'s file sink.
+async fn file_sink(path: &std::path::Path) -> Arc<dyn AuditSink> {
+    let config = AuditConfig::with_sinks(vec![SinkConfig::File(FileSink::new(path))]);
+    let audit = Audit::start(&config).await.expect("audit file");
+    Arc::new(LineSink::new(Arc::new(audit), config.on_full))
+}
+
+/// Telemetry per `IDJAG_BENCH_TRACING` (see the module docs).
+async fn tracing_mode() -> Option<idjag_ops::telemetry::Telemetry> {
+    use idjag_ops::telemetry::{OtlpConfig, ServiceInfo, Telemetry, TelemetryConfig, TracesConfig};
+    let mode = std::env::var("IDJAG_BENCH_TRACING").unwrap_or_else(|_| "off".into());
+    let mut config = TelemetryConfig::default();
+    config.log_filter = "warn".to_owned();
+    match mode.as_str() {
+        "on" => {}
+        "otlp" => {
+            let collector = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(|| async { http::StatusCode::OK }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("collector");
+            let address = listener.local_addr().expect("collector address");
+            tokio::spawn(async move { axum::serve(listener, collector).await });
+            config.traces = TracesConfig::otlp(OtlpConfig::http(format!("http://{address}")), 1.0);
+        }
+        _ => return None,
+    }
+    Some(Telemetry::init(&config, &ServiceInfo::new("idjag-gateway", "bench")).expect("telemetry"))
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64() * 1000.0)
 }
@@ -198,6 +243,13 @@ async fn topology(
 ) -> Topology {
     let mut options = TopologyOptions::with_upstream(upstream);
     options.audit = Some(audit);
+    if let Some(url) = &gateway.redis {
+        // The gateway's state in Redis: revocations checked against the local replica.
+        let store: StoreConfig =
+            toml::from_str(&format!("[backend]\nkind = \"redis\"\nurl = \"{url}\"\n"))
+                .expect("store");
+        options.configure = Some(Arc::new(move |c| c.store = Some(store.clone())));
+    }
     options.observe_upstream = observe;
     options.gateway_runtime = gateway.gateway.clone();
     Topology::start(options).await.expect("topology")
@@ -210,6 +262,8 @@ async fn topology(
 struct Runtimes {
     gateway: Option<Handle>,
     load: Handle,
+    /// `IDJAG_BENCH_STORE=redis`: the gateway's store is this Redis (else in memory).
+    redis: Option<String>,
 }
 
 async fn run(runtimes: &Runtimes) {
@@ -225,13 +279,21 @@ async fn run(runtimes: &Runtimes) {
     let concurrency = env("IDJAG_BENCH_CONCURRENCY", 16);
     let audit_path =
         std::env::temp_dir().join(format!("idjag-gateway-bench-{}.jsonl", std::process::id()));
-    let file = std::fs::File::create(&audit_path).expect("audit file");
+    let _telemetry = tracing_mode().await;
     let sink: Arc<dyn AuditSink> = if std::env::var("IDJAG_BENCH_AUDIT").as_deref() == Ok("none") {
         Arc::new(Discard)
     } else {
-        Arc::new(JsonLines::new(Box::new(file)))
+        file_sink(&audit_path).await
     };
     let t = topology(kind.clone(), sink, false, runtimes).await;
+    println!(
+        "gateway store: {}\n",
+        if runtimes.redis.is_some() {
+            "redis (revocations from the local replica)"
+        } else {
+            "memory"
+        }
+    );
 
     let direct = Arc::new(Target {
         name: "direct",
@@ -331,13 +393,7 @@ async fn run(runtimes: &Runtimes) {
     );
 
     // Cold path: 100 concurrent first requests of one user.
-    let cold = topology(
-        kind,
-        Arc::new(JsonLines::new(Box::new(std::io::sink()))),
-        true,
-        runtimes,
-    )
-    .await;
+    let cold = topology(kind, Arc::new(Discard), true, runtimes).await;
     let target = Arc::new(Target {
         name: "cold",
         url: cold.route_url.clone(),
@@ -389,11 +445,17 @@ fn main() {
             .build()
             .expect("runtime")
     };
+    // `IDJAG_BENCH_STORE=redis`: a redis-server of its own (not counted under callgrind,
+    // which follows this process only).
+    let redis = (std::env::var("IDJAG_BENCH_STORE").as_deref() == Ok("redis"))
+        .then(idjag_test_support::redis::RedisServer::start);
+    let redis_url = redis.as_ref().map(|r| r.url());
     if std::env::var("IDJAG_BENCH_RUNTIMES").as_deref() == Ok("shared") {
         let main = runtime(env("IDJAG_BENCH_WORKERS", 2));
         let runtimes = Runtimes {
             gateway: None,
             load: main.handle().clone(),
+            redis: redis_url,
         };
         main.block_on(run(&runtimes));
     } else {
@@ -401,7 +463,9 @@ fn main() {
         let runtimes = Runtimes {
             gateway: Some(gateway.handle().clone()),
             load: load.handle().clone(),
+            redis: redis_url,
         };
         servers.block_on(run(&runtimes));
     }
+    drop(redis);
 }

@@ -1,15 +1,24 @@
 //! The command line: `serve`, `check-config` and, with the `demo` feature, `demo`.
+//!
+//! Logs and traces follow `[telemetry]` (`idjag-ops`): JSON lines on stderr at `info` by
+//! default; `IDJAG_GATEWAY__TELEMETRY__LOG_FORMAT=text` and
+//! `IDJAG_GATEWAY__TELEMETRY__LOG_FILTER=debug` change them like any other setting.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tracing_subscriber::EnvFilter;
+use clap::{Parser, Subcommand};
+use idjag_ops::env::Overrides;
+use idjag_ops::listener::Shutdown;
+use idjag_ops::telemetry::{ServiceInfo, Telemetry, TelemetryConfig};
 
-use crate::config::Config;
-use crate::gateway::Gateway;
-use crate::plan::Plan;
+use crate::config::{Config, ENV_PREFIX};
+use crate::gateway::{Gateway, plan_file};
+
+/// The gateway's name and version, for telemetry and `build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// idjag-gateway: one governed front door for an organisation's MCP servers.
 #[derive(Debug, Parser)]
@@ -18,34 +27,27 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Log format (levels come from `RUST_LOG`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-}
-
-/// Log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gateway.
+    /// Run the gateway. The configuration reloads on SIGHUP and when the file changes;
+    /// SIGTERM or SIGINT drain and stop it.
     Serve {
-        /// The configuration file.
+        /// The configuration file (every key can be overridden with IDJAG_GATEWAY__…).
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
     },
-    /// Check a configuration file (and that its secrets can be read), then exit.
+    /// Check a configuration file with the environment's overrides (that its secrets can be
+    /// read and its store opened and pinged), then exit.
     CheckConfig {
         /// The configuration file.
         #[arg(long, short, env = "IDJAG_GATEWAY_CONFIG")]
         config: PathBuf,
+        /// Also print the effective configuration (file and overrides), secrets redacted.
+        #[arg(long)]
+        print: bool,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
     /// agent through them and print each step. Exits non-zero if any step fails.
@@ -57,68 +59,63 @@ pub enum Command {
     },
 }
 
-fn init_logs(format: LogFormat, default: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
-}
-
-/// Reads, plans and builds the gateway of the file at `path`.
-fn load(path: &Path) -> Result<Gateway, String> {
-    let config = Config::from_path(path).map_err(|e| e.to_string())?;
-    let plan = Plan::from_config(&config).map_err(|e| e.to_string())?;
-    Gateway::builder(plan).build().map_err(|e| e.to_string())
+/// Installs the logs (and traces) of `config`, or reports why not.
+fn init_telemetry(config: &TelemetryConfig) -> Result<Telemetry, String> {
+    Telemetry::init(config, &ServiceInfo::new("idjag-gateway", VERSION)).map_err(|e| e.to_string())
 }
 
 async fn serve(path: PathBuf) -> Result<(), String> {
-    let gateway = load(&path)?;
+    // Plan first: a configuration error is printed on stderr before any log is set up.
+    let plan = plan_file(&path)?;
+    let telemetry = init_telemetry(&plan.telemetry)?;
+    idjag_ops::metrics::Metrics::global();
+    idjag_ops::metrics::build_info(crate::observe::metrics::PREFIX, VERSION, &[]);
+    let reload = plan.reload;
+    let gateway = Gateway::builder(plan)
+        .reload_from(&path, plan_file)
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
     for warning in gateway.warnings() {
         tracing::warn!(%warning, "configuration");
     }
-    let listen = gateway.listen();
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(listen = %listen, public_url = gateway.public_url(), "idjag-gateway serving");
-    gateway
-        .serve(listener, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    gateway.watch(reload, shutdown.clone());
+    let (public, admin) = gateway.bind().await.map_err(|e| e.to_string())?;
+    tracing::info!(
+        listen = %gateway.listen(),
+        admin = ?gateway.admin_listener_config().map(|a| a.listen),
+        public_url = gateway.public_url(),
+        "idjag-gateway serving"
+    );
+    gateway.serve(public, admin, shutdown).await;
+    gateway.flush_audit(Duration::from_secs(5)).await;
     tracing::info!("stopped");
+    telemetry.shutdown().await;
     Ok(())
 }
 
-/// Plans and builds the gateway of the file at `path` (its secrets read), without serving.
-fn check_config(path: &Path, out: &mut dyn Write) -> Result<(), String> {
-    let gateway = load(path)?;
-    for warning in gateway.warnings() {
+/// Plans the file at `path` with the environment's overrides and builds its gateway (its
+/// secrets read, its store opened and pinged), without serving; with `print`, shows the
+/// effective configuration first, secrets redacted.
+async fn check_config(path: &Path, print: bool, out: &mut dyn Write) -> Result<(), String> {
+    if print {
+        let overrides = Overrides::from_env(ENV_PREFIX).map_err(|e| e.to_string())?;
+        let text = Config::print_effective(path, &overrides).map_err(|e| e.to_string())?;
+        let _ = write!(out, "{text}");
+    }
+    let plan = plan_file(path)?;
+    // The store's client logs why it cannot connect: warnings on stderr, the configured
+    // format, no traces.
+    let mut logs = TelemetryConfig::default();
+    logs.log_format = plan.telemetry.log_format;
+    logs.log_filter = "warn".to_owned();
+    let telemetry = init_telemetry(&logs)?;
+    let checked = Gateway::check(plan).await;
+    telemetry.shutdown().await;
+    let warnings = checked.map_err(|e| e.to_string())?;
+    for warning in warnings {
         let _ = writeln!(out, "warning: {warning}");
     }
     let _ = writeln!(out, "{}: OK", path.display());
@@ -139,22 +136,24 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { config } => {
-            init_logs(cli.log_format, "info");
-            runtime.block_on(serve(config))
-        }
-        Command::CheckConfig { config } => {
-            init_logs(cli.log_format, "warn");
-            check_config(&config, &mut std::io::stdout())
+        Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::CheckConfig { config, print } => {
+            runtime.block_on(check_config(&config, print, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
         Command::Demo { audit_log } => {
-            init_logs(cli.log_format, "warn");
-            let options = crate::demo::DemoOptions { audit_log };
-            runtime
-                .block_on(crate::demo::run(options, &mut std::io::stdout()))
-                .map(drop)
-                .map_err(|e| e.to_string())
+            let mut telemetry = TelemetryConfig::default();
+            telemetry.log_filter = "warn".to_owned();
+            let started = runtime.block_on(async { init_telemetry(&telemetry) });
+            started.and_then(|telemetry| {
+                let options = crate::demo::DemoOptions { audit_log };
+                let result = runtime
+                    .block_on(crate::demo::run(options, &mut std::io::stdout()))
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+                runtime.block_on(telemetry.shutdown());
+                result
+            })
         }
     };
     match result {

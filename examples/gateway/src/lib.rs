@@ -19,20 +19,24 @@
 //!
 //! ```no_run
 //! use idjag_gateway::{Config, Gateway, Plan};
+//! use idjag_ops::listener::Shutdown;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = Config::from_path("examples/gateway/gateway.toml")?;
+//! let path = "examples/gateway/gateway.toml";
+//! let config = Config::load(path)?; // the file, with IDJAG_GATEWAY__… overrides
 //! let plan = Plan::from_config(&config)?; // every value parsed, every secret read
-//! let gateway = Gateway::builder(plan).build()?;
+//! let gateway = Gateway::builder(plan) // opens [store]
+//!     .reload_from(path, idjag_gateway::plan_file) // SIGHUP and file changes
+//!     .build()
+//!     .await?;
 //! for warning in gateway.warnings() {
 //!     eprintln!("warning: {warning}");
 //! }
-//! let listener = tokio::net::TcpListener::bind(gateway.listen()).await?;
-//! gateway
-//!     .serve(listener, async {
-//!         let _ = tokio::signal::ctrl_c().await;
-//!     })
-//!     .await?;
+//! let shutdown = Shutdown::new();
+//! shutdown.trigger_on_signals();
+//! gateway.watch(Default::default(), shutdown.clone());
+//! let (public, admin) = gateway.bind().await?;
+//! gateway.serve(public, admin, shutdown).await;
 //! # Ok(()) }
 //! ```
 //!
@@ -40,19 +44,19 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`config`] | the one TOML file, section by section: serde shapes and defaults only (see the commented `examples/gateway/gateway.toml`) |
+//! | [`config`] | the one TOML file, section by section: serde shapes and defaults only (see the commented `examples/gateway/gateway.toml`); environment overrides |
 //! | [`plan`] | the one planning pass: every value parsed, every secret read, errors naming their key; the [`Plan`] the gateway runs |
 //! | [`protocol`] | MCP over HTTP as plain functions: headers, JSON-RPC messages and errors, SSE framing, request ids |
-//! | [`observe`] | one audit line per request, Prometheus metrics, cache counters |
+//! | [`observe`] | one audit line per request (client address, trace id) to `idjag-ops`'s sinks, Prometheus metrics, token requests with spans and outcomes |
 //! | [`inbound`] | the IdP token on each request: bearer rules, validation, identity cache; identity and teams |
-//! | [`policy`] | access rules down to the tool, guardrails, approvals, revocations |
+//! | [`policy`] | access rules down to the tool, guardrails, approvals and revocations (on idjag-store) |
 //! | [`upstream`] | the credential seam, the ID-JAG mode, the bridging modes, one HTTP client per transport setting |
-//! | [`server`] | accept loop, connection limits, header-read timeout, graceful shutdown |
+//! | [`server`] | what every request gets on either listener (`idjag-ops`): client context, one audit line, bounded bodies |
 //! | [`proxy`] | the Streamable HTTP reverse proxy: its order of checks, the per-request context, SSE, sessions |
-//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations |
-//! | [`Gateway`] | the gateway built from a [`Plan`]: routes, health, RFC 9728 metadata, serving |
+//! | [`admin`] | the administrator API under `/admin/`: approvals, revocations, on the shared store |
+//! | [`Gateway`] | the gateway built from a [`Plan`]: the store opened, public and admin routes, health, RFC 9728 metadata, serving, reload |
 //! | `demo` (feature `demo`, off by default) | the one-command demo and its topology |
-//! | [`cli`] | `serve`, `check-config` and, with the `demo` feature, `demo` |
+//! | [`cli`] | `serve`, `check-config [--print]` and, with the `demo` feature, `demo` |
 //!
 //! Dependencies run one way, leaves first: `config` → `protocol` → `observe` → `inbound` →
 //! `policy` → `upstream` → `server` → `plan` → `proxy` → `admin` → `gateway` → `demo` →
@@ -60,11 +64,16 @@
 //! configuration shapes know nothing of the runtime, and the plan is the one place where the
 //! two meet.
 //!
-//! Routes: `/mcp/{name}` per upstream, `/.well-known/oauth-protected-resource/mcp/{name}`
-//! (RFC 9728: the route is the resource, the IdP its authorization server), `/healthz`
-//! (alive), `/readyz` (IdP keys loaded and every upstream's credential setup discovered;
-//! 503 while not, and during shutdown), `/metrics` (Prometheus; `[metrics]`) and the admin
-//! API under `/admin/` (only with `[admin]`).
+//! Public listener (`[server]`): `/mcp/{name}` per upstream and
+//! `/.well-known/oauth-protected-resource/mcp/{name}` (RFC 9728: the route is the resource,
+//! the IdP its authorization server), nothing else. Admin listener (`[admin]`, its own
+//! address): `/healthz` (alive), `/readyz` (the store answering and the local copy of the
+//! revocations within its staleness bound, IdP keys loaded, every upstream's credential setup
+//! discovered, audit sinks healthy; 503 `not ready: <failing checks>` while not, and during
+//! shutdown), `/metrics` (Prometheus; `[metrics]`) and, with an admin token, the admin API
+//! under `/admin/`. Operations (TLS, reload, environment overrides, telemetry, audit sinks,
+//! systemd): `docs/operations.md`; connecting Okta, Entra ID, Keycloak or Auth0:
+//! `docs/gateway-idps.md`.
 //!
 //! ## Decisions (where the specifications leave a choice)
 //!
@@ -112,15 +121,24 @@
 //!   as such, not as a guardrail), argument rules before approval (a call the rules block is
 //!   never held). Patterns are literal text with `*`, no regular expressions: linear-time,
 //!   nothing to misconfigure.
-//! - **Approvals** are bound to the user, the upstream, the tool and the SHA-256 of the
-//!   canonical arguments, live in memory (a restart forgets them) and expire; an approved
-//!   call runs once.
-//! - **Admin API** on the same listener under `/admin/`, bearer admin token (constant-time
-//!   compare); off without `[admin]`. Keep `/admin/` off the public edge.
-//! - **Revocation** is checked right after inbound authentication and ends open streams
-//!   (`event: close`, `{"reason":"revoked"}`); cached validations and upstream tokens of the
-//!   principal are dropped (the shared ID-JAG token provider is keyed by user token, so it
-//!   is cleared whole).
+//! - **State** (revocations, approvals, session bindings) lives in idjag-store (`[store]`):
+//!   by default the embedded durable store (`idjag-gateway.redb` in the working directory),
+//!   so a single node forgets nothing across restarts; several instances share one Redis
+//!   and agree. No token or secret is stored (digests of session ids and principals). A
+//!   configuration reload keeps the running store (`[store]` changes need a restart).
+//! - **Approvals** are bound to the user and the agent, the upstream, the tool, the SHA-256
+//!   of the arguments' RFC 8785 form computed from the exact text sent (non-I-JSON arguments
+//!   are refused, `arguments_not_canonical`) and the version of the planned policy for that
+//!   tool; they expire, and an approved call runs once, on whichever instance it lands.
+//! - **Admin API** on the admin listener under `/admin/`, bearer admin token (constant-time
+//!   compare); not mounted without `[admin]` and a token; never on the public listener.
+//! - **Revocation** is checked right after inbound authentication, against a local copy of
+//!   the store's revocations (no network per request), and ends open streams (`event:
+//!   close`, `{"reason":"revoked"}`) on every instance; cached validations and upstream
+//!   tokens of the principal are dropped on every instance (the shared ID-JAG token provider
+//!   is keyed by user token, so it is cleared whole). When the copy is older than `[store]
+//!   max_staleness_secs` the gateway fails closed: 503, JSON-RPC code -32036, reason
+//!   `revocation_state_stale`, and streams end with that reason, until the store answers.
 //! - **Metrics** are unauthenticated by default, like `/healthz` (labels hold no user, token
 //!   or argument); `[metrics] require_admin_token` asks for the admin token.
 //! - **`Content-Length` with `Transfer-Encoding`**: hyper frames by the chunked encoding,
@@ -131,7 +149,8 @@
 //! ## Security
 //!
 //! - No upstream request is sent before authentication, revocation, session, body, message,
-//!   policy, guardrail and approval checks pass; the upstream gets a credential the gateway
+//!   policy, guardrail and approval checks pass, and none when they cannot be answered (the
+//!   store down, the revocations stale: 503); the upstream gets a credential the gateway
 //!   holds for that upstream only, never the inbound token (threat G03; except the
 //!   explicit, warned `passthrough` mode), and an allow-list of headers (G06, G07).
 //! - Tokens are read from the `Authorization` header only (G04, G05), bounded in size before
@@ -171,6 +190,6 @@ pub mod proxy;
 pub mod server;
 pub mod upstream;
 
-pub use config::{Config, ConfigError};
-pub use gateway::{BuildError, Gateway, GatewayBuilder};
+pub use config::{Config, ConfigError, LoadError};
+pub use gateway::{BuildError, Gateway, GatewayBuilder, Planner, plan_file};
 pub use plan::{Plan, Warning};

@@ -17,6 +17,22 @@
 //!
 //! Every fetch goes through the [`crate::http::HttpClient`] seam: `https` only (`http` on
 //! loopback), redirects never followed (a 3xx counts as "not here"), bodies capped.
+//!
+//! # Where a resource may send discovery
+//!
+//! A resource (or whoever answers in its name) chooses the `resource_metadata` URL of its
+//! challenge and the authorization servers its metadata lists. So (threats C09, C10):
+//! - the challenge's `resource_metadata` must be on the resource's own origin (same scheme,
+//!   host and port; plain `http` only for a loopback resource), else
+//!   [`DiscoveryError::MetadataCrossOrigin`] or [`DiscoveryError::MetadataDowngrade`], before
+//!   any fetch;
+//! - every fetch of a URL the resource named (its metadata, and the metadata of an
+//!   authorization server the app did not pin) carries an [`AddressPolicy`]: public addresses,
+//!   loopback only for a loopback resource, private networks only with
+//!   [`Discovery::allow_private_addresses`] (or for a resource that is itself a private IP
+//!   literal), never link-local or metadata addresses. IP literals are checked here; names are
+//!   resolved and checked by the HTTP client at connection time ([`crate::http::ReqwestHttpClient`]
+//!   connects only to an address it checked), else [`DiscoveryError::AddressNotAllowed`].
 
 use idjag_core::challenge::BearerChallenge;
 use idjag_core::endpoint::{
@@ -30,7 +46,7 @@ use url::Url;
 
 use crate::auth::ClientCredentials;
 use crate::error::{ClientError, DiscoveryError, InputError, ResponseProblem, Stage};
-use crate::http::{DEFAULT_MAX_RESPONSE_BYTES, SharedHttpClient};
+use crate::http::{AddressPolicy, DEFAULT_MAX_RESPONSE_BYTES, HttpErrorKind, SharedHttpClient};
 use crate::response::json_object;
 use crate::target::{AccessRequest, ResourceAsTarget};
 use crate::transport::{get_json_request, send};
@@ -107,6 +123,7 @@ pub struct Discovery {
     http: SharedHttpClient,
     max_response_bytes: usize,
     profile: ProfileAssumption,
+    private_addresses: bool,
 }
 
 enum Fetched<T> {
@@ -122,7 +139,26 @@ impl Discovery {
             http,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             profile: ProfileAssumption::default(),
+            private_addresses: false,
         }
+    }
+
+    /// Lets URLs that resources name lead to private networks (RFC 1918, `fc00::/7`,
+    /// carrier-grade NAT): for deployments whose MCP servers and authorization servers live
+    /// there. Link-local and metadata addresses stay refused, and loopback stays for loopback
+    /// resources only.
+    pub fn allow_private_addresses(mut self) -> Self {
+        self.private_addresses = true;
+        self
+    }
+
+    /// The address policy of URLs that `resource` names.
+    pub fn address_policy(&self, resource: &Resource) -> Result<AddressPolicy, ClientError> {
+        let url = check_endpoint(resource.as_str()).map_err(|error| InputError::Endpoint {
+            what: "resource",
+            error,
+        })?;
+        Ok(AddressPolicy::for_resource(&url, self.private_addresses))
     }
 
     /// Sets the response size cap.
@@ -137,15 +173,28 @@ impl Discovery {
         self
     }
 
-    async fn fetch<T: DeserializeOwned>(&self, url: &Url) -> Result<Fetched<T>, ClientError> {
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        url: &Url,
+        policy: Option<AddressPolicy>,
+    ) -> Result<Fetched<T>, ClientError> {
         let stage = Stage::Discovery;
-        let response = send(
-            self.http.as_ref(),
-            stage,
-            get_json_request(url)?,
-            self.max_response_bytes,
-        )
-        .await?;
+        let mut request = get_json_request(url)?;
+        if let Some(policy) = policy {
+            if !policy.allows_url(url) {
+                return Err(DiscoveryError::AddressNotAllowed.into());
+            }
+            request.extensions_mut().insert(policy);
+        }
+        let response = match send(self.http.as_ref(), stage, request, self.max_response_bytes).await
+        {
+            Err(ClientError::Transport { error, .. })
+                if error.kind() == HttpErrorKind::AddressNotAllowed =>
+            {
+                return Err(DiscoveryError::AddressNotAllowed.into());
+            }
+            other => other?,
+        };
         let status = response.status().as_u16();
         tracing::debug!(target: "idjag_client", stage = %stage, url = %url, status, "metadata fetch");
         if status != 200 {
@@ -164,22 +213,35 @@ impl Discovery {
     }
 
     /// RFC 9728 metadata of `resource`: from the challenge's `resource_metadata` when given
-    /// (and only from there), else from the well-known URL with path insertion, then the root
-    /// one. The document's `resource` must equal `resource` exactly (requirement MD-08).
+    /// (and only from there, on the resource's own origin), else from the well-known URL with
+    /// path insertion, then the root one. Every fetch is held to the resource's
+    /// [`AddressPolicy`]. The document's `resource` must equal `resource` exactly (requirement
+    /// MD-08).
     pub async fn protected_resource(
         &self,
         resource: &Resource,
         challenge: Option<&BearerChallenge>,
     ) -> Result<ProtectedResourceMetadata, ClientError> {
+        let base = check_endpoint(resource.as_str()).map_err(|error| InputError::Endpoint {
+            what: "resource",
+            error,
+        })?;
+        let policy = AddressPolicy::for_resource(&base, self.private_addresses);
         let candidates = match challenge.and_then(BearerChallenge::resource_metadata) {
             // Checked again here: a challenge built in code was not checked when parsed.
-            Some(url) => vec![check_endpoint(url).map_err(DiscoveryError::Endpoint)?],
+            Some(url) => {
+                let url = check_endpoint(url).map_err(DiscoveryError::Endpoint)?;
+                if url.origin() != base.origin() {
+                    return Err(if base.scheme() == "https" && url.scheme() == "http" {
+                        DiscoveryError::MetadataDowngrade
+                    } else {
+                        DiscoveryError::MetadataCrossOrigin
+                    }
+                    .into());
+                }
+                vec![url]
+            }
             None => {
-                let base =
-                    check_endpoint(resource.as_str()).map_err(|error| InputError::Endpoint {
-                        what: "resource",
-                        error,
-                    })?;
                 let mut root = base.clone();
                 root.set_path("");
                 let mut urls = vec![
@@ -191,8 +253,9 @@ impl Discovery {
             }
         };
         for url in &candidates {
-            if let Fetched::Document(metadata) =
-                self.fetch::<ProtectedResourceMetadata>(url).await?
+            if let Fetched::Document(metadata) = self
+                .fetch::<ProtectedResourceMetadata>(url, Some(policy))
+                .await?
             {
                 if &metadata.resource != resource {
                     return Err(DiscoveryError::ResourceMismatch.into());
@@ -210,22 +273,34 @@ impl Discovery {
         &self,
         issuer: &Issuer,
     ) -> Result<AuthorizationServerMetadata, ClientError> {
+        self.authorization_server_within(issuer, None).await
+    }
+
+    /// [`Self::authorization_server`] for an issuer a resource named and the app did not pin:
+    /// every fetch is held to `policy` (the resource's, [`Self::address_policy`]; threat C10).
+    pub async fn authorization_server_within(
+        &self,
+        issuer: &Issuer,
+        policy: Option<AddressPolicy>,
+    ) -> Result<AuthorizationServerMetadata, ClientError> {
         let urls =
             authorization_server_metadata_urls(issuer).map_err(|error| InputError::Endpoint {
                 what: "authorization server issuer",
                 error,
             })?;
-        self.first_metadata(&urls, issuer).await
+        self.first_metadata(&urls, issuer, policy).await
     }
 
     async fn first_metadata(
         &self,
         urls: &[Url],
         issuer: &Issuer,
+        policy: Option<AddressPolicy>,
     ) -> Result<AuthorizationServerMetadata, ClientError> {
         for url in urls {
-            if let Fetched::Document(metadata) =
-                self.fetch::<AuthorizationServerMetadata>(url).await?
+            if let Fetched::Document(metadata) = self
+                .fetch::<AuthorizationServerMetadata>(url, policy)
+                .await?
             {
                 if &metadata.issuer != issuer {
                     return Err(DiscoveryError::IssuerMismatch.into());
@@ -265,7 +340,7 @@ impl Discovery {
             }
             IdpMetadataLocation::Document(url) => vec![url.clone()],
         };
-        let metadata = self.first_metadata(&urls, issuer).await?;
+        let metadata = self.first_metadata(&urls, issuer, None).await?;
         let issues = metadata.advertises_id_jag_issuance();
         let grants = metadata
             .grant_types_supported
@@ -282,7 +357,8 @@ impl Discovery {
     /// From a resource (and its challenge, if the resource answered `401`) to the metadata of
     /// its authorization server. With `expected_issuer`, the resource must list that server
     /// and only it is used (pinning against mix-up; the mix-up threat,
-    /// `docs/threat-model.md#mix-up`); otherwise the first listed server is used.
+    /// `docs/threat-model.md#mix-up`); otherwise the first listed server is used, and its
+    /// metadata is fetched under the resource's address policy (threat C10).
     pub async fn resource(
         &self,
         resource: &Resource,
@@ -291,14 +367,17 @@ impl Discovery {
     ) -> Result<DiscoveredResource, ClientError> {
         let protected_resource = self.protected_resource(resource, challenge).await?;
         let listed = &protected_resource.authorization_servers;
-        let issuer = match expected_issuer {
-            Some(expected) if listed.contains(expected) => expected,
+        let (issuer, policy) = match expected_issuer {
+            Some(expected) if listed.contains(expected) => (expected, None),
             Some(_) => return Err(DiscoveryError::UnexpectedAuthorizationServer.into()),
-            None => listed
-                .first()
-                .ok_or(DiscoveryError::NoAuthorizationServer)?,
+            None => (
+                listed
+                    .first()
+                    .ok_or(DiscoveryError::NoAuthorizationServer)?,
+                Some(self.address_policy(resource)?),
+            ),
         };
-        let authorization_server = self.authorization_server(issuer).await?;
+        let authorization_server = self.authorization_server_within(issuer, policy).await?;
         let profile = self.profile_support(&authorization_server)?;
         Ok(DiscoveredResource {
             protected_resource,

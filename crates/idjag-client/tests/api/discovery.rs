@@ -1,8 +1,12 @@
-//! Discovery (`docs/flow.md#discovery`, requirements MD-07 to MD-12; threat C04).
+//! Discovery (`docs/flow.md#discovery`, requirements MD-07 to MD-12; threats C04, C09, C10).
 
+use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use idjag_client::discovery::*;
+use idjag_client::http::HttpErrorKind;
 use idjag_client::*;
 use idjag_core::challenge::BearerChallenge;
 use idjag_core::endpoint::EndpointError;
@@ -515,5 +519,229 @@ async fn an_idp_that_lists_what_it_issues_must_list_id_jag() {
                 Err(ClientError::Discovery(DiscoveryError::IdJagNotIssued))
             ));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threats C09 and C10: where a resource may send discovery.
+// ---------------------------------------------------------------------------------------------
+
+/// Names resolved to fixed addresses, as a DNS answer under an attacker's control would be.
+#[derive(Debug)]
+struct Names(Vec<(String, IpAddr)>);
+
+impl idjag_client::http::NameResolver for Names {
+    fn resolve(&self, host: String) -> idjag_core::BoxFuture<'static, io::Result<Vec<IpAddr>>> {
+        let found: Vec<IpAddr> = self
+            .0
+            .iter()
+            .filter(|(name, _)| *name == host)
+            .map(|(_, ip)| *ip)
+            .collect();
+        Box::pin(async move {
+            if found.is_empty() {
+                Err(io::Error::new(io::ErrorKind::NotFound, "unknown name"))
+            } else {
+                Ok(found)
+            }
+        })
+    }
+}
+
+/// Discovery through the default HTTP client, with `names` as the DNS.
+fn resolving(names: &[(&str, &str)]) -> Discovery {
+    let names = Names(
+        names
+            .iter()
+            .map(|(n, ip)| ((*n).to_owned(), ip.parse().unwrap()))
+            .collect(),
+    );
+    let mut config = idjag_client::http::HttpConfig::default();
+    config.connect_timeout = Duration::from_millis(300);
+    let http =
+        idjag_client::http::ReqwestHttpClient::with_resolver(config, Arc::new(names)).unwrap();
+    Discovery::new(Arc::new(http))
+}
+
+fn challenge_at(url: &str) -> BearerChallenge {
+    BearerChallenge::from_header_values([format!(r#"Bearer resource_metadata="{url}""#).as_str()])
+        .unwrap()
+        .unwrap()
+}
+
+fn is_discovery(error: &ClientError, expected: DiscoveryError) -> bool {
+    matches!(error, ClientError::Discovery(e) if *e == expected)
+}
+
+#[tokio::test]
+async fn c09_a_resource_metadata_url_on_another_origin_is_refused_before_any_fetch() {
+    let site = Site::new().await;
+    let elsewhere = MockServer::start().await;
+    get(&elsewhere, "/prm", ok(site.prm())).await;
+    get(&site.rs, "/prm", ok(site.prm())).await;
+    let same_server_other_name = site.rs.uri().replace("127.0.0.1", "localhost");
+    for url in [
+        format!("{}/prm", elsewhere.uri()),
+        format!("{same_server_other_name}/prm"),
+        "https://evil.example/prm".to_owned(),
+        format!("{}/prm", site.rs.uri().replace("http://", "https://")),
+    ] {
+        let error = discovery()
+            .protected_resource(&site.resource(), Some(&challenge_at(&url)))
+            .await
+            .unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::MetadataCrossOrigin),
+            "{url}: {error:?}"
+        );
+    }
+    assert!(paths(&elsewhere).await.is_empty());
+    assert!(paths(&site.rs).await.is_empty());
+    // The resource's own origin, any path, is fine.
+    let own = format!("{}/prm", site.rs.uri());
+    let metadata = discovery()
+        .protected_resource(&site.resource(), Some(&challenge_at(&own)))
+        .await
+        .unwrap();
+    assert_eq!(metadata.resource, site.resource());
+}
+
+#[tokio::test]
+async fn c09_an_https_resource_naming_http_metadata_is_refused() {
+    let site = Site::new().await;
+    let port = site.rs.address().port();
+    get(&site.rs, "/prm", ok(site.prm())).await;
+    for host in ["127.0.0.1", "localhost"] {
+        let resource = Resource::new(format!("https://{host}:{port}/mcp")).unwrap();
+        let error = discovery()
+            .protected_resource(
+                &resource,
+                Some(&challenge_at(&format!("http://{host}:{port}/prm"))),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::MetadataDowngrade),
+            "{error:?}"
+        );
+    }
+    assert!(paths(&site.rs).await.is_empty());
+}
+
+#[tokio::test]
+async fn c10_a_name_resolving_to_a_private_address_is_refused_unless_allowed() {
+    let names = [
+        ("mcp.test", "10.0.0.9"),
+        ("ula.test", "fd00::9"),
+        ("cgnat.test", "100.64.0.9"),
+        ("imds.test", "169.254.169.254"),
+        ("mapped.test", "::ffff:169.254.169.254"),
+        ("unspecified.test", "0.0.0.0"),
+    ];
+    for host in ["mcp.test", "ula.test", "cgnat.test"] {
+        let resource = Resource::new(format!("https://{host}/mcp")).unwrap();
+        let error = resolving(&names)
+            .protected_resource(&resource, None)
+            .await
+            .unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::AddressNotAllowed),
+            "{host}: {error:?}"
+        );
+        // Allowed: the checked address goes on to the connection (where nothing answers).
+        let error = resolving(&names)
+            .allow_private_addresses()
+            .protected_resource(&resource, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, ClientError::Transport { error, .. }
+                if matches!(error.kind(), HttpErrorKind::Connect | HttpErrorKind::Timeout)),
+            "{host}: {error:?}"
+        );
+    }
+    // Link-local (cloud metadata) and unspecified addresses: never, by name or literal.
+    for url in [
+        "https://imds.test/latest",
+        "https://mapped.test/latest",
+        "https://unspecified.test/latest",
+        "https://169.254.169.254/latest",
+        "https://[fe80::1]/latest",
+    ] {
+        let resource = Resource::new(url).unwrap();
+        let error = resolving(&names)
+            .allow_private_addresses()
+            .protected_resource(&resource, None)
+            .await
+            .unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::AddressNotAllowed),
+            "{url}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn c10_loopback_is_reachable_only_for_a_loopback_resource() {
+    let site = Site::new().await;
+    let port = site.rs.address().port();
+    let local = Resource::new(format!("http://localhost:{port}/mcp")).unwrap();
+    get(
+        &site.rs,
+        "/.well-known/oauth-protected-resource/mcp",
+        ok(json!({"resource": local.as_str(), "authorization_servers": [site.w.ras.uri()]})),
+    )
+    .await;
+    let names = [("localhost", "127.0.0.1"), ("mcp.test", "127.0.0.1")];
+    // A loopback resource (by name): its metadata on loopback is fetched.
+    let metadata = resolving(&names)
+        .protected_resource(&local, None)
+        .await
+        .unwrap();
+    assert_eq!(metadata.resource, local);
+    // A name that is not loopback but resolves there (DNS rebinding): refused, private
+    // networks allowed or not.
+    let public = Resource::new(format!("https://mcp.test:{port}/mcp")).unwrap();
+    for d in [
+        resolving(&names),
+        resolving(&names).allow_private_addresses(),
+    ] {
+        let error = d.protected_resource(&public, None).await.unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::AddressNotAllowed),
+            "{error:?}"
+        );
+    }
+    assert_eq!(
+        paths(&site.rs).await,
+        ["/.well-known/oauth-protected-resource/mcp"]
+    );
+}
+
+#[tokio::test]
+async fn c10_an_authorization_server_the_resource_chose_is_held_to_its_address_policy() {
+    let names = [("as.test", "10.0.0.9"), ("imds.test", "169.254.169.254")];
+    for listed in [
+        "https://as.test",
+        "https://imds.test",
+        "https://10.0.0.9",
+        "https://[fd00::1]",
+        "https://169.254.169.254",
+    ] {
+        let site = Site::new().await;
+        get(
+            &site.rs,
+            "/.well-known/oauth-protected-resource/mcp",
+            ok(json!({"resource": site.resource().as_str(), "authorization_servers": [listed]})),
+        )
+        .await;
+        let error = resolving(&names)
+            .resource(&site.resource(), None, None)
+            .await
+            .unwrap_err();
+        assert!(
+            is_discovery(&error, DiscoveryError::AddressNotAllowed),
+            "{listed}: {error:?}"
+        );
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use idjag_client::*;
-use idjag_core::{Algorithm, Clock, RefreshToken, ScopeSet, SigningKey, wire};
+use idjag_core::{
+    Algorithm, ClientId, ClientSecret, Clock, RefreshToken, ScopeSet, SigningKey, wire,
+};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -541,5 +543,75 @@ async fn one_renewal_serves_every_resource_of_a_user() {
         refreshes,
         [("refresh_token".to_owned(), "rt-1".to_owned())],
         "rt-1 is used once, by one renewal"
+    );
+}
+
+/// Threat C08: the cache key holds our registration at the resource AS (client id, method and
+/// credential), so two registrations never share a cached token.
+#[tokio::test]
+async fn c08_two_registrations_at_one_authorization_server_never_share_a_cached_token() {
+    let w = World::new().await;
+    let exchanges = w.mount_minting_idp().await;
+    let redemptions = w.mount_counting_ras().await;
+    let p = provider(&w);
+    let subject = w.subject();
+    let id = || ClientId::new(RAS_CLIENT).unwrap();
+    let signer = || {
+        auth::PrivateKeyJwt::new(
+            SigningKey::generate(Algorithm::Es256).unwrap(),
+            w.clock.shared(),
+        )
+    };
+    let key_a = ClientCredentials::private_key_jwt(id(), signer());
+    let registrations = [
+        World::ras_credentials(),
+        ClientCredentials::secret_basic(id(), ClientSecret::new("rotated")).unwrap(),
+        ClientCredentials::secret_post(id(), ClientSecret::new(RAS_SECRET)).unwrap(),
+        key_a.clone(),
+        ClientCredentials::private_key_jwt(id(), signer()),
+    ];
+    let requests: Vec<AccessRequest> = registrations
+        .iter()
+        .map(|r| w.request_with(r.clone()))
+        .collect();
+    let mut issued = Vec::new();
+    for request in &requests {
+        let grant = p.access_token(&subject, request).await.unwrap();
+        issued.push(grant.access_token().secret().to_owned());
+    }
+    assert_eq!(issued, ["at-1", "at-2", "at-3", "at-4", "at-5"]);
+    assert_eq!((count(&exchanges), count(&redemptions)), (5, 5));
+    // Each registration's token stays cached for that registration, and a clone of the same
+    // credentials (the same assertion provider) is the same registration.
+    for (request, token) in requests.iter().zip(&issued) {
+        let again = p.access_token(&subject, request).await.unwrap();
+        assert_eq!(again.access_token().secret(), token);
+    }
+    let same = p
+        .access_token(&subject, &w.request_with(key_a.clone()))
+        .await
+        .unwrap();
+    assert_eq!(same.access_token().secret(), "at-4");
+    assert_eq!((count(&exchanges), count(&redemptions)), (5, 5));
+
+    // Another client id at the same server is another key too.
+    let client = w.client();
+    let other = ClientCredentials::secret_basic(
+        ClientId::new("another-app").unwrap(),
+        ClientSecret::new(RAS_SECRET),
+    )
+    .unwrap();
+    assert_ne!(
+        CacheKey::new(&client, &subject, &w.request()),
+        CacheKey::new(&client, &subject, &w.request_with(other))
+    );
+    assert_eq!(
+        CacheKey::new(&client, &subject, &w.request()),
+        CacheKey::new(&client, &subject, &w.request_with(World::ras_credentials()))
+    );
+    let debug = format!("{:?}", CacheKey::new(&client, &subject, &w.request()));
+    assert!(
+        debug.contains("client_secret_basic") && !debug.contains(RAS_SECRET),
+        "{debug}"
     );
 }

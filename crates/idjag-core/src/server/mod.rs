@@ -16,6 +16,9 @@ pub use client_auth::{
     RegisteredCredential, SecretCheck, SecretHash, StaticClientRegistry,
 };
 pub use form::{FormBody, FormError, MAX_FORM_PARAMETERS, is_form_content_type};
-pub use replay::{InMemoryReplayCache, Replay, ReplayCache, ReplayKey, ReplayStoreError};
+pub use replay::{
+    DEFAULT_REPLAY_PER_HOLDER, InMemoryReplayCache, Replay, ReplayCache, ReplayKey,
+    ReplayStoreError,
+};
 pub use request::{FormRequestError, read_form_request};
 pub use response::{error_response, json_response, no_store_headers};

@@ -26,6 +26,27 @@ impl ReplayKey {
         Self(hasher.finalize().into())
     }
 
+    /// The key of (`issuer`, `jti`) in `namespace`: never equal to a key of another namespace
+    /// or to a [`Self::new`] key, so one store can hold several kinds of one-time token (DPoP
+    /// proofs beside client assertions, for example) without one kind spending another's.
+    ///
+    /// ```
+    /// use idjag_core::server::ReplayKey;
+    /// assert_ne!(ReplayKey::namespaced("dpop", "k", "j"), ReplayKey::new("k", "j"));
+    /// assert_ne!(ReplayKey::namespaced("dpop", "k", "j"), ReplayKey::namespaced("assertion", "k", "j"));
+    /// ```
+    pub fn namespaced(namespace: &str, issuer: &str, jti: &str) -> Self {
+        let mut hasher = Sha256::new();
+        // No issuer is 2^64 - 1 bytes long, so this prefix never starts a `new` key's input.
+        hasher.update([0xff; 8]);
+        hasher.update((namespace.len() as u64).to_be_bytes());
+        hasher.update(namespace.as_bytes());
+        hasher.update((issuer.len() as u64).to_be_bytes());
+        hasher.update(issuer.as_bytes());
+        hasher.update(jti.as_bytes());
+        Self(hasher.finalize().into())
+    }
+
     /// The hash, for shared stores (for example a Redis key).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -59,7 +80,7 @@ pub enum Replay {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayStoreError {
-    /// The in-memory store is full of unexpired entries.
+    /// The store is full of unexpired entries, or this holder's quota of them is used up.
     #[error("replay cache is full")]
     Full,
     /// A shared store failed.
@@ -82,13 +103,20 @@ pub trait ReplayCache: fmt::Debug + Send + Sync {
     ) -> BoxFuture<'a, Result<Replay, ReplayStoreError>>;
 }
 
+/// The per-holder quota of the in-memory caches the idjag servers build for themselves: one
+/// client (the holder) may hold at most this many unexpired entries of one kind.
+pub const DEFAULT_REPLAY_PER_HOLDER: usize = 25_000;
+
 /// A bounded in-memory [`ReplayCache`] for one process.
 ///
 /// When full, expired entries are dropped first; if it is still full, `record` fails (the
 /// caller refuses the token) rather than forgetting an unexpired entry, which would reopen a
-/// replay window.
+/// replay window. With [`Self::with_per_holder_limit`], one holder (a client) may hold at most
+/// that many unexpired entries, so one client cannot fill the cache for all
+/// ([`ReplayStoreError::Full`] for that client only, as idjag-store's quotas answer).
 pub struct InMemoryReplayCache {
     capacity: usize,
+    per_holder: usize,
     clock: SharedClock,
     state: Mutex<State>,
 }
@@ -97,6 +125,8 @@ pub struct InMemoryReplayCache {
 struct State {
     entries: HashMap<ReplayKey, (i64, [u8; 32])>,
     expiries: BinaryHeap<Reverse<(i64, ReplayKey)>>,
+    /// Unexpired entries per holder hash (only with a per-holder limit).
+    holders: HashMap<[u8; 32], usize>,
 }
 
 impl PartialOrd for ReplayKey {
@@ -115,6 +145,7 @@ impl fmt::Debug for InMemoryReplayCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InMemoryReplayCache")
             .field("capacity", &self.capacity)
+            .field("per_holder", &self.per_holder)
             .field("len", &self.len())
             .finish()
     }
@@ -125,9 +156,23 @@ impl InMemoryReplayCache {
     pub fn new(capacity: usize, clock: SharedClock) -> Self {
         Self {
             capacity,
+            per_holder: usize::MAX,
             clock,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// At most `limit` unexpired entries per holder (default: no limit beyond the capacity).
+    pub fn with_per_holder_limit(mut self, limit: usize) -> Self {
+        self.per_holder = limit;
+        self
+    }
+
+    /// Unexpired entries recorded for `holder` (counted only with a per-holder limit; expired
+    /// ones count until they are pruned).
+    pub fn holder_len(&self, holder: &str) -> usize {
+        let hash: [u8; 32] = Sha256::digest(holder.as_bytes()).into();
+        self.lock().holders.get(&hash).copied().unwrap_or(0)
     }
 
     /// Number of entries, expired ones included until they are pruned.
@@ -160,8 +205,14 @@ impl InMemoryReplayCache {
                 break;
             }
             state.expiries.pop();
-            if state.entries.get(&old).is_some_and(|(e, _)| *e == expiry) {
-                state.entries.remove(&old);
+            if state.entries.get(&old).is_some_and(|(e, _)| *e == expiry)
+                && let Some((_, holder)) = state.entries.remove(&old)
+                && let Some(count) = state.holders.get_mut(&holder)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    state.holders.remove(&holder);
+                }
             }
         }
         if let Some((expiry, recorded)) = state.entries.get(&key)
@@ -173,6 +224,13 @@ impl InMemoryReplayCache {
         }
         if state.entries.len() >= self.capacity {
             return Err(ReplayStoreError::Full);
+        }
+        if self.per_holder != usize::MAX {
+            let count = state.holders.entry(holder_hash).or_insert(0);
+            if *count >= self.per_holder {
+                return Err(ReplayStoreError::Full);
+            }
+            *count += 1;
         }
         state.entries.insert(key, (until_unix, holder_hash));
         state.expiries.push(Reverse((until_unix, key)));
@@ -251,6 +309,56 @@ mod tests {
             Ok(Replay::First)
         );
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn one_holder_cannot_fill_the_cache_for_the_others() {
+        let clock = TestClock::at_unix(0);
+        let cache = InMemoryReplayCache::new(10, clock.shared()).with_per_holder_limit(2);
+        for jti in ["a", "b"] {
+            assert_eq!(
+                block(cache.record(ReplayKey::new("i", jti), "greedy", 10)),
+                Ok(Replay::First)
+            );
+        }
+        assert_eq!(
+            block(cache.record(ReplayKey::new("i", "c"), "greedy", 10)),
+            Err(ReplayStoreError::Full)
+        );
+        // A refused record is not counted, and a replay is still seen as one.
+        assert_eq!(cache.holder_len("greedy"), 2);
+        assert_eq!(
+            block(cache.record(ReplayKey::new("i", "a"), "greedy", 10)),
+            Ok(Replay::Seen { same_holder: true })
+        );
+        assert_eq!(
+            block(cache.record(ReplayKey::new("i", "c"), "modest", 10)),
+            Ok(Replay::First)
+        );
+        // Expired entries give the quota back.
+        clock.set_unix(11);
+        assert_eq!(
+            block(cache.record(ReplayKey::new("i", "d"), "greedy", 20)),
+            Ok(Replay::First)
+        );
+        assert_eq!(cache.holder_len("greedy"), 1);
+        assert_eq!(cache.holder_len("modest"), 0);
+    }
+
+    #[test]
+    fn namespaced_keys_never_meet_plain_ones() {
+        assert_ne!(
+            ReplayKey::namespaced("dpop", "k", "j"),
+            ReplayKey::new("k", "j")
+        );
+        assert_ne!(
+            ReplayKey::namespaced("a", "bc", "j"),
+            ReplayKey::namespaced("ab", "c", "j")
+        );
+        assert_eq!(
+            ReplayKey::namespaced("dpop", "k", "j"),
+            ReplayKey::namespaced("dpop", "k", "j")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod support;
 
 mod client_auth;
+mod jsonrpc;
 mod keys;
 mod properties;
 mod redaction;

@@ -79,6 +79,28 @@ pub enum PolicyConfigError {
         /// The rule's position.
         index: usize,
     },
+    /// An audience refuses requests without `scope` yet names `default_scopes` for them.
+    #[error("audience[{index}]: default_scopes are never used with absent_scope = \"refuse\"")]
+    UnusedDefaultScopes {
+        /// The audience's position.
+        index: usize,
+    },
+}
+
+/// What an audience does with a token-exchange request that has no `scope` (`absent_scope` in
+/// `[[audience]]`). Either way the ID-JAG never goes out without a `scope` claim, which a
+/// resource AS could fill with its own defaults (threat X23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AbsentScope {
+    /// Grant the audience's `default_scopes` that the rules allow or, when there are none,
+    /// every scope the covering rules allow, explicitly in the `scope` claim; `invalid_scope`
+    /// when the rules allow no scope at all. The default.
+    #[default]
+    Allowed,
+    /// Refuse the request (`invalid_scope`): clients must say what they want.
+    Refuse,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +126,8 @@ struct AudienceFile {
     resources: Vec<Resource>,
     #[serde(default)]
     default_scopes: Option<Vec<String>>,
+    #[serde(default)]
+    absent_scope: AbsentScope,
     #[serde(default)]
     include_email: bool,
     #[serde(default)]
@@ -166,6 +190,7 @@ struct AudienceRule {
     issuer: Issuer,
     resources: Vec<Resource>,
     default_scopes: Option<ScopeSet>,
+    absent_scope: AbsentScope,
     include_email: bool,
     client_ids: HashMap<ClientId, ClientId>,
 }
@@ -238,8 +263,11 @@ struct StepUpRule {
 /// 4. `[[allow]]` rules for this audience, client and user: none gives `access_denied`; none
 ///    that covers every requested resource gives `invalid_target`.
 /// 5. The scope is narrowed to what the covering rules allow (and deny rules leave). Nothing
-///    left gives `invalid_scope`. A request without `scope` gets the audience's
-///    `default_scopes` (narrowed the same way), or no scope claim.
+///    left gives `invalid_scope`. A request without `scope` gets, explicitly in the `scope`
+///    claim, the audience's `default_scopes` narrowed the same way or, when none of those is
+///    allowed (or the audience has none), every scope the rules allow; with nothing allowed,
+///    or with `absent_scope = "refuse"`, it gets `invalid_scope` ([`AbsentScope`]). An
+///    ID-JAG never leaves the scope to the resource AS's defaults (threat X23).
 /// 6. Each authorization detail's `type` must be allowed by a covering rule
 ///    (`invalid_authorization_details`).
 /// 7. `[[step_up]]` rules that apply to the audience and to a granted scope (or to a grant
@@ -314,11 +342,15 @@ impl TomlPolicy {
                     return Err(PolicyConfigError::DuplicateAudience { index, name });
                 }
             }
+            if a.absent_scope == AbsentScope::Refuse && a.default_scopes.is_some() {
+                return Err(PolicyConfigError::UnusedDefaultScopes { index });
+            }
             audiences.push(AudienceRule {
                 default_scopes: a
                     .default_scopes
                     .map(|s| scopes(s, "audience", index))
                     .transpose()?,
+                absent_scope: a.absent_scope,
                 issuer: a.issuer,
                 resources: a.resources,
                 include_email: a.include_email,
@@ -474,11 +506,22 @@ impl TomlPolicy {
                 }
                 Some(granted)
             }
-            None => audience
-                .default_scopes
-                .as_ref()
-                .map(|d| d.intersection(&allowed))
-                .filter(|s| !s.is_empty()),
+            // Never a scope-less grant: the resource AS would fill it with its defaults.
+            None if audience.absent_scope == AbsentScope::Refuse => {
+                return Err(PolicyDenial::ScopeNotAllowed);
+            }
+            None => {
+                let defaults = audience
+                    .default_scopes
+                    .as_ref()
+                    .map(|d| d.intersection(&allowed))
+                    .filter(|s| !s.is_empty());
+                let granted = defaults.unwrap_or_else(|| allowed.clone());
+                if granted.is_empty() {
+                    return Err(PolicyDenial::ScopeNotAllowed);
+                }
+                Some(granted)
+            }
         };
 
         if let Some(details) = request.authorization_details
@@ -542,8 +585,9 @@ impl StepUpRule {
         audience: &Issuer,
         granted: Option<&ScopeSet>,
     ) -> Result<(), PolicyDenial> {
-        // A grant without a scope claim leaves the scope to the resource AS, which could
-        // grant any of the rule's scopes: the rule applies to it too.
+        // A grant without a scope claim (from another `Policy`; TomlPolicy always names the
+        // scope) would leave the scope to the resource AS, which could grant any of the rule's
+        // scopes: the rule applies to it too.
         let applies = self.audience.as_ref().is_none_or(|a| a == audience)
             && self
                 .scopes
@@ -738,10 +782,89 @@ mod tests {
             .decide(&policy)
             .unwrap();
         assert_eq!(grant.scope.unwrap().to_string(), "chat.read");
+        // Threat X23: the mail audience names no default scopes, so the grant carries every
+        // scope the rules allow, explicitly (never a scope-less grant).
         let grant = ask("chat-agent", "alice", &["staff"], MAIL)
             .decide(&policy)
             .unwrap();
-        assert_eq!(grant.scope, None);
+        assert_eq!(grant.scope.unwrap().to_string(), "mail.read mail.send");
+    }
+
+    #[test]
+    fn x23_a_request_without_scope_gets_the_allowed_scopes_explicitly_or_is_refused() {
+        let policy = |absent: &str, defaults: &str, allowed: &str| {
+            TomlPolicy::from_toml_str(&format!(
+                r#"
+                [[audience]]
+                issuer = "{CHAT}"
+                resources = ["{CHAT_MCP}"]
+                client_ids = {{ "chat-agent" = "f53f191f9311af35" }}
+                {absent}
+                {defaults}
+                [[allow]]
+                clients = ["chat-agent"]
+                audience = "{CHAT}"
+                scopes = [{allowed}]
+                [[deny]]
+                groups = ["contractors"]
+                scopes = ["chat.history"]
+                "#
+            ))
+            .unwrap()
+        };
+        let unscoped =
+            |groups: &[&str]| ask("chat-agent", "alice", groups, CHAT).resource(CHAT_MCP);
+        let scope = |p: &TomlPolicy, groups: &[&str]| {
+            unscoped(groups)
+                .decide(p)
+                .map(|g| g.scope.map(|s| s.to_string()))
+        };
+        let both = r#""chat.read", "chat.history""#;
+        // No defaults: every allowed scope, minus what deny rules take away.
+        let p = policy("", "", both);
+        assert_eq!(scope(&p, &[]), Ok(Some("chat.history chat.read".into())));
+        assert_eq!(scope(&p, &["contractors"]), Ok(Some("chat.read".into())));
+        // Defaults, narrowed to what is allowed; none of them allowed: every allowed scope.
+        let p = policy(
+            "",
+            r#"default_scopes = ["chat.history", "chat.admin"]"#,
+            both,
+        );
+        assert_eq!(scope(&p, &[]), Ok(Some("chat.history".into())));
+        assert_eq!(scope(&p, &["contractors"]), Ok(Some("chat.read".into())));
+        // Rules that allow no scope: refused, never a scope-less grant.
+        let p = policy("", "", "");
+        assert_eq!(scope(&p, &[]), Err(PolicyDenial::ScopeNotAllowed));
+        let p = policy(r#"absent_scope = "allowed""#, "", r#""chat.history""#);
+        assert_eq!(
+            scope(&p, &["contractors"]),
+            Err(PolicyDenial::ScopeNotAllowed)
+        );
+        // absent_scope = "refuse": clients must ask; asking still works.
+        let p = policy(r#"absent_scope = "refuse""#, "", both);
+        assert_eq!(scope(&p, &[]), Err(PolicyDenial::ScopeNotAllowed));
+        assert_eq!(
+            unscoped(&[])
+                .scope("chat.read")
+                .decide(&p)
+                .map(|g| g.scope.map(|s| s.to_string())),
+            Ok(Some("chat.read".into()))
+        );
+        // Defaults that could never be used are a configuration error.
+        let error = TomlPolicy::from_toml_str(&format!(
+            "[[audience]]\nissuer = \"{CHAT}\"\nabsent_scope = \"refuse\"\ndefault_scopes = [\"a\"]"
+        ))
+        .unwrap_err();
+        assert!(
+            matches!(error, PolicyConfigError::UnusedDefaultScopes { index: 0 }),
+            "{error}"
+        );
+        assert!(
+            TomlPolicy::from_toml_str(&format!(
+                "[[audience]]\nissuer = \"{CHAT}\"\nabsent_scope = \"sometimes\""
+            ))
+            .is_err()
+        );
     }
 
     #[test]

@@ -127,6 +127,15 @@ pub(crate) async fn start_with(
     policy: Option<Arc<dyn Policy>>,
     configure: impl FnOnce(IdJagIssuerBuilder) -> IdJagIssuerBuilder,
 ) -> Harness {
+    start_serving(policy, configure, |idp, _| idp.router()).await
+}
+
+/// Starts an IdP served by the router `serve` makes from it and its test users.
+pub(crate) async fn start_serving(
+    policy: Option<Arc<dyn Policy>>,
+    configure: impl FnOnce(IdJagIssuerBuilder) -> IdJagIssuerBuilder,
+    serve: impl FnOnce(&IdJagIssuer, DevUsers) -> axum::Router,
+) -> Harness {
     // Each test runs on its own current-thread runtime, so the server, the client and the
     // test share this thread: its log is this harness's.
     let logs = logs::this_thread();
@@ -163,7 +172,7 @@ pub(crate) async fn start_with(
     .tenant("acme")
     .refresh_token_store(refresh.clone());
     let idp = configure(builder).build().unwrap();
-    let router = idp.router();
+    let router = serve(&idp, users(&idp));
     idjag_test_support::net::serve(listener, router);
 
     Harness {

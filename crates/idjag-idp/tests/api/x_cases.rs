@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use idjag_core::server::InMemoryReplayCache;
 use idjag_core::*;
 use idjag_idp::*;
 use serde_json::{Value, json};
@@ -809,6 +810,192 @@ async fn x15_dpop_proofs_are_validated_and_bind_the_id_jag() {
         .unwrap()
         .into_claims();
     assert_eq!(claims.cnf, None);
+}
+
+/// Threat X21: the IdP records a DPoP proof's `jti` only for a request that passed every
+/// other check, so a refused request neither burns the proof nor fills the replay store.
+#[tokio::test]
+async fn x21_a_dpop_proof_is_spent_only_by_a_request_that_otherwise_passed() {
+    let cache = Arc::new(InMemoryReplayCache::new(
+        100,
+        TestClock::at_unix(NOW).shared(),
+    ));
+    let store = cache.clone();
+    let h = start_with(None, move |b| b.dpop_replay_cache(store)).await;
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let proof = dpop_proof(&key, "POST", &h.token_url(), NOW, "x21-once");
+    let with = |form: Form| form.header("dpop", &proof);
+
+    // Refused after the proof was checked: by the subject token, the audience, the policy and
+    // the scope. None spends the proof, none writes to the store.
+    let refusals = [
+        (
+            with(h.valid().subject("not.a.token", wire::TOKEN_TYPE_ID_TOKEN)),
+            "invalid_grant",
+            "subject_token_invalid",
+        ),
+        (
+            with(h.valid().set("audience", "https://auth.unknown.example")),
+            "invalid_target",
+            "audience_not_available",
+        ),
+        (with(h.valid_for("eve")), "access_denied", "not_allowed"),
+        (
+            with(h.valid().set("scope", "nothing.allowed")),
+            "invalid_scope",
+            "scope_not_allowed",
+        ),
+    ];
+    for (form, code, reason) in &refusals {
+        h.refused(form, 400, code, reason).await;
+    }
+    assert_eq!(cache.len(), 0, "a refused request recorded its DPoP jti");
+
+    // The same proof then binds a request that passes, exactly once.
+    let answer = h.post(&with(h.valid())).await;
+    let claims = h
+        .validator(CHAT_AS)
+        .validate(answer.id_jag())
+        .unwrap()
+        .into_claims();
+    assert_eq!(claims.cnf.unwrap().jkt.unwrap(), key.thumbprint());
+    assert_eq!(h.expect_issued()["dpop_bound"], true);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(
+        cache.holder_len(AGENT),
+        0,
+        "no per-holder count without a quota"
+    );
+    h.refused(&with(h.valid()), 400, "invalid_dpop_proof", "dpop_replayed")
+        .await;
+    // A replayed proof on a request refused anyway reports the first refusal, and spends
+    // nothing either.
+    h.refused(&refusals[3].0, 400, "invalid_scope", "scope_not_allowed")
+        .await;
+    assert_eq!(cache.len(), 1);
+}
+
+/// Threat X22: single-use `jti`s of each kind go to their own store, each client within its
+/// quota there; a shared store keeps the kinds apart by namespace.
+#[tokio::test]
+async fn x22_single_use_kinds_have_their_own_stores_and_per_client_quotas() {
+    let clock = TestClock::at_unix(NOW);
+    let assertions = Arc::new(InMemoryReplayCache::new(100, clock.shared()));
+    let proofs = Arc::new(InMemoryReplayCache::new(100, clock.shared()).with_per_holder_limit(2));
+    let (a, p) = (assertions.clone(), proofs.clone());
+    let h = start_with(None, move |b| {
+        b.client_assertion_replay_cache(a).dpop_replay_cache(p)
+    })
+    .await;
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let proof = |jti: &str| dpop_proof(&key, "POST", &h.token_url(), NOW, jti);
+
+    // A private_key_jwt request with a DPoP proof: one entry in each store. The proof's jti
+    // equals the assertion's, and neither spends the other.
+    let pkjwt = h
+        .valid()
+        .subject(&h.id_token("alice", JWT_AGENT), wire::TOKEN_TYPE_ID_TOKEN)
+        .assertion(&h.client_assertion(json!(h.base), "x22-same"))
+        .header("dpop", &proof("x22-same"));
+    h.post(&pkjwt).await.id_jag();
+    h.expect_issued();
+    assert_eq!((assertions.len(), proofs.len()), (1, 1));
+
+    // The chat agent's DPoP quota is 2: its third live proof is refused (fail closed), and
+    // another client's proofs are not affected.
+    for jti in ["x22-a1", "x22-a2"] {
+        h.post(&h.valid().header("dpop", &proof(jti)))
+            .await
+            .id_jag();
+        h.expect_issued();
+    }
+    assert_eq!(proofs.holder_len(AGENT), 2);
+    h.refused(
+        &h.valid().header("dpop", &proof("x22-a3")),
+        503,
+        "temporarily_unavailable",
+        "replay_store_unavailable",
+    )
+    .await;
+    let other = h
+        .valid()
+        .subject(&h.id_token("alice", OTHER), wire::TOKEN_TYPE_ID_TOKEN)
+        .basic(OTHER, OTHER_SECRET)
+        .header("dpop", &proof("x22-o1"));
+    h.post(&other).await.id_jag();
+    h.expect_issued();
+    assert_eq!(proofs.holder_len(OTHER), 1);
+    assert_eq!(assertions.len(), 1, "basic authentication records nothing");
+
+    // Once the agent's proofs expire (iat + 90 s), its quota is back.
+    h.clock.set_unix(NOW + 91);
+    clock.set_unix(NOW + 91);
+    let fresh = dpop_proof(&key, "POST", &h.token_url(), NOW + 91, "x22-a4");
+    h.post(&h.valid().header("dpop", &fresh)).await.id_jag();
+    h.expect_issued();
+
+    // One shared store for both kinds: the DPoP jti lives in its own namespace there.
+    let shared = Arc::new(InMemoryReplayCache::new(
+        100,
+        TestClock::at_unix(NOW).shared(),
+    ));
+    let store = shared.clone();
+    let h = start_with(None, move |b| b.replay_cache(store)).await;
+    let pkjwt = h
+        .valid()
+        .subject(&h.id_token("alice", JWT_AGENT), wire::TOKEN_TYPE_ID_TOKEN)
+        .assertion(&h.client_assertion(json!(h.base), "x22-shared"))
+        .header(
+            "dpop",
+            &dpop_proof(&key, "POST", &h.token_url(), NOW, "x22-shared"),
+        );
+    h.post(&pkjwt).await.id_jag();
+    assert_eq!(shared.len(), 2);
+}
+
+/// Threat X23: a request without `scope` gets an ID-JAG that names the allowed scopes, or is
+/// refused when the audience says so; never a scope-less ID-JAG that the resource AS would
+/// fill with its own defaults.
+#[tokio::test]
+async fn x23_an_id_jag_for_a_request_without_scope_names_the_allowed_scopes_or_is_refused() {
+    let unscoped = |h: &Harness| {
+        h.valid()
+            .set("audience", MAIL_AS)
+            .set("resource", MAIL_MCP)
+            .remove("scope")
+    };
+    let h = start().await;
+    let answer = h.post(&unscoped(&h)).await;
+    assert_eq!(answer.body["scope"], "mail.read", "{}", answer.raw);
+    let (_, payload) = decode(answer.id_jag());
+    assert_eq!(
+        payload,
+        json!({
+            "iss": h.base, "sub": "alice", "aud": MAIL_AS, "client_id": "agent-at-mail",
+            "jti": payload["jti"], "iat": NOW, "exp": NOW + 300,
+            "resource": MAIL_MCP, "scope": "mail.read", "tenant": "acme",
+            "auth_time": NOW, "amr": ["pwd"],
+        })
+    );
+    assert_eq!(h.expect_issued()["scope"], "mail.read");
+
+    // The audience refuses requests without scope: invalid_scope, nothing issued.
+    let policy = POLICY.replace(
+        "resources = [\"https://mcp.mail.example/mcp\"]",
+        "resources = [\"https://mcp.mail.example/mcp\"]\nabsent_scope = \"refuse\"",
+    );
+    assert_ne!(policy, POLICY);
+    let h = start_with(
+        Some(Arc::new(TomlPolicy::from_toml_str(&policy).unwrap())),
+        |b| b,
+    )
+    .await;
+    h.refused(&unscoped(&h), 400, "invalid_scope", "scope_not_allowed")
+        .await;
+    let asked = h.post(&unscoped(&h).set("scope", "mail.read")).await;
+    let (_, payload) = decode(asked.id_jag());
+    assert_eq!(payload["scope"], "mail.read");
+    h.expect_issued();
 }
 
 #[tokio::test]

@@ -102,13 +102,22 @@ impl ResourceAsRegistrations {
 
     /// The first listed server we are registered with, and our credentials there.
     pub fn pick<'a>(&'a self, listed: &'a [Issuer]) -> Option<(&'a Issuer, &'a ClientCredentials)> {
+        self.pick_pinned(listed)
+            .map(|(issuer, credentials, _)| (issuer, credentials))
+    }
+
+    /// [`Self::pick`], and whether the server is one of ours (`false`: the MCP server chose it).
+    fn pick_pinned<'a>(
+        &'a self,
+        listed: &'a [Issuer],
+    ) -> Option<(&'a Issuer, &'a ClientCredentials, bool)> {
         let pinned = listed.iter().find_map(|issuer| {
             self.pinned
                 .iter()
                 .find(|(known, _)| known == issuer)
-                .map(|(_, credentials)| (issuer, credentials))
+                .map(|(_, credentials)| (issuer, credentials, true))
         });
-        pinned.or_else(|| Some((listed.first()?, self.any.as_ref()?)))
+        pinned.or_else(|| Some((listed.first()?, self.any.as_ref()?, false)))
     }
 }
 
@@ -161,6 +170,14 @@ impl EmaAuthorizer {
         self
     }
 
+    /// Lets the URLs MCP servers name (their metadata, and an authorization server chosen
+    /// through [`ResourceAsRegistrations::with_any_listed`]) lead to private networks
+    /// ([`Discovery::allow_private_addresses`]; threat C10). Off by default.
+    pub fn allow_private_addresses(mut self) -> Self {
+        self.discovery = self.discovery.allow_private_addresses();
+        self
+    }
+
     /// The token provider.
     pub fn provider(&self) -> &Arc<TokenProvider> {
         &self.provider
@@ -172,10 +189,11 @@ impl EmaAuthorizer {
     }
 
     /// From an MCP server's URL (and its `401` challenge, if it sent one) to the request for
-    /// its access token: its RFC 9728 metadata (whose `resource` must be this URL), the first
-    /// listed authorization server we are registered with, that server's RFC 8414 metadata
-    /// (exact `issuer`) and its ID-JAG profile support (`docs/flow.md#discovery`; requirement
-    /// MCP-01).
+    /// its access token: its RFC 9728 metadata (whose `resource` must be this URL, fetched only
+    /// from the server's own origin and address policy, threats C09 and C10), the first listed
+    /// authorization server we are registered with, that server's RFC 8414 metadata (exact
+    /// `issuer`; under the server's address policy when the MCP server chose it) and its
+    /// ID-JAG profile support (`docs/flow.md#discovery`; requirement MCP-01).
     pub async fn discover(
         &self,
         resource: &Resource,
@@ -188,11 +206,19 @@ impl EmaAuthorizer {
         if metadata.authorization_servers.is_empty() {
             return Err(idjag_client::DiscoveryError::NoAuthorizationServer.into());
         }
-        let (issuer, credentials) = self
+        let (issuer, credentials, pinned) = self
             .registrations
-            .pick(&metadata.authorization_servers)
+            .pick_pinned(&metadata.authorization_servers)
             .ok_or(AuthorizationError::NotRegistered)?;
-        let server = self.discovery.authorization_server(issuer).await?;
+        let policy = if pinned {
+            None
+        } else {
+            Some(self.discovery.address_policy(resource)?)
+        };
+        let server = self
+            .discovery
+            .authorization_server_within(issuer, policy)
+            .await?;
         self.discovery.profile_support(&server)?;
         let ras = ResourceAsTarget::from_metadata(&server, credentials.clone())?;
         let scope = match challenge.and_then(BearerChallenge::scope) {

@@ -1,5 +1,7 @@
 //! Per-tool scope requirements, enforced over HTTP before rmcp sees the request (requirement
-//! MCP-05; threat G16).
+//! MCP-05; threat G16). The body is read with idjag-core's strict JSON-RPC reader
+//! ([`idjag_core::jsonrpc`], the one the gateway uses too), so the tool checked here is the tool
+//! rmcp, or any other parser, runs (threats G27 to G30).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,10 +13,9 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use idjag_core::jose::parse_object;
-use idjag_core::{ScopeSet, Segment};
+use idjag_core::ScopeSet;
+use idjag_core::jsonrpc::{Message, MessageError, read_message};
 use idjag_resource::rs::{BearerPrincipal, ProtectedResource};
-use serde_json::Value;
 use tower::{Layer, Service};
 
 /// rmcp's own limit on a POST body (4 MiB): the default here too.
@@ -59,41 +60,59 @@ impl ToolScopes {
         self.0.values().all(ScopeSet::is_empty)
     }
 
-    /// The scopes a JSON-RPC message needs: the tool's, for a `tools/call` request, else none.
-    /// Tool names compare byte for byte, as rmcp looks them up.
+    /// The scopes a JSON-RPC message needs: the tool's, for a `tools/call`, else none. Tool
+    /// names compare byte for byte, as rmcp looks them up.
     ///
-    /// The body must be one JSON object without a repeated member name at any depth: rmcp
-    /// reads one message per POST, and a repeated `name` could make this check and rmcp see
-    /// different tools. Anything else is [`MalformedMessage`].
+    /// The body must be one message that idjag-core's strict reader
+    /// ([`idjag_core::jsonrpc::read_message`]) accepts: no repeated member name, no names that
+    /// collide after case folding or control-character removal, no lookalike of an envelope
+    /// member, no NUL or control character in the method or the tool name, exactly one kind of
+    /// message. Any of those could make this check and rmcp (or a parser behind it) see
+    /// different tools. Anything else is [`MalformedMessage`]; [`Self::read`] says why.
     pub fn required_for(&self, body: &[u8]) -> Result<ScopeSet, MalformedMessage> {
-        let message = parse_object(body, Segment::Payload).map_err(|_| MalformedMessage)?;
-        if message.get("method").and_then(Value::as_str) != Some("tools/call") {
-            return Ok(ScopeSet::new());
-        }
-        let name = message
-            .get("params")
-            .and_then(|params| params.get("name"))
-            .and_then(Value::as_str);
-        Ok(name
-            .and_then(|name| self.0.get(name))
+        self.read(body)
+            .map(|(_, required)| required)
+            .map_err(MalformedMessage::from)
+    }
+
+    /// Reads `body` strictly and returns the message with the scopes it needs, or why the
+    /// reader refused it (with the JSON-RPC error code to answer).
+    pub fn read(&self, body: &[u8]) -> Result<(Message, ScopeSet), MessageError> {
+        let message = read_message(body)?;
+        let required = self.required_for_message(&message);
+        Ok((message, required))
+    }
+
+    /// The scopes an already read message needs: the tool's, for a `tools/call`, else none.
+    pub fn required_for_message(&self, message: &Message) -> ScopeSet {
+        message
+            .tool()
+            .and_then(|tool| self.0.get(tool))
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
-/// A POST body that is not one JSON object with unique member names: refused (400) before
-/// rmcp sees it when tool scopes are configured.
+/// A POST body that is not one unambiguous JSON-RPC message: refused (400, with the JSON-RPC
+/// error code of the reader's [`MessageError`]) before rmcp sees it when tool scopes are
+/// configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the request body is not one well-formed JSON-RPC message")]
 pub struct MalformedMessage;
 
-fn parse_error() -> Response {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": { "code": -32700, "message": "Parse error" },
-    });
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+impl From<MessageError> for MalformedMessage {
+    fn from(_: MessageError) -> Self {
+        Self
+    }
+}
+
+fn refused(error: MessageError) -> Response {
+    tracing::debug!(
+        target: "idjag_mcp",
+        reason = error.reason_code(),
+        "request body refused by the strict JSON-RPC reader"
+    );
+    (StatusCode::BAD_REQUEST, axum::Json(error.response_body())).into_response()
 }
 
 /// A tower layer (for axum's `route_layer`) that answers `403 insufficient_scope`, with the
@@ -102,7 +121,8 @@ fn parse_error() -> Response {
 ///
 /// It reads the verified [`BearerPrincipal`] that idjag-resource's `RequireBearerLayer` put in the
 /// request extensions; without one it verifies the token itself, so a missing bearer layer
-/// fails closed. `POST` bodies are buffered up to a limit (413 beyond it) and passed on
+/// fails closed. `POST` bodies are buffered up to a limit (413 beyond it), read strictly (400
+/// with a JSON-RPC error when refused, see [`ToolScopes::required_for`]) and passed on
 /// unchanged; other methods pass straight through.
 #[derive(Debug, Clone)]
 pub struct ToolScopeLayer {
@@ -177,8 +197,9 @@ where
                 }
                 Err(_) => return Ok(StatusCode::BAD_REQUEST.into_response()),
             };
-            let Ok(required) = layer.scopes.required_for(&bytes) else {
-                return Ok(parse_error());
+            let required = match layer.scopes.read(&bytes) {
+                Ok((_, required)) => required,
+                Err(error) => return Ok(refused(error)),
             };
             if !required.is_empty() {
                 let principal = match parts.extensions.get::<BearerPrincipal>() {
@@ -237,7 +258,6 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"Tools/Call","params":{"name":"admin"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"unlisted"}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin "}}"#,
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
             r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         ] {
             assert_eq!(
@@ -262,6 +282,8 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"admin"}}"#,
             r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}]"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#,
+            // Not a tool name: rmcp would refuse it too, so it is refused here.
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#,
             "not json",
             "",
             "{} {}",
@@ -272,6 +294,50 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn g27_g28_folded_lookalike_and_nul_names_are_refused_with_the_readers_reason() {
+        let s = scopes();
+        let cases = [
+            // Go's encoding/json binds `Name` to the tool name: `admin` would run unchecked.
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"admin"}}"#,
+                MessageError::LookalikeMember { imitates: "name" },
+            ),
+            (
+                "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"write\",\"NAME\":\"admin\"}}",
+                MessageError::CollidingMembers,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write","argument\u017f":{"all":true}}}"#,
+                MessageError::LookalikeMember {
+                    imitates: "arguments",
+                },
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write\u0000admin"}}"#,
+                MessageError::InvalidToolName,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","Method":"tools/call","params":{"name":"admin"}}"#,
+                MessageError::CollidingMembers,
+            ),
+        ];
+        for (body, reason) in cases {
+            assert_eq!(
+                s.read(body.as_bytes()).map(|(_, r)| r),
+                Err(reason),
+                "{body}"
+            );
+            assert_eq!(s.required_for(body.as_bytes()), Err(MalformedMessage));
+        }
+        let (message, required) = s
+            .read(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"admin"}}"#)
+            .unwrap();
+        assert_eq!(message.tool(), Some("admin"));
+        assert_eq!(required, s.required_for_message(&message));
+        assert_eq!(required.to_string(), "repo.admin");
     }
 
     proptest::proptest! {

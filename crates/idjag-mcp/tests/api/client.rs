@@ -363,6 +363,35 @@ async fn a_challenge_pointing_metadata_at_a_plain_http_host_is_refused() {
 }
 
 #[tokio::test]
+async fn c09_a_challenge_pointing_metadata_at_another_origin_is_refused_before_any_fetch() {
+    let peers = Peers::builder().start().await;
+    // The same server under another name, and another port: other origins all the same.
+    let other_name = peers.base.replace("127.0.0.1", "localhost");
+    let other_port = "http://127.0.0.1:9".to_owned();
+    for base in [other_name, other_port] {
+        let mcp = ScriptedMcp::new(
+            &peers,
+            [Reply::Unauthorized(format!(
+                r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#
+            ))],
+        );
+        let client = peers.authorizer().client(mcp.clone(), user("alice"));
+        let error = send(&client, &peers).await.unwrap_err();
+        assert!(
+            matches!(
+                authorization(&error).client_error(),
+                Some(ClientError::Discovery(
+                    idjag_client::DiscoveryError::MetadataCrossOrigin
+                ))
+            ),
+            "{base}: {error:?}"
+        );
+    }
+    assert_eq!(peers.log.prm_fetches.load(Ordering::SeqCst), 0);
+    assert!(peers.exchanges().is_empty());
+}
+
+#[tokio::test]
 async fn md_08_metadata_for_another_resource_stops_discovery() {
     let peers = Peers::builder().start().await;
     let mcp = ScriptedMcp::new(&peers, []);

@@ -324,6 +324,36 @@ async fn a_body_with_a_repeated_member_is_refused_before_rmcp() {
 }
 
 #[tokio::test]
+async fn g27_a_case_folded_member_is_refused_before_rmcp_with_the_readers_code() {
+    let s = start().await;
+    let token = s.token("repo.read");
+    // Go's encoding/json reads `NAME` as the tool name, and `argument\u017f` (long s) as the
+    // arguments.
+    let cases = [
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami","NAME":"delete_repo"}}"#.to_owned(),
+            -32700,
+        ),
+        (
+            "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\",\"argument\u{17f}\":{}}}".to_owned(),
+            -32600,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_repo\u0000"}}"#.to_owned(),
+            -32602,
+        ),
+    ];
+    for (body, code) in cases {
+        let response = s.post(Some(&token), &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], code, "{body}");
+        assert_eq!(answer["id"], Value::Null);
+    }
+    assert_eq!(s.deletions.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn the_tool_sees_the_verified_caller() {
     let s = start().await;
     let client = s.client(&s.token("repo.read")).await;

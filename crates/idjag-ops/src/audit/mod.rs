@@ -75,7 +75,7 @@ pub use client::{AuditContext, InvalidProxy, TrustedProxies};
 pub use sinks::rfc3339;
 
 /// `[audit]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AuditConfig {
@@ -109,6 +109,10 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
+    /// Every key of the table, for servers that keep their own keys in `[audit]` (see
+    /// [`ListenerConfig::KEYS`](crate::listener::ListenerConfig::KEYS)).
+    pub const KEYS: &'static [&'static str] = &["queue_capacity", "on_full", "sinks"];
+
     /// `sinks` with the default queue and policy.
     pub fn with_sinks(sinks: Vec<SinkConfig>) -> Self {
         Self {
@@ -149,7 +153,7 @@ impl AuditConfig {
 }
 
 /// What a full queue means for the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum OnFull {
@@ -161,7 +165,7 @@ pub enum OnFull {
 }
 
 /// One `[[audit.sinks]]` entry, by `kind`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SinkConfig {
@@ -216,7 +220,7 @@ impl SinkConfig {
 }
 
 /// `kind = "stdout"` or `"stderr"`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StreamSink {
@@ -226,7 +230,7 @@ pub struct StreamSink {
 }
 
 /// `kind = "file"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct FileSink {
@@ -256,7 +260,7 @@ impl FileSink {
 }
 
 /// How syslog frames travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SyslogTransport {
@@ -270,7 +274,7 @@ pub enum SyslogTransport {
 }
 
 /// `kind = "syslog"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SyslogSink {
@@ -366,7 +370,7 @@ impl SyslogSink {
 }
 
 /// `kind = "journald"`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct JournaldSink {
@@ -406,7 +410,7 @@ impl JournaldSink {
 }
 
 /// `kind = "otlp"`: the fields of [`OtlpConfig`] and a name.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OtlpSink {
@@ -421,6 +425,7 @@ pub struct OtlpSink {
     pub endpoint: Option<String>,
     /// See [`OtlpConfig::headers`] (secret).
     #[serde(default)]
+    #[serde(serialize_with = "crate::config::serialize_redacted")]
     pub headers: BTreeMap<String, String>,
     /// Export timeout. Default `"10s"`.
     #[serde(default = "default_timeout")]
@@ -464,7 +469,7 @@ fn default_timeout() -> ConfigDuration {
 }
 
 /// `kind = "webhook"`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WebhookSink {
@@ -475,6 +480,7 @@ pub struct WebhookSink {
     pub url: String,
     /// Headers sent with every batch (e.g. `authorization`). Secret: never logged.
     #[serde(default)]
+    #[serde(serialize_with = "crate::config::serialize_redacted")]
     pub headers: BTreeMap<String, String>,
     /// Most lines per request. Default 100.
     #[serde(default = "default_batch")]
@@ -622,10 +628,10 @@ pub enum AuditError {
 }
 
 /// The time source for sink timestamps (syslog).
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+pub type SinkClock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// The system clock.
-pub fn system_clock() -> Clock {
+pub fn system_clock() -> SinkClock {
     #[allow(
         clippy::disallowed_methods,
         reason = "the default clock of the sinks; tests inject theirs"
@@ -728,7 +734,10 @@ impl Audit {
     }
 
     /// Like [`Audit::start`] with another clock for the sinks' timestamps.
-    pub async fn start_with_clock(config: &AuditConfig, clock: Clock) -> Result<Self, AuditError> {
+    pub async fn start_with_clock(
+        config: &AuditConfig,
+        clock: SinkClock,
+    ) -> Result<Self, AuditError> {
         config.validate("audit")?;
         let reopen = Arc::new(watch::Sender::new(0u64));
         let mut sinks = Vec::with_capacity(config.sinks.len());
@@ -828,6 +837,24 @@ impl Audit {
     /// Reopens the file sinks now (what SIGHUP does).
     pub fn reopen(&self) {
         self.reopen.send_modify(|generation| *generation += 1);
+    }
+
+    /// Waits, up to `deadline`, until every sink has taken the lines queued for it (a
+    /// server that shares the sinks and cannot give them up calls this before it exits).
+    pub async fn flush(&self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
+        while tokio::time::Instant::now() < until {
+            if self
+                .sinks
+                .iter()
+                .all(|s| s.queue.capacity() == s.queue.max_capacity())
+            {
+                // Give the tasks a moment to write the batch they took.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Stops accepting lines and lets each sink deliver what it holds, up to `deadline`.

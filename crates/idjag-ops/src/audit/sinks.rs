@@ -11,7 +11,7 @@ use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    Clock, JournaldSink, Line, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink,
+    JournaldSink, Line, SinkClock, SinkConfig, SinkState, SyslogSink, SyslogTransport, WebhookSink,
 };
 
 /// Most lines taken from the queue at once.
@@ -54,7 +54,7 @@ pub(super) async fn spawn(
     state: Arc<SinkState>,
     queue: mpsc::Receiver<Line>,
     reopen: watch::Receiver<u64>,
-    clock: Clock,
+    clock: SinkClock,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let writer = match config {
         SinkConfig::Stdout(_) => Writer::Stream(Box::new(tokio::io::stdout())),
@@ -204,11 +204,11 @@ struct Syslog {
     /// `<PRI>1 ` and ` HOSTNAME APP-NAME PROCID audit - ` around the timestamp.
     pri: String,
     header_rest: String,
-    clock: Clock,
+    clock: SinkClock,
 }
 
 impl Syslog {
-    async fn connect(config: &SyslogSink, clock: Clock) -> Result<Self, String> {
+    async fn connect(config: &SyslogSink, clock: SinkClock) -> Result<Self, String> {
         let hostname = config.hostname.clone().unwrap_or_else(hostname);
         let pri = format!("<{}>1 ", u16::from(config.facility_code()) * 8 + 6);
         let header_rest = format!(

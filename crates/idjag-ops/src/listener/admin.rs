@@ -35,6 +35,9 @@ use crate::metrics::Metrics;
 pub const ADMIN_PATHS: &[&str] = &["/metrics", "/admin", "/admin/", "/healthz", "/readyz"];
 
 type Check = Arc<dyn Fn() -> bool + Send + Sync>;
+type AsyncCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
 
 /// Readiness: named checks (an audit sink's health, a dependency) and the shutdown state.
 /// `/readyz` answers 200 when every check passes and no shutdown has started, else 503 with
@@ -42,6 +45,7 @@ type Check = Arc<dyn Fn() -> bool + Send + Sync>;
 #[derive(Clone, Default)]
 pub struct Health {
     checks: Vec<(String, Check)>,
+    async_checks: Vec<(String, AsyncCheck)>,
     shutdown: Option<Shutdown>,
 }
 
@@ -72,6 +76,25 @@ impl Health {
         self
     }
 
+    /// Adds a check that needs to wait (a dependency's keys being fetched, a store's ping);
+    /// `/readyz` runs the async checks one after the other. `name` is shown when it fails.
+    pub fn check_async<F>(
+        mut self,
+        name: &str,
+        check: impl Fn() -> F + Send + Sync + 'static,
+    ) -> Self
+    where
+        F: std::future::Future<Output = bool> + Send + 'static,
+    {
+        let check: AsyncCheck = Arc::new(move || {
+            let future: std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> =
+                Box::pin(check());
+            future
+        });
+        self.async_checks.push((name.to_owned(), check));
+        self
+    }
+
     /// Not ready once `shutdown` has started (load balancers stop sending new requests while
     /// the listeners drain).
     pub fn until(mut self, shutdown: &Shutdown) -> Self {
@@ -92,6 +115,17 @@ impl Health {
         }
         failing
     }
+
+    /// [`Health::failing`] and the async checks.
+    pub async fn failing_all(&self) -> Vec<String> {
+        let mut failing = self.failing();
+        for (name, check) in &self.async_checks {
+            if !check().await {
+                failing.push(name.clone());
+            }
+        }
+        failing
+    }
 }
 
 /// `GET /metrics` (Prometheus text format), `GET /healthz` (the process answers) and
@@ -99,12 +133,20 @@ impl Health {
 pub fn router(metrics: &'static Metrics, health: Health) -> Router {
     Router::new()
         .merge(metrics.router())
+        .merge(health_router(health))
+}
+
+/// `GET /healthz` and `GET /readyz` alone, for a server that serves `/metrics` its own way
+/// (behind a token, say).
+pub fn health_router(health: Health) -> Router {
+    Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
-                let failing = health.failing();
+                let health = health.clone();
                 async move {
+                    let failing = health.failing_all().await;
                     if failing.is_empty() {
                         (StatusCode::OK, "ready\n".to_owned()).into_response()
                     } else {

@@ -83,6 +83,15 @@ pub enum TlsSetting {
     Off,
 }
 
+impl serde::Serialize for TlsSetting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::On(tls) => tls.serialize(serializer),
+            Self::Off => serializer.serialize_str("off"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for TlsSetting {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         match toml::Value::deserialize(deserializer)? {
@@ -98,7 +107,7 @@ impl<'de> Deserialize<'de> for TlsSetting {
 }
 
 /// `[server]` or `[admin]`: where a listener binds, its TLS and its connection limits.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ListenerConfig {
@@ -162,6 +171,21 @@ mod defaults {
 }
 
 impl ListenerConfig {
+    /// Every key of the table, for servers that keep their own keys in the same table (the
+    /// gateway's `[server]`): split these off and deserialize them as a `ListenerConfig`.
+    pub const KEYS: &'static [&'static str] = &[
+        "listen",
+        "tls",
+        "plain_http_reason",
+        "max_connections",
+        "max_connections_per_ip",
+        "max_header_bytes",
+        "header_read_timeout",
+        "idle_timeout",
+        "http2_keep_alive_interval",
+        "drain_timeout",
+    ];
+
     /// A TLS listener on `listen`, every limit at its default.
     pub fn tls(listen: SocketAddr, tls: TlsConfig) -> Self {
         Self::with(listen, TlsSetting::On(tls), None)

@@ -45,7 +45,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::config::{ConfigDuration, ConfigError, join};
 
 /// `[server.tls]`: the certificate files and TLS options of a listener.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TlsConfig {
@@ -113,7 +113,7 @@ impl TlsConfig {
 }
 
 /// The lowest TLS version a listener accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.2 and 1.3.

@@ -122,6 +122,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(|ua| &ua[..ua.len().min(256)]),
             http.response.status_code = Empty,
+            trace_id = Empty,
         );
         if !span.is_disabled() {
             let parent = super::extract_context(request.headers());
@@ -130,6 +131,14 @@ where
                 .is_valid()
             {
                 let _ = span.set_parent(parent);
+            }
+            // Log lines inside the request carry it (see the log layer).
+            let context = span.context();
+            let span_context = opentelemetry::trace::TraceContextExt::span(&context)
+                .span_context()
+                .clone();
+            if span_context.is_valid() {
+                span.record("trace_id", span_context.trace_id().to_string().as_str());
             }
         }
         let started = Instant::now();

@@ -53,7 +53,7 @@ use crate::config::{ConfigDuration, ConfigError, join};
 pub use self::http::{HttpTrace, HttpTraceLayer};
 
 /// `[telemetry]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TelemetryConfig {
@@ -95,7 +95,7 @@ impl Default for TelemetryConfig {
 }
 
 /// The log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum LogFormat {
@@ -107,7 +107,7 @@ pub enum LogFormat {
 }
 
 /// Where logs go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum LogOutput {
@@ -119,7 +119,7 @@ pub enum LogOutput {
 }
 
 /// Where spans go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum TraceExporter {
@@ -131,7 +131,7 @@ pub enum TraceExporter {
 }
 
 /// The OTLP transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[non_exhaustive]
 pub enum OtlpProtocol {
     /// Protobuf over HTTP (`/v1/traces`, `/v1/logs`), port 4318.
@@ -144,7 +144,7 @@ pub enum OtlpProtocol {
 }
 
 /// An OTLP destination: the collector's endpoint, transport, headers and timeout.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct OtlpConfig {
@@ -160,6 +160,7 @@ pub struct OtlpConfig {
     /// `check-config --print` through the `authorization`/`key`/`token` name rule or a
     /// named path.
     #[serde(default)]
+    #[serde(serialize_with = "crate::config::serialize_redacted")]
     pub headers: BTreeMap<String, String>,
     /// Export timeout. Default `"10s"`.
     #[serde(default = "default_timeout")]
@@ -262,7 +263,7 @@ impl OtlpConfig {
 }
 
 /// `[telemetry.traces]`.
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TracesConfig {
@@ -280,6 +281,7 @@ pub struct TracesConfig {
     pub endpoint: Option<String>,
     /// See [`OtlpConfig::headers`].
     #[serde(default)]
+    #[serde(serialize_with = "crate::config::serialize_redacted")]
     pub headers: BTreeMap<String, String>,
     /// Export timeout. Default `"10s"`.
     #[serde(default = "default_timeout")]
@@ -465,7 +467,10 @@ impl Telemetry {
             .with_tracked_inactivity(false)
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         let logs = log_layer(config).with_filter(filter);
-        let subscriber = tracing_subscriber::registry().with(otel).with(logs);
+        let subscriber = tracing_subscriber::registry()
+            .with(otel)
+            .with(TraceIdLayer)
+            .with(logs);
         Ok((Self { provider }, tracing::Dispatch::new(subscriber)))
     }
 
@@ -487,26 +492,130 @@ fn log_layer<S>(config: &TelemetryConfig) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let layer = tracing_subscriber::fmt::layer();
+    use tracing_subscriber::fmt::format::JsonFields;
+    let json = || {
+        tracing_subscriber::fmt::format()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+    };
+    let json_layer = || {
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(WithTraceId {
+                inner: json(),
+                json: true,
+            })
+    };
+    let text_layer = || {
+        tracing_subscriber::fmt::layer().event_format(WithTraceId {
+            inner: tracing_subscriber::fmt::format(),
+            json: false,
+        })
+    };
     match (config.log_format, config.log_output) {
-        (LogFormat::Json, LogOutput::Stderr) => Box::new(
-            layer
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_writer(std::io::stderr),
-        ),
-        (LogFormat::Json, LogOutput::Stdout) => Box::new(
-            layer
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
-                .with_writer(std::io::stdout),
-        ),
-        (LogFormat::Text, LogOutput::Stderr) => Box::new(layer.with_writer(std::io::stderr)),
-        (LogFormat::Text, LogOutput::Stdout) => Box::new(layer.with_writer(std::io::stdout)),
+        (LogFormat::Json, LogOutput::Stderr) => Box::new(json_layer().with_writer(std::io::stderr)),
+        (LogFormat::Json, LogOutput::Stdout) => Box::new(json_layer().with_writer(std::io::stdout)),
+        (LogFormat::Text, LogOutput::Stderr) => Box::new(text_layer().with_writer(std::io::stderr)),
+        (LogFormat::Text, LogOutput::Stdout) => Box::new(text_layer().with_writer(std::io::stdout)),
+    }
+}
+
+/// The trace id a request span recorded (its `trace_id` field), kept in the span's extensions
+/// so that every log line inside the request can carry it.
+#[derive(Debug, Clone)]
+struct SpanTraceId(String);
+
+/// Keeps the `trace_id` field of spans (see [`HttpTraceLayer`]) in their extensions.
+struct TraceIdLayer;
+
+struct TraceIdVisitor(Option<String>);
+
+impl tracing::field::Visit for TraceIdVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "trace_id" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "trace_id" {
+            self.0 = Some(format!("{value:?}").trim_matches('"').to_owned());
+        }
+    }
+}
+
+impl<S> Layer<S> for TraceIdLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut visitor = TraceIdVisitor(None);
+        attrs.record(&mut visitor);
+        if let (Some(trace_id), Some(span)) = (visitor.0, ctx.span(id)) {
+            span.extensions_mut().replace(SpanTraceId(trace_id));
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut visitor = TraceIdVisitor(None);
+        values.record(&mut visitor);
+        if let (Some(trace_id), Some(span)) = (visitor.0, ctx.span(id)) {
+            span.extensions_mut().replace(SpanTraceId(trace_id));
+        }
+    }
+}
+
+/// A log line with the `trace_id` of the request it belongs to (the nearest span that
+/// recorded one), as a JSON member or a ` trace_id=…` suffix.
+struct WithTraceId<F> {
+    inner: F,
+    json: bool,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithTraceId<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let trace_id = ctx.event_scope().and_then(|mut scope| {
+            scope.find_map(|span| span.extensions().get::<SpanTraceId>().map(|t| t.0.clone()))
+        });
+        let Some(trace_id) = trace_id else {
+            return self.inner.format_event(ctx, writer, event);
+        };
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let body = line.trim_end_matches('\n');
+        if self.json && body.ends_with('}') {
+            let open = &body[..body.len() - 1];
+            let separator = if open.ends_with('{') { "" } else { "," };
+            writeln!(writer, "{open}{separator}\"trace_id\":\"{trace_id}\"}}")
+        } else {
+            writeln!(writer, "{body} trace_id={trace_id}")
+        }
     }
 }
 

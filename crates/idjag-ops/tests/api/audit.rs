@@ -74,7 +74,7 @@ async fn syslog_over_udp_gets_exact_rfc5424_frames() {
     );
     sink.app_name = "idjag-test".to_owned();
     sink.hostname = Some("gw-1".to_owned());
-    let clock: idjag_ops::audit::Clock =
+    let clock: idjag_ops::audit::SinkClock =
         Arc::new(|| UNIX_EPOCH + Duration::from_millis(1_785_000_000_123));
     let audit = Audit::start_with_clock(
         &AuditConfig::with_sinks(vec![SinkConfig::Syslog(sink)]),
@@ -115,7 +115,7 @@ async fn syslog_over_tcp_uses_octet_counting_and_journald_the_native_protocol() 
     let journal = UnixDatagram::bind(&journal_path).unwrap();
     let mut journald = JournaldSink::new(&journal_path);
     journald.identifier = "idjag-gateway".to_owned();
-    let clock: idjag_ops::audit::Clock = Arc::new(|| UNIX_EPOCH);
+    let clock: idjag_ops::audit::SinkClock = Arc::new(|| UNIX_EPOCH);
     let audit = Audit::start_with_clock(
         &AuditConfig::with_sinks(vec![
             SinkConfig::Syslog(syslog),

@@ -1,4 +1,5 @@
-//! `GET /admin/approvals`, `POST /admin/approvals/{id}/approve` and `/reject`.
+//! `GET /admin/approvals`, `POST /admin/approvals/{id}/approve` and `/reject`, on the store
+//! every instance shares: a call held on one instance is listed and decided on any.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use crate::admin::{answer, audit_entry, authorized, error};
+use crate::admin::{answer, audit_entry, authorized, error, unavailable};
 use crate::observe::audit::{AuditEntry, Outcome};
 use crate::policy::approval::{DecideError, HeldCall};
 use crate::proxy::GatewayState;
@@ -16,10 +17,13 @@ pub(crate) async fn list(State(state): State<Arc<GatewayState>>, headers: Header
     if let Err(response) = authorized(&state, &headers) {
         return *response;
     }
-    answer(
-        StatusCode::OK,
-        &json!({ "approvals": state.approvals.list() }),
-    )
+    match state.approvals.list().await {
+        Ok(records) => {
+            let calls: Vec<HeldCall> = records.iter().map(HeldCall::from_record).collect();
+            answer(StatusCode::OK, &json!({ "approvals": calls }))
+        }
+        Err(e) => unavailable(&e),
+    }
 }
 
 pub(crate) async fn decide(
@@ -37,8 +41,9 @@ pub(crate) async fn decide(
     };
     let mut audit = audit_entry(&state, &headers, "POST");
     audit.approval(&id);
-    match state.approvals.decide(&id, approve) {
-        Ok(call) => {
+    match state.approvals.decide(&id, approve).await {
+        Ok(record) => {
+            let call = HeldCall::from_record(&record);
             record_call(&mut audit, &call);
             let reason = if approve {
                 "approval_granted"
@@ -48,6 +53,10 @@ pub(crate) async fn decide(
             tracing::info!(approval = %id, reason, "admin decision");
             audit.finish(Outcome::Allow, reason, 200);
             answer(StatusCode::OK, &json!(call))
+        }
+        Err(DecideError::Store(e)) => {
+            audit.finish(Outcome::Error, "store_unavailable", 503);
+            unavailable(&e)
         }
         Err(e) => {
             let (status, code) = match e {
@@ -61,7 +70,14 @@ pub(crate) async fn decide(
 }
 
 fn record_call(audit: &mut AuditEntry, call: &HeldCall) {
-    audit.upstream(&call.upstream);
-    audit.subject(Some(&call.user), Some(&call.issuer), call.agent.as_deref());
-    audit.message(Some("admin"), Some(&call.tool), call.arguments.clone());
+    let Some(details) = call.held_details() else {
+        return;
+    };
+    audit.upstream(&details.upstream);
+    audit.subject(
+        Some(&details.user),
+        Some(&details.issuer),
+        details.agent.as_deref(),
+    );
+    audit.message(Some("admin"), Some(&details.tool), details.arguments);
 }

@@ -5,15 +5,21 @@
 //!
 //! | request | what |
 //! |---|---|
-//! | `GET /admin/approvals` | calls held for approval (pending, approved, rejected), `{"approvals": [...]}` |
+//! | `GET /admin/approvals` | calls held for approval (pending, approved, rejected, consumed), `{"approvals": [...]}` |
 //! | `POST /admin/approvals/{id}/approve` | approves a pending call: the agent's identical retry runs once |
 //! | `POST /admin/approvals/{id}/reject` | rejects it |
 //! | `GET /admin/revocations` | revocations in force |
 //! | `POST /admin/revocations` | `{"user": "<sub>"}` or `{"client": "<client id>"}`, optional `"ttl_seconds"`: revokes at once |
 //! | `DELETE /admin/revocations` | the same body: lifts a revocation (404 if none) |
 //!
-//! Answers are JSON; errors `{"error": "<code>"}` with 400, 401, 404 or 409. Each decision
-//! and revocation writes an audit line (`method` `admin`).
+//! Answers are JSON; errors `{"error": "<code>"}` with 400, 401, 404 or 409, and 503
+//! (`store_unavailable`, `Retry-After: 1`) when the store cannot answer. Each decision and
+//! revocation writes an audit line (`method` `admin`).
+//!
+//! Approvals and revocations live in the store ([`crate::plan::StorePlan`]): with several
+//! instances sharing one, the admin API of any instance sees and changes them all. A
+//! revocation is enforced by this instance before the answer, and by the others as it
+//! reaches them (a notification, within `[store] max_staleness_secs` at worst).
 
 use std::sync::Arc;
 
@@ -31,7 +37,7 @@ use crate::protocol::request_id::request_id;
 use crate::proxy::GatewayState;
 
 mod approvals;
-mod revocations;
+pub(crate) mod revocations;
 
 /// The largest admin request body: a revocation is a few dozen bytes.
 pub const MAX_ADMIN_BODY_BYTES: usize = 4096;
@@ -58,6 +64,17 @@ pub(crate) fn answer(status: StatusCode, body: &Value) -> Response {
 
 pub(crate) fn error(status: StatusCode, code: &str) -> Response {
     answer(status, &json!({ "error": code }))
+}
+
+/// 503: the store did not answer.
+pub(crate) fn unavailable(e: &idjag_store::StoreError) -> Response {
+    tracing::warn!(error = %e, "admin request: the store did not answer");
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+    response.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// Whether the request carries the admin token (constant-time compare).

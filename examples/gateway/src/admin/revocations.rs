@@ -1,4 +1,5 @@
-//! `GET`, `POST` and `DELETE /admin/revocations`: list, revoke at once, lift.
+//! `GET`, `POST` and `DELETE /admin/revocations`: list, revoke at once, lift, on the store
+//! every instance shares.
 
 use std::sync::Arc;
 
@@ -9,20 +10,19 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{answer, audit_entry, authorized, error};
+use crate::admin::{answer, audit_entry, authorized, error, unavailable};
 use crate::observe::audit::{AuditEntry, Outcome};
-use crate::policy::revocation::Revoked;
+use crate::policy::revocation::Principal;
 use crate::proxy::GatewayState;
-use crate::upstream::IdentityMatch;
 
 pub(crate) async fn list(State(state): State<Arc<GatewayState>>, headers: HeaderMap) -> Response {
     if let Err(response) = authorized(&state, &headers) {
         return *response;
     }
-    answer(
-        StatusCode::OK,
-        &json!({ "revocations": state.revocations.list() }),
-    )
+    match state.revocations.list().await {
+        Ok(list) => answer(StatusCode::OK, &json!({ "revocations": list })),
+        Err(e) => unavailable(&e),
+    }
 }
 
 #[derive(Deserialize)]
@@ -36,21 +36,22 @@ struct RevocationRequest {
     ttl_seconds: Option<u64>,
 }
 
-fn parse(body: &Bytes) -> Result<(Revoked, Option<u64>), Box<Response>> {
+fn parse(body: &Bytes) -> Result<(Principal, Option<u64>), Box<Response>> {
     let request: RevocationRequest = serde_json::from_slice(body)
         .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "invalid_request")))?;
     let who = match (request.user, request.client) {
-        (Some(user), None) if !user.is_empty() => Revoked::User(user),
-        (None, Some(client)) if !client.is_empty() => Revoked::Client(client),
+        (Some(user), None) if !user.is_empty() => Principal::User(user),
+        (None, Some(client)) if !client.is_empty() => Principal::Client(client),
         _ => return Err(Box::new(error(StatusCode::BAD_REQUEST, "invalid_request"))),
     };
     Ok((who, request.ttl_seconds))
 }
 
-fn record_who(audit: &mut AuditEntry, who: &Revoked) {
+fn record_who(audit: &mut AuditEntry, who: &Principal) {
     match who {
-        Revoked::User(user) => audit.subject(Some(user), None, None),
-        Revoked::Client(client) => audit.subject(None, None, Some(client)),
+        Principal::User(user) => audit.subject(Some(user), None, None),
+        Principal::Client(client) => audit.subject(None, None, Some(client)),
+        _ => {}
     }
 }
 
@@ -75,26 +76,23 @@ pub(crate) async fn revoke(
         .clock
         .now_unix()
         .saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX / 2));
-    state.revocations.revoke(who.clone(), until);
-    // Defence in depth (every request checks the revocation list first): drop what is
-    // cached for the principal.
-    let target = who.clone();
-    let matches: IdentityMatch = Arc::new(move |identity| target.matches(identity));
-    let inbound_match = matches.clone();
-    state
-        .inbound
-        .forget(move |identity| inbound_match(identity));
-    for upstream in state.upstreams.values() {
-        upstream.credential.forget(&matches);
+    let mut audit = audit_entry(&state, &headers, "POST");
+    record_who(&mut audit, &who);
+    if let Err(e) = state.revocations.revoke(who.clone(), until).await {
+        // Possibly stored, possibly not: the administrator retries (revoking twice is
+        // harmless).
+        audit.finish(Outcome::Error, "store_unavailable", 503);
+        return unavailable(&e);
     }
+    // Defence in depth (every request checks the revocations first): drop what is cached
+    // for the principal here at once; other instances do it as the revocation reaches them.
+    state.forget(&who);
     // The gateway's own sign-ins: their refresh-token families and stored IdP tokens.
     let sign_ins = match &state.authorization_server {
         Some(server) => server.revoke(&who).await,
         None => 0,
     };
     tracing::warn!(?who, until, sign_ins, "revoked by an administrator");
-    let mut audit = audit_entry(&state, &headers, "POST");
-    record_who(&mut audit, &who);
     audit.finish(Outcome::Allow, "revoked", 201);
     answer(
         StatusCode::CREATED,
@@ -116,11 +114,18 @@ pub(crate) async fn lift(
     };
     let mut audit = audit_entry(&state, &headers, "DELETE");
     record_who(&mut audit, &who);
-    if state.revocations.lift(&who) {
-        audit.finish(Outcome::Allow, "revocation_lifted", 200);
-        answer(StatusCode::OK, &json!({ "lifted": who }))
-    } else {
-        audit.finish(Outcome::Deny, "not_found", 404);
-        error(StatusCode::NOT_FOUND, "not_found")
+    match state.revocations.lift(&who).await {
+        Ok(true) => {
+            audit.finish(Outcome::Allow, "revocation_lifted", 200);
+            answer(StatusCode::OK, &json!({ "lifted": who }))
+        }
+        Ok(false) => {
+            audit.finish(Outcome::Deny, "not_found", 404);
+            error(StatusCode::NOT_FOUND, "not_found")
+        }
+        Err(e) => {
+            audit.finish(Outcome::Error, "store_unavailable", 503);
+            unavailable(&e)
+        }
     }
 }

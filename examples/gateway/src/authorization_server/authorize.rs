@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorization_server::clients::ClientRefusal;
 use crate::authorization_server::pages::{ErrorPage, redirect, redirect_error};
-use crate::authorization_server::vault::{SignIn, groups_of};
+use crate::authorization_server::vault::SignIn;
 use crate::authorization_server::{
     AuthorizationServer, CodeGrant, Inner, ct_eq, pkce_syntax, random_id, s256,
 };
@@ -493,6 +493,20 @@ pub(crate) async fn callback(
             Some(&user),
         );
     }
+    // The groups are copied into the gateway's tokens: held to the inbound rules (no
+    // overage marker, at most `[inbound] max_groups`), refused rather than cut short.
+    let groups = match inner.inbound.groups_of_id_token(claims) {
+        Ok(groups) => groups,
+        Err(e) => {
+            return back(
+                entry,
+                OAuthErrorCode::AccessDenied,
+                e.reason_code(),
+                "the identity provider's groups for this user cannot be used",
+                Some(&user),
+            );
+        }
+    };
     let until =
         now + i64::try_from(inner.plan.refresh_token_lifetime.as_secs()).unwrap_or(24 * 3600);
     let (Some(sid), Ok(issued)) = (random_id(16), idjag_core::random::url_safe(32)) else {
@@ -509,7 +523,7 @@ pub(crate) async fn callback(
         refresh_token: tokens.refresh_token.clone(),
         id_expires_at: claims.exp.unix(),
         user: user.clone(),
-        groups: groups_of(claims, inner.vault.groups_claim()),
+        groups,
         until,
     };
     let grant = CodeGrant {

@@ -83,7 +83,7 @@ use crate::authorization_server::vault::Vault;
 use crate::inbound::{Identity, InboundAuth};
 use crate::observe::audit::AuditSink;
 use crate::plan::{AuthorizationServerPlan, IdpPlan};
-use crate::policy::revocation::{Revocations, Revoked};
+use crate::policy::revocation::{Principal, Revocations};
 use crate::upstream::IdJagOutbound;
 
 pub use client::{Client, ClientSource};
@@ -108,16 +108,75 @@ pub enum AsBuildError {
     Random,
 }
 
-/// The gateway's signing keys: the configured key, else a fresh one of the algorithm.
-pub fn signing_keys(
-    plan: &AuthorizationServerPlan,
-    clock: SharedClock,
-) -> Result<RotatingKeys, AsBuildError> {
-    let key = match &plan.signing_key {
-        Some(planned) => planned.key.clone(),
-        None => SigningKey::generate(plan.signing_alg)?.with_thumbprint_kid(),
-    };
-    Ok(RotatingKeys::new(SigningKeys::new(key)?, clock))
+/// What the authorization server keeps across configuration reloads (each reload builds it
+/// anew from its plan): its signing keys while the configured key stays the same (a staged
+/// rotation included), the keys generated at start when none is configured, and the index of
+/// refresh-token families by user and client (for offboarding). Without it a reload would
+/// end every sign-in.
+#[derive(Default)]
+pub struct Continuity {
+    /// The signing keys and what they were built from (the configured key's thumbprint, or
+    /// the algorithm of a generated one).
+    keys: Mutex<Option<(String, RotatingKeys)>>,
+    /// The sealing key generated at start (when none is configured).
+    generated_seal: Mutex<Option<zeroize::Zeroizing<Vec<u8>>>>,
+    index: Arc<Mutex<HashMap<FamilyId, Indexed>>>,
+}
+
+impl std::fmt::Debug for Continuity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Continuity").finish_non_exhaustive()
+    }
+}
+
+impl Continuity {
+    /// The gateway's signing keys: the running ones when the configured key (or, without
+    /// one, the algorithm) is unchanged; else the configured key, or a fresh one of the
+    /// algorithm.
+    pub fn signing_keys(
+        &self,
+        plan: &AuthorizationServerPlan,
+        clock: SharedClock,
+    ) -> Result<RotatingKeys, AsBuildError> {
+        let origin = match &plan.signing_key {
+            Some(planned) => format!("configured {}", planned.key.thumbprint()),
+            None => format!("generated {:?}", plan.signing_alg),
+        };
+        let mut running = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, keys)) = running.as_ref()
+            && *known == origin
+        {
+            return Ok(keys.clone());
+        }
+        let key = match &plan.signing_key {
+            Some(planned) => planned.key.clone(),
+            None => SigningKey::generate(plan.signing_alg)?.with_thumbprint_kid(),
+        };
+        let keys = RotatingKeys::new(SigningKeys::new(key)?, clock);
+        *running = Some((origin, keys.clone()));
+        Ok(keys)
+    }
+
+    /// The sealing key: the configured one, else the one generated at start.
+    fn seal_key(
+        &self,
+        plan: &AuthorizationServerPlan,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, AsBuildError> {
+        if let Some(key) = &plan.seal_key {
+            return Ok(zeroize::Zeroizing::new(key.bytes().to_vec()));
+        }
+        let mut generated = self
+            .generated_seal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = generated.as_ref() {
+            return Ok(key.clone());
+        }
+        let mut key = zeroize::Zeroizing::new(vec![0u8; 32]);
+        idjag_core::random::fill(&mut key).map_err(|_| AsBuildError::Random)?;
+        *generated = Some(key.clone());
+        Ok(key)
+    }
 }
 
 /// What the authorization server is built from.
@@ -134,8 +193,10 @@ pub struct Parts {
     pub idp_algorithms: AlgorithmSet,
     /// Clock-skew leeway.
     pub leeway: Duration,
-    /// The signing keys ([`signing_keys`]).
+    /// The signing keys ([`Continuity::signing_keys`]).
     pub keys: RotatingKeys,
+    /// What outlives reloads (the same for every generation of a gateway).
+    pub continuity: Arc<Continuity>,
     /// The store.
     pub store: Arc<dyn Store>,
     /// Inbound validation (ID tokens from the IdP).
@@ -197,7 +258,7 @@ pub(crate) struct Inner {
     pub(crate) clock: SharedClock,
     ras_inputs: RasInputs,
     ras: RwLock<Option<(Option<Kid>, ResourceAuthorizationServer)>>,
-    index: Mutex<HashMap<FamilyId, Indexed>>,
+    index: Arc<Mutex<HashMap<FamilyId, Indexed>>>,
 }
 
 struct RasInputs {
@@ -228,6 +289,7 @@ impl AuthorizationServer {
             idp_algorithms,
             leeway,
             keys,
+            continuity,
             store,
             inbound,
             outbound,
@@ -237,14 +299,7 @@ impl AuthorizationServer {
             groups_claim,
             clock,
         } = parts;
-        let seal_key: zeroize::Zeroizing<Vec<u8>> = match &plan.seal_key {
-            Some(key) => zeroize::Zeroizing::new(key.bytes().to_vec()),
-            None => {
-                let mut key = zeroize::Zeroizing::new(vec![0u8; 32]);
-                idjag_core::random::fill(&mut key).map_err(|_| AsBuildError::Random)?;
-                key
-            }
-        };
+        let seal_key = continuity.seal_key(&plan)?;
         let sealer =
             Sealer::new(AeadAlgorithm::Aes256Gcm, &seal_key).map_err(|_| AsBuildError::Seal)?;
         let state_key = AeadKey::new(AeadAlgorithm::Aes256Gcm, &derive(&seal_key, "login-state"))
@@ -329,7 +384,7 @@ impl AuthorizationServer {
                     registry,
                 },
                 ras: RwLock::new(None),
-                index: Mutex::new(HashMap::new()),
+                index: continuity.index.clone(),
                 plan,
             }),
         })
@@ -388,7 +443,7 @@ impl AuthorizationServer {
 
     /// Revokes every refresh-token family of `who` and drops their stored IdP tokens
     /// (offboarding through the admin API). Returns how many sign-ins ended.
-    pub async fn revoke(&self, who: &Revoked) -> usize {
+    pub async fn revoke(&self, who: &Principal) -> usize {
         let matching: Vec<(FamilyId, Indexed)> = {
             let index = self
                 .inner
@@ -398,8 +453,9 @@ impl AuthorizationServer {
             index
                 .iter()
                 .filter(|(_, e)| match who {
-                    Revoked::User(user) => e.user == *user,
-                    Revoked::Client(client) => e.client == *client,
+                    Principal::User(user) => e.user == *user,
+                    Principal::Client(client) => e.client == *client,
+                    _ => false,
                 })
                 .map(|(f, e)| (f.clone(), e.clone()))
                 .collect()
@@ -475,7 +531,8 @@ impl Inner {
             expires_at: 0,
             session: None,
         };
-        self.revocations.is_revoked(&identity)
+        // A revocation state too old to trust counts as revoked (fail closed).
+        self.revocations.check(&identity).unwrap_or(true)
     }
 
     /// Signs an access token for `grant`, with the user's groups; returns it and its

@@ -14,14 +14,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use idjag_client::{ClientError, UserToken};
-use idjag_core::{BoxFuture, IdToken, IdTokenClaims, RefreshToken, SharedClock};
+use idjag_core::{BoxFuture, IdToken, RefreshToken, SharedClock};
 use idjag_store::{SealedTokens, StoreError};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::config::EgressSubject;
 use crate::inbound::InboundAuth;
-use crate::inbound::teams::MAX_GROUPS;
 use crate::upstream::{CredentialError, IdJagOutbound, IdpTokenVault};
 
 /// How long before its `exp` a stored ID token is renewed.
@@ -51,25 +49,6 @@ impl fmt::Debug for SignIn {
             .field("id_expires_at", &self.id_expires_at)
             .field("has_refresh_token", &self.refresh_token.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// The groups of verified ID token claims, from the configured claim.
-pub fn groups_of(claims: &IdTokenClaims, claim: &str) -> Vec<String> {
-    if claim == "groups"
-        && let Some(groups) = &claims.groups
-    {
-        return groups.iter().take(MAX_GROUPS).cloned().collect();
-    }
-    match claims.extra.get(claim) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .take(MAX_GROUPS)
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
     }
 }
 
@@ -227,7 +206,12 @@ impl Vault {
                 .or_else(|| sign_in.refresh_token.clone()),
             id_expires_at: claims.exp.unix(),
             user: sign_in.user.clone(),
-            groups: groups_of(claims, &self.groups_claim),
+            // Groups the gateway cannot use (an overage marker, too many): sign in again
+            // rather than carry on with a partial set.
+            groups: self
+                .inbound
+                .groups_of_id_token(claims)
+                .map_err(|_| CredentialError::ReauthenticationRequired)?,
             until: sign_in.until,
         })
     }

@@ -1,17 +1,37 @@
-//! `[admin]`: the administrator API.
+//! `[admin]`: the admin listener (`/metrics`, `/healthz`, `/readyz` and the administrator
+//! API), never the public one.
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use idjag_ops::config::ConfigDuration;
+use idjag_ops::listener::ListenerConfig;
+use serde::{Deserialize, Deserializer};
 
-use super::duration::{ConfigDuration, secs};
+/// `[admin]`: the admin listener's keys ([`ListenerConfig`]) and the administrator API's
+/// ([`AdminApiConfig`]) in one table. Absent: no admin listener, so no `/metrics`, no health
+/// endpoints and no `/admin/` anywhere.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AdminConfig {
+    /// The admin listener.
+    pub listener: ListenerConfig,
+    /// The administrator API.
+    pub api: AdminApiConfig,
+}
 
-/// `[admin]`: the administrator API under `/admin/` (approvals, revocations). Absent: the
-/// API is off (404).
+impl<'de> Deserialize<'de> for AdminConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (listener, api) = super::split::split(deserializer, ListenerConfig::KEYS)?;
+        Ok(Self { listener, api })
+    }
+}
+
+/// The administrator API under `/admin/` (approvals, revocations), on the admin listener.
+/// Without a token source it is not mounted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct AdminConfig {
+pub struct AdminApiConfig {
     /// An environment variable holding the admin bearer token.
     #[serde(default)]
     pub token_env: Option<String>,
@@ -31,8 +51,7 @@ pub struct AdminConfig {
 }
 
 /// Without `[admin]`: how long a held call would wait (calls can never be approved then).
-pub const DEFAULT_APPROVAL_TTL: ConfigDuration =
-    ConfigDuration(std::time::Duration::from_secs(900));
+pub const DEFAULT_APPROVAL_TTL: ConfigDuration = ConfigDuration::secs(900);
 /// Without `[admin]`: most calls held at once.
 pub const DEFAULT_MAX_PENDING_APPROVALS: usize = 1000;
 
@@ -45,5 +64,5 @@ fn max_pending_approvals() -> usize {
 }
 
 fn revocation_ttl() -> ConfigDuration {
-    secs(24 * 3600)
+    ConfigDuration::secs(24 * 3600)
 }

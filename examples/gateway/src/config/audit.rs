@@ -1,36 +1,7 @@
-//! `[audit]`: the JSON-lines audit log.
+//! `[audit]`: where audit lines go (`idjag-ops`'s sinks) and what they record of tool
+//! arguments.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use serde::Deserialize;
-
-use super::duration::ConfigDuration;
-
-/// Where audit lines go.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AuditOutput {
-    /// Standard output (the default).
-    #[default]
-    Stdout,
-    /// Standard error.
-    Stderr,
-    /// A file, appended to.
-    File(PathBuf),
-}
-
-impl<'de> Deserialize<'de> for AuditOutput {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Ok(match text.as_str() {
-            "stdout" | "-" => Self::Stdout,
-            "stderr" => Self::Stderr,
-            _ => Self::File(PathBuf::from(text)),
-        })
-    }
-}
+use serde::{Deserialize, Deserializer};
 
 /// How tool arguments are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -47,14 +18,31 @@ pub enum ArgumentMode {
     Redact,
 }
 
-/// `[audit]`.
+/// `[audit]`: the sinks, their queues and what a full queue means (`idjag-ops`'s
+/// [`AuditConfig`](idjag_ops::audit::AuditConfig): `queue_capacity`, `on_full`,
+/// `[[audit.sinks]]`), and the gateway's keys ([`ArgumentsConfig`]), in one table.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AuditSettings {
+    /// The sinks (default: one `stdout` sink), queue and `on_full`.
+    pub sinks: idjag_ops::audit::AuditConfig,
+    /// What is recorded of tool arguments.
+    pub arguments: ArgumentsConfig,
+}
+
+impl<'de> Deserialize<'de> for AuditSettings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (sinks, arguments) =
+            super::split::split(deserializer, idjag_ops::audit::AuditConfig::KEYS)?;
+        Ok(Self { sinks, arguments })
+    }
+}
+
+/// The gateway's keys of `[audit]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct AuditConfig {
-    /// `"stdout"` (default), `"stderr"` or a file path.
-    #[serde(default)]
-    pub output: AuditOutput,
+pub struct ArgumentsConfig {
     /// How tool arguments are recorded. Default `keys`.
     #[serde(default)]
     pub arguments: ArgumentMode,
@@ -66,20 +54,14 @@ pub struct AuditConfig {
     /// Default 2 KiB.
     #[serde(default = "max_argument_bytes")]
     pub max_argument_bytes: usize,
-    /// How often the audit writer writes what is queued (one write for many lines under
-    /// load). `0` writes and flushes each line on its own. Default 10 ms.
-    #[serde(default = "flush_interval")]
-    pub flush_interval: ConfigDuration,
 }
 
-impl Default for AuditConfig {
+impl Default for ArgumentsConfig {
     fn default() -> Self {
         Self {
-            output: AuditOutput::default(),
             arguments: ArgumentMode::default(),
             redact_keys: redact_keys(),
             max_argument_bytes: max_argument_bytes(),
-            flush_interval: flush_interval(),
         }
     }
 }
@@ -103,8 +85,4 @@ fn redact_keys() -> Vec<String> {
 
 fn max_argument_bytes() -> usize {
     2048
-}
-
-fn flush_interval() -> ConfigDuration {
-    ConfigDuration(Duration::from_millis(10))
 }

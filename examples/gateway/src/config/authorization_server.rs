@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use idjag_core::ClientSecret;
 use serde::Deserialize;
 
-use super::duration::{ConfigDuration, secs};
+use idjag_ops::config::ConfigDuration;
 
 /// `[authorization_server]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -207,19 +207,19 @@ fn signing_alg() -> String {
 }
 
 fn access_token_lifetime() -> ConfigDuration {
-    secs(300)
+    ConfigDuration::secs(300)
 }
 
 fn refresh_token_lifetime() -> ConfigDuration {
-    secs(24 * 3600)
+    ConfigDuration::secs(24 * 3600)
 }
 
 fn code_lifetime() -> ConfigDuration {
-    secs(60)
+    ConfigDuration::secs(60)
 }
 
 fn login_timeout() -> ConfigDuration {
-    secs(600)
+    ConfigDuration::secs(600)
 }
 
 fn idp_scope() -> String {
@@ -231,9 +231,9 @@ fn metadata_max_bytes() -> usize {
 }
 
 fn metadata_timeout() -> ConfigDuration {
-    secs(5)
+    ConfigDuration::secs(5)
 }
 
 fn metadata_cache_ttl() -> ConfigDuration {
-    secs(300)
+    ConfigDuration::secs(300)
 }

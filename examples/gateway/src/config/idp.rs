@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::client::ClientRegistration;
-use super::duration::{ConfigDuration, secs};
+use idjag_ops::config::ConfigDuration;
 
 /// `[idp]`: the enterprise IdP.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,17 +47,17 @@ fn algorithms() -> Vec<String> {
 }
 
 fn leeway() -> ConfigDuration {
-    secs(30)
+    ConfigDuration::secs(30)
 }
 
 fn jwks_max_age() -> ConfigDuration {
-    secs(600)
+    ConfigDuration::secs(600)
 }
 
 fn jwks_stale_if_error() -> ConfigDuration {
-    secs(3600)
+    ConfigDuration::secs(3600)
 }
 
 fn jwks_cooldown() -> ConfigDuration {
-    secs(30)
+    ConfigDuration::secs(30)
 }

@@ -28,6 +28,11 @@ pub struct InboundConfig {
     /// The claim holding the user's groups. Default `groups`.
     #[serde(default = "groups_claim")]
     pub groups_claim: String,
+    /// Most groups a token may carry. A token with more is refused (reason
+    /// `groups_over_cap`), never cut short: a dropped group could be the one a deny rule
+    /// names. Default 256.
+    #[serde(default = "max_groups")]
+    pub max_groups: usize,
     /// Longest token accepted; longer ones get 401 without being decoded. Default 8 KiB.
     #[serde(default = "max_token_bytes")]
     pub max_token_bytes: usize,
@@ -41,6 +46,7 @@ impl Default for InboundConfig {
         Self {
             accept: accept(),
             groups_claim: groups_claim(),
+            max_groups: max_groups(),
             max_token_bytes: max_token_bytes(),
             cache_capacity: cache_capacity(),
         }
@@ -57,6 +63,10 @@ fn accept() -> Vec<InboundKind> {
 
 fn groups_claim() -> String {
     "groups".to_owned()
+}
+
+fn max_groups() -> usize {
+    256
 }
 
 fn max_token_bytes() -> usize {

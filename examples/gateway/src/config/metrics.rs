@@ -1,4 +1,4 @@
-//! `[metrics]`: Prometheus metrics at `/metrics`.
+//! `[metrics]`: Prometheus metrics at `/metrics` on the admin listener.
 
 use serde::Deserialize;
 
@@ -7,7 +7,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct MetricsConfig {
-    /// Serve Prometheus metrics at `/metrics`. Default true.
+    /// Serve Prometheus metrics at `/metrics` (on the admin listener). Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Require the admin token on `/metrics`. Default false.

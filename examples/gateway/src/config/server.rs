@@ -1,8 +1,9 @@
-//! `[server]`: listener, public URL, limits and timeouts.
+//! `[server]`: the public listener (address, TLS, connection limits: `idjag-ops`'s
+//! [`ListenerConfig`]), the public URL and the proxy's limits.
 
-use serde::Deserialize;
-
-use super::duration::{ConfigDuration, secs};
+use idjag_ops::config::ConfigDuration;
+use idjag_ops::listener::ListenerConfig;
+use serde::{Deserialize, Deserializer};
 
 /// Every MCP protocol version the gateway passes through by default.
 pub const KNOWN_PROTOCOL_VERSIONS: &[&str] = &[
@@ -13,42 +14,51 @@ pub const KNOWN_PROTOCOL_VERSIONS: &[&str] = &[
     "2026-07-28",
 ];
 
-/// `[server]`.
+/// `[server]`: the listener's keys ([`ListenerConfig`]: `listen`, `tls`,
+/// `plain_http_reason`, `max_connections`, `max_connections_per_ip`, `max_header_bytes`,
+/// `header_read_timeout`, `idle_timeout`, `http2_keep_alive_interval`, `drain_timeout`) and
+/// the gateway's own ([`ProxyConfig`]), in one table.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The public listener.
+    pub listener: ListenerConfig,
+    /// The gateway's own keys.
+    pub proxy: ProxyConfig,
+}
+
+impl<'de> Deserialize<'de> for ServerConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (listener, proxy) = super::split::split(deserializer, ListenerConfig::KEYS)?;
+        Ok(Self { listener, proxy })
+    }
+}
+
+/// The gateway's own keys of `[server]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct ServerConfig {
-    /// Address to listen on, e.g. `"127.0.0.1:8080"`.
-    pub listen: String,
+pub struct ProxyConfig {
     /// The URL clients use to reach the gateway (the base of every route's resource
     /// identifier and of its RFC 9728 metadata). `https`, or `http` on loopback.
     pub public_url: String,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers are believed for the client
+    /// address of audit lines (CIDRs or addresses). Default: none.
+    #[serde(default)]
+    pub trusted_proxies: idjag_ops::audit::TrustedProxies,
     /// `Origin` values allowed (exact, e.g. `"https://app.example"`); requests without
     /// `Origin` pass. Default: none, so any request carrying `Origin` gets 403.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// Most open client connections; more are closed at accept. Default 10 000.
-    #[serde(default = "max_connections")]
-    pub max_connections: usize,
     /// Most requests in flight, SSE streams included; more get 503. Default 1 024.
     #[serde(default = "max_in_flight")]
     pub max_in_flight: usize,
     /// Largest request body. Default 1 MiB.
     #[serde(default = "max_body_bytes")]
     pub max_body_bytes: usize,
-    /// Largest request head (request line and headers); more gets 431. Default 16 KiB,
-    /// at least 8 KiB.
-    #[serde(default = "max_header_bytes")]
-    pub max_header_bytes: usize,
-    /// Time to receive a request head; slower connections are closed. Default 10 s.
-    #[serde(default = "header_read_timeout")]
-    pub header_read_timeout: ConfigDuration,
     /// Time to receive a request body; slower requests get 408. Default 10 s.
     #[serde(default = "body_timeout")]
     pub body_timeout: ConfigDuration,
-    /// How long shutdown waits for in-flight requests. Default 30 s.
-    #[serde(default = "shutdown_grace")]
-    pub shutdown_grace: ConfigDuration,
     /// `MCP-Protocol-Version` values passed through; others get 400. Default: every
     /// version in [`KNOWN_PROTOCOL_VERSIONS`].
     #[serde(default = "protocol_versions")]
@@ -81,10 +91,6 @@ pub enum SseExpiry {
     Allow,
 }
 
-fn max_connections() -> usize {
-    10_000
-}
-
 fn max_in_flight() -> usize {
     1024
 }
@@ -93,20 +99,8 @@ fn max_body_bytes() -> usize {
     1024 * 1024
 }
 
-fn max_header_bytes() -> usize {
-    16 * 1024
-}
-
-fn header_read_timeout() -> ConfigDuration {
-    secs(10)
-}
-
 fn body_timeout() -> ConfigDuration {
-    secs(10)
-}
-
-fn shutdown_grace() -> ConfigDuration {
-    secs(30)
+    ConfigDuration::secs(10)
 }
 
 fn protocol_versions() -> Vec<String> {

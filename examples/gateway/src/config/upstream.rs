@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::credential::CredentialConfig;
-use super::duration::{ConfigDuration, secs};
 use super::tools::ToolConfig;
+use idjag_ops::config::ConfigDuration;
 
 /// `[[upstream]]`: one MCP server behind the gateway, served at `/mcp/{name}`.
 #[derive(Debug, Clone, Deserialize)]
@@ -60,9 +60,9 @@ pub struct AccessRuleConfig {
 }
 
 fn connect_timeout() -> ConfigDuration {
-    secs(5)
+    ConfigDuration::secs(5)
 }
 
 fn read_timeout() -> ConfigDuration {
-    secs(60)
+    ConfigDuration::secs(60)
 }

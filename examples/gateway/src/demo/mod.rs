@@ -40,13 +40,13 @@ pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
 pub use login::{DevLogin, Tamper};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
-    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, SCOPES, Topology, TopologyOptions,
-    UpstreamKind,
+    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology,
+    TopologyOptions, UpstreamKind,
 };
 pub use wiki::WikiLog;
 
 use crate::observe::audit::{AuditRecord, AuditSink};
-use crate::observe::sinks::{JsonLines, MemorySink, Tee};
+use crate::observe::sinks::{LineSink, MemorySink, Tee};
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
@@ -211,13 +211,13 @@ pub async fn run(
     let started = Instant::now();
     let memory = MemorySink::default();
     let mut sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(memory.clone())];
+    let mut file_sink = None;
     if let Some(path) = &options.audit_log {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(DemoError::io)?;
-        sinks.push(Arc::new(JsonLines::new(Box::new(file))));
+        use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
+        let config = AuditConfig::with_sinks(vec![SinkConfig::File(FileSink::new(path))]);
+        let audit = Arc::new(Audit::start(&config).await.map_err(DemoError::setup)?);
+        sinks.push(Arc::new(LineSink::new(audit.clone(), config.on_full)));
+        file_sink = Some(audit);
     }
     let mut topology = Topology::start(TopologyOptions {
         audit: Some(Arc::new(Tee(sinks))),
@@ -235,6 +235,9 @@ pub async fn run(
     })
     .await;
     topology.shutdown().await?;
+    if let Some(audit) = &file_sink {
+        audit.flush(std::time::Duration::from_secs(5)).await;
+    }
     let sent = result?;
     let summary = DemoSummary {
         mcp_requests: sent,
@@ -260,7 +263,7 @@ pub async fn run(
     let mcp_lines = summary
         .audit
         .iter()
-        .filter(|r| r.method.as_deref() != Some("admin"))
+        .filter(|r| r.method.as_deref() != Some("admin") && r.path.is_none())
         .count();
     if mcp_lines != summary.mcp_requests {
         return Err(DemoError::Step {
@@ -488,7 +491,7 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
     let decided = reqwest::Client::new()
         .post(format!(
             "{}/admin/approvals/{approval}/approve",
-            t.gateway_url
+            t.admin_url
         ))
         .bearer_auth(t.admin_token.secret())
         .send()

@@ -38,7 +38,7 @@ pub struct InboundSettings {
     #[serde(serialize_with = "algorithm_names")]
     pub algorithms: AlgorithmSet,
     /// Clock-skew leeway.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub leeway: Duration,
     /// Longest token.
     pub max_token_bytes: usize,
@@ -221,6 +221,14 @@ impl InboundAuth {
         self.id_tokens.validate_async(token).await
     }
 
+    /// The groups of a verified ID token, under the inbound rules ([`TeamMap`]).
+    pub fn groups_of_id_token(
+        &self,
+        claims: &idjag_core::IdTokenClaims,
+    ) -> Result<Vec<String>, crate::inbound::GroupsError> {
+        self.teams.groups_of_id_token(claims)
+    }
+
     /// Validates one of the gateway's own access tokens (any route).
     pub async fn validate_gateway_token(
         &self,
@@ -338,9 +346,9 @@ impl InboundAuth {
                     .validate_async(token)
                     .await
                     .map_err(InboundError::Invalid)?;
-                Ok(self
-                    .teams
-                    .from_gateway_token(verified.claims(), &self.settings.issuer))
+                self.teams
+                    .from_gateway_token(verified.claims(), &self.settings.issuer)
+                    .map_err(InboundError::Groups)
             }
             InboundKind::AccessToken => {
                 let verified = self
@@ -348,7 +356,9 @@ impl InboundAuth {
                     .validate_async(token)
                     .await
                     .map_err(InboundError::Invalid)?;
-                Ok(self.teams.from_access_token(verified.claims()))
+                self.teams
+                    .from_access_token(verified.claims())
+                    .map_err(InboundError::Groups)
             }
             _ => {
                 let verified = self
@@ -356,7 +366,9 @@ impl InboundAuth {
                     .validate_async(token)
                     .await
                     .map_err(InboundError::Invalid)?;
-                Ok(self.teams.from_id_token(verified.claims()))
+                self.teams
+                    .from_id_token(verified.claims())
+                    .map_err(InboundError::Groups)
             }
         }
     }

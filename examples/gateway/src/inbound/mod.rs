@@ -21,7 +21,7 @@
 //! | [`auth`] | [`InboundAuth`]: bearer rules, validation, the identity cache |
 //! | [`token`] | [`Authenticated`] (who, and the token that proved it) and [`InboundError`] |
 //! | [`identity`] | [`Identity`]: user, teams, agent, from verified claims only |
-//! | [`teams`] | [`TeamMap`]: IdP groups to gateway teams |
+//! | [`teams`] | [`TeamMap`]: IdP groups to gateway teams; overage markers and over-cap group claims refused ([`GroupsError`]) |
 
 pub mod auth;
 pub mod identity;
@@ -30,5 +30,5 @@ pub mod token;
 
 pub use auth::{InboundAuth, InboundSettings};
 pub use identity::Identity;
-pub use teams::TeamMap;
+pub use teams::{GroupsError, TeamMap};
 pub use token::{Authenticated, InboundError, InboundToken};

@@ -8,6 +8,7 @@ use idjag_core::server::BearerError;
 use idjag_core::{AccessToken, IdToken, OAuthErrorCode, ValidationError};
 
 use crate::inbound::identity::Identity;
+use crate::inbound::teams::GroupsError;
 
 /// Why an inbound request is not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,13 +29,18 @@ pub enum InboundError {
     /// An access token for another of the gateway's routes.
     #[error("token issued for another resource")]
     OtherResource,
+    /// A valid token whose groups cannot be used (overage marker, over the cap, malformed).
+    #[error("groups unusable: {0}")]
+    Groups(GroupsError),
 }
 
 impl InboundError {
-    /// The HTTP status: 400 for a malformed header, else 401.
+    /// The HTTP status: 400 for a malformed header, 403 for unusable groups (a new token
+    /// would not help), else 401.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Bearer(e) => e.status(),
+            Self::Groups(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -43,6 +49,7 @@ impl InboundError {
     pub fn oauth_error(&self) -> Option<OAuthErrorCode> {
         match self {
             Self::Bearer(e) => e.oauth_error(),
+            Self::Groups(_) => None,
             _ => Some(OAuthErrorCode::InvalidToken),
         }
     }
@@ -57,6 +64,7 @@ impl InboundError {
             Self::KindNotAccepted => "token_kind_not_accepted",
             Self::Invalid(e) => e.reason_code(),
             Self::OtherResource => "audience_other_resource",
+            Self::Groups(e) => e.reason_code(),
         }
     }
 }

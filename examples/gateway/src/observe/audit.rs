@@ -2,7 +2,9 @@
 //! token.
 //!
 //! Fields, in order: `time` (RFC 3339, UTC, milliseconds), `request_id` (also sent upstream
-//! and to the client as `X-Request-Id`), `http_method`, `upstream`, `user` (`sub`),
+//! and to the client as `X-Request-Id`), `http_method`, `client_address` (the socket peer, or
+//! the client behind `[server] trusted_proxies`), `trace_id` (the request's OpenTelemetry
+//! trace, also in its log lines), `path` (for requests outside `/mcp/`), `upstream`, `user` (`sub`),
 //! `issuer`, `teams`, `agent`, `method` (JSON-RPC), `tool`, `arguments` (per
 //! [`ArgumentMode`](crate::config::ArgumentMode)), `decision` (`allow`, `deny` or `error`),
 //! `reason` (a stable code), `status` (HTTP status to the client), `upstream_status`,
@@ -13,9 +15,13 @@
 //! verified claims, and tool arguments are recorded only as the configured rule allows.
 //!
 //! Each request writes its line exactly once, also when the client goes away mid-request
-//! (`reason` `client_closed`): [`AuditEntry`] writes on drop.
+//! (`reason` `client_closed`): [`AuditEntry`] writes on drop. Requests outside the MCP routes
+//! (discovery, the admin API, unknown paths, refused bodies) get theirs from
+//! [`crate::server::audit_other_requests`]; only health probes and answered metric scrapes
+//! are not audited (they carry no identity and decide nothing).
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +51,12 @@ pub struct AuditRecord {
     pub request_id: String,
     /// `POST`, `GET` or `DELETE`.
     pub http_method: String,
+    /// The client's address (see `[server] trusted_proxies`).
+    pub client_address: Option<IpAddr>,
+    /// The request's trace id (32 hex digits).
+    pub trace_id: Option<String>,
+    /// The path, for requests outside the MCP routes (`None` for `/mcp/{name}`).
+    pub path: Option<String>,
     /// The upstream's name.
     pub upstream: Option<String>,
     /// The user (`sub`).
@@ -77,8 +89,38 @@ pub struct AuditRecord {
 
 /// Where audit records go.
 pub trait AuditSink: fmt::Debug + Send + Sync {
-    /// Records one line.
+    /// Records one line. Never waits for a sink.
     fn record(&self, record: &AuditRecord);
+
+    /// Whether requests may proceed: `false` when the sinks cannot take lines and the
+    /// configuration says to fail closed then (`[audit] on_full = "fail_closed"`).
+    fn accepting(&self) -> bool {
+        true
+    }
+}
+
+/// The client address and trace id of the request being handled, set by
+/// [`crate::server::client_context`] for every request on either listener.
+#[derive(Debug, Clone, Default)]
+pub struct ClientContext {
+    /// The client's address.
+    pub client_address: Option<IpAddr>,
+    /// The trace id.
+    pub trace_id: Option<String>,
+}
+
+tokio::task_local! {
+    /// The context of the request this task is handling.
+    pub static CLIENT_CONTEXT: ClientContext;
+    /// Whether the request this task is handling has written its audit line.
+    pub static AUDITED: std::cell::Cell<bool>;
+}
+
+impl ClientContext {
+    /// The current request's context (empty outside a request).
+    pub fn current() -> Self {
+        CLIENT_CONTEXT.try_with(Clone::clone).unwrap_or_default()
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -130,11 +172,15 @@ impl AuditEntry {
         request_id: &str,
         http_method: &str,
     ) -> Self {
+        let context = ClientContext::current();
         Self {
             record: AuditRecord {
                 time: rfc3339(time),
                 request_id: request_id.to_owned(),
                 http_method: http_method.to_owned(),
+                client_address: context.client_address,
+                trace_id: context.trace_id,
+                path: None,
                 upstream: None,
                 user: None,
                 issuer: None,
@@ -154,6 +200,11 @@ impl AuditEntry {
             sink,
             written: false,
         }
+    }
+
+    /// Sets the path (requests outside `/mcp/{name}`).
+    pub fn path(&mut self, path: &str) {
+        self.record.path = Some(path.to_owned());
     }
 
     /// Sets the upstream.
@@ -211,6 +262,7 @@ impl AuditEntry {
             return;
         }
         self.written = true;
+        let _ = AUDITED.try_with(|audited| audited.set(true));
         self.record.latency_ms =
             (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
         self.sink.record(&self.record);

@@ -1,31 +1,39 @@
-//! Prometheus metrics at `/metrics` (text exposition format).
+//! Prometheus metrics, on `idjag-ops`'s process-wide registry, rendered at `/metrics` on the
+//! admin listener together with the runtime's own (`idjag_http_*`, `idjag_tls_*`,
+//! `idjag_config_*`, `idjag_audit_*`).
 //!
 //! | metric | labels | what |
 //! |---|---|---|
+//! | `idjag_gateway_build_info` | `version` | always 1 |
 //! | `idjag_gateway_requests_total` | `upstream`, `method`, `decision` | MCP requests, one per audit line |
 //! | `idjag_gateway_request_duration_seconds` | `upstream`, `decision` | histogram, until the response head |
-//! | `idjag_gateway_token_exchanges_total` | | ID-JAG token exchanges at the IdP |
-//! | `idjag_gateway_redemptions_total` | | ID-JAG redemptions at resource authorization servers |
-//! | `idjag_gateway_client_credentials_fetches_total` | `upstream` | client-credentials token requests |
+//! | `idjag_gateway_upstream_duration_seconds` | `upstream` | histogram, the upstream call until its response head |
+//! | `idjag_gateway_token_exchanges_total` | `outcome` | ID-JAG token exchanges at the IdP |
+//! | `idjag_gateway_redemptions_total` | `outcome` | ID-JAG redemptions at resource authorization servers |
+//! | `idjag_gateway_client_credentials_fetches_total` | `upstream`, `outcome` | client-credentials token requests |
+//! | `idjag_gateway_jwks_fetches_total` | `outcome` | requests for the IdP's JWK Set |
 //! | `idjag_gateway_credential_cache_total` | `upstream`, `result` (`hit`, `miss`) | upstream credential cache |
 //! | `idjag_gateway_identity_cache_total` | `result` | inbound token validation cache |
-//! | `idjag_gateway_jwks_fetches_total` | | requests for the IdP's JWK Set |
+//! | `idjag_gateway_requests_in_flight` | | MCP requests holding a slot, streams included |
+//! | `idjag_gateway_streams_open` | | responses being streamed (SSE and JSON) |
+//! | `idjag_gateway_approvals_pending` | | calls waiting for an administrator, in the shared store (every instance's) |
+//! | `idjag_gateway_store_healthy` | | 1 when the store answers and the local copy of the revocations is within its staleness bound, else 0 |
 //!
-//! Label values are bounded: `upstream` is a configured name (or `unknown`), `method` a
-//! known MCP method (or `other`; `none` for GET and DELETE), `decision` `allow`, `deny` or
-//! `error`. No user, token or argument is ever a label. Request metrics are derived from the
-//! audit records ([`MeteredSink`]), so every audited request is counted and nothing else.
-//! The recorder is the gateway's own (not the process-global one), so several gateways in
-//! one process keep separate counts.
+//! `outcome` is `success` (the server answered 200), `refused` (it answered with a 4xx: an
+//! OAuth error) or `failure` (5xx, no answer, a transport error). Label values are bounded:
+//! `upstream` is a configured name (or `unknown`), `method` a known MCP method (or `other`;
+//! `none` for GET and DELETE), `decision` `allow`, `deny` or `error`. No user, token or
+//! argument is ever a label. Request metrics are derived from the audit records
+//! ([`MeteredSink`]), so every audited MCP request is counted and nothing else.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use std::sync::OnceLock;
-
-use metrics::{Counter, Histogram, Key, Label, Metadata, Recorder};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics::{Counter, Histogram};
 
 use crate::observe::audit::{AuditRecord, AuditSink, Outcome};
+
+/// The gateway's metric prefix.
+pub const PREFIX: &str = "idjag_gateway";
 
 /// MCP methods kept as label values; any other is `other`.
 const KNOWN_METHODS: &[&str] = &[
@@ -49,56 +57,41 @@ const KNOWN_METHODS: &[&str] = &[
     "admin",
 ];
 
-const BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
-
 const DECISIONS: [&str; 3] = ["allow", "deny", "error"];
 
-/// The gateway's metrics registry. Request counters and histograms are registered on first
-/// use and their handles kept in fixed slots, so a request costs two atomic updates, not a
+/// How a token request ended, as the `outcome` label.
+pub fn outcome_of(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "success",
+        Some(400..=499) => "refused",
+        _ => "failure",
+    }
+}
+
+/// The request metrics of one gateway generation. Counter and histogram handles are taken
+/// on first use and kept in fixed slots, so a request costs two atomic updates, not a
 /// registry lookup.
-pub struct Metrics {
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
+pub struct RequestMetrics {
     upstreams: Vec<String>,
     counters: Vec<OnceLock<Counter>>,
     histograms: Vec<OnceLock<Histogram>>,
 }
 
-impl std::fmt::Debug for Metrics {
+impl std::fmt::Debug for RequestMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
+        f.debug_struct("RequestMetrics")
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
     }
 }
 
-fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
-    Key::from_parts(
-        name,
-        labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, v.clone()))
-            .collect::<Vec<_>>(),
-    )
-}
-
-impl Metrics {
-    /// A registry for the configured `upstreams`.
+impl RequestMetrics {
+    /// The metrics of the configured `upstreams`.
     pub fn new(upstreams: Vec<String>) -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(BUCKETS)
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-        let handle = recorder.handle();
         // Upstreams, then "unknown"; known methods, then "none" and "other".
         let upstream_slots = upstreams.len() + 1;
         let method_slots = KNOWN_METHODS.len() + 2;
         Self {
-            recorder,
-            handle,
             counters: (0..upstream_slots * method_slots * DECISIONS.len())
                 .map(|_| OnceLock::new())
                 .collect(),
@@ -117,6 +110,10 @@ impl Metrics {
 
     /// Counts one audited request.
     pub fn observe(&self, record: &AuditRecord) {
+        // Requests outside the MCP routes have their own lines, not these counters.
+        if record.path.is_some() {
+            return;
+        }
         let upstream = record
             .upstream
             .as_deref()
@@ -143,60 +140,61 @@ impl Metrics {
                     None if method == KNOWN_METHODS.len() => "none",
                     None => "other",
                 };
-                self.recorder.register_counter(
-                    &key(
-                        "idjag_gateway_requests_total",
-                        &[
-                            ("upstream", self.upstream_name(upstream)),
-                            ("method", name.to_owned()),
-                            ("decision", DECISIONS[decision].to_owned()),
-                        ],
-                    ),
-                    &METADATA,
+                metrics::counter!(
+                    "idjag_gateway_requests_total",
+                    "upstream" => self.upstream_name(upstream),
+                    "method" => name.to_owned(),
+                    "decision" => DECISIONS[decision]
                 )
             })
             .increment(1);
         self.histograms[upstream * DECISIONS.len() + decision]
             .get_or_init(|| {
-                self.recorder.register_histogram(
-                    &key(
-                        "idjag_gateway_request_duration_seconds",
-                        &[
-                            ("upstream", self.upstream_name(upstream)),
-                            ("decision", DECISIONS[decision].to_owned()),
-                        ],
-                    ),
-                    &METADATA,
+                metrics::histogram!(
+                    "idjag_gateway_request_duration_seconds",
+                    "upstream" => self.upstream_name(upstream),
+                    "decision" => DECISIONS[decision]
                 )
             })
             .record(record.latency_ms / 1000.0);
     }
-
-    /// Sets a counter kept elsewhere (exchanges, fetches, cache counts) to its value.
-    pub fn set_total(&self, name: &'static str, labels: &[(&'static str, String)], value: u64) {
-        self.recorder
-            .register_counter(&key(name, labels), &METADATA)
-            .absolute(value);
-    }
-
-    /// The text exposition.
-    pub fn render(&self) -> String {
-        self.handle.render()
-    }
 }
 
-/// An audit sink that also counts each record in [`Metrics`].
+/// The upstream call's latency until its response head.
+pub fn upstream_latency(upstream: &str) -> Histogram {
+    metrics::histogram!("idjag_gateway_upstream_duration_seconds", "upstream" => upstream.to_owned())
+}
+
+/// Sets a counter kept elsewhere (cache hits, fetches) to its value at scrape time.
+pub fn set_total(name: &'static str, labels: &[(&'static str, String)], value: u64) {
+    let labels: Vec<metrics::Label> = labels
+        .iter()
+        .map(|(k, v)| metrics::Label::new(*k, v.clone()))
+        .collect();
+    metrics::counter!(name, labels).absolute(value);
+}
+
+/// Sets a gauge at scrape time.
+pub fn set_gauge(name: &'static str, value: f64) {
+    metrics::gauge!(name).set(value);
+}
+
+/// An audit sink that also counts each record in [`RequestMetrics`].
 #[derive(Debug)]
 pub struct MeteredSink {
     /// Where records go.
     pub inner: Arc<dyn AuditSink>,
     /// Where they are counted.
-    pub metrics: Arc<Metrics>,
+    pub metrics: Arc<RequestMetrics>,
 }
 
 impl AuditSink for MeteredSink {
     fn record(&self, record: &AuditRecord) {
         self.metrics.observe(record);
         self.inner.record(record);
+    }
+
+    fn accepting(&self) -> bool {
+        self.inner.accepting()
     }
 }

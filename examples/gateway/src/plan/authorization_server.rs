@@ -38,16 +38,16 @@ pub struct AuthorizationServerPlan {
     /// The 32-byte sealing key (`None`: generated at start).
     pub seal_key: Option<SealKey>,
     /// Lifetime of access tokens.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub access_token_lifetime: Duration,
     /// Lifetime of a refresh-token family.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub refresh_token_lifetime: Duration,
     /// Lifetime of an authorization code.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub code_lifetime: Duration,
     /// Time to sign in at the IdP.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub login_timeout: Duration,
     /// The IdP's authorization endpoint (`None`: from its metadata).
     pub idp_authorization_endpoint: Option<Url>,
@@ -138,10 +138,10 @@ pub struct MetadataDocumentsPlan {
     /// Largest document.
     pub max_bytes: usize,
     /// Time to fetch one.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub timeout: Duration,
     /// How long one is used.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub cache_ttl: Duration,
     /// Tests only: `http` on loopback.
     pub allow_loopback: bool,

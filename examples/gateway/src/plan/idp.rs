@@ -32,13 +32,13 @@ pub struct IdpPlan {
 #[non_exhaustive]
 pub struct JwksTimings {
     /// How long fetched keys are used before a refresh.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub max_age: Duration,
     /// How long past `max_age` the last good keys stay usable while the IdP is down.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub stale_if_error: Duration,
     /// Least time between two fetches.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub cooldown: Duration,
 }
 
@@ -99,7 +99,7 @@ impl Planner<'_> {
         if inbound.accept.is_empty() {
             return Err(invalid("inbound.accept", "must not be empty"));
         }
-        if inbound.max_token_bytes == 0 || inbound.cache_capacity == 0 {
+        if inbound.max_token_bytes == 0 || inbound.cache_capacity == 0 || inbound.max_groups == 0 {
             return Err(invalid("inbound", "limits must be positive"));
         }
         Ok(())

@@ -2,8 +2,8 @@
 //!
 //! Every value is parsed once here (listener address, URLs, issuers, resources, scopes, tool
 //! patterns, guard rules, header templates, header names) and every secret read once, from
-//! the environment or its file ([`Environment`]). A problem is a [`ConfigError::Invalid`]
-//! naming its key; something accepted but worth a look is a [`Warning`]. `check-config`,
+//! the environment or its file ([`Environment`]). A problem is a [`ConfigError`] naming its
+//! key; something accepted but worth a look is a [`Warning`]. `check-config`,
 //! `serve`, the demo and the tests all plan this way, and the gateway is built from the plan
 //! alone ([`crate::Gateway::builder`]), so what is checked is what runs.
 //!
@@ -13,12 +13,13 @@
 //!
 //! | module | section |
 //! |---|---|
-//! | [`server`] | listener, public URL, limits, proxy settings, forwarded headers |
+//! | [`server`] | the public listener (TLS, limits), public URL, proxy settings, forwarded headers |
 //! | [`idp`] | the IdP, its key cache, inbound token limits |
 //! | [`client`] | a client registration: id, secret or key |
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
-//! | [`observe`] | audit log and metrics |
-//! | [`admin`] | the admin token, approvals, revocations |
+//! | [`observe`] | audit sinks and arguments, metrics, telemetry |
+//! | [`admin`] | the admin listener, the admin token, approvals, revocations |
+//! | [`store`] | where revocations, approvals, session bindings and the authorization server's state live |
 //! | [`authorization_server`] | the gateway's own authorization server: keys, clients, redirect URIs, allow-list |
 //! | [`environment`] | where secrets are read from |
 
@@ -29,11 +30,15 @@ pub mod environment;
 pub mod idp;
 pub mod observe;
 pub mod server;
+pub mod store;
 pub mod upstream;
 
 use std::fmt;
 
 use idjag_core::{Audience, ClientId};
+use idjag_ops::listener::ListenerConfig;
+use idjag_ops::reload::WatchOptions;
+use idjag_ops::telemetry::TelemetryConfig;
 use serde::Serialize;
 use url::Url;
 
@@ -50,6 +55,7 @@ pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
 pub use observe::{AuditPlan, MetricsPlan};
 pub use server::{ProxySettings, ServerPlan};
+pub use store::StorePlan;
 pub use upstream::{ClientCredentialsPlan, CredentialPlan, IdJagPlan, UpstreamPlan};
 
 /// A configuration, every value parsed and every secret read: what the gateway runs.
@@ -66,16 +72,25 @@ pub struct Plan {
     pub teams: TeamMap,
     /// The audit log.
     pub audit: AuditPlan,
-    /// The admin API (`None`: off).
+    /// The admin listener (`/metrics`, health, the admin API; `None`: none of them).
+    pub admin_listener: Option<ListenerConfig>,
+    /// The admin API (`None`: not mounted).
     pub admin: Option<AdminPlan>,
     /// Calls held for approval.
     pub approvals: ApprovalPlan,
     /// Prometheus metrics.
     pub metrics: MetricsPlan,
+    /// Logs and traces (set up once: a change needs a restart).
+    pub telemetry: TelemetryConfig,
+    /// What triggers a configuration reload.
+    pub reload: WatchOptions,
     /// The routes, in configuration order.
     pub upstreams: Vec<UpstreamPlan>,
     /// The gateway's own authorization server (`None`: off).
     pub authorization_server: Option<AuthorizationServerPlan>,
+    /// Where revocations, approvals, session bindings and the authorization server's
+    /// state live.
+    pub store: StorePlan,
     /// What is accepted but worth a look.
     pub warnings: Vec<Warning>,
 }
@@ -131,7 +146,15 @@ impl Plan {
         planner.inbound(&config.inbound)?;
         let audit = planner.audit(&config.audit)?;
         let metrics = planner.metrics(&config.metrics);
-        let (admin, approvals) = planner.admin(config.admin.as_ref(), &config.metrics)?;
+        let telemetry = planner.telemetry(&config.telemetry)?;
+        let (admin_listener, admin, approvals) =
+            planner.admin(config.admin.as_ref(), &config.metrics)?;
+        if admin_listener.is_none() {
+            planner.warn(
+                "admin",
+                "no admin listener: no /metrics, /healthz or /readyz (the public listener never serves them)",
+            );
+        }
         let context = upstream::Context {
             public_url: &server.public_url,
             idp_issuer: &config.idp.issuer,
@@ -155,6 +178,7 @@ impl Plan {
                 "[authorization_server] needs gateway_token among the accepted kinds",
             ));
         }
+        let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
             issuer: idp.issuer.clone(),
@@ -173,13 +197,18 @@ impl Plan {
             server,
             idp,
             inbound,
-            teams: TeamMap::new(config.teams.clone(), config.inbound.groups_claim.clone()),
+            teams: TeamMap::new(config.teams.clone(), config.inbound.groups_claim.clone())
+                .with_max_groups(config.inbound.max_groups),
             audit,
+            admin_listener,
             admin,
             approvals,
             metrics,
+            telemetry,
+            reload: config.reload,
             upstreams,
             authorization_server,
+            store,
             warnings: planner.warnings,
         })
     }

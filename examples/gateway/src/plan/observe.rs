@@ -1,34 +1,29 @@
-//! `[audit]` and `[metrics]`, planned.
+//! `[audit]`, `[metrics]` and `[telemetry]`, planned.
 
-use std::time::Duration;
-
+use idjag_ops::audit::AuditConfig;
+use idjag_ops::telemetry::TelemetryConfig;
 use serde::Serialize;
 
-use crate::config::{AuditConfig, AuditOutput, ConfigError, MetricsConfig, invalid};
+use crate::config::{AuditSettings, ConfigError, MetricsConfig, invalid};
 use crate::observe::arguments::ArgumentRule;
 use crate::plan::Planner;
-
-/// Longest `audit.flush_interval`.
-pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The audit log.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct AuditPlan {
-    /// Where lines go.
-    pub output: AuditOutput,
+    /// The sinks, their queues and what a full queue means (started once: a change needs a
+    /// restart).
+    pub sinks: AuditConfig,
     /// What is recorded of tool arguments.
     pub arguments: ArgumentRule,
-    /// How often queued lines are written (zero: each at once).
-    #[serde(serialize_with = "crate::config::duration::serialize")]
-    pub flush_interval: Duration,
 }
 
 /// Prometheus metrics.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[non_exhaustive]
 pub struct MetricsPlan {
-    /// Whether `/metrics` is served.
+    /// Whether `/metrics` is served (on the admin listener).
     pub enabled: bool,
     /// Whether it asks for the admin token.
     pub require_admin_token: bool,
@@ -36,21 +31,19 @@ pub struct MetricsPlan {
 
 impl Planner<'_> {
     /// `[audit]`.
-    pub(crate) fn audit(&mut self, audit: &AuditConfig) -> Result<AuditPlan, ConfigError> {
-        if audit.max_argument_bytes == 0 {
+    pub(crate) fn audit(&mut self, audit: &AuditSettings) -> Result<AuditPlan, ConfigError> {
+        audit.sinks.validate("audit")?;
+        let arguments = &audit.arguments;
+        if arguments.max_argument_bytes == 0 {
             return Err(invalid("audit.max_argument_bytes", "must be positive"));
         }
-        if audit.flush_interval.0 > MAX_FLUSH_INTERVAL {
-            return Err(invalid("audit.flush_interval", "at most 1 s"));
-        }
         Ok(AuditPlan {
-            output: audit.output.clone(),
+            sinks: audit.sinks.clone(),
             arguments: ArgumentRule::new(
-                audit.arguments,
-                &audit.redact_keys,
-                audit.max_argument_bytes,
+                arguments.arguments,
+                &arguments.redact_keys,
+                arguments.max_argument_bytes,
             ),
-            flush_interval: audit.flush_interval.0,
         })
     }
 
@@ -60,5 +53,14 @@ impl Planner<'_> {
             enabled: metrics.enabled,
             require_admin_token: metrics.require_admin_token,
         }
+    }
+
+    /// `[telemetry]`: `idjag-ops`'s checks (log filter, sampling ratio, OTLP endpoint).
+    pub(crate) fn telemetry(
+        &mut self,
+        telemetry: &TelemetryConfig,
+    ) -> Result<TelemetryConfig, ConfigError> {
+        telemetry.validate("telemetry")?;
+        Ok(telemetry.clone())
     }
 }

@@ -5,33 +5,38 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::HeaderName;
+use idjag_ops::audit::TrustedProxies;
+use idjag_ops::listener::{ListenerConfig, TlsSetting};
 use serde::Serialize;
 use url::Url;
 
 use crate::config::{ConfigError, ServerConfig, SseExpiry, invalid};
 use crate::plan::{Planner, check_url};
 use crate::protocol::headers::{ForwardPolicy, is_forbidden_forward};
-use crate::server::ServerLimits;
 
-/// Smallest `max_header_bytes`: hyper's HTTP/1 read buffer cannot be smaller.
-pub const MIN_HEADER_BYTES: usize = 8192;
-
-/// The listener and what applies to every request.
+/// The public listener and what applies to every request.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub struct ServerPlan {
-    /// The address to listen on.
-    pub listen: SocketAddr,
+    /// The public listener: address, TLS, connection limits (checked by `idjag-ops`).
+    pub listener: ListenerConfig,
     /// The URL clients use, without a trailing `/`: each route is `{public_url}/mcp/{name}`.
     pub public_url: String,
-    /// Connection-level limits.
-    pub limits: ServerLimits,
+    /// Proxies whose forwarding headers are believed for the client address.
+    pub trusted_proxies: TrustedProxies,
     /// Most requests in flight, SSE streams included.
     pub max_in_flight: usize,
     /// The proxy's per-request settings.
     pub proxy: ProxySettings,
     /// The headers forwarded upstream.
     pub forward_headers: ForwardPolicy,
+}
+
+impl ServerPlan {
+    /// The address the public listener binds.
+    pub fn listen(&self) -> SocketAddr {
+        self.listener.listen
+    }
 }
 
 /// The proxy's per-request limits and settings.
@@ -45,7 +50,7 @@ pub struct ProxySettings {
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Time to receive a body.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub body_timeout: Duration,
     /// Largest `tools/list` JSON answer filtered.
     pub max_filtered_response_bytes: usize,
@@ -55,14 +60,43 @@ pub struct ProxySettings {
     pub sse_on_token_expiry: SseExpiry,
 }
 
+/// Whether `address` only accepts connections from this machine.
+fn is_loopback(address: SocketAddr) -> bool {
+    address.ip().is_loopback()
+}
+
 impl Planner<'_> {
+    /// A listener's keys (`[server]`, `[admin]`): `idjag-ops`'s checks, and a warning for
+    /// plain HTTP beyond loopback.
+    pub(crate) fn listener(
+        &mut self,
+        at: &str,
+        listener: &ListenerConfig,
+    ) -> Result<ListenerConfig, ConfigError> {
+        listener.validate(at)?;
+        if listener.tls == TlsSetting::Off && !is_loopback(listener.listen) {
+            self.warn(
+                &format!("{at}.tls"),
+                "plain HTTP on a non-loopback address: only behind a TLS-terminating proxy \
+                 that is the sole way in (plain_http_reason says which)",
+            );
+        }
+        Ok(listener.clone())
+    }
+
     /// `[server]`.
-    pub(crate) fn server(&mut self, s: &ServerConfig) -> Result<ServerPlan, ConfigError> {
-        let listen = s
-            .listen
-            .parse::<SocketAddr>()
-            .map_err(|_| invalid("server.listen", "expected an address like 127.0.0.1:8080"))?;
-        check_url("server.public_url", &s.public_url)?;
+    pub(crate) fn server(&mut self, server: &ServerConfig) -> Result<ServerPlan, ConfigError> {
+        let listener = self.listener("server", &server.listener)?;
+        let s = &server.proxy;
+        let public_url = check_url("server.public_url", &s.public_url)?;
+        if let TlsSetting::On(_) = listener.tls
+            && public_url.scheme() != "https"
+        {
+            self.warn(
+                "server.public_url",
+                "the listener speaks TLS but the public URL is http",
+            );
+        }
         for origin in &s.allowed_origins {
             let url = Url::parse(origin).map_err(|_| {
                 invalid(
@@ -84,7 +118,6 @@ impl Planner<'_> {
             );
         }
         for (key, value) in [
-            ("server.max_connections", s.max_connections),
             ("server.max_in_flight", s.max_in_flight),
             ("server.max_body_bytes", s.max_body_bytes),
             (
@@ -97,16 +130,8 @@ impl Planner<'_> {
                 return Err(invalid(key, "must be positive"));
             }
         }
-        if s.max_header_bytes < MIN_HEADER_BYTES {
-            return Err(invalid("server.max_header_bytes", "must be at least 8192"));
-        }
-        for (key, value) in [
-            ("server.header_read_timeout", s.header_read_timeout),
-            ("server.body_timeout", s.body_timeout),
-        ] {
-            if value.0.is_zero() {
-                return Err(invalid(key, "must be positive"));
-            }
+        if s.body_timeout.0.is_zero() {
+            return Err(invalid("server.body_timeout", "must be positive"));
         }
         if s.protocol_versions.is_empty() {
             return Err(invalid("server.protocol_versions", "must not be empty"));
@@ -128,14 +153,9 @@ impl Planner<'_> {
             forward.push(name);
         }
         Ok(ServerPlan {
-            listen,
+            listener,
             public_url: s.public_url.trim_end_matches('/').to_owned(),
-            limits: ServerLimits {
-                max_connections: s.max_connections,
-                max_header_bytes: s.max_header_bytes,
-                header_read_timeout: s.header_read_timeout.0,
-                shutdown_grace: s.shutdown_grace.0,
-            },
+            trusted_proxies: s.trusted_proxies.clone(),
             max_in_flight: s.max_in_flight,
             proxy: ProxySettings {
                 allowed_origins: s.allowed_origins.clone(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
+use crate::config::LoadError;
 use crate::config::tests::MINIMAL;
 
 /// An environment where every variable and every file holds a recognisable secret, and
@@ -46,16 +47,23 @@ impl Environment for Nothing {
     }
 }
 
-fn plan(text: &str) -> Result<Plan, ConfigError> {
-    Plan::with_environment(&Config::from_toml_str(text)?, &Everything::default())
+fn plan(text: &str) -> Result<Plan, LoadError> {
+    Ok(Plan::with_environment(
+        &Config::from_toml_str(text)?,
+        &Everything::default(),
+    )?)
 }
 
-fn key_of(result: Result<Plan, ConfigError>) -> String {
+fn key_of(result: Result<Plan, LoadError>) -> String {
     match result {
-        Err(ConfigError::Invalid { key, .. }) => key,
+        Err(LoadError::Invalid(error)) => error.key,
         other => panic!("{other:?}"),
     }
 }
+
+/// An admin listener on loopback, then `rest`.
+const ADMIN: &str =
+    "[admin]\nlisten = \"127.0.0.1:9090\"\ntls = \"off\"\nplain_http_reason = \"tests\"";
 
 #[test]
 fn the_commented_example_plans_without_a_warning_and_reads_each_secret_once() {
@@ -85,9 +93,10 @@ fn a_minimal_file_takes_the_documented_defaults() {
     let plan = plan(MINIMAL).unwrap();
     assert_eq!(plan.server.proxy.max_body_bytes, 1024 * 1024);
     assert_eq!(
-        plan.server.limits.header_read_timeout,
+        plan.server.listener.header_read_timeout.0,
         std::time::Duration::from_secs(10)
     );
+    assert_eq!(plan.server.listener.max_connections_per_ip, 256);
     assert_eq!(
         plan.inbound.accept,
         vec![
@@ -99,7 +108,10 @@ fn a_minimal_file_takes_the_documented_defaults() {
     assert!(plan.authorization_server.is_none());
     assert_eq!(plan.inbound.gateway_issuer, None);
     let keys: Vec<_> = plan.warnings().iter().map(|w| w.key.as_str()).collect();
-    assert_eq!(keys, ["server.allowed_origins", "idp.client.secret"]);
+    assert_eq!(
+        keys,
+        ["server.allowed_origins", "idp.client.secret", "admin"]
+    );
 }
 
 #[test]
@@ -137,7 +149,7 @@ fn invalid_values_name_their_key() {
     }
 }
 
-fn with_upstream(block: &str) -> Result<Plan, ConfigError> {
+fn with_upstream(block: &str) -> Result<Plan, LoadError> {
     plan(&format!(
         "{MINIMAL}\n[[upstream]]\nname = \"b\"\nurl = \"https://b.example/mcp\"\n{block}\n\
          [[upstream.access]]\neveryone = true\nallow = [\"*\"]\n"
@@ -192,7 +204,7 @@ fn bridging_modes_are_checked_and_their_secrets_read() {
             "{MINIMAL}\n[[upstream]]\nname = \"b\"\nurl = \"https://b.example/mcp\"\n\
              credential = {{ mode = \"static\", secret = \"x\" }}\n"
         )),
-        Err(ConfigError::Parse(_))
+        Err(LoadError::Invalid(_))
     ));
     let warnings = with_upstream("credential = { mode = \"passthrough\" }")
         .unwrap()
@@ -215,29 +227,54 @@ fn bridging_modes_are_checked_and_their_secrets_read() {
 }
 
 #[test]
-fn the_admin_block_needs_one_token_source() {
+fn the_admin_block_is_a_listener_with_at_most_one_token_source() {
     for (admin, key) in [
-        ("[admin]\ntoken_env = \"T\"", None),
-        ("[admin]\n", Some("admin")),
+        ("token_env = \"T\"", None),
+        ("", None),
+        ("token_env = \"T\"\ntoken_file = \"f\"", Some("admin")),
+        ("token_env = \"T\"\napproval_ttl = 0", Some("admin")),
         (
-            "[admin]\ntoken_env = \"T\"\ntoken_file = \"f\"",
-            Some("admin"),
-        ),
-        (
-            "[admin]\ntoken_env = \"T\"\napproval_ttl = 0",
-            Some("admin"),
-        ),
-        (
-            "[metrics]\nrequire_admin_token = true",
+            "\n[metrics]\nrequire_admin_token = true",
             Some("metrics.require_admin_token"),
         ),
     ] {
-        let result = plan(&format!("{MINIMAL}\n{admin}\n"));
+        let result = plan(&format!("{MINIMAL}\n{ADMIN}\n{admin}\n"));
         match key {
             None => assert!(result.is_ok(), "{admin}: {result:?}"),
             Some(key) => assert_eq!(key_of(result), key, "{admin}"),
         }
     }
+    // The listener's keys are required and checked by idjag-ops.
+    assert_eq!(
+        key_of(plan(&format!("{MINIMAL}\n[admin]\ntoken_env = \"T\"\n"))),
+        "admin"
+    );
+    let no_reason = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9090\"\ntls = \"off\"\n");
+    assert_eq!(key_of(plan(&no_reason)), "admin.plain_http_reason");
+    // Without a token the admin listener serves metrics and health, not the API.
+    let plan = plan(&format!("{MINIMAL}\n{ADMIN}\n")).unwrap();
+    assert!(plan.admin_listener.is_some() && plan.admin.is_none());
+}
+
+#[test]
+fn the_public_listener_needs_tls_or_a_stated_reason() {
+    let no_tls = MINIMAL
+        .replace("tls = \"off\"", "")
+        .replace("plain_http_reason = \"tests on loopback\"", "");
+    assert_eq!(key_of(plan(&no_tls)), "server");
+    let no_reason = MINIMAL.replace("plain_http_reason = \"tests on loopback\"", "");
+    assert_eq!(key_of(plan(&no_reason)), "server.plain_http_reason");
+    let beyond_loopback = MINIMAL
+        .replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"")
+        .replace(
+            "public_url = \"http://127.0.0.1:8080\"",
+            "public_url = \"https://gw.example\"",
+        );
+    let warnings = plan(&beyond_loopback).unwrap().warnings;
+    assert!(
+        warnings.iter().any(|w| w.key == "server.tls"),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -266,10 +303,10 @@ fn secrets_come_from_the_environment_and_never_print() {
     let config = Config::from_toml_str(&text).unwrap();
     assert_eq!(
         Plan::with_environment(&config, &Nothing).unwrap_err(),
-        ConfigError::Invalid {
-            key: "idp.client.secret_env".to_owned(),
-            problem: "environment variable IDJAG_GATEWAY_TEST_UNSET_VARIABLE is not set".to_owned(),
-        }
+        ConfigError::new(
+            "idp.client.secret_env",
+            "environment variable IDJAG_GATEWAY_TEST_UNSET_VARIABLE is not set"
+        )
     );
     let plan = Plan::with_environment(&config, &Everything::default()).unwrap();
     let shown = [format!("{plan:?}"), plan.render()];
@@ -281,14 +318,14 @@ fn secrets_come_from_the_environment_and_never_print() {
 
 #[test]
 fn a_missing_or_empty_secret_file_names_its_key() {
-    let text = format!("{MINIMAL}\n[admin]\ntoken_file = \"/run/secrets/admin-token\"\n");
+    let text = format!("{MINIMAL}\n{ADMIN}\ntoken_file = \"/run/secrets/admin-token\"\n");
     let config = Config::from_toml_str(&text).unwrap();
     assert_eq!(
         Plan::with_environment(&config, &Nothing).unwrap_err(),
-        ConfigError::Invalid {
-            key: "admin.token_file".to_owned(),
-            problem: "cannot read /run/secrets/admin-token: entity not found".to_owned(),
-        }
+        ConfigError::new(
+            "admin.token_file",
+            "cannot read /run/secrets/admin-token: entity not found"
+        )
     );
     struct Empty;
     impl Environment for Empty {
@@ -301,9 +338,28 @@ fn a_missing_or_empty_secret_file_names_its_key() {
     }
     assert_eq!(
         Plan::with_environment(&config, &Empty).unwrap_err(),
-        ConfigError::Invalid {
-            key: "admin.token_file".to_owned(),
-            problem: "the file is empty".to_owned(),
-        }
+        ConfigError::new("admin.token_file", "the file is empty")
     );
+}
+
+#[test]
+fn header_secrets_of_sinks_and_exporters_never_print() {
+    let text = format!(
+        "{MINIMAL}\n[audit]\n[[audit.sinks]]\nkind = \"webhook\"\nurl = \"https://siem.example/in\"\n\
+         headers = {{ authorization = \"Bearer hook-secret-value\", x-tenant = \"tenant-secret-value\" }}\n\
+         [telemetry.traces]\nexporter = \"otlp\"\nendpoint = \"https://otlp.example\"\n\
+         headers = {{ x-api-key = \"otlp-secret-value\" }}\n"
+    );
+    let config = Config::from_toml_str(&text).unwrap();
+    let plan = Plan::with_environment(&config, &Everything::default()).unwrap();
+    for shown in [format!("{config:?}"), format!("{plan:?}"), plan.render()] {
+        for secret in [
+            "hook-secret-value",
+            "tenant-secret-value",
+            "otlp-secret-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+    assert!(plan.render().contains("\"x-tenant\": \"[redacted]\""));
 }

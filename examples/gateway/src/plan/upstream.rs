@@ -13,6 +13,7 @@ use crate::plan::client::ClientPlan;
 use crate::plan::environment::{SecretOrigin, SecretSource};
 use crate::plan::{Planner, check_url};
 use crate::policy::access::{AccessRule, Subjects, ToolPattern, UpstreamRules};
+use crate::policy::approval::PolicyVersion;
 use crate::policy::guardrails::ToolGuard;
 use crate::upstream::Transport;
 use crate::upstream::bridge::{
@@ -244,6 +245,8 @@ impl Planner<'_> {
                 guards.insert(tool.clone(), guard);
             }
         }
+        let rules = UpstreamRules::new(access, tool_scopes);
+        let guards = policy_versions(key, upstream, &url, &credential, &rules, guards)?;
         let resource = Audience::new(format!("{}/mcp/{}", context.public_url, upstream.name))
             .map_err(|e| invalid(key, e.to_string()))?;
         Ok(UpstreamPlan {
@@ -256,7 +259,7 @@ impl Planner<'_> {
             ),
             transport: Transport::new(upstream.connect_timeout.0, upstream.read_timeout.0),
             credential,
-            rules: UpstreamRules::new(access, tool_scopes),
+            rules,
             guards,
         })
     }
@@ -382,6 +385,39 @@ impl Planner<'_> {
             }
         })
     }
+}
+
+/// Binds the approvals of each tool needing one to its planned policy: the SHA-256 of the
+/// RFC 8785 form of the route (name, URL, credential mode), its access rules and tool scopes,
+/// and the tool's guard. Any change to them holds the tool's calls anew.
+fn policy_versions(
+    key: &str,
+    upstream: &UpstreamConfig,
+    url: &Url,
+    credential: &CredentialPlan,
+    rules: &UpstreamRules,
+    guards: BTreeMap<String, ToolGuard>,
+) -> Result<BTreeMap<String, ToolGuard>, ConfigError> {
+    let rules = serde_json::to_value(rules).map_err(|e| invalid(key, e.to_string()))?;
+    guards
+        .into_iter()
+        .map(|(tool, guard)| {
+            if !guard.needs_approval() {
+                return Ok((tool, guard));
+            }
+            let policy = serde_json::json!({
+                "upstream": upstream.name,
+                "url": url.as_str(),
+                "credential": credential.mode(),
+                "rules": rules,
+                "tool": tool,
+                "guard": guard,
+            });
+            let version = PolicyVersion::of(&policy)
+                .map_err(|e| invalid(format!("{key}.tools.{tool}"), e.to_string()))?;
+            Ok((tool, guard.with_policy_version(version)))
+        })
+        .collect()
 }
 
 /// An upstream credential's `authorization_server`: a URL and an issuer identifier.

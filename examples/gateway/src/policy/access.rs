@@ -296,6 +296,7 @@ mod tests {
             "groups",
         )
         .from_id_token(&claims)
+        .unwrap()
     }
 
     fn authorizer() -> RuleAuthorizer {

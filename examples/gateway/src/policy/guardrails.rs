@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::config::{GuardRuleConfig, ToolConfig};
 use crate::policy::access::ToolPattern;
+use crate::policy::approval::PolicyVersion;
 
 /// Longest string value matched against patterns; longer values under a pattern rule are
 /// blocked.
@@ -162,6 +163,9 @@ pub struct ToolGuard {
     max_argument_bytes: Option<usize>,
     rules: Vec<GuardRule>,
     approval: bool,
+    /// The planned policy an approval is bound to (tools needing approval).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_version: Option<PolicyVersion>,
 }
 
 impl ToolGuard {
@@ -175,12 +179,25 @@ impl ToolGuard {
                 .map(GuardRule::from_config)
                 .collect::<Result<_, _>>()?,
             approval: config.approval,
+            policy_version: None,
         })
     }
 
     /// Whether calls need an administrator's approval.
     pub fn needs_approval(&self) -> bool {
         self.approval
+    }
+
+    /// The version of the planned policy approvals of this tool are bound to (set by the
+    /// planning pass for tools needing approval).
+    pub fn policy_version(&self) -> Option<PolicyVersion> {
+        self.policy_version
+    }
+
+    /// Binds approvals of this tool to `version`.
+    pub fn with_policy_version(mut self, version: PolicyVersion) -> Self {
+        self.policy_version = Some(version);
+        self
     }
 
     /// Whether it checks anything at all.

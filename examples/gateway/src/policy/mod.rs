@@ -5,8 +5,8 @@
 //! |---|---|
 //! | [`access`] | per team or user, per upstream, allow and deny lists of tools (deny wins); scopes per tool |
 //! | [`guardrails`] | per-tool argument rules (JSON pointer, patterns, sizes) |
-//! | [`approval`] | calls held for an administrator's approval, run once when approved |
-//! | [`revocation`] | offboarding: revoked users and clients, their streams closed |
+//! | [`approval`] | calls held for an administrator's approval, run once when approved, on every instance; RFC 8785 arguments |
+//! | [`revocation`] | offboarding: revoked users and clients on every instance, their streams closed; fail closed when stale |
 
 pub mod access;
 pub mod approval;

@@ -29,6 +29,10 @@ pub mod code {
     pub const OVERLOADED: i64 = -32034;
     /// The call is held for an administrator's approval (or was rejected).
     pub const APPROVAL_REQUIRED: i64 = -32035;
+    /// The gateway's shared state (revocations, approvals, sessions) cannot be checked now:
+    /// the store is unreachable or the local copy of the revocations is past its staleness
+    /// bound (HTTP 503, `Retry-After`).
+    pub const STATE_UNAVAILABLE: i64 = -32036;
 }
 
 /// What kind of message the client sent.

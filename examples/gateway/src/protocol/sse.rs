@@ -175,6 +175,9 @@ pub enum CloseReason {
     TokenExpired,
     /// The caller was revoked by an administrator.
     Revoked,
+    /// The gateway's copy of the revocations is older than its bound (the store cannot be
+    /// reached): it cannot tell whether the caller was revoked meanwhile.
+    RevocationStateStale,
 }
 
 impl CloseReason {
@@ -190,6 +193,9 @@ impl CloseReason {
             Self::Revoked => {
                 Bytes::from_static(b"event: close\ndata: {\"reason\":\"revoked\"}\n\n")
             }
+            Self::RevocationStateStale => Bytes::from_static(
+                b"event: close\ndata: {\"reason\":\"revocation_state_stale\"}\n\n",
+            ),
         }
     }
 }

@@ -11,9 +11,11 @@ use serde_json::{Value, json};
 use crate::inbound::Authenticated;
 use crate::observe::audit::AuditEntry;
 use crate::policy::access::{AuthzRequest, Decision, DenyReason};
-use crate::policy::approval::{CallToGate, Gate};
+use crate::policy::approval::{CallToGate, Gate, arguments_digest};
 use crate::protocol::jsonrpc::{Message, MessageKind, code};
-use crate::proxy::refusal::{Refusal, challenge, credential_refusal, jsonrpc_error, policy_error};
+use crate::proxy::refusal::{
+    Refusal, challenge, credential_refusal, jsonrpc_error, policy_error, state_unavailable,
+};
 use crate::proxy::state::GatewayState;
 use crate::upstream::{Credential, Upstream};
 
@@ -84,8 +86,8 @@ impl RequestContext<'_> {
     }
 
     /// Step 9, for a `tools/call` of a guarded tool: its argument rules, then the approval
-    /// gate.
-    pub(crate) fn guard(&self, audit: &mut AuditEntry) -> Result<(), Refusal> {
+    /// gate (in the store, shared by every instance).
+    pub(crate) async fn guard(&self, audit: &mut AuditEntry) -> Result<(), Refusal> {
         let Some(message) = &self.message else {
             return Ok(());
         };
@@ -113,13 +115,42 @@ impl RequestContext<'_> {
         if !guard.needs_approval() {
             return Ok(());
         }
-        let gate = self.state.approvals.gate(&CallToGate {
+        let Some(policy_version) = guard.policy_version() else {
+            tracing::error!(upstream = %self.upstream.name, tool, "an approval tool without a planned policy version");
+            return Err(state_unavailable(
+                "approval_unavailable",
+                message.id.as_ref(),
+            ));
+        };
+        let arguments_sha256 = match arguments_digest(&self.body) {
+            Ok(digest) => digest,
+            Err(problem) => {
+                return Err(Refusal::deny(
+                    "arguments_not_canonical",
+                    policy_error(
+                        Some(message),
+                        "The arguments of a call needing approval must be I-JSON (RFC 7493): \
+                         no member named twice, numbers a double holds exactly",
+                        json!({ "reason": "arguments_not_canonical", "problem": problem.code() }),
+                    ),
+                ));
+            }
+        };
+        let call = CallToGate {
             identity: &self.caller.identity,
             upstream: &self.upstream.name,
             tool,
-            arguments: message.arguments.as_ref(),
+            arguments_sha256,
+            policy_version,
             recorded: self.recorded.as_ref(),
-        });
+        };
+        let gate = match call.gate(&self.state.approvals).await {
+            Ok(gate) => gate,
+            Err(error) => {
+                tracing::warn!(%error, "approvals cannot be checked: refusing");
+                return Err(state_unavailable("store_unavailable", message.id.as_ref()));
+            }
+        };
         let held = |reason: &'static str, text: &str, id: Option<String>| {
             let mut data = json!({ "reason": reason });
             if let Some(id) = &id {
@@ -169,16 +200,6 @@ impl RequestContext<'_> {
                     Some(id),
                 ))
             }
-            Gate::Unavailable => Err(Refusal::error(
-                "approval_unavailable",
-                jsonrpc_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    message.id.as_ref(),
-                    code::APPROVAL_REQUIRED,
-                    "The call could not be held for approval; retry shortly",
-                    json!({ "reason": "approval_unavailable" }),
-                ),
-            )),
             _ => Err(held(
                 "approval_queue_full",
                 "Too many calls are waiting for approval",

@@ -12,13 +12,16 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
 use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
 use crate::protocol::jsonrpc::{code, filter_tools};
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, credential_refusal, jsonrpc_error, transport_refusal};
+use crate::proxy::refusal::{
+    Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
+};
 use crate::proxy::stream::{SseOptions, Visibility, forward};
 use crate::upstream::Credential;
 
@@ -28,18 +31,41 @@ impl RequestContext<'_> {
     pub(crate) async fn call(&self, credential: Credential) -> Result<reqwest::Response, Refusal> {
         let upstream = self.upstream;
         let forwarded = self.state.forward.upstream_headers(&self.headers);
+        let latency = crate::observe::metrics::upstream_latency(&upstream.name);
         let send = |credential: &Credential| {
+            let span = tracing::info_span!(
+                target: "idjag::gateway",
+                "upstream call",
+                otel.name = %format!("{} {}", self.method, upstream.name),
+                otel.kind = "client",
+                upstream = %upstream.name,
+                http.request.method = %self.method,
+                http.response.status_code = tracing::field::Empty,
+            );
             let mut headers = forwarded.clone();
             for (name, value) in credential.headers() {
                 headers.insert(name.clone(), value.clone());
             }
             headers.insert(REQUEST_ID, own_value(self.request_id));
-            upstream
+            // The upstream continues this trace, under the upstream call's span.
+            span.in_scope(|| idjag_ops::telemetry::inject_context(&mut headers));
+            let request = upstream
                 .http
                 .request(self.method.clone(), upstream.url.clone())
                 .headers(headers)
-                .body(self.body.clone())
-                .send()
+                .body(self.body.clone());
+            let latency = latency.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let result = request.send().await;
+                latency.record(started.elapsed().as_secs_f64());
+                if let Ok(response) = &result {
+                    tracing::Span::current()
+                        .record("http.response.status_code", response.status().as_u16());
+                }
+                result
+            }
+            .instrument(span)
         };
         let id = self.id();
         let mut response = send(&credential)
@@ -97,27 +123,40 @@ impl RequestContext<'_> {
         if status.is_success()
             && let Some(created) = response.headers().get(MCP_SESSION_ID)
             && self.session.as_ref() != Some(created)
-            && !sessions
+        {
+            match sessions
                 .bind(&upstream.name, created.as_bytes(), principal)
                 .await
-        {
-            tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
-            return Err(Refusal::error(
-                "session_conflict",
-                jsonrpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    None,
-                    code::UPSTREAM_UNAVAILABLE,
-                    "The MCP server failed",
-                    Value::Null,
-                ),
-            ));
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(upstream = %upstream.name, "upstream reused a session id of another user");
+                    return Err(Refusal::error(
+                        "session_conflict",
+                        jsonrpc_error(
+                            StatusCode::BAD_GATEWAY,
+                            None,
+                            code::UPSTREAM_UNAVAILABLE,
+                            "The MCP server failed",
+                            Value::Null,
+                        ),
+                    ));
+                }
+                // A session no instance could honour: not handed out (the upstream's own
+                // session ends idle).
+                Err(error) => {
+                    tracing::warn!(%error, upstream = %upstream.name, "a new session cannot be bound: refusing");
+                    return Err(state_unavailable("store_unavailable", self.id()));
+                }
+            }
         }
         if let Some(id) = &self.session
             && ((self.method == Method::DELETE && status.is_success())
                 || status == StatusCode::NOT_FOUND)
+            && let Err(error) = sessions.remove(&upstream.name, id.as_bytes()).await
         {
-            sessions.remove(&upstream.name, id.as_bytes()).await;
+            // The binding ends by itself after its idle time.
+            tracing::warn!(%error, upstream = %upstream.name, "an ended session was not forgotten");
         }
         let content_type = response
             .headers()
@@ -134,7 +173,14 @@ impl RequestContext<'_> {
         let lists_tools =
             self.message.as_ref().and_then(|m| m.method.as_deref()) == Some("tools/list");
         let filter = (lists_tools || self.method == Method::GET).then(|| self.visibility(identity));
-        let guards = (permit, self.state.streams.enter());
+        // The stream's span lasts as long as the answer is being streamed.
+        let streaming = tracing::info_span!(
+            target: "idjag::gateway",
+            "stream",
+            otel.name = "stream",
+            upstream = %upstream.name,
+        );
+        let guards = (permit, self.state.streams.enter(), streaming);
         if content_type == "text/event-stream" {
             let headers = downstream_headers(response.headers(), true);
             let options = SseOptions {
@@ -142,7 +188,7 @@ impl RequestContext<'_> {
                 filter,
                 expires: self.expiry(identity),
                 shutdown: self.state.shutdown.clone(),
-                revoked: Some(self.state.revocations.watch(identity.clone())),
+                revoked: Some(self.state.revocations.watch(identity)),
                 guards: Box::new(guards),
             };
             return Ok(build(
@@ -159,14 +205,14 @@ impl RequestContext<'_> {
             return Ok(build(status, headers, Body::from(body)));
         }
         let headers = downstream_headers(response.headers(), false);
-        let mut revoked = self.state.revocations.watch(identity.clone());
+        let mut revoked = self.state.revocations.watch(identity);
         let stream = response
             .bytes_stream()
             .map(move |chunk| {
                 let _held = &guards;
                 chunk.map_err(std::io::Error::other)
             })
-            .take_until(Box::pin(async move { revoked.revoked().await }));
+            .take_until(Box::pin(async move { revoked.ended().await }));
         Ok(build(status, headers, Body::from_stream(stream)))
     }
 

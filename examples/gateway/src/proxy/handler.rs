@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::header::{ALLOW, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::inbound::Authenticated;
 use crate::observe::audit::{AuditEntry, Outcome};
@@ -20,7 +21,10 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
-use crate::proxy::refusal::{Refusal, overloaded, status, unauthenticated};
+use crate::proxy::refusal::{
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, state_unavailable, status,
+    unauthenticated,
+};
 use crate::proxy::session::SessionCheck;
 use crate::proxy::state::GatewayState;
 use crate::upstream::Upstream;
@@ -42,6 +46,17 @@ pub async fn handle(
         Err(_) => {
             let response = overloaded();
             audit.finish(Outcome::Deny, "overloaded", response.status().as_u16());
+            response
+        }
+        // The audit sinks cannot take lines and `on_full = "fail_closed"`: nothing is done
+        // that could not be recorded.
+        Ok(_) if !state.audit.accepting() => {
+            let response = audit_unavailable();
+            audit.finish(
+                Outcome::Error,
+                "audit_unavailable",
+                response.status().as_u16(),
+            );
             response
         }
         Ok(permit) => match run(&state, &request_id, &name, request, &mut audit, permit).await {
@@ -90,7 +105,13 @@ async fn run(
     audit.upstream(name);
     check_method(&parts.method)?;
     check_protocol_version(&state.settings, &parts.headers)?;
-    let caller = authenticate(state, upstream, &parts.headers, audit).await?;
+    let caller = authenticate(state, upstream, &parts.headers, audit)
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "inbound authentication",
+            otel.name = "inbound authentication"
+        ))
+        .await?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
     if let Some(id) = &session {
         check_session(state, name, id, &caller).await?;
@@ -122,9 +143,25 @@ async fn run(
         message,
         recorded,
     };
-    request.authorize()?;
-    request.guard(audit)?;
-    let credential = request.credential().await?;
+    async {
+        request.authorize()?;
+        request.guard(audit).await
+    }
+    .instrument(tracing::info_span!(
+        target: "idjag::gateway",
+        "policy",
+        otel.name = "policy"
+    ))
+    .await?;
+    let credential = request
+        .credential()
+        .instrument(tracing::info_span!(
+            target: "idjag::gateway",
+            "upstream credential",
+            otel.name = "upstream credential",
+            upstream = %upstream.name,
+        ))
+        .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
     request.answer(response, permit).await
@@ -211,17 +248,23 @@ async fn authenticate(
         &identity.teams,
         identity.agent.as_deref(),
     );
-    if state.revocations.is_revoked(identity) {
-        return Err(Refusal::deny(
+    match state.revocations.check(identity) {
+        Ok(false) => Ok(caller),
+        Ok(true) => Err(Refusal::deny(
             "revoked",
-            status(
+            jsonrpc_error(
                 StatusCode::FORBIDDEN,
+                None,
                 code::FORBIDDEN,
                 "Access revoked by an administrator",
+                serde_json::json!({ "reason": "revoked" }),
             ),
-        ));
+        )),
+        Err(error) => {
+            tracing::warn!(%error, "revocations cannot be checked: refusing");
+            Err(state_unavailable("revocation_state_stale", None))
+        }
     }
-    Ok(caller)
 }
 
 /// Step 6: a presented session must be bound to this caller.
@@ -232,13 +275,17 @@ async fn check_session(
     caller: &Authenticated,
 ) -> Result<(), Refusal> {
     let principal = caller.identity.principal_key();
-    if state
+    match state
         .sessions
         .check(upstream, id.as_bytes(), &principal)
         .await
-        == SessionCheck::Owned
     {
-        return Ok(());
+        Ok(SessionCheck::Owned) => return Ok(()),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "sessions cannot be checked: refusing");
+            return Err(state_unavailable("store_unavailable", None));
+        }
     }
     Err(Refusal::deny(
         "unknown_session",

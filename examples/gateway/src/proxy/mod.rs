@@ -11,9 +11,11 @@
 //! 4. `MCP-Protocol-Version`, when present, must be a supported version (400);
 //! 5. inbound authentication (401 with `WWW-Authenticate` and the route's RFC 9728
 //!    metadata, or 400 for a malformed header) — see [`crate::inbound`]; a revoked user or
-//!    client gets 403 (reason `revoked`) — see [`crate::policy::revocation`];
-//! 6. `Mcp-Session-Id`, when present, must be bound to this user (404) — see
-//!    [`session`];
+//!    client gets 403 (reason `revoked`), and every request 503 (reason
+//!    `revocation_state_stale`) while the local copy of the revocations is past its
+//!    staleness bound — see [`crate::policy::revocation`];
+//! 6. `Mcp-Session-Id`, when present, must be bound to this user, on any instance (404; 503
+//!    `store_unavailable` when the store cannot tell) — see [`session`];
 //! 7. the POST body, within the size limit (413) and the body timeout (408);
 //! 8. one JSON-RPC 2.0 message (400), consistent with the 2026-07-28 `Mcp-Method` and
 //!    `Mcp-Name` headers when they are present (400);
@@ -22,7 +24,8 @@
 //!    `insufficient_scope` for a missing scope); then, for a `tools/call`, the tool's
 //!    argument rules ([`crate::policy::guardrails`]: a JSON-RPC error naming the rule) and, for an
 //!    approval-required tool, the approval gate ([`crate::policy::approval`]: held calls get a
-//!    JSON-RPC error with the approval id; an approved call runs once);
+//!    JSON-RPC error with the approval id; an approved call runs once; 503
+//!    `store_unavailable` when the store cannot answer);
 //! 10. the upstream credential — see [`crate::upstream`];
 //! 11. the upstream call: allow-listed headers, the mode's credential headers and
 //!     `X-Request-Id` (the client's when it is a valid id, else a new one); a `401`

@@ -83,6 +83,39 @@ pub(crate) fn overloaded() -> Response {
     response
 }
 
+/// 503 with `Retry-After: 5`: the audit sinks cannot take lines and the configuration says
+/// to fail closed (`[audit] on_full = "fail_closed"`).
+pub(crate) fn audit_unavailable() -> Response {
+    let mut response = jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        code::OVERLOADED,
+        "The gateway cannot record requests right now; retry shortly",
+        Value::Null,
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+/// 503 with `Retry-After: 1`: the gateway's shared state cannot be checked (the store is
+/// unreachable, or the local copy of the revocations is past its staleness bound). Nothing
+/// was forwarded; `reason` is `revocation_state_stale` or `store_unavailable`.
+pub(crate) fn state_unavailable(reason: &'static str, id: Option<&Value>) -> Refusal {
+    let mut response = jsonrpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        code::STATE_UNAVAILABLE,
+        "The gateway cannot check its shared state right now; retry shortly",
+        json!({ "reason": reason }),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    Refusal::error(reason, response)
+}
+
 /// A bearer challenge (401 or 403) with an optional OAuth error body.
 pub(crate) fn challenge(
     status: StatusCode,

@@ -10,7 +10,9 @@
 //! `Last-Event-ID` (passed through upstream) without ever seeing half an event.
 //!
 //! The stream also ends, after a final `event: close` whose data names the reason, when the
-//! gateway shuts down or (by default) when the caller's inbound token expires.
+//! gateway shuts down, (by default) when the caller's inbound token expires, when the caller
+//! is revoked on any instance, or when the revocations cannot be checked any more
+//! ([`crate::policy::revocation`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,9 +25,9 @@ use tokio::time::Instant;
 use crate::policy::revocation::RevocationWatch;
 use crate::protocol::sse::{CloseReason, EventSplitter, filter_tool_list_event};
 
-async fn revoked(watch: &mut Option<RevocationWatch>) {
+async fn revoked(watch: &mut Option<RevocationWatch>) -> CloseReason {
     match watch {
-        Some(watch) => watch.revoked().await,
+        Some(watch) => watch.ended().await,
         None => std::future::pending().await,
     }
 }
@@ -70,7 +72,8 @@ pub struct SseOptions {
     pub expires: Option<Instant>,
     /// Flips to `true` at shutdown.
     pub shutdown: watch::Receiver<bool>,
-    /// Resolves when the caller is revoked ([`CloseReason::Revoked`]).
+    /// Resolves when the caller is revoked on any instance ([`CloseReason::Revoked`]) or the
+    /// revocations cannot be checked any more ([`CloseReason::RevocationStateStale`]).
     pub revoked: Option<RevocationWatch>,
     /// Held until the stream ends (concurrency permit, gauge guard, ...).
     pub guards: Box<dyn Send + Sync>,
@@ -156,7 +159,7 @@ where
                 },
                 _ = state.options.shutdown.wait_for(|down| *down) => Step::Close(CloseReason::Shutdown),
                 _ = sleep_until(expires) => Step::Close(CloseReason::TokenExpired),
-                _ = revoked(&mut state.options.revoked) => Step::Close(CloseReason::Revoked),
+                reason = revoked(&mut state.options.revoked) => Step::Close(reason),
             };
             match step {
                 Step::Chunk(Some(bytes)) => state.splitter.push(&bytes),

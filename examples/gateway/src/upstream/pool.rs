@@ -18,11 +18,11 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 #[non_exhaustive]
 pub struct Transport {
     /// Time to connect.
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub connect_timeout: Duration,
     /// Longest silence while waiting for or reading a response (no total timeout: SSE
     /// streams may run long).
-    #[serde(serialize_with = "crate::config::duration::serialize")]
+    #[serde(serialize_with = "crate::config::serialize_duration")]
     pub read_timeout: Duration,
 }
 

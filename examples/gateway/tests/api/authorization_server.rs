@@ -868,7 +868,7 @@ async fn revoking_a_user_or_an_agent_ends_their_sign_ins() {
     assert!(server.vault().load(&sid).await.unwrap().is_some());
     let admin = |body: Value| {
         reqwest::Client::new()
-            .post(format!("{}/admin/revocations", t.gateway_url))
+            .post(format!("{}/admin/revocations", t.admin_url))
             .bearer_auth(t.admin_token.secret())
             .json(&body)
             .send()
@@ -1102,4 +1102,41 @@ async fn no_token_of_any_kind_reaches_logs_audit_lines_pages_or_error_bodies() {
             assert!(!body.contains(needle), "a secret in a body: {body}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_reload_keeps_the_keys_the_sign_ins_and_their_revocation_index() {
+    let (t, _) = start().await;
+    let app = OAuthApp::register(&t.gateway_url, REDIRECT).await.unwrap();
+    let tokens = sign_in(&t, &app, "alice").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (_, jwks_before) = get_json(&format!("{}/oauth/jwks", t.gateway_url)).await;
+
+    assert_eq!(
+        t.gateway.reload().await,
+        idjag_ops::reload::ReloadOutcome::Applied { generation: 2 }
+    );
+    // The same (generated) signing key: the token issued before the reload still serves.
+    let (_, jwks_after) = get_json(&format!("{}/oauth/jwks", t.gateway_url)).await;
+    assert_eq!(jwks_after, jwks_before);
+    let reply = send(&t.route_url, Some(&access), &initialize()).await;
+    assert_eq!(reply.status(), 200);
+    // The registered client (sealed with the same generated key) and its refresh token.
+    let (status, refreshed) = app
+        .refresh(&t.gateway_url, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{refreshed}");
+    // The revocation index outlived the reload too.
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/admin/revocations", t.admin_url))
+        .bearer_auth(t.admin_token.secret())
+        .json(&json!({"user": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["sign_ins_ended"], 1);
 }

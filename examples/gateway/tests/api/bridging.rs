@@ -344,7 +344,9 @@ async fn a_missing_bridging_secret_is_a_configuration_error_naming_its_key() {
         let mut config = idjag_gateway::Config::from_toml_str(&t.config_toml).unwrap();
         config.upstreams.extend(extra.upstreams);
         match Plan::from_config(&config) {
-            Err(ConfigError::Invalid { key: k, problem }) => {
+            Err(ConfigError {
+                key: k, problem, ..
+            }) => {
                 assert_eq!(k, key);
                 let expected = if key.ends_with("secret_file") {
                     format!("cannot read {}: entity not found", missing.display())
@@ -361,5 +363,5 @@ async fn a_missing_bridging_secret_is_a_configuration_error_naming_its_key() {
         "{}\n[[upstream]]\nname = \"b\"\nurl = \"http://127.0.0.1:9/mcp\"\ncredential = {{ mode = \"static\", secret = \"x\" }}\n",
         t.config_toml
     ));
-    assert!(matches!(inline, Err(ConfigError::Parse(_))));
+    assert!(matches!(inline, Err(idjag_gateway::LoadError::Invalid(_))));
 }

@@ -3,10 +3,13 @@
 use idjag_gateway::demo::{DemoOptions, run};
 use serde_json::Value;
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 20] = [
     "time",
     "request_id",
     "http_method",
+    "client_address",
+    "trace_id",
+    "path",
     "upstream",
     "user",
     "issuer",
@@ -75,6 +78,7 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
         }
         assert_eq!(object.len(), FIELDS.len(), "{line}");
         assert!(["notes", "wiki"].contains(&record["upstream"].as_str().unwrap()));
+        assert_eq!(record["client_address"], "127.0.0.1", "{line}");
         assert!(["allow", "deny", "error"].contains(&record["decision"].as_str().unwrap()));
         // No token (JWTs start with eyJ), no client secret.
         assert!(!line.contains("eyJ"), "{line}");

@@ -22,6 +22,9 @@ async fn governed_with(upstream: UpstreamKind) -> (Topology, MemorySink) {
     let blocks = config_blocks(&format!(
         r#"
 [admin]
+listen = "127.0.0.1:1"
+tls = "off"
+plain_http_reason = "tests"
 token_file = "{file}"
 approval_ttl = "10m"
 
@@ -49,7 +52,9 @@ approval = true
         file = secret_file(ADMIN_TOKEN).display()
     ));
     start_with(upstream, move |c| {
-        c.admin = blocks.admin.clone();
+        if let (Some(admin), Some(blocks)) = (c.admin.as_mut(), blocks.admin.as_ref()) {
+            admin.api = blocks.api.clone();
+        }
         c.upstreams[0].tools = blocks.upstreams[0].tools.clone();
     })
     .await
@@ -76,7 +81,7 @@ fn admin(
     path: &str,
     bearer: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let mut request = client().request(method, format!("{}{path}", t.gateway_url));
+    let mut request = client().request(method, format!("{}{path}", t.admin_url));
     if let Some(bearer) = bearer {
         request = request.header("authorization", format!("Bearer {bearer}"));
     }
@@ -259,9 +264,14 @@ async fn the_approval_round_trip_runs_an_approved_call_exactly_once() {
         .iter()
         .map(|r| (r.reason.clone(), r.approval_id.clone()))
         .collect();
+    // ... and so is every other admin call: the refused ones, the listing.
     let expected = [
         ("approval_held", Some(&id)),
         ("approval_pending", Some(&id)),
+        ("unauthenticated", None),
+        ("unauthenticated", None),
+        ("unauthenticated", None),
+        ("served", None),
         ("approval_granted", Some(&id)),
         ("already_decided", Some(&id)),
         ("not_found", None),
@@ -278,7 +288,11 @@ async fn the_approval_round_trip_runs_an_approved_call_exactly_once() {
         if let Some(want_id) = want_id {
             assert_eq!(approval.as_ref(), Some(want_id), "{reason}");
         } else {
-            assert!(reason == "not_found" || approval.is_some(), "{reason}");
+            assert!(
+                ["not_found", "unauthenticated", "served"].contains(&reason.as_str())
+                    || approval.is_some(),
+                "{reason}"
+            );
         }
     }
     let granted = audit
@@ -464,7 +478,14 @@ async fn an_oversized_admin_body_is_refused_before_the_token_is_checked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_admin_block_the_admin_api_does_not_exist() {
-    let (t, _) = start_with(UpstreamKind::Echo, |c| c.admin = None).await;
+    // The admin listener without a token: the API is not mounted.
+    let (t, _) = start_with(UpstreamKind::Echo, |c| {
+        if let Some(admin) = c.admin.as_mut() {
+            admin.api.token_env = None;
+            admin.api.token_file = None;
+        }
+    })
+    .await;
     let response = admin(&t, http::Method::GET, "/admin/approvals", Some(ADMIN_TOKEN))
         .send()
         .await
@@ -482,26 +503,29 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_by_upstream_method_and_decision_and_the_token_work() {
+    // The registry is the process's: a route name of its own keeps this test's counts apart
+    // from the other tests' gateways.
+    let name = crate::support::random("notes-metrics");
+    let route = name.clone();
     let recorder = Recorder::default();
-    let (t, _) = governed(recorder.clone()).await;
+    let (t, _) = start_with(recording_echo(recorder.clone()), move |c| {
+        c.upstreams[0].name = route.clone();
+    })
+    .await;
+    let url = format!("{}/mcp/{name}", t.gateway_url);
     let alice = token(&t, "alice");
     for id in 0..3 {
         send(
-            &t.route_url,
+            &url,
             Some(&alice),
             &tools_call(id, "echo", json!({"text": "x"})),
         )
         .await;
     }
-    send(
-        &t.route_url,
-        Some(&alice),
-        &tools_call(9, "delete_note", json!({})),
-    )
-    .await;
-    send(&t.route_url, None, &tools_list(1)).await;
+    send(&url, Some(&alice), &tools_call(9, "delete_note", json!({}))).await;
+    send(&url, None, &tools_list(1)).await;
     let text = client()
-        .get(format!("{}/metrics", t.gateway_url))
+        .get(format!("{}/metrics", t.admin_url))
         .send()
         .await
         .unwrap()
@@ -509,36 +533,48 @@ async fn metrics_count_requests_by_upstream_method_and_decision_and_the_token_wo
         .await
         .unwrap();
     let requests = "idjag_gateway_requests_total";
-    let labels = |method: &str, decision: &str| {
-        [
-            "upstream=\"notes\"".to_owned(),
-            format!("method=\"{method}\""),
-            format!("decision=\"{decision}\""),
-        ]
-    };
-    let count = |method, decision| {
-        let l = labels(method, decision);
-        metric(&text, requests, &[&l[0], &l[1], &l[2]])
+    let upstream = format!("upstream=\"{name}\"");
+    let count = |method: &str, decision: &str| {
+        let method = format!("method=\"{method}\"");
+        let decision = format!("decision=\"{decision}\"");
+        metric(&text, requests, &[&upstream, &method, &decision])
     };
     assert_eq!(count("tools/call", "allow"), Some(3.0), "{text}");
     assert_eq!(count("tools/call", "deny"), Some(1.0), "{text}");
     // The unauthenticated request: its body was never read, so no method.
     assert_eq!(count("none", "deny"), Some(1.0), "{text}");
-    assert!(text.contains("idjag_gateway_request_duration_seconds_bucket{"));
+    assert!(text.contains(&format!(
+        "idjag_gateway_request_duration_seconds_bucket{{{upstream},decision=\"allow\""
+    )));
+    assert!(text.contains(&format!(
+        "idjag_gateway_upstream_duration_seconds_count{{{upstream}}} 3"
+    )));
+    // This gateway's token work, and the process's counters by outcome.
     assert_eq!(
-        metric(&text, "idjag_gateway_token_exchanges_total", &[]),
-        Some(1.0)
+        (t.gateway.exchange_count(), t.gateway.redemption_count()),
+        (1, 1)
     );
-    assert_eq!(
-        metric(&text, "idjag_gateway_redemptions_total", &[]),
-        Some(1.0)
+    for counter in [
+        "idjag_gateway_token_exchanges_total",
+        "idjag_gateway_redemptions_total",
+    ] {
+        assert!(metric(&text, counter, &["outcome=\"success\""]).unwrap() >= 1.0);
+    }
+    assert!(
+        metric(
+            &text,
+            "idjag_gateway_jwks_fetches_total",
+            &["outcome=\"success\""]
+        )
+        .unwrap()
+            >= 1.0
     );
-    assert!(metric(&text, "idjag_gateway_jwks_fetches_total", &[]).unwrap() >= 1.0);
     let cache = |result: &str| {
+        let result = format!("result=\"{result}\"");
         metric(
             &text,
             "idjag_gateway_credential_cache_total",
-            &["upstream=\"notes\"", &format!("result=\"{result}\"")],
+            &[&upstream, &result],
         )
     };
     assert_eq!(
@@ -555,6 +591,7 @@ async fn metrics_count_requests_by_upstream_method_and_decision_and_the_token_wo
         .unwrap()
             >= 3.0
     );
+    assert_eq!(recorder.count(), 3);
     // No user, token or argument in any label.
     assert!(!text.contains("alice"));
     assert!(!text.contains(&alice));
@@ -594,7 +631,7 @@ async fn a_valid_client_request_id_is_propagated_upstream_back_and_into_the_audi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_require_the_admin_token_or_be_turned_off() {
     let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.require_admin_token = true).await;
-    let url = format!("{}/metrics", t.gateway_url);
+    let url = format!("{}/metrics", t.admin_url);
     assert_eq!(client().get(&url).send().await.unwrap().status(), 401);
     let ok = client()
         .get(&url)
@@ -611,7 +648,7 @@ async fn metrics_can_require_the_admin_token_or_be_turned_off() {
     );
     let (t, _) = start_with(UpstreamKind::Echo, |c| c.metrics.enabled = false).await;
     let off = client()
-        .get(format!("{}/metrics", t.gateway_url))
+        .get(format!("{}/metrics", t.admin_url))
         .send()
         .await
         .unwrap();

@@ -149,7 +149,7 @@ async fn g08_two_lengths_and_line_breaks_in_headers_get_400_and_length_with_chun
 async fn g09_a_body_over_the_limit_gets_413_and_a_head_over_the_limit_gets_431() {
     let recorder = Recorder::default();
     let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
-        c.server.max_body_bytes = 1024
+        c.server.proxy.max_body_bytes = 1024
     })
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
@@ -179,7 +179,7 @@ async fn g09_a_body_over_the_limit_gets_413_and_a_head_over_the_limit_gets_431()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g10_a_slowloris_connection_is_closed_after_the_header_read_timeout() {
     let (t, _) = start_with(UpstreamKind::Echo, |c| {
-        c.server.header_read_timeout = ConfigDuration(Duration::from_millis(500));
+        c.server.listener.header_read_timeout = ConfigDuration(Duration::from_millis(500));
     })
     .await;
     let mut stream = tokio::net::TcpStream::connect(authority(&t.gateway_url))
@@ -202,7 +202,7 @@ async fn g10_a_slowloris_connection_is_closed_after_the_header_read_timeout() {
 async fn g11_a_slow_body_gets_408_and_no_upstream_call() {
     let recorder = Recorder::default();
     let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
-        c.server.body_timeout = ConfigDuration(Duration::from_millis(500));
+        c.server.proxy.body_timeout = ConfigDuration(Duration::from_millis(500));
     })
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
@@ -254,7 +254,7 @@ async fn g12_requests_over_the_concurrency_limit_get_503_and_open_streams_count_
     // open streams, whatever their number.
     let recorder = Recorder::default();
     let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
-        c.server.max_in_flight = 8
+        c.server.proxy.max_in_flight = 8
     })
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
@@ -297,7 +297,7 @@ async fn g12_requests_over_the_concurrency_limit_get_503_and_open_streams_count_
 async fn g13_an_origin_that_is_not_allowed_gets_403() {
     let recorder = Recorder::default();
     let (t, audit) = start_with(recording_echo(recorder.clone()), |c| {
-        c.server.allowed_origins = vec!["https://app.example".into()];
+        c.server.proxy.allowed_origins = vec!["https://app.example".into()];
     })
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();

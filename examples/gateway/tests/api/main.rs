@@ -16,7 +16,8 @@
 //! | `faults`    | resource AS down; every request answered and audited once           |
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
 //! | `golden`    | the normalized plan of each shipped configuration, against its golden file |
-//! | `cli`       | the binary: `demo`, `check-config`, `serve` and SIGTERM             |
+//! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
+//! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
 //!
 //! Every case applies, with these scale-downs, each explained in its test:
 //! - G12 asks for 10 000 idle SSE streams; the test holds the gateway at a limit of 8 (each
@@ -29,6 +30,7 @@
 //! - G24 runs the gateway's inbound authenticator with an injected clock (the full gateway
 //!   also asks the IdP, whose clock is real).
 
+mod instances;
 mod support;
 
 mod authorization_server;
@@ -41,5 +43,7 @@ mod governance;
 mod http_layer;
 mod inbound;
 mod mcp;
+mod operations;
 mod plan;
+mod shared_state;
 mod streaming;

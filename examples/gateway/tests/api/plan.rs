@@ -24,7 +24,7 @@ impl Environment for Variables {
 
 /// A gateway of static-key upstreams with these `(name, connect, read)` timeouts.
 fn config(routes: &[(&str, &str, &str)]) -> Config {
-    let mut text = "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+    let mut text = "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"tests\"\npublic_url = \"http://127.0.0.1:1\"\n\
         [idp]\nissuer = \"http://127.0.0.1:2\"\nclient = { id = \"gw\", secret_env = \"IDP\" }\n"
         .to_owned();
     for (name, connect, read) in routes {
@@ -38,42 +38,54 @@ fn config(routes: &[(&str, &str, &str)]) -> Config {
     Config::from_toml_str(&text).unwrap()
 }
 
-fn build(config: &Config) -> Gateway {
+/// The state in memory: these gateways never serve.
+fn memory() -> Arc<dyn idjag_store::Store> {
+    Arc::new(idjag_store::MemoryStore::new(
+        idjag_core::SystemClock::shared(),
+    ))
+}
+
+async fn build(config: &Config) -> Gateway {
     let plan = Plan::with_environment(config, &Variables).unwrap();
     Gateway::builder(plan)
         .audit_sink(Arc::new(MemorySink::default()))
+        .store(memory())
         .build()
+        .await
         .unwrap()
 }
 
 #[tokio::test]
 async fn routes_with_the_same_transport_setting_share_one_http_client() {
-    let same = build(&config(&[("a", "5s", "60s"), ("b", "5s", "60s")]));
+    let same = build(&config(&[("a", "5s", "60s"), ("b", "5s", "60s")])).await;
     assert_eq!(same.upstream_clients(), 1);
     let different = build(&config(&[
         ("a", "5s", "60s"),
         ("b", "5s", "60s"),
         ("c", "5s", "30s"),
         ("d", "1s", "60s"),
-    ]));
+    ]))
+    .await;
     assert_eq!(different.upstream_clients(), 3);
     let many: Vec<(String, &str, &str)> =
         (0..200).map(|i| (format!("r{i}"), "5s", "60s")).collect();
     let many: Vec<(&str, &str, &str)> = many.iter().map(|(n, c, r)| (n.as_str(), *c, *r)).collect();
-    assert_eq!(build(&config(&many)).upstream_clients(), 1);
+    assert_eq!(build(&config(&many)).await.upstream_clients(), 1);
 }
 
-#[test]
-fn what_is_planned_is_what_runs() {
+#[tokio::test]
+async fn what_is_planned_is_what_runs() {
     let plan = Plan::with_environment(&config(&[("a", "5s", "60s")]), &Variables).unwrap();
-    assert_eq!(plan.server.listen.to_string(), "127.0.0.1:1");
+    assert_eq!(plan.server.listen().to_string(), "127.0.0.1:1");
     assert_eq!(
         plan.upstreams[0].metadata_url,
         "http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp/a"
     );
     let gateway = Gateway::builder(plan)
         .audit_sink(Arc::new(MemorySink::default()))
+        .store(memory())
         .build()
+        .await
         .unwrap();
     assert_eq!(gateway.listen().to_string(), "127.0.0.1:1");
     assert_eq!(gateway.public_url(), "http://127.0.0.1:1");
@@ -86,9 +98,6 @@ fn a_planning_error_names_its_key_and_stops_the_build() {
         idjag_gateway::config::ConfigDuration(std::time::Duration::ZERO);
     assert_eq!(
         Plan::with_environment(&config, &Variables).unwrap_err(),
-        ConfigError::Invalid {
-            key: "upstream[a]".to_owned(),
-            problem: "timeouts must be positive".to_owned(),
-        }
+        ConfigError::new("upstream[a]", "timeouts must be positive")
     );
 }

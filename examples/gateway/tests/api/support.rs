@@ -284,7 +284,8 @@ pub(crate) async fn spawn_router(router: Router) -> String {
 /// a topology's configuration from its `configure` hook.
 pub(crate) fn config_blocks(blocks: &str) -> Config {
     Config::from_toml_str(&format!(
-        "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://127.0.0.1:1\"\n\
+        "[server]\nlisten = \"127.0.0.1:1\"\ntls = \"off\"\nplain_http_reason = \"tests\"\n\
+         public_url = \"http://127.0.0.1:1\"\n\
          [idp]\nissuer = \"http://127.0.0.1:1\"\nclient = {{ id = \"x\", secret = \"y\" }}\n{blocks}"
     ))
     .expect("valid blocks")

@@ -239,7 +239,11 @@ mod tests {
                 NumericDate::from_unix(2).unwrap(),
             );
             Authenticated {
-                identity: Arc::new(crate::inbound::TeamMap::default().from_id_token(&claims)),
+                identity: Arc::new(
+                    crate::inbound::TeamMap::default()
+                        .from_id_token(&claims)
+                        .unwrap(),
+                ),
                 token: InboundToken::IdToken(idjag_core::IdToken::new("t")),
                 token_digest: [0; 32],
             }

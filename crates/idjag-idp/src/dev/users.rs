@@ -1,48 +1,13 @@
-//! Development helpers, **for tests and demos only** (feature `dev`): ID tokens for
-//! configured test users, signed with the issuer's own key, and an in-memory refresh-token
-//! store. They let the whole ID-JAG flow run on loopback without an external OpenID provider.
-//! Test crates enable them with `idjag-idp = { workspace = true, features = ["dev"] }`.
-//!
-//! # Security
-//!
-//! [`DevUsers`] mints a valid ID token for any configured user without any login: whoever
-//! can call it can impersonate those users at this IdP. Never wire it to a network endpoint
-//! of a production IdP; a real deployment gets its ID tokens from its OpenID provider's
-//! login flow.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use idjag_core::{ClientId, Issuer, TestClock};
-//! use idjag_core::server::StaticClientRegistry;
-//! use idjag_idp::dev::{DevUser, DevUsers};
-//! use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
-//!
-//! let clock = TestClock::at_unix(1_700_000_000);
-//! let idp = IdJagIssuer::builder(
-//!     Issuer::new("https://idp.example")?,
-//!     SigningKeys::generate_es256()?,
-//!     Arc::new(StaticClientRegistry::new()),
-//!     Arc::new(TomlPolicy::from_toml_str("")?),
-//! )
-//! .clock(clock.shared())
-//! .build()?;
-//! let users = DevUsers::new(&idp).with_user(DevUser::new("alice")?.with_email("alice@example.com"));
-//! let id_token = users.id_token("alice", &ClientId::new("chat-agent")?)?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Development users: ID tokens for configured test users, signed with the issuer's key.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use idjag_core::{
-    Audience, BoxFuture, ClientId, IdToken, IdTokenClaims, InvalidIdentifier, NumericDate,
-    RefreshToken, SignError, Subject,
+    Audience, ClientId, IdToken, IdTokenClaims, InvalidIdentifier, NumericDate, SignError, Subject,
 };
 
-use crate::audit::sha256_hex;
 use crate::issuer::{IdJagIssuer, new_jti};
-use crate::subject::{RefreshTokenRecord, RefreshTokenStore, StoreUnavailable, SubjectPrincipal};
+use crate::subject::SubjectPrincipal;
 
 /// Why a development token could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +30,8 @@ pub enum DevError {
 pub struct DevUser {
     /// `sub`.
     pub subject: Subject,
+    /// `name`: the display name (the dev login page shows it; `sub` when absent).
+    pub name: Option<String>,
     /// `email`.
     pub email: Option<String>,
     /// `groups`.
@@ -82,12 +49,19 @@ impl DevUser {
     pub fn new(subject: &str) -> Result<Self, InvalidIdentifier> {
         Ok(Self {
             subject: Subject::new(subject)?,
+            name: None,
             email: None,
             groups: Vec::new(),
             acr: None,
             amr: None,
             tenant: None,
         })
+    }
+
+    /// Sets the display name (`name`).
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
     }
 
     /// Sets the email.
@@ -120,7 +94,7 @@ impl DevUser {
         self
     }
 
-    /// The user as a [`SubjectPrincipal`] (for [`MemoryRefreshTokens`]).
+    /// The user as a [`SubjectPrincipal`] (for [`MemoryRefreshTokens`](super::MemoryRefreshTokens)).
     pub fn principal(&self) -> SubjectPrincipal {
         let mut principal =
             SubjectPrincipal::new(self.subject.clone()).with_groups(self.groups.clone());
@@ -135,7 +109,8 @@ impl DevUser {
 #[derive(Debug, Clone)]
 pub struct DevUsers {
     idp: IdJagIssuer,
-    users: HashMap<Subject, DevUser>,
+    /// In the order they were added (the dev login page lists them so).
+    users: Vec<DevUser>,
     lifetime: Duration,
 }
 
@@ -144,14 +119,17 @@ impl DevUsers {
     pub fn new(idp: &IdJagIssuer) -> Self {
         Self {
             idp: idp.clone(),
-            users: HashMap::new(),
+            users: Vec::new(),
             lifetime: Duration::from_secs(600),
         }
     }
 
-    /// Adds a user.
+    /// Adds a user (replacing one with the same `sub`).
     pub fn with_user(mut self, user: DevUser) -> Self {
-        self.users.insert(user.subject.clone(), user);
+        match self.users.iter_mut().find(|u| u.subject == user.subject) {
+            Some(existing) => *existing = user,
+            None => self.users.push(user),
+        }
         self
     }
 
@@ -163,10 +141,22 @@ impl DevUsers {
 
     /// The user with this `sub`.
     pub fn user(&self, subject: &str) -> Option<&DevUser> {
-        self.users
-            .iter()
-            .find(|(s, _)| s.as_str() == subject)
-            .map(|(_, u)| u)
+        self.users.iter().find(|u| u.subject.as_str() == subject)
+    }
+
+    /// Every user, in the order they were added.
+    pub fn users(&self) -> impl Iterator<Item = &DevUser> {
+        self.users.iter()
+    }
+
+    /// The issuer whose key signs the ID tokens.
+    pub fn issuer(&self) -> &IdJagIssuer {
+        &self.idp
+    }
+
+    /// The ID-token lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
     }
 
     /// The claims of an ID token for `subject`, issued to `client_id` (the client's id at
@@ -187,6 +177,7 @@ impl DevUsers {
             exp,
         );
         claims.auth_time = Some(now);
+        claims.name = user.name.clone();
         claims.email = user.email.clone();
         claims.groups = (!user.groups.is_empty()).then(|| user.groups.clone());
         claims.acr = user.acr.clone();
@@ -212,78 +203,5 @@ impl DevUsers {
     /// An ID token for `subject`, issued to `client_id` now.
     pub fn id_token(&self, subject: &str, client_id: &ClientId) -> Result<IdToken, DevError> {
         self.sign(&self.claims(subject, client_id)?)
-    }
-}
-
-#[derive(Debug, Default)]
-struct MemoryState {
-    tokens: HashMap<String, RefreshTokenRecord>,
-    users: HashMap<Subject, SubjectPrincipal>,
-}
-
-/// An in-memory [`RefreshTokenStore`] (tokens are kept by their SHA-256). **For tests and
-/// demos only**: it forgets everything on restart and never expires entries.
-#[derive(Debug, Default)]
-pub struct MemoryRefreshTokens {
-    state: Mutex<MemoryState>,
-}
-
-impl MemoryRefreshTokens {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Adds or replaces a user (their current claims).
-    pub fn set_user(&self, user: SubjectPrincipal) {
-        self.state().users.insert(user.subject.clone(), user);
-    }
-
-    /// Removes a user: their refresh tokens stop working.
-    pub fn disable_user(&self, subject: &Subject) {
-        self.state().users.remove(subject);
-    }
-
-    /// Issues a random refresh token for `record`.
-    pub fn issue(&self, record: RefreshTokenRecord) -> RefreshToken {
-        let token = format!(
-            "rt.{}",
-            new_jti().map(|j| j.into_string()).unwrap_or_default()
-        );
-        self.state().tokens.insert(sha256_hex(&token), record);
-        RefreshToken::new(token)
-    }
-
-    /// Revokes a refresh token.
-    pub fn revoke(&self, token: &RefreshToken) {
-        if let Some(record) = self.state().tokens.get_mut(&sha256_hex(token.secret())) {
-            record.revoked = true;
-        }
-    }
-}
-
-impl RefreshTokenStore for MemoryRefreshTokens {
-    fn find<'a>(
-        &'a self,
-        token: &'a RefreshToken,
-    ) -> BoxFuture<'a, Result<Option<RefreshTokenRecord>, StoreUnavailable>> {
-        let record = self
-            .state()
-            .tokens
-            .get(&sha256_hex(token.secret()))
-            .cloned();
-        Box::pin(std::future::ready(Ok(record)))
-    }
-
-    fn current_user<'a>(
-        &'a self,
-        subject: &'a Subject,
-    ) -> BoxFuture<'a, Result<Option<SubjectPrincipal>, StoreUnavailable>> {
-        let user = self.state().users.get(subject).cloned();
-        Box::pin(std::future::ready(Ok(user)))
     }
 }
