@@ -15,10 +15,11 @@
 //!    (`invalid_scope`), `state` at most 1 KiB;
 //! 5. the login state (client, redirect URI, challenge, resource, scope, a fresh `nonce`
 //!    and PKCE verifier for the IdP, a deadline, the digest of a browser-binding cookie) is
-//!    sealed into the `state` sent to the IdP, and the browser goes there.
+//!    kept in the store, sealed, until the deadline; the `state` sent to the IdP is only its
+//!    random id (32 hex digits: IdPs limit `state`'s length), and the browser goes there.
 //!
-//! `/oauth/callback`: the sealed state must open, be in time, match the browser's cookie and
-//! be used once (single-use marker in the store), else an **error page**; then the IdP's
+//! `/oauth/callback`: the state must name a stored login, be in time, match the browser's
+//! cookie and be used once (single-use marker in the store), else an **error page**; then the IdP's
 //! error, the code exchange, the ID token (inbound validator: issuer, signature, `aud` the
 //! gateway's client id, time), the `nonce` (constant-time) and revocation are checked, each
 //! failure going back to the client as `access_denied` (or `temporarily_unavailable`). On
@@ -30,8 +31,6 @@ use std::collections::HashMap;
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use idjag_core::server::{Replay, ReplayKey};
@@ -51,8 +50,6 @@ use crate::protocol::request_id::request_id;
 const MAX_QUERY_BYTES: usize = 8 * 1024;
 /// Longest client `state`.
 const MAX_STATE_BYTES: usize = 1024;
-/// The associated data of sealed login states.
-const AAD: &[u8] = b"idjag-gateway/login-state/v1";
 /// The browser-binding cookie's name prefix (the login id follows).
 const COOKIE_PREFIX: &str = "idjag_login_";
 
@@ -128,7 +125,7 @@ fn parse_query(raw: Option<&str>) -> Option<HashMap<String, String>> {
     Some(params)
 }
 
-/// The login state, sealed into the IdP's `state`.
+/// The login state, kept sealed in the store under its id (the IdP's `state`).
 #[derive(Serialize, Deserialize)]
 struct LoginState {
     /// Login id (also names the cookie and the single-use marker).
@@ -310,16 +307,15 @@ pub(crate) async fn authorize(
             + i64::try_from(inner.plan.login_timeout.as_secs()).unwrap_or(600),
         b: s256(&binding),
     };
-    let sealed = serde_json::to_vec(&login)
-        .ok()
-        .and_then(|plain| inner.state_key.seal(AAD, &plain).ok())
-        .map(|sealed| URL_SAFE_NO_PAD.encode(sealed));
-    let Some(sealed) = sealed else {
+    let Ok(plain) = serde_json::to_vec(&login).map(zeroize::Zeroizing::new) else {
         return refuse(entry, page::UNAVAILABLE, "sealing_failed", None);
     };
+    if inner.vault.put_login(&id, &plain, login.exp).await.is_err() {
+        return refuse(entry, page::UNAVAILABLE, "store_unavailable", None);
+    }
     let url = match inner
         .idp
-        .authorization_url(&sealed, &nonce, &s256(&verifier))
+        .authorization_url(&id, &nonce, &s256(&verifier))
         .await
     {
         Ok(url) => url,
@@ -365,12 +361,17 @@ pub(crate) async fn callback(
     let Some(params) = parse_query(query.as_deref()) else {
         return refuse(entry, page::MALFORMED, "malformed_request", None);
     };
-    let login = params
+    let id = params
         .get("state")
-        .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
-        .and_then(|sealed| inner.state_key.open(AAD, &sealed).ok())
-        .and_then(|plain| serde_json::from_slice::<LoginState>(plain.secret()).ok());
-    let Some(login) = login else {
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+    let login = match id {
+        Some(id) => match inner.vault.get_login(id).await {
+            Ok(plain) => plain.and_then(|plain| serde_json::from_slice::<LoginState>(&plain).ok()),
+            Err(_) => return refuse(entry, page::UNAVAILABLE, "store_unavailable", None),
+        },
+        None => None,
+    };
+    let Some(login) = login.filter(|login| Some(&login.id) == id) else {
         return refuse(entry, page::STATE, "login_state_invalid", None);
     };
     entry.subject(None, None, Some(&login.cid));
@@ -394,7 +395,7 @@ pub(crate) async fn callback(
         .record(marker, "gateway-login", login.exp + 60)
         .await
     {
-        Ok(Replay::First) => {}
+        Ok(Replay::First) => inner.vault.drop_login(&login.id).await,
         Ok(_) => return refuse(entry, page::STATE, "login_state_reused", Some(&login.cid)),
         Err(_) => return refuse(entry, page::UNAVAILABLE, "store_unavailable", None),
     }

@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use idjag_core::crypto::{AeadAlgorithm, AeadKey};
+use idjag_core::crypto::AeadAlgorithm;
 use idjag_core::server::{ClientAuthenticator, ReplayCache};
 use idjag_core::{
     AccessTokenClaims, AlgorithmSet, Audience, ClientId, Issuer, KeySource, Kid, NumericDate,
@@ -243,7 +243,6 @@ pub(crate) struct Inner {
     pub(crate) issuer: Issuer,
     pub(crate) idp_issuer: Issuer,
     pub(crate) keys: RotatingKeys,
-    pub(crate) state_key: AeadKey,
     pub(crate) codes: AuthCodes,
     pub(crate) families: RefreshFamilies,
     pub(crate) vault: Arc<Vault>,
@@ -302,8 +301,6 @@ impl AuthorizationServer {
         let seal_key = continuity.seal_key(&plan)?;
         let sealer =
             Sealer::new(AeadAlgorithm::Aes256Gcm, &seal_key).map_err(|_| AsBuildError::Seal)?;
-        let state_key = AeadKey::new(AeadAlgorithm::Aes256Gcm, &derive(&seal_key, "login-state"))
-            .map_err(|_| AsBuildError::Seal)?;
         let registrar = Registrar::new(
             plan.registration,
             plan.registration_token.clone(),
@@ -359,7 +356,6 @@ impl AuthorizationServer {
                 issuer,
                 idp_issuer: idp.issuer,
                 keys,
-                state_key,
                 codes: AuthCodes::new(store.clone()),
                 families: RefreshFamilies::new(store.clone()),
                 vault,

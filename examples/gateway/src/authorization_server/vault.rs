@@ -108,6 +108,38 @@ impl Vault {
         self.tokens.put(sid, &plain, Some(sign_in.until)).await
     }
 
+    /// Keeps a pending login (`/oauth/authorize` to `/oauth/callback`) until `until`, under
+    /// its random id (hex, so never a sign-in's handle).
+    pub(crate) async fn put_login(
+        &self,
+        id: &str,
+        plain: &[u8],
+        until: i64,
+    ) -> Result<(), StoreError> {
+        self.tokens
+            .put(&format!("login:{id}"), plain, Some(until))
+            .await
+    }
+
+    /// The pending login `id`, if kept and not expired.
+    pub(crate) async fn get_login(
+        &self,
+        id: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, StoreError> {
+        Ok(self
+            .tokens
+            .get(&format!("login:{id}"))
+            .await?
+            .map(|bytes| zeroize::Zeroizing::new(bytes.secret().to_vec())))
+    }
+
+    /// Drops a used pending login (its single-use marker holds if this fails).
+    pub(crate) async fn drop_login(&self, id: &str) {
+        if let Err(e) = self.tokens.remove(&format!("login:{id}")).await {
+            tracing::warn!(error = %e, "a pending login could not be dropped");
+        }
+    }
+
     /// The sign-in `sid`, if it is still kept.
     pub async fn load(&self, sid: &str) -> Result<Option<SignIn>, StoreError> {
         match self.tokens.get(sid).await? {

@@ -193,15 +193,12 @@ impl Browser {
             let end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
             let tag = &rest[i..end];
             if let Some(name) = attribute(tag, "name") {
-                let value = if name == "username" {
-                    user.to_owned()
-                } else {
-                    attribute(tag, "value").unwrap_or_default()
-                };
-                pairs.push((name, value));
+                pairs.push((name, attribute(tag, "value").unwrap_or_default()));
             }
             rest = &rest[end..];
         }
+        // The development login page lists its users as the form's buttons: press `user`'s.
+        pairs.push(("user".to_owned(), user.to_owned()));
         let target = page.url.join(&action).map_err(http_error)?;
         let answer = self.send(&target, Some(&pairs)).await?;
         match &answer.location {

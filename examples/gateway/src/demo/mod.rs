@@ -37,7 +37,7 @@ pub use agent::{Agent, PROTOCOL_VERSION, Reply};
 pub use browser::{Browser, Landing, OAuthApp, Page};
 pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
-pub use login::{DevLogin, Tamper};
+pub use login::{LoginHooks, Tamper};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
     ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology,

@@ -14,7 +14,7 @@ use idjag_core::{
     AccessToken, Algorithm, ClientId, ClientSecret, IdToken, Issuer, Resource, ScopeSet,
     SigningKey, SystemClock,
 };
-use idjag_idp::dev::{DevUser, DevUsers};
+use idjag_idp::dev::{DevClient, DevOidcProvider, DevUser, DevUsers};
 use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
 use idjag_mcp::server::McpAuth;
 use idjag_ops::listener::{Listener, ListenerConfig, ServeSummary, Shutdown};
@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::DemoError;
 use super::flow::{FlowLog, Place, observe_mcp_server, observe_token_endpoint};
-use super::login::DevLogin;
+use super::login::LoginHooks;
 use super::notes::{NoteBook, NotesServer};
 use super::wiki::WikiLog;
 use crate::config::Config;
@@ -165,8 +165,8 @@ pub struct Topology {
     pub wiki: WikiLog,
     /// The admin API's bearer token.
     pub admin_token: ClientSecret,
-    /// The IdP's login page and its code and refresh grants.
-    pub login: DevLogin,
+    /// Test hooks on the IdP's development login (idjag-idp's [`DevOidcProvider`]).
+    pub login: LoginHooks,
     /// The secret of [`EMA_CLIENT`] (at the IdP and at the gateway).
     pub ema_secret: ClientSecret,
     _files: TempFiles,
@@ -490,15 +490,28 @@ impl Topology {
                     .with_groups(&["eng"]),
             );
         let idp_down = Arc::new(AtomicBool::new(false));
-        let login = DevLogin::new(issuer.clone(), users.clone())
-            .with_client(
-                GATEWAY_CLIENT,
-                &idp_secret,
-                &[&format!("{gateway_url}/oauth/callback")],
+        // idjag-idp's development OpenID provider: its login page, code + PKCE and refresh
+        // grants beside the issuer's token exchange. The gateway signs users in there.
+        let dev_client = |id: &str, secret: &ClientSecret| {
+            DevClient::confidential(ClientId::new(id).map_err(DemoError::setup)?, secret)
+                .map_err(DemoError::setup)
+        };
+        let dev_idp = DevOidcProvider::builder(users.clone())
+            .client(
+                dev_client(GATEWAY_CLIENT, &idp_secret)?
+                    .with_redirect_uri(&format!("{gateway_url}/oauth/callback"))
+                    .map_err(DemoError::setup)?,
             )
-            .with_client(EMA_CLIENT, &ema_secret, &[]);
-        let idp_router = login
-            .router(issuer.router())
+            .client(dev_client(EMA_CLIENT, &ema_secret)?)
+            .build()
+            .map_err(DemoError::setup)?;
+        let login = LoginHooks::new(users.clone(), EMA_CLIENT);
+        let idp_router = dev_idp
+            .router()
+            .layer(axum::middleware::from_fn_with_state(
+                login.clone(),
+                super::login::hooks,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 (Place::Idp, flow.clone()),
                 observe_token_endpoint,

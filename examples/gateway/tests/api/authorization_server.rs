@@ -625,7 +625,7 @@ async fn an_idp_callback_with_a_wrong_or_foreign_state_gets_an_error_page() {
     // In its own browser it works once...
     let landing = mine.follow(&stolen, REDIRECT).await.unwrap();
     assert!(landing.param("code").is_some());
-    // ...and only once.
+    // ...and only once (the pending login is gone).
     let landing = mine.follow(&stolen, REDIRECT).await.unwrap();
     assert!(landing.page().unwrap().body.contains("invalid_state"));
     assert_eq!(
@@ -634,7 +634,7 @@ async fn an_idp_callback_with_a_wrong_or_foreign_state_gets_an_error_page() {
             "login_state_invalid",
             "login_browser_mismatch",
             "code_issued",
-            "login_browser_mismatch"
+            "login_state_invalid"
         ]
     );
 }
