@@ -72,3 +72,14 @@ for message in [
     '{"jsonrpc":"2.0","id":1,"method":"ping","result":{},"error":{"code":1,"message":"m"}}',
 ]:
     put("jsonrpc", message)
+    put("gateway_message", message)
+
+# SSE streams for the gateway's tools/list filter: plain, escaped, folded, twice, cut.
+for stream in [
+    'id: 1\ndata: {"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"ab"},{"name":"abc"}]}}\n\n',
+    'data: {"jsonrpc":"2.0","id":2,"result":{"\\u0074ools":[{"name":"ab"},{"name":"c"}]}}\r\n\r\n',
+    'event: message\ndata: {"jsonrpc":"2.0","id":2,\ndata: "result":{"Tool\u017f":[{"name":"c"}]}}\n\n',
+    'data: {"jsonrpc":"2.0","id":2,"result":{"tools":[],"tools":[{"name":"c"}]}}\n\nid: 2\ndata: {"jso',
+    ': comment\nretry: 10\nevent: ping\ndata: {"tools":[]}\n\ndata: {"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n\n',
+]:
+    put("gateway_message", stream)

@@ -18,7 +18,7 @@ def module_of(src, path):
     parts = os.path.relpath(path, src)[:-3].split(os.sep)
     if parts[-1] == "mod":
         parts = parts[:-1]
-    return parts[0] if parts and parts[0] != "lib" else "crate"
+    return parts[0] if parts and parts[0] not in ("lib", "main") else "crate"
 
 
 def graph_of(src):
@@ -42,7 +42,11 @@ def graph_of(src):
                 )
                 deps.update(names)
             deps.update(m.group(1) for m in re.finditer(r"\bcrate::([a-z_][a-z0-9_]*)::", text))
-    lib = open(os.path.join(src, "lib.rs"), encoding="utf-8").read()
+    # The crate root: lib.rs, or main.rs for a binary-only crate.
+    root = os.path.join(src, "lib.rs")
+    if not os.path.exists(root):
+        root = os.path.join(src, "main.rs")
+    lib = open(root, encoding="utf-8").read()
     alias = {}
     for m in re.finditer(r"pub use ([a-z_][a-z0-9_]*)::(\{[^;]*\}|[A-Za-z_][A-Za-z0-9_]*);", lib):
         for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", m.group(2)):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, on a fresh machine: installs what the tests start themselves (redis-server, the openssl
-# command-line tool, the OpenSSL headers the josekit backend links against), then runs every crate's tests.
+# command-line tool, the OpenSSL headers the josekit backend links against, node and npm for the pinned npm
+# packages some tests start), then runs every crate's tests.
 # Tests start their own servers on loopback (redis-server among them) and stop them when done.
 # Usage: bash scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -10,6 +11,7 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v openssl >/dev/null || need+=(openssl)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     command -v apt-get >/dev/null || { echo "scripts/test.sh: install ${need[*]} first" >&2; exit 1; }
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -18,5 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # Debian starts a redis-server service on install; the tests use their own instances on free ports.
+
+# idjag-issuer's bridge tests start oauth2-mock-server (pinned in interop/oidc-mock) as the upstream OpenID provider.
+if [ ! -f interop/oidc-mock/node_modules/oauth2-mock-server/package.json ]; then
+    npm ci --prefix interop/oidc-mock --no-audit --no-fund >/dev/null
+fi
 
 cargo test --workspace --all-features --locked "$@"

@@ -495,6 +495,24 @@ impl IdJagIssuer {
         })
     }
 
+    /// The signing keys with their schedule, to persist after a change (see
+    /// [`crate::keys`]).
+    pub fn signing_key_schedule(&self) -> Vec<crate::keys::ScheduledSigningKey> {
+        self.inner.keys.read(|keys, _| keys.schedule())
+    }
+
+    /// Replaces the signing keys and their schedule, for example with one restored from a
+    /// store, or changed by another instance. The retention must still cover the ID-JAG
+    /// lifetime plus the leeway, as at build time.
+    pub fn replace_signing_keys(&self, keys: SigningKeys) -> Result<(), BuildError> {
+        let lifetime = Duration::from_secs(self.inner.lifetime.unsigned_abs());
+        if keys.timing().retention() < lifetime + idjag_core::MAX_LEEWAY {
+            return Err(BuildError::RetentionTooShort);
+        }
+        self.inner.keys.write(|current, _| *current = keys);
+        Ok(())
+    }
+
     /// The rotation timing of the signing keys.
     pub fn rotation_timing(&self) -> crate::keys::RotationTiming {
         self.inner.keys.read(|keys, _| keys.timing())

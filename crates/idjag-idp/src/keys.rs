@@ -14,6 +14,14 @@
 //! previous key is retired: it stays published for [`RotationTiming::retention`] (at least
 //! the longest ID-JAG lifetime plus leeway, checked when the issuer is built), so every token
 //! it signed can still be verified, and then it leaves the JWKS.
+//!
+//! ## Persisting the schedule
+//!
+//! The schedule lives in memory; a server that must keep it across restarts (or share it
+//! between instances) saves [`SigningKeys::schedule`] after every change and restores it with
+//! [`SigningKeys::from_schedule`]. Stage a rotation on a copy, save it, then hand it to the
+//! issuer with [`IdJagIssuer::replace_signing_keys`](crate::IdJagIssuer::replace_signing_keys),
+//! so a crash between the two never leaves a key that signed but was not saved.
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -111,6 +119,34 @@ pub enum RotationError {
     /// The key's public half could not be derived.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A restored schedule is empty, or its keys are not in `signs_from` order, or a key is
+    /// published after it starts signing.
+    #[error("the key schedule is empty or out of order")]
+    InvalidSchedule,
+}
+
+/// One signing key and its schedule (Unix seconds), as [`SigningKeys::schedule`] returns it
+/// and [`SigningKeys::from_schedule`] restores it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScheduledSigningKey {
+    /// The key (it has a `kid`).
+    pub key: SigningKey,
+    /// When it was first published.
+    pub published_at: i64,
+    /// When it starts (or started) signing.
+    pub signs_from: i64,
+}
+
+impl ScheduledSigningKey {
+    /// A key with its schedule.
+    pub fn new(key: SigningKey, published_at: i64, signs_from: i64) -> Self {
+        Self {
+            key,
+            published_at,
+            signs_from,
+        }
+    }
 }
 
 struct Entry {
@@ -181,6 +217,53 @@ impl SigningKeys {
         })
     }
 
+    /// Restores a schedule saved from [`Self::schedule`]: keys in `signs_from` order, each
+    /// published no later than it signs, `kid`s unique. Keys without a `kid` get their RFC 7638
+    /// thumbprint, as in [`Self::new`].
+    pub fn from_schedule(
+        entries: Vec<ScheduledSigningKey>,
+        timing: RotationTiming,
+    ) -> Result<Self, RotationError> {
+        if entries.is_empty() {
+            return Err(RotationError::InvalidSchedule);
+        }
+        let mut restored: Vec<Entry> = Vec::with_capacity(entries.len());
+        for scheduled in entries {
+            let (signing, kid) = with_kid(scheduled.key);
+            if scheduled.published_at > scheduled.signs_from
+                || restored
+                    .last()
+                    .is_some_and(|prev| prev.signs_from > scheduled.signs_from)
+            {
+                return Err(RotationError::InvalidSchedule);
+            }
+            if restored.iter().any(|e| e.kid == kid) {
+                return Err(RotationError::DuplicateKid);
+            }
+            let verifying = Arc::new(signing.verifying_key()?);
+            restored.push(Entry {
+                signing,
+                verifying,
+                kid,
+                published_at: scheduled.published_at,
+                signs_from: scheduled.signs_from,
+            });
+        }
+        Ok(Self {
+            entries: restored,
+            timing,
+        })
+    }
+
+    /// Every key kept (waiting, signing, retired and not yet purged) with its schedule, in
+    /// `signs_from` order: what a server persists after each change.
+    pub fn schedule(&self) -> Vec<ScheduledSigningKey> {
+        self.entries
+            .iter()
+            .map(|e| ScheduledSigningKey::new(e.signing.clone(), e.published_at, e.signs_from))
+            .collect()
+    }
+
     /// A key set with a freshly generated ES256 key (the default ID-JAG algorithm).
     pub fn generate_es256() -> Result<Self, KeyError> {
         Self::new(SigningKey::generate(Algorithm::Es256)?)
@@ -243,7 +326,7 @@ impl SigningKeys {
     }
 
     /// The status of every key that is published at `now` or waiting to be.
-    pub(crate) fn status(&self, now: i64) -> Vec<KeyStatus> {
+    pub fn status(&self, now: i64) -> Vec<KeyStatus> {
         let current = self.current_index(now);
         (0..self.entries.len())
             .filter(|i| self.is_published(*i, now))
@@ -271,8 +354,8 @@ impl SigningKeys {
     }
 
     /// Publishes `key` at `now`; it signs from `now + lead_time`. Keys that have left the
-    /// JWKS for good are dropped.
-    pub(crate) fn stage(&mut self, key: SigningKey, now: i64) -> Result<Kid, RotationError> {
+    /// JWKS for good are dropped. Returns the key's `kid`.
+    pub fn stage(&mut self, key: SigningKey, now: i64) -> Result<Kid, RotationError> {
         let (signing, kid) = with_kid(key);
         if self.entries.iter().any(|e| e.kid == kid) {
             return Err(RotationError::DuplicateKid);
@@ -497,6 +580,35 @@ mod tests {
         assert_eq!(keys.stage(again, 0), Err(RotationError::DuplicateKid));
         keys.stage(key(), 0).unwrap();
         assert_eq!(keys.stage(key(), 1), Err(RotationError::AlreadyStaged));
+    }
+
+    #[test]
+    fn a_saved_schedule_restores_the_same_keys_and_times() {
+        let timing = RotationTiming::new(Duration::from_secs(100), Duration::from_secs(400));
+        let mut keys = SigningKeys::new(key()).unwrap().with_timing(timing);
+        keys.date_first_key(1000);
+        let second = keys.stage(key(), 1500).unwrap();
+        let restored = SigningKeys::from_schedule(keys.schedule(), timing).unwrap();
+        assert_eq!(restored.status(1550), keys.status(1550));
+        assert_eq!(restored.current(1600).kid(), Some(&second));
+        assert_eq!(restored.jwks(1550), keys.jwks(1550));
+
+        let mut out_of_order = keys.schedule();
+        out_of_order.reverse();
+        assert_eq!(
+            SigningKeys::from_schedule(out_of_order, timing).unwrap_err(),
+            RotationError::InvalidSchedule
+        );
+        assert_eq!(
+            SigningKeys::from_schedule(Vec::new(), timing).unwrap_err(),
+            RotationError::InvalidSchedule
+        );
+        let mut twice = keys.schedule();
+        twice.push(twice[1].clone());
+        assert_eq!(
+            SigningKeys::from_schedule(twice, timing).unwrap_err(),
+            RotationError::DuplicateKid
+        );
     }
 
     #[test]

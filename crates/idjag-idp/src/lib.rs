@@ -273,7 +273,10 @@ pub use issuer::{
     BuildError, DEFAULT_LIFETIME, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_CAPACITY, IdJagIssuer,
     IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
-pub use keys::{KeyState, KeyStatus, RotatingKeys, RotationError, RotationTiming, SigningKeys};
+pub use keys::{
+    KeyState, KeyStatus, RotatingKeys, RotationError, RotationTiming, ScheduledSigningKey,
+    SigningKeys,
+};
 pub use policy::{
     AbsentScope, Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy,
 };

@@ -35,7 +35,10 @@
 //! `audit.sinks[*].headers.*`), every key whose name looks secret (it contains `secret`,
 //! `password`, `passwd`, `token`, `credential` or `authorization`, or it is `key` or ends in
 //! `_key`/`apikey`; names ending in `_env`, `_file` or `_path` only name where a secret is
-//! and are shown), and every string that holds a PEM private key or looks like a JWT.
+//! and are shown), and every string that holds a PEM private key or looks like a JWT. A
+//! section whose name only looks secret (`[token_exchange]`, `[tokens]`) can be exempted from
+//! the name rule with [`Redactor::shown`]: what is inside is still judged by its own names and
+//! values.
 
 use std::fmt;
 
@@ -416,6 +419,7 @@ enum Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     paths: Vec<Vec<Pattern>>,
+    shown: Vec<Vec<Pattern>>,
 }
 
 fn parse_pattern(path: &str) -> Vec<Pattern> {
@@ -486,6 +490,15 @@ impl Redactor {
         self
     }
 
+    /// Exempts the key at `path` from the name rule (a section such as `token_exchange` whose
+    /// name only looks secret): its value is still redacted when it looks secret, and the keys
+    /// inside a table are judged by their own names. A path named by [`Self::secret`] stays
+    /// redacted.
+    pub fn shown(mut self, path: &str) -> Self {
+        self.shown.push(parse_pattern(path));
+        self
+    }
+
     /// `table` with its secrets replaced by `"[redacted]"`.
     pub fn redact(&self, table: &Table) -> Table {
         let mut path = Vec::new();
@@ -499,7 +512,11 @@ impl Redactor {
     }
 
     fn named(&self, path: &[Segment]) -> bool {
-        self.paths.iter().any(|pattern| {
+        Self::matches(&self.paths, path)
+    }
+
+    fn matches(patterns: &[Vec<Pattern>], path: &[Segment]) -> bool {
+        patterns.iter().any(|pattern| {
             pattern.len() == path.len()
                 && pattern.iter().zip(path).all(|(p, s)| match (p, s) {
                     (Pattern::AnyKey, Segment::Key(_)) | (Pattern::AnyIndex, Segment::Index(_)) => {
@@ -516,7 +533,8 @@ impl Redactor {
         let mut out = Table::new();
         for (key, value) in table {
             path.push(Segment::Key(key.clone()));
-            let redacted = if looks_secret(key) || self.named(path) {
+            let by_name = looks_secret(key) && !Self::matches(&self.shown, path);
+            let redacted = if by_name || self.named(path) {
                 Value::String(REDACTED.to_owned())
             } else {
                 self.redact_value(value, path)

@@ -34,6 +34,7 @@ pub struct TrustedIssuer {
     pub(crate) tenants: Option<BTreeSet<String>>,
     pub(crate) subject: SubjectMapping,
     pub(crate) clients: Option<BTreeSet<ClientId>>,
+    pub(crate) resources: Option<BTreeSet<Resource>>,
 }
 
 impl fmt::Debug for TrustedIssuer {
@@ -44,6 +45,7 @@ impl fmt::Debug for TrustedIssuer {
             .field("tenants", &self.tenants)
             .field("subject", &self.subject)
             .field("clients", &self.clients)
+            .field("resources", &self.resources)
             .finish()
     }
 }
@@ -63,6 +65,7 @@ impl TrustedIssuer {
             tenants: None,
             subject: SubjectMapping::Sub,
             clients: None,
+            resources: None,
         }
     }
 
@@ -113,6 +116,17 @@ impl TrustedIssuer {
         self.clients
             .get_or_insert_with(BTreeSet::new)
             .extend(clients);
+        self
+    }
+
+    /// Restricts the resources this issuer may vouch for: an ID-JAG of this issuer is refused
+    /// (`invalid_grant`) when the resource the access token would be for is not one of
+    /// `resources`, even though this server governs it (ID-JAG -04 §4.1: each trusted issuer is
+    /// associated with what it may grant).
+    pub fn for_resources(mut self, resources: impl IntoIterator<Item = Resource>) -> Self {
+        self.resources
+            .get_or_insert_with(BTreeSet::new)
+            .extend(resources);
         self
     }
 
@@ -248,6 +262,21 @@ pub enum AbsentResource {
     BindTo(Resource),
     /// Refuse the grant (`invalid_grant`).
     Refuse,
+}
+
+/// How an ID-JAG whose `resource` this server does not govern is refused (requirement EMA-17).
+///
+/// EMA §7.6.2 answers `invalid_grant`, the default; RFC 8707 §2 defines `invalid_target` for
+/// "the requested resource is invalid, missing, unknown", which servers that want clients to
+/// tell a wrong resource from a bad grant choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UngovernedResource {
+    /// `invalid_grant` (EMA §7.6.2). The default.
+    #[default]
+    InvalidGrant,
+    /// `invalid_target` (RFC 8707 §2).
+    InvalidTarget,
 }
 
 /// Whether an ID-JAG may be redeemed more than once (decision D-01; requirements JB-11, JB-25).

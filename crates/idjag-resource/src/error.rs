@@ -63,6 +63,14 @@ pub enum GrantError {
     /// A `resource` of the ID-JAG is not registered here (requirements JB-14, EMA-17).
     #[error("resource is not registered here")]
     ResourceNotRegistered,
+    /// A `resource` of the ID-JAG is not governed here, answered as `invalid_target`
+    /// ([`UngovernedResource::InvalidTarget`](crate::UngovernedResource::InvalidTarget)).
+    #[error("resource is not governed here")]
+    ResourceNotGoverned,
+    /// The ID-JAG's issuer may not vouch for the granted resource
+    /// ([`TrustedIssuer::for_resources`](crate::TrustedIssuer::for_resources)).
+    #[error("issuer may not vouch for this resource")]
+    ResourceNotAllowedForIssuer,
     /// The ID-JAG has no `resource` and the policy refuses that.
     #[error("assertion names no resource")]
     ResourceAbsent,
@@ -109,9 +117,10 @@ impl GrantError {
             Self::UnsupportedGrantType => C::UnsupportedGrantType,
             Self::Client(e) => e.oauth_error(),
             Self::MalformedScope | Self::ScopeNotGranted => C::InvalidScope,
-            Self::MalformedResource | Self::ResourceNotGranted | Self::ResourceAmbiguous => {
-                C::InvalidTarget
-            }
+            Self::MalformedResource
+            | Self::ResourceNotGranted
+            | Self::ResourceAmbiguous
+            | Self::ResourceNotGoverned => C::InvalidTarget,
             Self::MalformedAuthorizationDetails | Self::AuthorizationDetailsNotGranted => {
                 C::InvalidAuthorizationDetails
             }
@@ -122,6 +131,7 @@ impl GrantError {
             | Self::Tenant
             | Self::UnknownSubject
             | Self::ResourceNotRegistered
+            | Self::ResourceNotAllowedForIssuer
             | Self::ResourceAbsent
             | Self::AuthorizationDetailTypeNotAllowed
             | Self::ConfirmationUnsupported
@@ -159,7 +169,8 @@ impl GrantError {
             Self::Tenant => "tenant_mismatch",
             Self::UnknownSubject => "unknown_subject",
             Self::SubjectDirectoryUnavailable => "subject_directory_unavailable",
-            Self::ResourceNotRegistered => "resource_not_registered",
+            Self::ResourceNotRegistered | Self::ResourceNotGoverned => "resource_not_registered",
+            Self::ResourceNotAllowedForIssuer => "resource_not_allowed_for_issuer",
             Self::ResourceAbsent => "resource_absent",
             Self::ResourceNotGranted => "resource_not_granted",
             Self::ResourceAmbiguous => "resource_ambiguous",

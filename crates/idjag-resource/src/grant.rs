@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::audit::AuditRecord;
 use crate::config::{
     AbsentResource, RegisteredResource, ReplayPolicy, ResolveError, SubjectMapping, TrustedIssuer,
+    UngovernedResource,
 };
 use crate::error::GrantError;
 use crate::mint::{Grant, mint};
@@ -128,6 +129,13 @@ impl Inner {
         // Rows 15 to 17: resource, scope, authorization details.
         let resource = self.grant_resource(claims, requested.resource.as_ref())?;
         audit.resource = Some(resource.resource.as_str().to_owned());
+        if trusted
+            .resources
+            .as_ref()
+            .is_some_and(|allowed| !allowed.contains(&resource.resource))
+        {
+            return Err(GrantError::ResourceNotAllowedForIssuer);
+        }
         let scope = grant_scope(resource, claims, requested.scope.as_ref())?;
         let details = grant_details(resource, claims, requested.authorization_details)?;
         // Row 18: a sender-constrained grant needs a proof idjag cannot check.
@@ -199,10 +207,14 @@ impl Inner {
         requested: Option<&Resource>,
     ) -> Result<&RegisteredResource, GrantError> {
         let registered = |r: &Resource| self.resources.iter().find(|o| o.resource == *r);
+        let ungoverned = match self.ungoverned {
+            UngovernedResource::InvalidTarget => GrantError::ResourceNotGoverned,
+            _ => GrantError::ResourceNotRegistered,
+        };
         let candidates: Vec<&RegisteredResource> = match &claims.resource {
             Some(resources) => resources
                 .iter()
-                .map(|r| registered(r).ok_or(GrantError::ResourceNotRegistered))
+                .map(|r| registered(r).ok_or_else(|| ungoverned.clone()))
                 .collect::<Result<_, _>>()?,
             None => match &self.absent {
                 AbsentResource::BindTo(r) => {

@@ -182,7 +182,7 @@ mod server;
 
 pub use config::{
     AbsentResource, AccessTokenLifetime, AuditSubjects, RegisteredResource, ReplayPolicy,
-    ResolveError, SubjectMapping, SubjectResolver, TrustedIssuer,
+    ResolveError, SubjectMapping, SubjectResolver, TrustedIssuer, UngovernedResource,
 };
 pub use error::{GrantError, generic_description};
 pub use metadata::AuthorizationEndpoint;

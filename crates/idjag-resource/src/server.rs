@@ -21,7 +21,7 @@ use idjag_core::{
 use crate::audit::AuditRecord;
 use crate::config::{
     AbsentResource, AccessTokenLifetime, AuditSubjects, RegisteredResource, ReplayPolicy,
-    TrustedIssuer,
+    TrustedIssuer, UngovernedResource,
 };
 use crate::error::{GrantError, generic_description};
 use crate::metadata::{Advertised, AuthorizationEndpoint, Endpoints, document};
@@ -115,6 +115,7 @@ pub struct ResourceAuthorizationServerBuilder {
     audit_subjects: AuditSubjects,
     max_body_bytes: usize,
     authorization_endpoint: AuthorizationEndpoint,
+    ungoverned: UngovernedResource,
 }
 
 impl ResourceAuthorizationServerBuilder {
@@ -256,7 +257,13 @@ impl ResourceAuthorizationServerBuilder {
         self
     }
 
-    /// Checks the configuration and builds the server.
+    /// How an ID-JAG naming a resource this server does not govern is refused (default
+    /// `invalid_grant`, EMA §7.6.2; or `invalid_target`, RFC 8707 §2).
+    pub fn ungoverned_resource(mut self, answer: UngovernedResource) -> Self {
+        self.ungoverned = answer;
+        self
+    }
+
     /// What the metadata says about an authorization endpoint (default: none). See
     /// [`AuthorizationEndpoint`] for the clients that need one listed.
     pub fn authorization_endpoint(mut self, endpoint: AuthorizationEndpoint) -> Self {
@@ -437,6 +444,7 @@ impl ResourceAuthorizationServerBuilder {
                 max_assertion_bytes: self.max_assertion_bytes,
                 refuses_authorization: self.authorization_endpoint
                     == AuthorizationEndpoint::Refusing,
+                ungoverned: self.ungoverned,
             }),
         })
     }
@@ -477,6 +485,7 @@ pub(crate) struct Inner {
     pub(crate) metadata_json: Vec<u8>,
     pub(crate) jwks_json: Vec<u8>,
     pub(crate) jwks: KeySet,
+    pub(crate) ungoverned: UngovernedResource,
 }
 
 impl fmt::Debug for ResourceAuthorizationServer {
@@ -522,6 +531,7 @@ impl ResourceAuthorizationServer {
             audit_subjects: AuditSubjects::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             authorization_endpoint: AuthorizationEndpoint::None,
+            ungoverned: UngovernedResource::default(),
         }
     }
 

@@ -10,6 +10,8 @@
 //! - [`net`] (feature `net`): loopback listeners on `127.0.0.1:0` and an axum server task.
 //! - [`spawn`] (features `idp`, `resource`, `client`, `mcp`): a real IdP, resource
 //!   authorization server and MCP server on loopback.
+//! - [`process`] (feature `process`): the servers' binaries as processes from configuration
+//!   templates (with [`redis`]'s `redis-server`) and the npm upstream IdP mock.
 //! - [`redis`] (feature `redis`): a real `redis-server` on a free loopback port, killed and
 //!   restarted at will.
 //! - [`logs`]: one process-wide `tracing` capture, per-thread views of it, and
@@ -42,6 +44,8 @@ pub mod keys;
 pub mod logs;
 #[cfg(feature = "net")]
 pub mod net;
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(any(

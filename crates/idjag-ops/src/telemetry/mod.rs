@@ -431,7 +431,22 @@ impl Telemetry {
     /// Validates `config`, builds the subscriber and installs it as the global default.
     /// Needs a Tokio runtime when exporting.
     pub fn init(config: &TelemetryConfig, service: &ServiceInfo) -> Result<Self, TelemetryError> {
-        let (telemetry, dispatch) = Self::build(config, service)?;
+        let (telemetry, dispatch) = Self::build_with_layer(config, service, None)?;
+        tracing::dispatcher::set_global_default(dispatch)
+            .map_err(|_| TelemetryError::SubscriberTaken)?;
+        Ok(telemetry)
+    }
+
+    /// Like [`Telemetry::init`], with one more layer on the subscriber, beneath the trace and
+    /// log layers: for a server that turns events of its own (its libraries' audit events on a
+    /// dedicated target, for instance) into something else. The log filter still applies to
+    /// the log layer only.
+    pub fn init_with_layer(
+        config: &TelemetryConfig,
+        service: &ServiceInfo,
+        layer: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>,
+    ) -> Result<Self, TelemetryError> {
+        let (telemetry, dispatch) = Self::build_with_layer(config, service, Some(layer))?;
         tracing::dispatcher::set_global_default(dispatch)
             .map_err(|_| TelemetryError::SubscriberTaken)?;
         Ok(telemetry)
@@ -442,6 +457,14 @@ impl Telemetry {
     pub fn build(
         config: &TelemetryConfig,
         service: &ServiceInfo,
+    ) -> Result<(Self, tracing::Dispatch), TelemetryError> {
+        Self::build_with_layer(config, service, None)
+    }
+
+    fn build_with_layer(
+        config: &TelemetryConfig,
+        service: &ServiceInfo,
+        extra: Option<Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>>,
     ) -> Result<(Self, tracing::Dispatch), TelemetryError> {
         config.validate("telemetry")?;
         let filter = EnvFilter::try_new(&config.log_filter)
@@ -468,6 +491,7 @@ impl Telemetry {
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         let logs = log_layer(config).with_filter(filter);
         let subscriber = tracing_subscriber::registry()
+            .with(extra)
             .with(otel)
             .with(TraceIdLayer)
             .with(logs);

@@ -245,6 +245,34 @@ fn the_printer_redacts_every_secret() {
 }
 
 #[test]
+fn a_section_shown_despite_its_name_keeps_its_secrets_redacted() {
+    let table: toml::Table = toml::from_str(
+        "[token_exchange]\nissuer = \"https://idp.example\"\nclient_secret = \"s3cr3t\"\n\
+         assertion = \"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\"\n\
+         [tokens]\nlifetime = 300\n[refresh_tokens]\nlifetime = 600\n",
+    )
+    .unwrap();
+    let printed = Redactor::new()
+        .shown("token_exchange")
+        .shown("tokens")
+        .print(&table);
+    let reparsed: toml::Table = toml::from_str(&printed).unwrap();
+    let section = reparsed["token_exchange"].as_table().unwrap();
+    assert_eq!(section["issuer"].as_str(), Some("https://idp.example"));
+    assert_eq!(section["client_secret"].as_str(), Some("[redacted]"));
+    assert_eq!(section["assertion"].as_str(), Some("[redacted]"));
+    assert_eq!(reparsed["tokens"]["lifetime"].as_integer(), Some(300));
+    // Not shown: redacted by its name, as before.
+    assert_eq!(reparsed["refresh_tokens"].as_str(), Some("[redacted]"));
+    // A named secret path wins over shown.
+    let printed = Redactor::new()
+        .shown("tokens")
+        .secret("tokens")
+        .print(&table);
+    assert!(printed.contains("tokens = \"[redacted]\""), "{printed}");
+}
+
+#[test]
 fn overrides_debug_shows_names_not_values() {
     let overrides = Overrides::from_vars(
         "IDJAG_GATEWAY",

@@ -16,6 +16,7 @@
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
 //! | [`authorization_server`] | `[authorization_server]`: the gateway's own OAuth authorization server |
+//! | [`limits`] | `[limits]`: per user, agent and upstream |
 //! | [`metrics`] | `[metrics]` |
 //! | `[store]` | where revocations, approvals and session bindings live: idjag-store's [`StoreConfig`] |
 //!
@@ -39,6 +40,7 @@ pub mod client;
 pub mod credential;
 pub mod idp;
 pub mod inbound;
+pub mod limits;
 pub mod metrics;
 pub mod server;
 mod split;
@@ -65,6 +67,7 @@ pub use credential::CredentialConfig;
 pub use idjag_ops::config::{ConfigDuration, ConfigError};
 pub use idp::IdpConfig;
 pub use inbound::{InboundConfig, InboundKind};
+pub use limits::{LimitsConfig, PrincipalLimitsConfig, RateConfig};
 pub use metrics::MetricsConfig;
 pub use server::{KNOWN_PROTOCOL_VERSIONS, ProxyConfig, ServerConfig, SseExpiry};
 pub use tools::{GuardRuleConfig, ToolConfig};
@@ -158,6 +161,9 @@ pub struct Config {
     /// routes. Absent: off.
     #[serde(default)]
     pub authorization_server: Option<AuthorizationServerConfig>,
+    /// `[limits]`: per user, agent and upstream. Absent: none.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// `[telemetry]`: logs and OpenTelemetry traces.
     #[serde(default)]
     pub telemetry: TelemetryConfig,

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use idjag_client::http::{ReqwestHttpClient, SharedHttpClient};
-use idjag_core::SharedClock;
 use idjag_core::remote::{RemoteJwks, RemoteJwksConfig};
+use idjag_core::{Audience, SharedClock};
 use idjag_ops::audit::Audit;
 use idjag_ops::listener::ListenerConfig;
 use idjag_ops::reload::Reloadable;
@@ -33,6 +33,7 @@ use crate::observe::sinks::LineSink;
 use crate::plan::{CredentialPlan, IdpPlan, Plan, UpstreamPlan};
 use crate::policy::access::{Authorizer, RuleAuthorizer};
 use crate::policy::approval::Approvals;
+use crate::policy::fairness::Fairness;
 use crate::policy::revocation::Revocations;
 use crate::proxy::GatewayState;
 use crate::proxy::session::Sessions;
@@ -323,7 +324,8 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
             guards,
             ..
         } = route;
-        let credential = credential_of(&name, credential, &outbound, &token_http, &clock);
+        let credential =
+            credential_of(&name, &resource, credential, &outbound, &token_http, &clock);
         let http = clients.get(transport).map_err(|_| BuildError::HttpClient {
             upstream: name.clone(),
         })?;
@@ -384,6 +386,7 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         forward: server.forward_headers,
         clock,
         in_flight: persistent.in_flight.clone(),
+        fairness: Fairness::new(&plan.limits),
         streams: persistent.streams.clone(),
         shutdown: persistent.shutdown.subscribe(),
         approvals: persistent.approvals.clone(),
@@ -442,6 +445,7 @@ fn idp_keys(
 /// The credential of one route's mode.
 fn credential_of(
     name: &str,
+    resource: &Audience,
     plan: CredentialPlan,
     outbound: &Arc<IdJagOutbound>,
     token_http: &SharedHttpClient,
@@ -477,7 +481,7 @@ fn credential_of(
                 credential = %format!("upstream[{name}].credential"),
                 "passthrough: the caller's IdP token is sent to this upstream as is"
             );
-            Arc::new(PassthroughCredential)
+            Arc::new(PassthroughCredential::new(resource.clone()))
         }
     }
 }

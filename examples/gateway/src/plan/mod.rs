@@ -19,6 +19,7 @@
 //! | [`upstream`] | routes: endpoint, transport, credential mode, access rules, guardrails |
 //! | [`observe`] | audit sinks and arguments, metrics, telemetry |
 //! | [`admin`] | the admin listener, the admin token, approvals, revocations |
+//! | [`limits`] | per user, agent and upstream limits |
 //! | [`store`] | where revocations, approvals, session bindings and the authorization server's state live |
 //! | [`authorization_server`] | the gateway's own authorization server: keys, clients, redirect URIs, allow-list |
 //! | [`environment`] | where secrets are read from |
@@ -28,6 +29,7 @@ pub mod authorization_server;
 pub mod client;
 pub mod environment;
 pub mod idp;
+pub mod limits;
 pub mod observe;
 pub mod server;
 pub mod store;
@@ -53,6 +55,7 @@ pub use authorization_server::{
 pub use client::ClientPlan;
 pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
+pub use limits::{LimitsPlan, PrincipalLimits, RatePlan};
 pub use observe::{AuditPlan, MetricsPlan};
 pub use server::{ProxySettings, ServerPlan};
 pub use store::StorePlan;
@@ -78,6 +81,8 @@ pub struct Plan {
     pub admin: Option<AdminPlan>,
     /// Calls held for approval.
     pub approvals: ApprovalPlan,
+    /// Per user, agent and upstream limits.
+    pub limits: LimitsPlan,
     /// Prometheus metrics.
     pub metrics: MetricsPlan,
     /// Logs and traces (set up once: a change needs a restart).
@@ -155,6 +160,7 @@ impl Plan {
                 "no admin listener: no /metrics, /healthz or /readyz (the public listener never serves them)",
             );
         }
+        let limits = planner.limits(&config.limits)?;
         let context = upstream::Context {
             public_url: &server.public_url,
             idp_issuer: &config.idp.issuer,
@@ -203,6 +209,7 @@ impl Plan {
             admin_listener,
             admin,
             approvals,
+            limits,
             metrics,
             telemetry,
             reload: config.reload,

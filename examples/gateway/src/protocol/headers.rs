@@ -31,13 +31,35 @@ const FORWARDED_BY_DEFAULT: &[&str] = &[
     "content-type",
     MCP_SESSION_ID,
     MCP_PROTOCOL_VERSION,
-    "last-event-id",
+    LAST_EVENT_ID,
     MCP_METHOD,
     MCP_NAME,
     "user-agent",
     "traceparent",
     "tracestate",
 ];
+
+/// `Last-Event-ID`.
+pub const LAST_EVENT_ID: &str = "last-event-id";
+
+/// The MCP headers that carry one value, which the gateway checks and forwards: sent twice,
+/// the gateway would check one value and the upstream might read the other (or both joined
+/// with a comma, as Node's HTTP parser does), so a request repeating one is refused.
+pub const SINGLE_VALUED: [&str; 5] = [
+    MCP_PROTOCOL_VERSION,
+    MCP_SESSION_ID,
+    LAST_EVENT_ID,
+    MCP_METHOD,
+    MCP_NAME,
+];
+
+/// The first of the [`SINGLE_VALUED`] headers that `headers` repeats, if any.
+pub fn repeated_single_valued(headers: &HeaderMap) -> Option<&'static str> {
+    SINGLE_VALUED.into_iter().find(|name| {
+        let mut values = headers.get_all(*name).iter();
+        values.next().is_some() && values.next().is_some()
+    })
+}
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, RFC 9112) and their historical relatives.
 const HOP_BY_HOP: &[&str] = &[
@@ -235,6 +257,25 @@ mod tests {
         let out = ForwardPolicy::new([]).upstream_headers(&inbound);
         assert_eq!(out.len(), 1);
         assert_eq!(out[MCP_PROTOCOL_VERSION], "2025-06-18");
+    }
+
+    #[test]
+    fn a_repeated_single_valued_header_is_named() {
+        assert_eq!(
+            repeated_single_valued(&headers(&[
+                ("mcp-session-id", "a"),
+                ("last-event-id", "1"),
+                ("accept", "a"),
+                ("accept", "b"),
+            ])),
+            None
+        );
+        for name in SINGLE_VALUED {
+            let mut map = HeaderMap::new();
+            map.append(name, HeaderValue::from_static("a"));
+            map.append(name, HeaderValue::from_static("a"));
+            assert_eq!(repeated_single_valued(&map), Some(name));
+        }
     }
 
     #[test]

@@ -1,22 +1,34 @@
 //! Reading the client's JSON-RPC message, and the JSON-RPC errors the gateway answers with.
 //!
 //! The gateway reads each POST body whole (it is bounded) to learn the method and, for
-//! `tools/call`, the tool and its arguments, before anything goes upstream. A body that is
-//! not one JSON-RPC 2.0 object is refused with 400 and a JSON-RPC error without `id`
-//! (batches, allowed only by the 2025-03-26 revision, are refused too: each element would
-//! need its own decision and its own audit line).
+//! `tools/call`, the tool and its arguments, before anything goes upstream. It reads it with
+//! one strict reader, [`idjag_core::jsonrpc::read_message`], and nothing else: a body that is
+//! not exactly one unambiguous JSON-RPC 2.0 message (a repeated or case-folded member name at
+//! any depth, NUL or control characters in names, methods or tool names, a message that is
+//! two kinds at once, a batch) is refused with 400 and the reader's JSON-RPC error, without
+//! `id` (threats G27 to G30 in `docs/threat-model.md`). What the reader accepts, a
+//! first-member-wins, a last-member-wins and a case-insensitive parser all read as the same
+//! method, tool and arguments, so the upstream runs what was checked.
+//!
+//! [`CheckedBody`] ties the bytes to that reading: it is built only by [`CheckedBody::read`],
+//! and the proxy forwards [`CheckedBody::bytes`], the very bytes the reader accepted.
 
 use bytes::Bytes;
+use idjag_core::jsonrpc as strict;
+pub use idjag_core::jsonrpc::{MessageError, MessageKind};
 use serde_json::{Map, Value, json};
 
 /// Gateway error codes (JSON-RPC server-error range; MCP itself uses -32002 and -32042).
 pub mod code {
     /// Invalid JSON.
-    pub const PARSE_ERROR: i64 = -32700;
+    pub const PARSE_ERROR: i64 = idjag_core::jsonrpc::code::PARSE_ERROR;
     /// Not a JSON-RPC 2.0 message.
-    pub const INVALID_REQUEST: i64 = -32600;
+    pub const INVALID_REQUEST: i64 = idjag_core::jsonrpc::code::INVALID_REQUEST;
     /// `tools/call` without a tool name.
-    pub const INVALID_PARAMS: i64 = -32602;
+    pub const INVALID_PARAMS: i64 = idjag_core::jsonrpc::code::INVALID_PARAMS;
+    /// A request the transport refuses (the MCP SDKs' servers answer an unsupported
+    /// `MCP-Protocol-Version` with it).
+    pub const BAD_REQUEST: i64 = -32000;
     /// Refused by the gateway's policy or the IdP's.
     pub const FORBIDDEN: i64 = -32030;
     /// The upstream could not be reached or failed (HTTP 502).
@@ -33,18 +45,8 @@ pub mod code {
     /// the store is unreachable or the local copy of the revocations is past its staleness
     /// bound (HTTP 503, `Retry-After`).
     pub const STATE_UNAVAILABLE: i64 = -32036;
-}
-
-/// What kind of message the client sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum MessageKind {
-    /// A request (has `method` and `id`).
-    Request,
-    /// A notification (has `method`, no `id`).
-    Notification,
-    /// A response to a server request (has `id`, no `method`).
-    Response,
+    /// A caller is over one of its per-principal limits (HTTP 429, `Retry-After`).
+    pub const RATE_LIMITED: i64 = -32037;
 }
 
 /// The parts of a client message the gateway decides on.
@@ -53,88 +55,32 @@ pub enum MessageKind {
 pub struct Message {
     /// Its kind.
     pub kind: MessageKind,
-    /// `id`, when present.
+    /// `id`, when present (never `null`).
     pub id: Option<Value>,
     /// `method`, when present.
     pub method: Option<String>,
     /// The tool of a `tools/call`.
     pub tool: Option<String>,
-    /// The arguments of a `tools/call`.
+    /// The arguments of a `tools/call` (an object), when present.
     pub arguments: Option<Value>,
 }
 
-/// Why a body is not an acceptable message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum MessageError {
-    /// Not JSON.
-    #[error("parse error")]
-    Parse,
-    /// A JSON array (batch).
-    #[error("batches are not supported")]
-    Batch,
-    /// Not a JSON-RPC 2.0 object.
-    #[error("invalid request")]
-    Invalid,
-    /// `tools/call` without a string `params.name`.
-    #[error("tools/call needs params.name")]
-    NoToolName,
-}
-
-impl MessageError {
-    /// The JSON-RPC error code.
-    pub fn code(self) -> i64 {
-        match self {
-            Self::Parse => code::PARSE_ERROR,
-            Self::Batch | Self::Invalid => code::INVALID_REQUEST,
-            Self::NoToolName => code::INVALID_PARAMS,
-        }
-    }
-}
-
-/// Reads a client message.
+/// Reads a client message with the strict reader (see the [module docs](self)).
 pub fn read_message(body: &[u8]) -> Result<Message, MessageError> {
-    let value: Value = serde_json::from_slice(body).map_err(|_| MessageError::Parse)?;
-    let mut object = match value {
-        Value::Object(object) => object,
-        Value::Array(_) => return Err(MessageError::Batch),
-        _ => return Err(MessageError::Invalid),
+    let message = strict::read_message(body)?;
+    let kind = message.kind();
+    let id = message.id().map(strict::RequestId::to_value);
+    let method = message.method().map(str::to_owned);
+    let tool = message.tool().map(str::to_owned);
+    let arguments = if message.arguments().is_some() {
+        let mut value = message.into_value();
+        value
+            .get_mut("params")
+            .and_then(Value::as_object_mut)
+            .and_then(|params| params.remove("arguments"))
+    } else {
+        None
     };
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(MessageError::Invalid);
-    }
-    let id = object.remove("id");
-    if id
-        .as_ref()
-        .is_some_and(|id| !(id.is_string() || id.is_number() || id.is_null()))
-    {
-        return Err(MessageError::Invalid);
-    }
-    let method = match object.remove("method") {
-        Some(Value::String(method)) => Some(method),
-        Some(_) => return Err(MessageError::Invalid),
-        None => None,
-    };
-    let kind = match (&method, &id) {
-        (Some(_), Some(_)) => MessageKind::Request,
-        (Some(_), None) => MessageKind::Notification,
-        (None, Some(_)) if object.contains_key("result") || object.contains_key("error") => {
-            MessageKind::Response
-        }
-        _ => return Err(MessageError::Invalid),
-    };
-    let (mut tool, mut arguments) = (None, None);
-    if method.as_deref() == Some("tools/call") {
-        let mut params = match object.remove("params") {
-            Some(Value::Object(params)) => params,
-            _ => return Err(MessageError::NoToolName),
-        };
-        match params.remove("name") {
-            Some(Value::String(name)) => tool = Some(name),
-            _ => return Err(MessageError::NoToolName),
-        }
-        arguments = params.remove("arguments");
-    }
     Ok(Message {
         kind,
         id,
@@ -142,6 +88,32 @@ pub fn read_message(body: &[u8]) -> Result<Message, MessageError> {
         tool,
         arguments,
     })
+}
+
+/// A POST body and the one message the strict reader read from it. The only way to make one
+/// is [`Self::read`], so the bytes it forwards are the bytes that were checked.
+#[derive(Debug, Clone)]
+pub struct CheckedBody {
+    bytes: Bytes,
+    message: Message,
+}
+
+impl CheckedBody {
+    /// Reads `bytes` with [`read_message`].
+    pub fn read(bytes: Bytes) -> Result<Self, MessageError> {
+        let message = read_message(&bytes)?;
+        Ok(Self { bytes, message })
+    }
+
+    /// The bytes as received (and as forwarded).
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The message they hold.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
 }
 
 /// A JSON-RPC error response body.
@@ -160,32 +132,71 @@ pub fn error_body(id: Option<&Value>, code: i64, message: &str, data: Value) -> 
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-/// Keeps only the tools `visible` accepts in a `tools/list` result (`result.tools`). Returns
-/// whether anything was removed. Entries without a string `name` are removed.
+/// Why an upstream answer to be filtered cannot be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnfilterableAnswer {
+    /// Not one unambiguous JSON-RPC message (the strict reader's reason).
+    #[error("the answer is not one unambiguous JSON-RPC message: {0}")]
+    Message(MessageError),
+}
+
+/// Reads an upstream answer that may carry a tool list with the strict reader, filters it
+/// with [`filter_tools`] and gives it back as JSON; `Ok(None)` when it carries no tool list
+/// (its bytes can then go on as they came: the strict reader found them unambiguous).
+pub fn filter_tool_list_answer(
+    body: &[u8],
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<Option<Vec<u8>>, UnfilterableAnswer> {
+    let message = strict::read_message(body).map_err(UnfilterableAnswer::Message)?;
+    let mut value = message.into_value();
+    if !filter_tools(&mut value, visible) && !is_tool_list(&value) {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::to_vec(&value).unwrap_or_default()))
+}
+
+/// Keeps only the tools `visible` accepts in a `tools/list` result (`result.tools`), failing
+/// closed: entries without a string `name` are removed, a `tools` that is not an array
+/// becomes an empty one, and a member of `result` that folds to `tools` without being it (a
+/// case-insensitive client would read it as the list) is removed. Returns whether anything
+/// was removed.
 pub fn filter_tools(message: &mut Value, visible: &dyn Fn(&str) -> bool) -> bool {
-    let Some(tools) = message
-        .get_mut("result")
-        .and_then(|r| r.get_mut("tools"))
-        .and_then(Value::as_array_mut)
-    else {
+    let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
         return false;
     };
-    let before = tools.len();
-    tools.retain(|tool| {
+    let before = result.len();
+    result.retain(|name, _| name == "tools" || strict::fold_member_name(name) != "tools");
+    let mut removed = result.len() != before;
+    let Some(tools) = result.get_mut("tools") else {
+        return removed;
+    };
+    let Some(list) = tools.as_array_mut() else {
+        *tools = Value::Array(Vec::new());
+        return true;
+    };
+    let before = list.len();
+    list.retain(|tool| {
         tool.get("name")
             .and_then(Value::as_str)
             .is_some_and(visible)
     });
-    tools.len() != before
+    removed |= list.len() != before;
+    removed
 }
 
-/// Whether a server message is a response carrying a tool list.
+/// Whether a server message carries a tool list (`result.tools`).
 pub fn is_tool_list(message: &Value) -> bool {
-    message.get("id").is_some()
-        && message
-            .get("result")
-            .and_then(|r| r.get("tools"))
-            .is_some_and(Value::is_array)
+    message.get("result").and_then(|r| r.get("tools")).is_some()
+}
+
+/// Whether `text` may hold a member named `tools` under some spelling: literally (in any
+/// ASCII case), through an escape, or through a non-ASCII character that folds to ASCII
+/// (the long s). When it is `false`, no JSON parser, case-insensitive or not, finds a tool
+/// list in it; the SSE filter skips such events without parsing them.
+pub fn may_hold_tools(text: &[u8]) -> bool {
+    text.iter().any(|&b| b == b'\\' || b >= 0x80)
+        || text.windows(5).any(|w| w.eq_ignore_ascii_case(b"tools"))
 }
 
 #[cfg(test)]
@@ -215,19 +226,19 @@ mod tests {
     }
 
     #[test]
-    fn bad_messages_are_refused_with_their_code() {
-        let cases: [(&[u8], MessageError); 8] = [
-            (b"{", MessageError::Parse),
+    fn bad_messages_are_refused_with_the_strict_readers_reason() {
+        let cases: [(&[u8], MessageError); 9] = [
+            (b"{", MessageError::InvalidJson),
             (b"[]", MessageError::Batch),
-            (b"\"x\"", MessageError::Invalid),
-            (br#"{"id":1,"method":"ping"}"#, MessageError::Invalid),
+            (b"\"x\"", MessageError::NotAnObject),
+            (br#"{"id":1,"method":"ping"}"#, MessageError::Version),
             (
                 br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#,
-                MessageError::Invalid,
+                MessageError::InvalidId,
             ),
             (
                 br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
-                MessageError::Invalid,
+                MessageError::InvalidMethod,
             ),
             (
                 br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
@@ -235,7 +246,11 @@ mod tests {
             ),
             (
                 br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":3}}"#,
-                MessageError::NoToolName,
+                MessageError::InvalidToolName,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1,"x":2}}}"#,
+                MessageError::DuplicateMember,
             ),
         ];
         for (body, error) in cases {
@@ -250,6 +265,18 @@ mod tests {
     }
 
     #[test]
+    fn a_checked_body_forwards_the_bytes_it_read() {
+        let bytes = Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":"a","method":"tools/call","params":{"name":"echo"}}"#,
+        );
+        let checked = CheckedBody::read(bytes.clone()).unwrap();
+        assert_eq!(checked.bytes(), &bytes);
+        assert_eq!(checked.message().tool.as_deref(), Some("echo"));
+        assert_eq!(checked.message().id, Some(json!("a")));
+        assert_eq!(checked.message().arguments, None);
+    }
+
+    #[test]
     fn tool_lists_are_filtered_by_name() {
         let mut list = json!({"jsonrpc":"2.0","id":2,"result":{"tools":[
             {"name":"list_notes"},{"name":"add_note"},{"title":"nameless"}
@@ -261,6 +288,37 @@ mod tests {
         let mut other = json!({"jsonrpc":"2.0","id":2,"result":{"content":[]}});
         assert!(!is_tool_list(&other));
         assert!(!filter_tools(&mut other, &|_| false));
+    }
+
+    #[test]
+    fn tool_lists_fail_closed() {
+        // A lone lookalike of `tools` is the list to a case-insensitive client: removed.
+        let mut lookalike =
+            json!({"jsonrpc":"2.0","id":2,"result":{"TOOLS":[{"name":"x"}],"toolſ":[]}});
+        assert!(filter_tools(&mut lookalike, &|_| true));
+        assert_eq!(lookalike["result"], json!({}));
+        let mut not_a_list = json!({"jsonrpc":"2.0","id":2,"result":{"tools":{"name":"x"}}});
+        assert!(filter_tools(&mut not_a_list, &|_| true));
+        assert_eq!(not_a_list["result"]["tools"], json!([]));
+        let answer = "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"\\u0074ools\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}";
+        assert!(may_hold_tools(answer.as_bytes()));
+        let filtered = filter_tool_list_answer(answer.as_bytes(), &|n| n == "a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&filtered).unwrap(),
+            json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"a"}]}})
+        );
+        let twice = br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[],"tools":[{"name":"b"}]}}"#;
+        assert_eq!(
+            filter_tool_list_answer(twice, &|_| false),
+            Err(UnfilterableAnswer::Message(MessageError::DuplicateMember))
+        );
+        assert_eq!(
+            filter_tool_list_answer(br#"{"jsonrpc":"2.0","id":2,"result":{}}"#, &|_| false),
+            Ok(None)
+        );
+        assert!(!may_hold_tools(br#"{"jsonrpc":"2.0","id":2,"result":{}}"#));
     }
 
     #[test]

@@ -4,10 +4,8 @@
 //! gateway's forwarding of whole streams is [`crate::proxy::stream`]; the demo's agent reads
 //! answers with the same splitter.
 
+use crate::protocol::jsonrpc::{filter_tool_list_answer, may_hold_tools};
 use bytes::{Bytes, BytesMut};
-use serde_json::Value;
-
-use crate::protocol::jsonrpc::{filter_tools, is_tool_list};
 
 /// An event longer than the configured maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -126,43 +124,56 @@ pub fn message_data(event: &[u8]) -> Option<String> {
     }
 }
 
-/// The event with the tools `visible` refuses removed from a `tools/list` answer; `None`
-/// when the event is not one (it is then forwarded as it came).
-pub fn filter_tool_list_event(event: &[u8], visible: &dyn Fn(&str) -> bool) -> Option<Bytes> {
-    // Cheap test first: most events are not tool lists.
-    if !event.windows(7).any(|w| w == b"\"tools\"") {
-        return None;
+/// What the `tools/list` filter does with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FilteredEvent {
+    /// Not a tool list: forwarded as it came.
+    Unchanged,
+    /// A tool list, re-encoded with the tools the caller may not use removed.
+    Filtered(Bytes),
+    /// A message event that may hold a tool list but cannot be read unambiguously (not
+    /// UTF-8, not one strict JSON-RPC message): dropped, since forwarding it unfiltered
+    /// could show a client tools it may not use.
+    Refused,
+}
+
+/// The `tools/list` filter on one event (see [`FilteredEvent`]). Message events (no `event`
+/// field, or `message`) that [`may_hold_tools`] are read with the strict reader; a tool list
+/// among them is filtered with [`crate::protocol::jsonrpc::filter_tools`].
+pub fn filter_tool_list_event(event: &[u8], visible: &dyn Fn(&str) -> bool) -> FilteredEvent {
+    // Cheap test first: most events cannot hold a tool list under any spelling.
+    if !may_hold_tools(event) {
+        return FilteredEvent::Unchanged;
     }
-    let text = std::str::from_utf8(event).ok()?;
+    let Ok(text) = std::str::from_utf8(event) else {
+        return FilteredEvent::Refused;
+    };
     let f = fields(text);
     if !matches!(f.event, None | Some("") | Some("message")) {
-        return None;
+        return FilteredEvent::Unchanged;
     }
-    let mut message: Value = serde_json::from_str(f.data.as_deref()?).ok()?;
-    if !is_tool_list(&message) {
-        return None;
+    let Some(data) = f.data.as_deref() else {
+        return FilteredEvent::Unchanged;
+    };
+    let filtered = match filter_tool_list_answer(data.as_bytes(), visible) {
+        Ok(None) => return FilteredEvent::Unchanged,
+        Ok(Some(filtered)) => filtered,
+        Err(_) => return FilteredEvent::Refused,
+    };
+    let mut out = Vec::with_capacity(event.len());
+    for (name, value) in [("event", f.event), ("id", f.id), ("retry", f.retry)] {
+        if let Some(value) = value {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.push(b'\n');
+        }
     }
-    filter_tools(&mut message, visible);
-    let mut out = String::with_capacity(event.len());
-    if let Some(event) = f.event {
-        out.push_str("event: ");
-        out.push_str(event);
-        out.push('\n');
-    }
-    if let Some(id) = f.id {
-        out.push_str("id: ");
-        out.push_str(id);
-        out.push('\n');
-    }
-    if let Some(retry) = f.retry {
-        out.push_str("retry: ");
-        out.push_str(retry);
-        out.push('\n');
-    }
-    out.push_str("data: ");
-    out.push_str(&serde_json::to_string(&message).ok()?);
-    out.push_str("\n\n");
-    Some(Bytes::from(out))
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&filtered);
+    out.extend_from_slice(b"\n\n");
+    FilteredEvent::Filtered(Bytes::from(out))
 }
 
 /// Why a stream was closed by the gateway.
@@ -262,21 +273,52 @@ mod tests {
     #[test]
     fn tool_list_events_are_filtered_and_keep_their_id() {
         let event = b"id: 42\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"}]}}\n\n";
-        let out = filter_tool_list_event(event, &|name| name == "a").unwrap();
-        let text = std::str::from_utf8(&out).unwrap();
-        let data = text
-            .strip_prefix("id: 42\ndata: ")
-            .unwrap()
-            .strip_suffix("\n\n")
-            .unwrap();
+        let FilteredEvent::Filtered(out) = filter_tool_list_event(event, &|name| name == "a")
+        else {
+            panic!("not filtered");
+        };
         assert_eq!(
-            serde_json::from_str::<Value>(data).unwrap(),
-            serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}})
+            &out[..],
+            b"id: 42\ndata: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[{\"name\":\"a\"}]}}\n\n"
         );
         let other = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"text\":\"\\\"tools\\\"\"}]}}\n\n";
-        assert_eq!(filter_tool_list_event(other, &|_| false), None);
+        assert_eq!(
+            filter_tool_list_event(other, &|_| false),
+            FilteredEvent::Unchanged
+        );
         let ping = b"event: ping\ndata: {\"tools\":[]}\n\n";
-        assert_eq!(filter_tool_list_event(ping, &|_| false), None);
+        assert_eq!(
+            filter_tool_list_event(ping, &|_| false),
+            FilteredEvent::Unchanged
+        );
+    }
+
+    #[test]
+    fn tool_list_events_under_any_spelling_are_filtered_or_dropped() {
+        let escaped = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"\\u0074ools\":[{\"name\":\"b\"}]}}\n\n";
+        assert_eq!(
+            filter_tool_list_event(escaped, &|_| false),
+            FilteredEvent::Filtered(Bytes::from_static(
+                b"data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[]}}\n\n"
+            ))
+        );
+        let folded = "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"Tool\u{17f}\":[{\"name\":\"b\"}]}}\n\n";
+        assert_eq!(
+            filter_tool_list_event(folded.as_bytes(), &|_| false),
+            FilteredEvent::Filtered(Bytes::from_static(
+                b"data: {\"id\":1,\"jsonrpc\":\"2.0\",\"result\":{}}\n\n"
+            ))
+        );
+        let twice = b"data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[],\"Tools\":[{\"name\":\"b\"}]}}\n\n";
+        assert_eq!(
+            filter_tool_list_event(twice, &|_| false),
+            FilteredEvent::Refused
+        );
+        let not_json = b"data: {\"tools\": [\n\n";
+        assert_eq!(
+            filter_tool_list_event(not_json, &|_| false),
+            FilteredEvent::Refused
+        );
     }
 
     #[test]

@@ -10,16 +10,18 @@ use serde_json::Value;
 
 use crate::plan::ProxySettings;
 use crate::protocol::headers::{MCP_METHOD, MCP_NAME};
-use crate::protocol::jsonrpc::{Message, code, read_message};
+use crate::protocol::jsonrpc::{CheckedBody, Message, code};
 use crate::proxy::refusal::{Refusal, jsonrpc_error, status};
 
 /// Reads the POST body (413 over the limit, 408 after the body timeout, 400 when cut) and
-/// its message (400 unless it is one JSON-RPC 2.0 message matching the standard headers).
+/// its message (400 unless the strict reader reads one JSON-RPC 2.0 message, matching the
+/// standard headers: the reader's code and message, `id` `null`, the reader's reason in
+/// the audit line).
 pub(crate) async fn read_post(
     settings: &ProxySettings,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Bytes, Option<Message>), Refusal> {
+) -> Result<CheckedBody, Refusal> {
     let too_large = || {
         Refusal::deny(
             "body_too_large",
@@ -66,20 +68,20 @@ pub(crate) async fn read_post(
         }
         Ok(Ok(bytes)) => bytes,
     };
-    let message = read_message(&bytes).map_err(|e| {
+    let checked = CheckedBody::read(bytes).map_err(|e| {
         Refusal::deny(
-            "invalid_message",
+            e.reason_code(),
             jsonrpc_error(
                 StatusCode::BAD_REQUEST,
                 None,
                 e.code(),
-                &e.to_string(),
+                e.code_message(),
                 Value::Null,
             ),
         )
     })?;
-    check_standard_headers(headers, &message)?;
-    Ok((bytes, Some(message)))
+    check_standard_headers(headers, checked.message())?;
+    Ok(checked)
 }
 
 enum CollectError {

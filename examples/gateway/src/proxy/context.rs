@@ -12,7 +12,7 @@ use crate::inbound::Authenticated;
 use crate::observe::audit::AuditEntry;
 use crate::policy::access::{AuthzRequest, Decision, DenyReason};
 use crate::policy::approval::{CallToGate, Gate, arguments_digest};
-use crate::protocol::jsonrpc::{Message, MessageKind, code};
+use crate::protocol::jsonrpc::{CheckedBody, Message, MessageKind, code};
 use crate::proxy::refusal::{
     Refusal, challenge, credential_refusal, jsonrpc_error, policy_error, state_unavailable,
 };
@@ -36,23 +36,34 @@ pub(crate) struct RequestContext<'a> {
     pub(crate) session: Option<HeaderValue>,
     /// Who is calling.
     pub(crate) caller: Authenticated,
-    /// The POST body as received (empty for GET and DELETE).
-    pub(crate) body: Bytes,
-    /// Its JSON-RPC message (`None` for GET and DELETE).
-    pub(crate) message: Option<Message>,
+    /// The POST body as received and the message the strict reader read from it (`None`
+    /// for GET and DELETE): what is forwarded is what was checked.
+    pub(crate) checked: Option<CheckedBody>,
     /// The tool arguments as the audit log records them.
     pub(crate) recorded: Option<Value>,
 }
 
 impl RequestContext<'_> {
+    /// The JSON-RPC message (`None` for GET and DELETE).
+    pub(crate) fn message(&self) -> Option<&Message> {
+        self.checked.as_ref().map(CheckedBody::message)
+    }
+
+    /// The body to forward: the checked bytes (empty for GET and DELETE).
+    pub(crate) fn body(&self) -> Bytes {
+        self.checked
+            .as_ref()
+            .map_or_else(Bytes::new, |c| c.bytes().clone())
+    }
+
     /// The JSON-RPC id of the message, for error answers.
     pub(crate) fn id(&self) -> Option<&Value> {
-        self.message.as_ref().and_then(|m| m.id.as_ref())
+        self.message().and_then(|m| m.id.as_ref())
     }
 
     /// Step 9: the access rules and tool scopes.
     pub(crate) fn authorize(&self) -> Result<(), Refusal> {
-        let message = self.message.as_ref();
+        let message = self.message();
         let request = AuthzRequest {
             identity: &self.caller.identity,
             upstream: &self.upstream.name,
@@ -88,9 +99,10 @@ impl RequestContext<'_> {
     /// Step 9, for a `tools/call` of a guarded tool: its argument rules, then the approval
     /// gate (in the store, shared by every instance).
     pub(crate) async fn guard(&self, audit: &mut AuditEntry) -> Result<(), Refusal> {
-        let Some(message) = &self.message else {
+        let Some(checked) = &self.checked else {
             return Ok(());
         };
+        let message = checked.message();
         let Some(tool) = message.tool.as_deref() else {
             return Ok(());
         };
@@ -122,7 +134,7 @@ impl RequestContext<'_> {
                 message.id.as_ref(),
             ));
         };
-        let arguments_sha256 = match arguments_digest(&self.body) {
+        let arguments_sha256 = match arguments_digest(checked.bytes()) {
             Ok(digest) => digest,
             Err(problem) => {
                 return Err(Refusal::deny(
@@ -214,6 +226,6 @@ impl RequestContext<'_> {
             .credential
             .credential(&self.caller)
             .await
-            .map_err(|e| credential_refusal(self.upstream, self.message.as_ref(), &e))
+            .map_err(|e| credential_refusal(self.upstream, self.message(), &e))
     }
 }

@@ -1,5 +1,6 @@
 //! Steps 11 and 12: the upstream call (one retry after a `401`, nothing else retried) and
-//! the answer, streamed back (SSE event by event, JSON as it comes, `tools/list` filtered).
+//! the answer, streamed back (SSE event by event, JSON as it comes, `tools/list` answers
+//! filtered under any media type, or refused when they cannot be read).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
@@ -16,14 +17,32 @@ use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
+use crate::policy::fairness::Admission;
 use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
-use crate::protocol::jsonrpc::{code, filter_tools};
+use crate::protocol::jsonrpc::{code, filter_tool_list_answer};
 use crate::proxy::context::RequestContext;
 use crate::proxy::refusal::{
     Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
 };
 use crate::proxy::stream::{SseOptions, Visibility, forward};
 use crate::upstream::Credential;
+
+/// What a request holds until its answer ends: its gateway-wide concurrency permit and its
+/// per-principal places.
+#[derive(Debug)]
+pub(crate) struct Permits {
+    _global: OwnedSemaphorePermit,
+    _fair: Admission,
+}
+
+impl Permits {
+    pub(crate) fn new(global: OwnedSemaphorePermit, fair: Admission) -> Self {
+        Self {
+            _global: global,
+            _fair: fair,
+        }
+    }
+}
 
 impl RequestContext<'_> {
     /// Step 11: sends the request upstream with `credential`; after a `401`, once more with
@@ -53,7 +72,7 @@ impl RequestContext<'_> {
                 .http
                 .request(self.method.clone(), upstream.url.clone())
                 .headers(headers)
-                .body(self.body.clone());
+                .body(self.body());
             let latency = latency.clone();
             async move {
                 let started = std::time::Instant::now();
@@ -77,7 +96,7 @@ impl RequestContext<'_> {
                 .credential
                 .after_unauthorized(&self.caller, &credential)
                 .await
-                .map_err(|e| credential_refusal(upstream, self.message.as_ref(), &e))?;
+                .map_err(|e| credential_refusal(upstream, self.message(), &e))?;
             response = send(&fresh).await.map_err(|e| transport_refusal(id, &e))?;
             if response.status() == StatusCode::UNAUTHORIZED {
                 return Err(Refusal::error(
@@ -113,7 +132,7 @@ impl RequestContext<'_> {
     pub(crate) async fn answer(
         &self,
         response: reqwest::Response,
-        permit: OwnedSemaphorePermit,
+        permit: Permits,
     ) -> Result<Response, Refusal> {
         let upstream = self.upstream;
         let status = response.status();
@@ -170,9 +189,15 @@ impl RequestContext<'_> {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
-        let lists_tools =
-            self.message.as_ref().and_then(|m| m.method.as_deref()) == Some("tools/list");
-        let filter = (lists_tools || self.method == Method::GET).then(|| self.visibility(identity));
+        let lists_tools = self.message().and_then(|m| m.method.as_deref()) == Some("tools/list");
+        // Every 2xx answer that may carry a tool list is read and filtered, whatever its
+        // media type, or refused: an encoded body cannot be read, so it is refused.
+        let filter = (status.is_success() && (lists_tools || self.method == Method::GET))
+            .then(|| self.visibility(identity));
+        if filter.is_some() && encoded(response.headers()) {
+            tracing::warn!(upstream = %upstream.name, "a tool list answer with a content coding: refusing");
+            return Err(self.unreadable_answer("upstream_answer_encoded"));
+        }
         // The stream's span lasts as long as the answer is being streamed.
         let streaming = tracing::info_span!(
             target: "idjag::gateway",
@@ -197,9 +222,7 @@ impl RequestContext<'_> {
                 Body::from_stream(forward(response.bytes_stream(), options)),
             ));
         }
-        if let Some(visible) =
-            filter.filter(|_| content_type == "application/json" && status.is_success())
-        {
+        if let Some(visible) = filter {
             let headers = downstream_headers(response.headers(), true);
             let body = self.filtered_json(response, visible.as_ref()).await?;
             return Ok(build(status, headers, Body::from(body)));
@@ -235,44 +258,57 @@ impl RequestContext<'_> {
         Some(tokio::time::Instant::now() + Duration::from_secs(left))
     }
 
-    /// A JSON `tools/list` answer, read whole (within its limit) and filtered.
+    /// A 502 for an upstream answer the gateway must read and cannot.
+    fn unreadable_answer(&self, reason: &'static str) -> Refusal {
+        Refusal::error(
+            reason,
+            jsonrpc_error(
+                StatusCode::BAD_GATEWAY,
+                self.id(),
+                code::UPSTREAM_UNAVAILABLE,
+                "The MCP server's answer could not be read",
+                Value::Null,
+            ),
+        )
+    }
+
+    /// A non-SSE answer that may carry a tool list, under any media type: read whole
+    /// (within its limit) with the strict reader and filtered, or refused.
     async fn filtered_json(
         &self,
         mut response: reqwest::Response,
         visible: &(dyn Fn(&str) -> bool + Send + Sync),
     ) -> Result<Bytes, Refusal> {
-        let id = self.id();
         let max = self.state.settings.max_filtered_response_bytes;
-        let failed = |reason| {
-            Refusal::error(
-                reason,
-                jsonrpc_error(
-                    StatusCode::BAD_GATEWAY,
-                    id,
-                    code::UPSTREAM_UNAVAILABLE,
-                    "The MCP server's answer could not be read",
-                    Value::Null,
-                ),
-            )
-        };
         let mut buffer = BytesMut::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if buffer.len() + chunk.len() <= max => {
                     buffer.extend_from_slice(&chunk)
                 }
-                Ok(Some(_)) => return Err(failed("upstream_answer_too_large")),
+                Ok(Some(_)) => return Err(self.unreadable_answer("upstream_answer_too_large")),
                 Ok(None) => break,
-                Err(error) => return Err(transport_refusal(id, &error)),
+                Err(error) => return Err(transport_refusal(self.id(), &error)),
             }
         }
-        let mut value: Value =
-            serde_json::from_slice(&buffer).map_err(|_| failed("upstream_answer_invalid"))?;
-        filter_tools(&mut value, visible);
-        serde_json::to_vec(&value)
-            .map(Bytes::from)
-            .map_err(|_| failed("upstream_answer_invalid"))
+        match filter_tool_list_answer(&buffer, visible) {
+            Ok(Some(filtered)) => Ok(Bytes::from(filtered)),
+            Ok(None) => Ok(buffer.freeze()),
+            Err(error) => {
+                tracing::warn!(upstream = %self.upstream.name, %error, "an answer that may carry a tool list cannot be read: refusing");
+                Err(self.unreadable_answer("upstream_answer_invalid"))
+            }
+        }
     }
+}
+
+/// Whether a response body has a content coding other than `identity` (the gateway asks for
+/// none and decodes none).
+fn encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
 }
 
 fn build(status: StatusCode, headers: HeaderMap, body: Body) -> Response {

@@ -7,22 +7,25 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use bytes::Bytes;
 use http::header::{ALLOW, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use crate::inbound::Authenticated;
 use crate::observe::audit::{AuditEntry, Outcome};
 use crate::plan::ProxySettings;
-use crate::protocol::headers::{MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID, own_value};
-use crate::protocol::jsonrpc::code;
+use crate::protocol::headers::{
+    MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID, own_value, repeated_single_valued,
+};
+use crate::protocol::jsonrpc::{CheckedBody, code};
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
+use crate::proxy::forward::Permits;
 use crate::proxy::refusal::{
-    Refusal, audit_unavailable, jsonrpc_error, overloaded, state_unavailable, status,
+    Refusal, audit_unavailable, jsonrpc_error, overloaded, rate_limited, state_unavailable, status,
     unauthenticated,
 };
 use crate::proxy::session::SessionCheck;
@@ -104,7 +107,7 @@ async fn run(
     })?;
     audit.upstream(name);
     check_method(&parts.method)?;
-    check_protocol_version(&state.settings, &parts.headers)?;
+    check_single_valued(&parts.headers)?;
     let caller = authenticate(state, upstream, &parts.headers, audit)
         .instrument(tracing::info_span!(
             target: "idjag::gateway",
@@ -112,19 +115,35 @@ async fn run(
             otel.name = "inbound authentication"
         ))
         .await?;
+    let admission = state
+        .fairness
+        .admit(&caller.identity, name, parts.method == Method::GET)
+        .map_err(|limited| {
+            tracing::info!(
+                upstream = name,
+                reason = limited.reason(),
+                "over a per-principal limit"
+            );
+            rate_limited(&limited)
+        })?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
     if let Some(id) = &session {
         check_session(state, name, id, &caller).await?;
     }
-    let (body, message) = match parts.method {
-        Method::POST => read_post(&state.settings, &parts.headers, body).await?,
-        _ => (Bytes::new(), None),
+    let checked = match parts.method {
+        Method::POST => Some(read_post(&state.settings, &parts.headers, body).await?),
+        _ => None,
     };
+    let message = checked.as_ref().map(CheckedBody::message);
+    check_protocol_version(
+        &state.settings,
+        &parts.headers,
+        message.and_then(|m| m.id.as_ref()),
+    )?;
     let recorded = message
-        .as_ref()
         .and_then(|m| m.arguments.as_ref())
         .and_then(|a| state.arguments.apply(a));
-    if let Some(message) = &message {
+    if let Some(message) = message {
         audit.message(
             message.method.as_deref(),
             message.tool.as_deref(),
@@ -139,8 +158,7 @@ async fn run(
         headers: parts.headers,
         session,
         caller,
-        body,
-        message,
+        checked,
         recorded,
     };
     async {
@@ -164,7 +182,9 @@ async fn run(
         .await?;
     let response = request.call(credential).await?;
     audit.upstream_status(response.status().as_u16());
-    request.answer(response, permit).await
+    request
+        .answer(response, Permits::new(permit, admission))
+        .await
 }
 
 /// Step 2: an `Origin`, when present, must be allowed.
@@ -205,28 +225,54 @@ fn check_method(method: &Method) -> Result<(), Refusal> {
     Err(Refusal::deny("method_not_allowed", response))
 }
 
-/// Step 4: an `MCP-Protocol-Version`, when present, must be one supported version.
-fn check_protocol_version(settings: &ProxySettings, headers: &HeaderMap) -> Result<(), Refusal> {
-    let mut values = headers.get_all(MCP_PROTOCOL_VERSION).iter();
-    let Some(version) = values.next() else {
+/// Step 4: no single-valued MCP header repeated (`Mcp-Session-Id`, `Last-Event-ID`,
+/// `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`): what is checked is what is forwarded.
+fn check_single_valued(headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(name) = repeated_single_valued(headers) else {
         return Ok(());
     };
-    let supported = values.next().is_none()
-        && version
-            .to_str()
-            .is_ok_and(|v| settings.protocol_versions.iter().any(|s| s == v));
+    tracing::debug!(header = name, "a single-valued header sent more than once");
+    Err(Refusal::deny(
+        "repeated_header",
+        status(
+            StatusCode::BAD_REQUEST,
+            code::INVALID_REQUEST,
+            "A single-valued MCP header was sent more than once",
+        ),
+    ))
+}
+
+/// Step 8: an `MCP-Protocol-Version`, when present, must be a supported version: 400 with
+/// the answer the MCP SDKs' servers give (`-32000`, the supported versions listed), under
+/// the request's `id` when it has one.
+fn check_protocol_version(
+    settings: &ProxySettings,
+    headers: &HeaderMap,
+    id: Option<&Value>,
+) -> Result<(), Refusal> {
+    let Some(version) = headers.get(MCP_PROTOCOL_VERSION) else {
+        return Ok(());
+    };
+    let supported = version
+        .to_str()
+        .is_ok_and(|v| settings.protocol_versions.iter().any(|s| s == v));
     if supported {
-        Ok(())
-    } else {
-        Err(Refusal::deny(
-            "unsupported_protocol_version",
-            status(
-                StatusCode::BAD_REQUEST,
-                code::INVALID_REQUEST,
-                "Unsupported MCP-Protocol-Version",
-            ),
-        ))
+        return Ok(());
     }
+    let text = format!(
+        "Bad Request: Unsupported protocol version (supported versions: {})",
+        settings.protocol_versions.join(", ")
+    );
+    Err(Refusal::deny(
+        "unsupported_protocol_version",
+        jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::BAD_REQUEST,
+            &text,
+            Value::Null,
+        ),
+    ))
 }
 
 /// Step 5: inbound authentication, then revocation.

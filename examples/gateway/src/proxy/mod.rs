@@ -8,17 +8,24 @@
 //! 2. `Origin`, when present, must be an allowed origin (403; DNS-rebinding protection);
 //! 3. the route must name a configured upstream (404) and the method be POST, GET or
 //!    DELETE (405);
-//! 4. `MCP-Protocol-Version`, when present, must be a supported version (400);
+//! 4. no single-valued MCP header (`Mcp-Session-Id`, `Last-Event-ID`,
+//!    `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) sent twice (400, reason
+//!    `repeated_header`): the value checked is the value forwarded;
 //! 5. inbound authentication (401 with `WWW-Authenticate` and the route's RFC 9728
 //!    metadata, or 400 for a malformed header) — see [`crate::inbound`]; a revoked user or
 //!    client gets 403 (reason `revoked`), and every request 503 (reason
 //!    `revocation_state_stale`) while the local copy of the revocations is past its
 //!    staleness bound — see [`crate::policy::revocation`];
+//!    then the caller's per-principal limits (user, agent, upstream: rate, requests in
+//!    flight, open GET streams), 429 with `Retry-After` — see [`crate::policy::fairness`];
 //! 6. `Mcp-Session-Id`, when present, must be bound to this user, on any instance (404; 503
 //!    `store_unavailable` when the store cannot tell) — see [`session`];
 //! 7. the POST body, within the size limit (413) and the body timeout (408);
-//! 8. one JSON-RPC 2.0 message (400), consistent with the 2026-07-28 `Mcp-Method` and
-//!    `Mcp-Name` headers when they are present (400);
+//! 8. one JSON-RPC 2.0 message, read by the strict reader of
+//!    [`crate::protocol::jsonrpc`] (400 with the reader's code, its reason in the audit
+//!    line), consistent with the 2026-07-28 `Mcp-Method` and `Mcp-Name` headers when they
+//!    are present (400); then `MCP-Protocol-Version`, when present, a supported version (400,
+//!    `-32000` under the request's `id`, as the MCP SDKs' servers answer);
 //! 9. authorization — see [`crate::policy::access`]: a refused request gets a JSON-RPC error (HTTP 200
 //!    for a request with an `id`, so the client's session survives; 403 otherwise; 403 with
 //!    `insufficient_scope` for a missing scope); then, for a `tools/call`, the tool's

@@ -12,6 +12,7 @@ use idjag_core::{OAuthErrorCode, OAuthErrorResponse};
 use serde_json::{Value, json};
 
 use crate::inbound::InboundError;
+use crate::policy::fairness::Limited;
 use crate::protocol::jsonrpc::{Message, MessageKind, code, error_body};
 use crate::upstream::{CredentialError, Upstream};
 
@@ -81,6 +82,21 @@ pub(crate) fn overloaded() -> Response {
         .headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("1"));
     response
+}
+
+/// 429 with `Retry-After`: a per-principal limit was reached (nothing was forwarded).
+pub(crate) fn rate_limited(limited: &Limited) -> Refusal {
+    let mut response = jsonrpc_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        None,
+        code::RATE_LIMITED,
+        "Too many requests; retry later",
+        json!({ "reason": limited.reason() }),
+    );
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(limited.retry_after));
+    Refusal::deny(limited.reason(), response)
 }
 
 /// 503 with `Retry-After: 5`: the audit sinks cannot take lines and the configuration says
@@ -195,17 +211,19 @@ pub(crate) fn credential_refusal(
                 json!({ "reason": reason }),
             ),
         ),
-        CredentialError::StepUpRequired | CredentialError::ReauthenticationRequired => {
-            let (code, description) = if *error == CredentialError::StepUpRequired {
-                (
+        CredentialError::StepUpRequired
+        | CredentialError::ReauthenticationRequired
+        | CredentialError::NotForThisRoute => {
+            let (code, description) = match error {
+                CredentialError::StepUpRequired => (
                     OAuthErrorCode::InsufficientUserAuthentication,
-                    "The identity provider asks for a stronger sign-in",
-                )
-            } else {
-                (
+                    Some("The identity provider asks for a stronger sign-in"),
+                ),
+                CredentialError::ReauthenticationRequired => (
                     OAuthErrorCode::InvalidToken,
-                    "The identity provider session has ended: sign in again",
-                )
+                    Some("The identity provider session has ended: sign in again"),
+                ),
+                _ => (OAuthErrorCode::InvalidToken, None),
             };
             let c = BearerChallenge::new()
                 .with_error(code)
@@ -215,7 +233,12 @@ pub(crate) fn credential_refusal(
                 challenge(
                     StatusCode::UNAUTHORIZED,
                     &c,
-                    Some(OAuthErrorResponse::new(code).with_description(description)),
+                    Some(match description {
+                        Some(description) => {
+                            OAuthErrorResponse::new(code).with_description(description)
+                        }
+                        None => OAuthErrorResponse::new(code),
+                    }),
                 ),
             )
         }

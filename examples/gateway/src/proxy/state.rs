@@ -14,6 +14,7 @@ use crate::observe::audit::AuditSink;
 use crate::plan::{AdminPlan, ProxySettings};
 use crate::policy::access::Authorizer;
 use crate::policy::approval::Approvals;
+use crate::policy::fairness::Fairness;
 use crate::policy::revocation::{Principal, Revocations, is_principal};
 use crate::protocol::headers::ForwardPolicy;
 use crate::proxy::session::Sessions;
@@ -37,6 +38,7 @@ pub struct GatewayState {
     pub(crate) forward: ForwardPolicy,
     pub(crate) clock: SharedClock,
     pub(crate) in_flight: Arc<Semaphore>,
+    pub(crate) fairness: Fairness,
     pub(crate) streams: Arc<StreamGauge>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) approvals: Arc<Approvals>,

@@ -5,7 +5,9 @@
 //! or `\r` line ends, split anywhere across chunks) and each complete event is sent on as
 //! soon as its last byte arrives; nothing waits for the stream to end. Events are forwarded
 //! byte for byte, except `tools/list` answers, which are re-encoded with the tools the
-//! caller may not use removed. When the upstream cuts the stream mid-event, the partial
+//! caller may not use removed; a message event that may hold a tool list (under any
+//! spelling of `tools`) and that the strict reader refuses is dropped, not forwarded
+//! unfiltered. When the upstream cuts the stream mid-event, the partial
 //! event is dropped and the downstream stream ends cleanly, so the client can resume with
 //! `Last-Event-ID` (passed through upstream) without ever seeing half an event.
 //!
@@ -23,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::policy::revocation::RevocationWatch;
-use crate::protocol::sse::{CloseReason, EventSplitter, filter_tool_list_event};
+use crate::protocol::sse::{CloseReason, EventSplitter, FilteredEvent, filter_tool_list_event};
 
 async fn revoked(watch: &mut Option<RevocationWatch>) -> CloseReason {
     match watch {
@@ -125,9 +127,16 @@ where
             match state.splitter.next_event() {
                 Ok(Some(event)) => {
                     let event = match &state.options.filter {
-                        Some(visible) => {
-                            filter_tool_list_event(&event, visible.as_ref()).unwrap_or(event)
-                        }
+                        Some(visible) => match filter_tool_list_event(&event, visible.as_ref()) {
+                            FilteredEvent::Filtered(filtered) => filtered,
+                            FilteredEvent::Refused => {
+                                tracing::warn!(
+                                    "dropping an SSE event that may hold a tool list and cannot be read unambiguously"
+                                );
+                                continue;
+                            }
+                            _ => event,
+                        },
                         None => event,
                     };
                     return Some((Ok(event), state));

@@ -99,6 +99,10 @@ pub enum CredentialError {
     /// A header template gave a value that cannot be sent (a control character in a claim).
     #[error("a header template gave an invalid value")]
     InvalidTemplateValue,
+    /// `passthrough`: the inbound token is not an access token issued for this route (an ID
+    /// token, or an access token for the whole gateway or another route).
+    #[error("passthrough forwards only access tokens issued for this route")]
+    NotForThisRoute,
     /// The caller has been revoked since the request started.
     #[error("revoked")]
     Revoked,
@@ -121,6 +125,7 @@ impl CredentialError {
             Self::NoIdpSignIn => "no_idp_sign_in",
             Self::Refused { .. } => "grant_refused",
             Self::InvalidTemplateValue => "template_value_invalid",
+            Self::NotForThisRoute => "passthrough_token_not_for_route",
             Self::Revoked => "revoked",
             Self::Unavailable { .. } => "credential_unavailable",
         }

@@ -149,8 +149,20 @@ credential = {{ mode = "passthrough" }}
     );
 
     let inbound = t.id_token("alice").unwrap().secret().to_owned();
+    // passthrough forwards only an access token issued for its own route (G31).
+    let legacy_token = idp_access_token(
+        &t,
+        &format!("{}/mcp/legacy", t.gateway_url),
+        None,
+        &["engineering"],
+    );
     for name in ["notes", "keyed", "templated", "tickets", "legacy"] {
         let route = format!("{}/mcp/{name}", t.gateway_url);
+        let inbound = if name == "legacy" {
+            &legacy_token
+        } else {
+            &inbound
+        };
         for (i, body) in [
             initialize(),
             tools_call(2, "echo", json!({"text": "hi"})),
@@ -159,7 +171,7 @@ credential = {{ mode = "passthrough" }}
         .iter()
         .enumerate()
         {
-            let reply = send(&route, Some(&inbound), body).await;
+            let reply = send(&route, Some(inbound), body).await;
             assert_eq!(reply.status(), 200, "{name} #{i}");
         }
     }
@@ -199,17 +211,26 @@ credential = {{ mode = "passthrough" }}
         &format!("Bearer {cc_token}"),
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    // passthrough: the inbound token itself (the explicit, warned opt-in).
-    expect(&recorders[3], "authorization", &format!("Bearer {inbound}"));
+    // passthrough: the route's own access token itself (the explicit, warned opt-in).
+    expect(
+        &recorders[3],
+        "authorization",
+        &format!("Bearer {legacy_token}"),
+    );
 
-    // Nobody but passthrough sees the inbound token; nobody sees another upstream's secret.
+    // Nobody sees the ID token, nobody but passthrough its access token, nobody another
+    // upstream's secret.
     let own: [&[&String]; 4] = [&[&api_key], &[&template_secret], &[&cc_token], &[]];
     for (i, recorder) in recorders.iter().enumerate() {
         for request in recorder.all() {
+            assert!(
+                !carries(&request, &inbound),
+                "upstream {i} got the ID token"
+            );
             if i != 3 {
                 assert!(
-                    !carries(&request, &inbound),
-                    "upstream {i} got the inbound token"
+                    !carries(&request, &legacy_token),
+                    "upstream {i} got the passthrough token"
                 );
             }
             for secret in secrets {
@@ -364,4 +385,66 @@ async fn a_missing_bridging_secret_is_a_configuration_error_naming_its_key() {
         t.config_toml
     ));
     assert!(matches!(inline, Err(idjag_gateway::LoadError::Invalid(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g31_passthrough_forwards_only_an_access_token_issued_for_its_route() {
+    let recorder = Recorder::default();
+    let upstream = spawn_router(recording_router(recorder.clone())).await;
+    let extra = config_blocks(&format!(
+        "[[upstream]]\nname = \"legacy\"\nurl = \"{upstream}/mcp\"\n\
+         credential = {{ mode = \"passthrough\" }}\n{}",
+        everyone()
+    ));
+    let (t, audit) = start_with(recording_echo(Recorder::default()), move |c| {
+        c.upstreams.extend(extra.upstreams.clone());
+    })
+    .await;
+    let route = format!("{}/mcp/legacy", t.gateway_url);
+    let metadata = format!(
+        "{}/.well-known/oauth-protected-resource/mcp/legacy",
+        t.gateway_url
+    );
+    let challenge = format!(r#"Bearer error="invalid_token", resource_metadata="{metadata}""#);
+    let id_token = t.id_token("alice").unwrap().secret().to_owned();
+    let gateway_wide = idp_access_token(&t, &t.gateway_url, None, &["engineering"]);
+    let for_notes = idp_access_token(&t, &t.route_url, None, &["engineering"]);
+    let for_route = idp_access_token(&t, &route, None, &["engineering"]);
+    // An ID token and a gateway-wide access token are valid at the gateway, never here.
+    for refused in [&id_token, &gateway_wide] {
+        let reply = send(&route, Some(refused), &tools_call(1, "echo", json!({}))).await;
+        assert_eq!(reply.status(), 401);
+        assert_eq!(reply.headers()["www-authenticate"], challenge.as_str());
+        assert_eq!(
+            reply.json::<serde_json::Value>().await.unwrap(),
+            json!({"error": "invalid_token"})
+        );
+    }
+    // A token of another route is not valid on this one at all.
+    let reply = send(&route, Some(&for_notes), &tools_call(1, "echo", json!({}))).await;
+    assert_eq!(reply.status(), 401);
+    assert_eq!(recorder.count(), 0, "nothing went upstream");
+    // The route's own access token goes through, as is.
+    let reply = send(&route, Some(&for_route), &tools_call(2, "echo", json!({}))).await;
+    assert_eq!(reply.status(), 200);
+    let received = recorder.all();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].headers["authorization"].to_str().unwrap(),
+        format!("Bearer {for_route}")
+    );
+    let reasons: Vec<(String, u16)> = audit
+        .records()
+        .into_iter()
+        .map(|r| (r.reason, r.status))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("passthrough_token_not_for_route".to_owned(), 401),
+            ("passthrough_token_not_for_route".to_owned(), 401),
+            ("audience_other_resource".to_owned(), 401),
+            ("forwarded".to_owned(), 200),
+        ]
+    );
 }

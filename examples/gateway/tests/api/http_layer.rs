@@ -348,13 +348,19 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
         }
         request.send()
     };
-    assert_eq!(with_version(&["1999-01-01"]).await.unwrap().status(), 400);
+    // The answer the MCP SDKs' servers give, under the request's id.
+    let refused = with_version(&["1999-01-01"]).await.unwrap();
+    assert_eq!(refused.status(), 400);
     assert_eq!(
-        with_version(&["2025-06-18", "2025-11-25"])
-            .await
-            .unwrap()
-            .status(),
-        400
+        refused.text().await.unwrap(),
+        r#"{"error":{"code":-32000,"message":"Bad Request: Unsupported protocol version (supported versions: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28)"},"id":1,"jsonrpc":"2.0"}"#
+    );
+    // Sent twice, it is refused before anything else (the upstream might read the other).
+    let twice = with_version(&["2025-06-18", "2025-11-25"]).await.unwrap();
+    assert_eq!(twice.status(), 400);
+    assert_eq!(
+        twice.text().await.unwrap(),
+        r#"{"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"},"id":null,"jsonrpc":"2.0"}"#
     );
     assert_eq!(recorder.count(), 0);
     assert_eq!(with_version(&["2025-06-18"]).await.unwrap().status(), 200);

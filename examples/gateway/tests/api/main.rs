@@ -11,12 +11,14 @@
 //! | `http`      | G06, G07, G08, G09 (body, head), G10, G11, G12, G13, G15, G25      |
 //! | `mcp`       | G03, G14, G16, G17, G18, G26; RBAC allow, deny, `tools/list` filtering |
 //! | `streaming` | SSE event by event, G19, G20, G21                                   |
-//! | `bridging`  | each bridging mode's exact credential; missing secrets              |
+//! | `bridging`  | each bridging mode's exact credential; missing secrets; G31 (passthrough audience) |
 //! | `governance`| guardrails, the approval round trip, revocation, metrics, request ids |
 //! | `faults`    | resource AS down; every request answered and audited once           |
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
 //! | `golden`    | the normalized plan of each shipped configuration, against its golden file |
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
+//! | `limits`    | G34: per user, agent and upstream limits (429, `Retry-After`, audit line) |
+//! | `smuggling` | G27 to G29 through the gateway (smuggled bodies reach nothing upstream; the differential property test), G32 (repeated single-valued headers), G33 (`tools/list` answers under any media type, spelling or coding) |
 //! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
 //!
 //! Every case applies, with these scale-downs, each explained in its test:
@@ -37,13 +39,16 @@ mod authorization_server;
 mod bridging;
 mod cli;
 mod demo;
+mod differential;
 mod faults;
 mod golden;
 mod governance;
 mod http_layer;
 mod inbound;
+mod limits;
 mod mcp;
 mod operations;
 mod plan;
 mod shared_state;
+mod smuggling;
 mod streaming;
