@@ -435,6 +435,68 @@ impl SharedKeys {
     }
 }
 
+/// Signing keys with their rotation schedule, shared and read at an injected clock: the same
+/// schedule as the IdP's ([`SigningKeys`]), for other token issuers (the MCP gateway's own
+/// authorization server signs its access tokens with one). Cloning shares the keys.
+///
+/// ```
+/// use idjag_core::{Algorithm, KeySource, SigningKey, SystemClock};
+/// use idjag_idp::{RotatingKeys, SigningKeys};
+/// let keys = RotatingKeys::new(SigningKeys::generate_es256()?, SystemClock::shared());
+/// let kid = keys.current().kid().cloned();
+/// keys.stage(SigningKey::generate(Algorithm::Es256)?)?; // published now, signs after the lead time
+/// assert_eq!(keys.current().kid().cloned(), kid);
+/// assert_eq!(keys.jwks()["keys"].as_array().map(Vec::len), Some(2));
+/// assert!(keys.find(kid.as_ref(), Algorithm::Es256).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct RotatingKeys {
+    keys: SharedKeys,
+}
+
+impl RotatingKeys {
+    /// The keys of `keys`, the first one dated now.
+    pub fn new(mut keys: SigningKeys, clock: SharedClock) -> Self {
+        keys.date_first_key(clock.now_unix());
+        Self {
+            keys: SharedKeys::new(keys, clock),
+        }
+    }
+
+    /// The key that signs now.
+    pub fn current(&self) -> SigningKey {
+        self.keys.current()
+    }
+
+    /// Publishes `key` now; it signs from now plus the lead time, and the current key then
+    /// retires (published for the retention time).
+    pub fn stage(&self, key: SigningKey) -> Result<Kid, RotationError> {
+        self.keys.write(|keys, now| keys.stage(key, now))
+    }
+
+    /// The JWK Set document of the keys published now.
+    pub fn jwks(&self) -> Value {
+        self.keys.read(|keys, now| keys.jwks(now))
+    }
+
+    /// Where each published or waiting key stands now.
+    pub fn status(&self) -> Vec<KeyStatus> {
+        self.keys.read(|keys, now| keys.status(now))
+    }
+}
+
+/// The published keys, to verify what they signed.
+impl KeySource for RotatingKeys {
+    fn find(&self, kid: Option<&Kid>, alg: Algorithm) -> Result<Arc<VerifyingKey>, KeyMiss> {
+        self.keys.find(kid, alg)
+    }
+
+    fn refresh(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
 /// The IdP's own published keys, as a key source for validating its own ID tokens.
 impl KeySource for SharedKeys {
     fn find(&self, kid: Option<&Kid>, alg: Algorithm) -> Result<Arc<VerifyingKey>, KeyMiss> {

@@ -274,7 +274,8 @@ pub use issuer::{
     IdJagIssuerBuilder, IssuedIdJag, MAX_LIFETIME,
 };
 pub use keys::{
-    KeyState, KeyStatus, RotationError, RotationTiming, ScheduledSigningKey, SigningKeys,
+    KeyState, KeyStatus, RotatingKeys, RotationError, RotationTiming, ScheduledSigningKey,
+    SigningKeys,
 };
 pub use policy::{
     AbsentScope, Grant, Policy, PolicyConfigError, PolicyDenial, PolicyRequest, TomlPolicy,

@@ -304,6 +304,25 @@ impl RefreshFamilies {
         Err(StoreError::Unavailable)
     }
 
+    /// The family of `token` and its grant, without rotating anything (to check a token's
+    /// client before acting on it, or to revoke its family, RFC 7009). `None`: no such
+    /// token, or its family expired. The flag tells whether the family is revoked.
+    pub async fn lookup<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Option<(FamilyId, T, bool)>, StoreError> {
+        let ns = Namespace::RefreshFamilies;
+        let Some(family) = self.family_of(&digest(&[token.as_bytes()])).await? else {
+            return Ok(None);
+        };
+        let Some(entry) = self.store.get(ns, family.0.as_bytes()).await? else {
+            return Ok(None);
+        };
+        let record: Family = serde_json::from_slice(&entry.value).map_err(|_| corrupt(ns))?;
+        let grant = serde_json::from_value(record.grant).map_err(|_| corrupt(ns))?;
+        Ok(Some((family, grant, record.revoked)))
+    }
+
     /// Revokes a family (logout, offboarding); whether it existed.
     pub async fn revoke(&self, family: &FamilyId) -> Result<bool, StoreError> {
         let ns = Namespace::RefreshFamilies;

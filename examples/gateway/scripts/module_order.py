@@ -13,7 +13,7 @@ import sys
 
 ORDER = [
     "config", "protocol", "observe", "inbound", "policy", "upstream", "server", "plan",
-    "proxy", "admin", "gateway", "demo", "cli",
+    "authorization_server", "proxy", "admin", "gateway", "demo", "cli",
 ]
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src"
 PATH = re.compile(r"\bcrate::([a-z_]+)(?:::([a-z_]+))?")

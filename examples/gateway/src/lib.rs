@@ -179,6 +179,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod admin;
+pub mod authorization_server;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]

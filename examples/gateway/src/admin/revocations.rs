@@ -87,11 +87,16 @@ pub(crate) async fn revoke(
     // Defence in depth (every request checks the revocations first): drop what is cached
     // for the principal here at once; other instances do it as the revocation reaches them.
     state.forget(&who);
-    tracing::warn!(?who, until, "revoked by an administrator");
+    // The gateway's own sign-ins: their refresh-token families and stored IdP tokens.
+    let sign_ins = match &state.authorization_server {
+        Some(server) => server.revoke(&who).await,
+        None => 0,
+    };
+    tracing::warn!(?who, until, sign_ins, "revoked by an administrator");
     audit.finish(Outcome::Allow, "revoked", 201);
     answer(
         StatusCode::CREATED,
-        &json!({ "revoked": who, "until": until }),
+        &json!({ "revoked": who, "until": until, "sign_ins_ended": sign_ins }),
     )
 }
 

@@ -11,6 +11,9 @@ pub enum InboundKind {
     IdToken,
     /// An RFC 9068 access token of the IdP for the route's resource (`typ` `at+jwt`).
     AccessToken,
+    /// An access token of the gateway's own authorization server (`[authorization_server]`;
+    /// `typ` `at+jwt`, `iss` the gateway), for exactly the route's resource.
+    GatewayToken,
 }
 
 /// `[inbound]`.
@@ -18,7 +21,8 @@ pub enum InboundKind {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct InboundConfig {
-    /// Accepted token kinds. Default both.
+    /// Accepted token kinds. Default all three (`gateway_token` only counts with
+    /// `[authorization_server]`).
     #[serde(default = "accept")]
     pub accept: Vec<InboundKind>,
     /// The claim holding the user's groups. Default `groups`.
@@ -50,7 +54,11 @@ impl Default for InboundConfig {
 }
 
 fn accept() -> Vec<InboundKind> {
-    vec![InboundKind::IdToken, InboundKind::AccessToken]
+    vec![
+        InboundKind::IdToken,
+        InboundKind::AccessToken,
+        InboundKind::GatewayToken,
+    ]
 }
 
 fn groups_claim() -> String {

@@ -16,6 +16,7 @@
 //! | [`tools`] | `[upstream.tools.<name>]`: scopes, approval, argument rules |
 //! | [`audit`] | `[audit]`: sinks (`idjag-ops`) and tool arguments |
 //! | [`admin`] | `[admin]`: the admin listener (`idjag-ops`) and the administrator API |
+//! | [`authorization_server`] | `[authorization_server]`: the gateway's own OAuth authorization server |
 //! | [`limits`] | `[limits]`: per user, agent and upstream |
 //! | [`approvals`] | `[approvals]`: the admin page, the webhook notification, elicitation |
 //! | [`metrics`] | `[metrics]` |
@@ -37,6 +38,7 @@
 pub mod admin;
 pub mod approvals;
 pub mod audit;
+pub mod authorization_server;
 pub mod client;
 pub mod credential;
 pub mod idp;
@@ -61,6 +63,10 @@ use serde::Deserialize;
 pub use admin::{AdminApiConfig, AdminConfig};
 pub use approvals::{ApprovalsConfig, WebhookConfig};
 pub use audit::{ArgumentMode, ArgumentsConfig, AuditSettings};
+pub use authorization_server::{
+    AllowedClients, AsClientConfig, AuthorizationServerConfig, EgressSubject,
+    MetadataDocumentsConfig, RegistrationMode,
+};
 pub use client::{AuthMethod, ClientRegistration};
 pub use credential::CredentialConfig;
 pub use idjag_ops::config::{ConfigDuration, ConfigError};
@@ -160,6 +166,10 @@ pub struct Config {
     /// `[metrics]`: Prometheus metrics on the admin listener.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[authorization_server]`: the gateway as the OAuth authorization server of its
+    /// routes. Absent: off.
+    #[serde(default)]
+    pub authorization_server: Option<AuthorizationServerConfig>,
     /// `[limits]`: per user, agent and upstream. Absent: none.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -284,8 +294,13 @@ pub(crate) mod tests {
         );
         assert_eq!(
             config.inbound.accept,
-            vec![InboundKind::IdToken, InboundKind::AccessToken]
+            vec![
+                InboundKind::IdToken,
+                InboundKind::AccessToken,
+                InboundKind::GatewayToken
+            ]
         );
+        assert!(config.authorization_server.is_none());
         assert_eq!(
             config.server.proxy.protocol_versions.len(),
             KNOWN_PROTOCOL_VERSIONS.len()

@@ -74,9 +74,15 @@ pub struct Agent {
 impl Agent {
     /// A client of `url` sending `token` (the user's ID token), or none.
     pub fn new(url: &str, token: Option<&IdToken>) -> Result<Self, DemoError> {
+        Self::with_bearer(url, token.map(IdToken::secret))
+    }
+
+    /// A client of `url` sending `token` (any bearer token: the gateway's own access token
+    /// after an OAuth sign-in), or none.
+    pub fn with_bearer(url: &str, token: Option<&str>) -> Result<Self, DemoError> {
         let token = match token {
             Some(t) => {
-                let mut v = HeaderValue::try_from(format!("Bearer {}", t.secret()))
+                let mut v = HeaderValue::try_from(format!("Bearer {t}"))
                     .map_err(|_| DemoError::Setup("token is not a header value".into()))?;
                 v.set_sensitive(true);
                 Some(v)

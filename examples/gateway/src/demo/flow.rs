@@ -143,6 +143,11 @@ pub(super) async fn observe_token_endpoint(
     let (parts, body) = response.into_parts();
     let bytes = to_bytes(body, 1024 * 1024).await.unwrap_or_default();
     let answer: Map<String, Value> = serde_json::from_slice(&bytes).unwrap_or_default();
+    if answer.contains_key("id_token") {
+        // The IdP's code and refresh grants (the gateway signing a user in, or renewing the
+        // ID token): the sign-in itself, not a step of the token path shown here.
+        return Response::from_parts(parts, Body::from(bytes));
+    }
     let summary = if parts.status.is_success() {
         token_summary(place, &answer)
     } else {

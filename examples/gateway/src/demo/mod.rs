@@ -12,13 +12,21 @@
 //! held until the demo, as administrator, approves it through the admin API; the approved
 //! call runs once).
 //!
+//! Then the gateway as its routes' own authorization server: a standard OAuth MCP client
+//! registers (RFC 7591), signs alice in with the authorization code flow and PKCE (the
+//! browser picks her on idjag-idp's development login page) and calls a tool through the
+//! ID-JAG upstream with the gateway's token; an EMA client gets an ID-JAG for the gateway
+//! from the IdP, redeems it at the gateway (RFC 7523) and reaches the bridged wiki.
+//!
 //! The users: alice (group `eng` → team engineering: every tool but `delete_*`), bob (group
 //! `sales` → team sales: `list_notes` only) and carol (group `eng`, but the IdP's policy
 //! does not let her reach the notes server at all).
 
 mod agent;
+pub mod browser;
 mod echo;
 mod flow;
+pub mod login;
 mod notes;
 mod topology;
 mod wiki;
@@ -32,12 +40,14 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 pub use agent::{Agent, PROTOCOL_VERSION, Reply};
+pub use browser::{Browser, Landing, OAuthApp, Page};
 pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
+pub use login::{LoginHooks, Tamper};
 pub use notes::{Note, NoteBook, NotesServer};
 pub use topology::{
-    ConfigHook, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology, TopologyOptions,
-    UpstreamKind,
+    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology,
+    TopologyOptions, UpstreamKind,
 };
 pub use wiki::WikiLog;
 
@@ -217,6 +227,7 @@ pub async fn run(
     }
     let mut topology = Topology::start(TopologyOptions {
         audit: Some(Arc::new(Tee(sinks))),
+        authorization_server: true,
         ..TopologyOptions::default()
     })
     .await?;
@@ -259,7 +270,11 @@ pub async fn run(
     let mcp_lines = summary
         .audit
         .iter()
-        .filter(|r| r.method.as_deref() != Some("admin") && r.path.is_none())
+        .filter(|r| {
+            let method = r.method.as_deref().unwrap_or_default();
+            // The authorization server's own lines (oauth/...) are not MCP requests.
+            method != "admin" && !method.starts_with("oauth/") && r.path.is_none()
+        })
         .count();
     if mcp_lines != summary.mcp_requests {
         return Err(DemoError::Step {
@@ -513,6 +528,113 @@ async fn script(s: &mut Script<'_>) -> Result<usize, DemoError> {
         "a second identical call is held again: the approval ran once",
     )?;
     s.done(&wiki);
+
+    s.step(
+        "a standard OAuth MCP client signs in through the gateway, its own authorization server",
+    );
+    // As the MCP SDKs do: RFC 9728 metadata names the gateway; RFC 7591 registration;
+    // authorization code + PKCE, the user picking herself on the IdP's development login page.
+    let redirect = "http://127.0.0.1/callback";
+    let app = OAuthApp::register(&t.gateway_url, redirect).await?;
+    let landing = Browser::new()
+        .sign_in(
+            &app.authorization_url(&t.gateway_url, &t.route_url, "demo-state"),
+            "alice",
+            redirect,
+        )
+        .await?;
+    let code = landing.param("code").unwrap_or_default();
+    s.check(
+        !code.is_empty() && landing.param("state").as_deref() == Some("demo-state"),
+        "a code back at the client, with its state",
+    )?;
+    let (status, tokens) = app.redeem(&t.gateway_url, &code).await?;
+    s.check(
+        status == 200 && tokens["refresh_token"].is_string(),
+        "the gateway's access and refresh tokens",
+    )?;
+    let access = tokens["access_token"].as_str().unwrap_or_default();
+    s.say(&format!(
+        "    registered client {}..., signed in as alice at the IdP, code redeemed at {}/oauth/token",
+        app.client_id.chars().take(16).collect::<String>(),
+        t.gateway_url
+    ));
+    let mut oauth = Agent::with_bearer(&t.route_url, Some(access))?;
+    let reply = oauth.initialize().await?;
+    s.check(reply.error().is_none(), "initialize")?;
+    let reply = oauth.call_tool("list_notes", json!({})).await?;
+    s.show_flow();
+    s.say(&format!("    result: {}", text_of(&reply)));
+    s.check(
+        reply.error().is_none()
+            && s.memory.records().last().and_then(|r| r.agent.as_deref())
+                == Some(app.client_id.as_str()),
+        "the tool answers through the ID-JAG upstream; the audit line names the MCP client",
+    )?;
+    s.say("    -> the gateway's token never leaves it: the upstream got a token of the resource AS, obtained with alice's IdP sign-in kept sealed in the gateway");
+    s.done(&oauth);
+
+    s.step("an EMA client brings an ID-JAG from the IdP, redeems it at the gateway, and reaches the wiki");
+    let id_token = t
+        .users
+        .id_token(
+            "alice",
+            &idjag_core::ClientId::new(EMA_CLIENT).map_err(DemoError::setup)?,
+        )
+        .map_err(DemoError::setup)?;
+    s.remember(&id_token);
+    let http = reqwest::Client::new();
+    let exchanged: Value = http
+        .post(format!("{}/token", t.idp))
+        .basic_auth(EMA_CLIENT, Some(t.ema_secret.secret()))
+        .form(&[
+            ("grant_type", idjag_core::wire::GRANT_TYPE_TOKEN_EXCHANGE),
+            ("requested_token_type", idjag_core::wire::TOKEN_TYPE_ID_JAG),
+            ("audience", t.gateway_url.as_str()),
+            ("resource", t.wiki_route_url.as_str()),
+            ("subject_token", id_token.secret()),
+            ("subject_token_type", idjag_core::wire::TOKEN_TYPE_ID_TOKEN),
+        ])
+        .send()
+        .await
+        .map_err(DemoError::http)?
+        .json()
+        .await
+        .map_err(DemoError::http)?;
+    s.show_flow();
+    let jag = exchanged["access_token"].as_str().unwrap_or_default();
+    s.check(!jag.is_empty(), "an ID-JAG for the gateway")?;
+    let redeemed: Value = http
+        .post(format!("{}/oauth/token", t.gateway_url))
+        .basic_auth(EMA_CLIENT, Some(t.ema_secret.secret()))
+        .form(&[
+            ("grant_type", idjag_core::wire::GRANT_TYPE_JWT_BEARER),
+            ("assertion", jag),
+        ])
+        .send()
+        .await
+        .map_err(DemoError::http)?
+        .json()
+        .await
+        .map_err(DemoError::http)?;
+    let access = redeemed["access_token"].as_str().unwrap_or_default();
+    s.check(
+        !access.is_empty(),
+        "the gateway's access token for the wiki route",
+    )?;
+    s.say("    IdP token exchange (RFC 8693) -> ID-JAG for the gateway; gateway JWT-bearer grant (RFC 7523) -> its access token");
+    let mut ema = Agent::with_bearer(&t.wiki_route_url, Some(access))?;
+    let reply = ema
+        .call_tool("search", json!({ "query": "gateway" }))
+        .await?;
+    s.show_flow();
+    s.check(
+        text_of(&reply).starts_with("2 pages match")
+            && s.memory.records().last().and_then(|r| r.agent.as_deref()) == Some(EMA_CLIENT),
+        "the bridged wiki answers; the audit line names the EMA client",
+    )?;
+    s.say(&format!("    result: {}", text_of(&reply)));
+    s.done(&ema);
 
     s.step("the MCP server never saw a user's IdP token");
     let seen = t.flow.upstream_authorizations();

@@ -14,7 +14,7 @@ use idjag_core::{
     AccessToken, Algorithm, ClientId, ClientSecret, IdToken, Issuer, Resource, ScopeSet,
     SigningKey, SystemClock,
 };
-use idjag_idp::dev::{DevUser, DevUsers};
+use idjag_idp::dev::{DevClient, DevOidcProvider, DevUser, DevUsers};
 use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
 use idjag_mcp::server::McpAuth;
 use idjag_ops::listener::{Listener, ListenerConfig, ServeSummary, Shutdown};
@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::DemoError;
 use super::flow::{FlowLog, Place, observe_mcp_server, observe_token_endpoint};
+use super::login::LoginHooks;
 use super::notes::{NoteBook, NotesServer};
 use super::wiki::WikiLog;
 use crate::config::Config;
@@ -42,6 +43,9 @@ pub const GATEWAY_CLIENT: &str = "mcp-gateway";
 pub const GATEWAY_AT_AS: &str = "gateway-at-notes";
 /// The scopes of the MCP server.
 pub const SCOPES: &str = "notes.read notes.write";
+/// An EMA client: registered at the IdP (it exchanges its users' ID tokens for ID-JAGs) and
+/// at the gateway's authorization server (it redeems them there), with the same id.
+pub const EMA_CLIENT: &str = "ema-agent";
 /// The generated configuration's last section: the demo's state lives in memory (a
 /// deployment keeps it in the embedded store or Redis: `[store]`).
 pub const MEMORY_STORE: &str = "[store]\nbackend = { kind = \"memory\" }\n";
@@ -80,6 +84,14 @@ pub struct TopologyOptions {
     /// Runs the gateway on this runtime instead of the current one (the benchmark gives it
     /// its own, as its own process would have).
     pub gateway_runtime: Option<tokio::runtime::Handle>,
+    /// Turns on the gateway's own authorization server (`[authorization_server]`), with the
+    /// IdP's login page behind it, open registration, metadata documents from loopback and
+    /// the EMA client [`EMA_CLIENT`]. Default off.
+    pub authorization_server: bool,
+    /// Lifetime of the development users' ID tokens (default: the IdP's).
+    pub id_token_lifetime: Option<std::time::Duration>,
+    /// The gateway's store (default: the configuration's, in memory).
+    pub store: Option<Arc<dyn idjag_store::Store>>,
 }
 
 impl Default for TopologyOptions {
@@ -90,6 +102,9 @@ impl Default for TopologyOptions {
             configure: None,
             observe_upstream: true,
             gateway_runtime: None,
+            authorization_server: false,
+            id_token_lifetime: None,
+            store: None,
         }
     }
 }
@@ -150,6 +165,10 @@ pub struct Topology {
     pub wiki: WikiLog,
     /// The admin API's bearer token.
     pub admin_token: ClientSecret,
+    /// Test hooks on the IdP's development login (idjag-idp's [`DevOidcProvider`]).
+    pub login: LoginHooks,
+    /// The secret of [`EMA_CLIENT`] (at the IdP and at the gateway).
+    pub ema_secret: ClientSecret,
     _files: TempFiles,
     idp_down: Arc<AtomicBool>,
     as_down: Arc<AtomicBool>,
@@ -225,10 +244,27 @@ fn random_secret() -> Result<ClientSecret, DemoError> {
     Ok(ClientSecret::new(format!("demo-secret-{hex}")))
 }
 
-/// The IdP's policy: alice and bob may reach the notes server; carol may not.
-fn idp_policy(as_url: &str, mcp_url: &str) -> String {
+/// The IdP's policy: alice and bob may reach the notes server; carol may not. With the
+/// gateway's authorization server, the EMA client may get ID-JAGs for the gateway's routes.
+fn idp_policy(as_url: &str, mcp_url: &str, gateway_url: Option<&str>) -> String {
+    let ema = gateway_url.map_or_else(String::new, |gw| {
+        format!(
+            r#"
+        [[audience]]
+        issuer = "{gw}"
+        resources = ["{gw}/mcp/notes", "{gw}/mcp/wiki"]
+        client_ids = {{ "{EMA_CLIENT}" = "{EMA_CLIENT}" }}
+
+        [[allow]]
+        clients = ["{EMA_CLIENT}"]
+        audience = "{gw}"
+        users = ["alice", "bob"]
+        scopes = ["mcp"]
+        "#
+        )
+    });
     format!(
-        r#"
+        r#"{ema}
         [[audience]]
         issuer = "{as_url}"
         resources = ["{mcp_url}"]
@@ -252,6 +288,27 @@ struct Bridged<'a> {
     wiki_url: &'a str,
     wiki_key_file: &'a str,
     admin_token_file: &'a str,
+}
+
+/// The `[authorization_server]` section of the demo.
+fn authorization_server_config(idp: &str, ema_secret_file: &str) -> String {
+    format!(
+        r#"
+# The gateway is the authorization server of its routes; users sign in at the IdP.
+[authorization_server]
+idp_authorization_endpoint = "{idp}/authorize"
+registration = "open"
+
+[authorization_server.client_metadata_documents]
+# Tests and the demo serve metadata documents from loopback (never in production).
+allow_loopback = true
+
+[[authorization_server.client]]
+id = "{EMA_CLIENT}"
+name = "EMA agent"
+secret_file = "{ema_secret_file}"
+"#
+    )
 }
 
 fn gateway_config(
@@ -388,21 +445,35 @@ impl Topology {
         let flow = FlowLog::default();
         let mut servers = Vec::new();
 
-        let policy =
-            TomlPolicy::from_toml_str(&idp_policy(&as_url, &mcp_url)).map_err(DemoError::setup)?;
+        let ema_secret = random_secret()?;
+        let policy = TomlPolicy::from_toml_str(&idp_policy(
+            &as_url,
+            &mcp_url,
+            options.authorization_server.then_some(gateway_url.as_str()),
+        ))
+        .map_err(DemoError::setup)?;
         let gateway_client = ClientId::new(GATEWAY_CLIENT).map_err(DemoError::setup)?;
         let issuer = IdJagIssuer::builder(
             idp.clone(),
             SigningKeys::generate_es256().map_err(DemoError::setup)?,
             Arc::new(
                 StaticClientRegistry::new()
-                    .with(RegisteredClient::with_secret(gateway_client, &idp_secret)),
+                    .with(RegisteredClient::with_secret(gateway_client, &idp_secret))
+                    .with(RegisteredClient::with_secret(
+                        ClientId::new(EMA_CLIENT).map_err(DemoError::setup)?,
+                        &ema_secret,
+                    )),
             ),
             Arc::new(policy),
         )
+        .authorization_endpoint(format!("{idp_url}/authorize"))
         .build()
         .map_err(DemoError::setup)?;
-        let users = DevUsers::new(&issuer)
+        let mut users = DevUsers::new(&issuer);
+        if let Some(lifetime) = options.id_token_lifetime {
+            users = users.with_lifetime(lifetime);
+        }
+        let users = users
             .with_user(
                 DevUser::new("alice")
                     .map_err(DemoError::setup)?
@@ -419,8 +490,28 @@ impl Topology {
                     .with_groups(&["eng"]),
             );
         let idp_down = Arc::new(AtomicBool::new(false));
-        let idp_router = issuer
+        // idjag-idp's development OpenID provider: its login page, code + PKCE and refresh
+        // grants beside the issuer's token exchange. The gateway signs users in there.
+        let dev_client = |id: &str, secret: &ClientSecret| {
+            DevClient::confidential(ClientId::new(id).map_err(DemoError::setup)?, secret)
+                .map_err(DemoError::setup)
+        };
+        let dev_idp = DevOidcProvider::builder(users.clone())
+            .client(
+                dev_client(GATEWAY_CLIENT, &idp_secret)?
+                    .with_redirect_uri(&format!("{gateway_url}/oauth/callback"))
+                    .map_err(DemoError::setup)?,
+            )
+            .client(dev_client(EMA_CLIENT, &ema_secret)?)
+            .build()
+            .map_err(DemoError::setup)?;
+        let login = LoginHooks::new(users.clone(), EMA_CLIENT);
+        let idp_router = dev_idp
             .router()
+            .layer(axum::middleware::from_fn_with_state(
+                login.clone(),
+                super::login::hooks,
+            ))
             .layer(axum::middleware::from_fn_with_state(
                 (Place::Idp, flow.clone()),
                 observe_token_endpoint,
@@ -499,8 +590,12 @@ impl Topology {
                     log: wiki.clone(),
                 }),
         ));
-        let mut files = TempFiles(vec![secret_file(&wiki_key)?, secret_file(&admin_token)?]);
-        let config_toml = gateway_config(
+        let mut files = TempFiles(vec![
+            secret_file(&wiki_key)?,
+            secret_file(&admin_token)?,
+            secret_file(&ema_secret)?,
+        ]);
+        let mut config_toml = gateway_config(
             &gateway_url,
             &idp_url,
             &as_url,
@@ -514,6 +609,12 @@ impl Topology {
                 admin_token_file: &files.0[1].display().to_string(),
             },
         );
+        if options.authorization_server {
+            config_toml.push_str(&authorization_server_config(
+                &idp_url,
+                &files.0[2].display().to_string(),
+            ));
+        }
         let config_path = std::env::temp_dir().join(format!(
             "idjag-gateway-{}.toml",
             &random_secret()?.secret()[12..]
@@ -535,6 +636,9 @@ impl Topology {
         let mut builder = Gateway::builder(plan).reload_from(&config_path, planner);
         if let Some(sink) = options.audit {
             builder = builder.audit_sink(sink);
+        }
+        if let Some(store) = options.store {
+            builder = builder.store(store);
         }
         // Built where it serves: the store's connection and the revocation replica's task
         // run on the gateway's runtime.
@@ -580,6 +684,8 @@ impl Topology {
             wiki_route_url: format!("{gateway_url}/mcp/wiki"),
             wiki,
             admin_token,
+            login,
+            ema_secret,
             _files: files,
             mcp_url,
             gateway_url,

@@ -23,6 +23,7 @@ use idjag_ops::reload::Reloadable;
 use idjag_store::Store;
 use tokio::sync::{Semaphore, watch};
 
+use crate::authorization_server::{AuthorizationServer, Continuity, Parts};
 use crate::gateway::{BuildError, Gateway, Generation, Generations};
 use crate::inbound::InboundAuth;
 use crate::observe::audit::AuditSink;
@@ -150,6 +151,8 @@ pub(crate) struct Persistent {
     pub(crate) shutdown: Arc<watch::Sender<bool>>,
     start_only: StartOnly,
     jwks: Mutex<Option<RunningJwks>>,
+    /// The authorization server's keys and revocation index.
+    authorization_server: Arc<Continuity>,
     generation: AtomicU64,
 }
 
@@ -241,6 +244,7 @@ impl GatewayBuilder {
             shutdown: Arc::new(watch::channel(false).0),
             start_only: StartOnly::of(&plan),
             jwks: Mutex::new(None),
+            authorization_server: Arc::new(Continuity::default()),
             generation: AtomicU64::new(0),
             clock,
         });
@@ -282,7 +286,22 @@ impl GatewayBuilder {
 fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildError> {
     let clock = persistent.clock.clone();
     let (jwks, jwks_observed) = idp_keys(&plan.idp, persistent)?;
-    let inbound = InboundAuth::new(plan.inbound, jwks, plan.teams, clock.clone())?;
+    let groups_claim = plan.teams.claim().to_owned();
+    let idp_algorithms = plan.inbound.algorithms;
+    let leeway = plan.inbound.leeway;
+    let route_resources = plan.inbound.route_resources.clone();
+    let mut inbound = InboundAuth::new(plan.inbound, jwks.clone(), plan.teams, clock.clone())?;
+    let as_keys = match &plan.authorization_server {
+        Some(as_plan) => {
+            let keys = persistent
+                .authorization_server
+                .signing_keys(as_plan, clock.clone())?;
+            inbound = inbound.with_gateway_tokens(Arc::new(keys.clone()), as_plan.signing_alg)?;
+            Some(keys)
+        }
+        None => None,
+    };
+    let inbound = Arc::new(inbound);
     // One client for every token request: the IdP's and each authorization server's.
     let token_http: SharedHttpClient = Arc::new(ReqwestHttpClient::new()?);
     let outbound = Arc::new(IdJagOutbound::new(
@@ -346,6 +365,27 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         inner: persistent.audit.clone(),
         metrics: Arc::new(RequestMetrics::new(names)),
     });
+    // Its state goes to the gateway's store; what it keeps in memory outlives reloads.
+    let authorization_server = match (plan.authorization_server, as_keys) {
+        (Some(as_plan), Some(keys)) => Some(AuthorizationServer::build(Parts {
+            plan: as_plan,
+            idp: plan.idp.clone(),
+            idp_keys: jwks,
+            idp_algorithms,
+            leeway,
+            keys,
+            continuity: persistent.authorization_server.clone(),
+            store: persistent.store.clone(),
+            inbound: inbound.clone(),
+            outbound: outbound.clone(),
+            revocations: persistent.revocations.clone(),
+            audit: audit.clone(),
+            routes: route_resources,
+            groups_claim,
+            clock: clock.clone(),
+        })?),
+        _ => None,
+    };
     let number = persistent
         .generation
         .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
@@ -381,6 +421,7 @@ fn generation(plan: Plan, persistent: &Persistent) -> Result<Generation, BuildEr
         audit_sinks: persistent.audit_sinks.clone(),
         generation: number,
         review: Review::new(plan.review, plan.approvals.ttl).map_err(|_| BuildError::Review)?,
+        authorization_server,
     });
     // This generation's caches follow the revocations until it is dropped.
     super::store::listen(Arc::downgrade(&state), persistent.revocations.events());

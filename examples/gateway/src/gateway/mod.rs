@@ -67,6 +67,9 @@ pub enum BuildError {
     /// The approval notification webhook's HTTP client could not be set up.
     #[error("approvals.webhook: HTTP client setup failed")]
     Review,
+    /// The authorization server could not be set up.
+    #[error("authorization server: {0}")]
+    AuthorizationServer(#[from] crate::authorization_server::AsBuildError),
 }
 
 /// One configuration generation: its state and the routers built on it.
@@ -127,6 +130,12 @@ fn public_router(state: &Arc<GatewayState>) -> Router {
         .merge(crate::admin::page::status_router())
         .fallback(routes::not_found)
         .with_state(state.clone());
+    // With `[authorization_server]`, its endpoints (metadata, authorize, token, ...) are
+    // public too.
+    let router = match &state.authorization_server {
+        Some(server) => router.merge(server.router()),
+        None => router,
+    };
     ops_admin::without_admin_paths(router)
         .layer(axum::middleware::from_fn_with_state(
             audit.clone(),
@@ -252,10 +261,16 @@ impl Gateway {
         &self.warnings
     }
 
-    /// The public routes of the current generation: `/mcp/{name}` and their RFC 9728
-    /// metadata.
+    /// The public routes of the current generation: `/mcp/{name}`, their RFC 9728 metadata
+    /// and, with `[authorization_server]`, its endpoints ([`crate::authorization_server`]).
     pub fn router(&self) -> Router {
         self.generations.current().public.clone()
+    }
+
+    /// The gateway's own authorization server (`[authorization_server]`) of the current
+    /// generation.
+    pub fn authorization_server(&self) -> Option<crate::authorization_server::AuthorizationServer> {
+        self.state().authorization_server.clone()
     }
 
     /// The admin routes of the current generation: `/metrics`, `/healthz`, `/readyz` and,

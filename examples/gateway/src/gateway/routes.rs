@@ -200,8 +200,13 @@ pub(crate) async fn route_metadata(
     let Ok(resource) = Resource::new(upstream.resource.as_str()) else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    let mut metadata =
-        ProtectedResourceMetadata::new(resource, vec![state.inbound.issuer().clone()]);
+    // With its own authorization server the gateway is the route's authorization server
+    // (the IdP stays behind it); without, the IdP.
+    let authorization_server = state
+        .authorization_server
+        .as_ref()
+        .map_or_else(|| state.inbound.issuer().clone(), |s| s.issuer().clone());
+    let mut metadata = ProtectedResourceMetadata::new(resource, vec![authorization_server]);
     metadata.resource_name = Some(format!("{name} (through idjag-gateway)"));
     metadata.bearer_methods_supported = Some(vec!["header".to_owned()]);
     let response = json_response(StatusCode::OK, &metadata);

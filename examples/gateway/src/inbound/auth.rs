@@ -44,6 +44,9 @@ pub struct InboundSettings {
     pub max_token_bytes: usize,
     /// Most cached identities.
     pub cache_capacity: u64,
+    /// The gateway's own authorization server (`[authorization_server]`): the `iss` of
+    /// gateway tokens. `None`: off.
+    pub gateway_issuer: Option<Issuer>,
 }
 
 impl InboundSettings {
@@ -71,6 +74,7 @@ impl InboundSettings {
             leeway: idjag_core::DEFAULT_LEEWAY,
             max_token_bytes: 8 * 1024,
             cache_capacity: 10_000,
+            gateway_issuer: None,
         }
     }
 }
@@ -100,6 +104,7 @@ pub struct InboundAuth {
     settings: InboundSettings,
     id_tokens: IdTokenValidator,
     access_tokens: AccessTokenValidator,
+    gateway_tokens: Option<AccessTokenValidator>,
     keys: Arc<dyn KeySource>,
     jwks: Option<Arc<RemoteJwks>>,
     teams: TeamMap,
@@ -170,6 +175,7 @@ impl InboundAuth {
             settings,
             id_tokens,
             access_tokens,
+            gateway_tokens: None,
             keys,
             jwks: None,
             teams,
@@ -177,6 +183,65 @@ impl InboundAuth {
             cache,
             counters: CacheCounters::default(),
         })
+    }
+
+    /// Also accepts the gateway's own access tokens (`[authorization_server]`): `iss` the
+    /// gateway ([`InboundSettings::gateway_issuer`]), signed with `algorithm` by a key of
+    /// `keys`, `aud` exactly the route. Without a gateway issuer in the settings, nothing
+    /// changes.
+    pub fn with_gateway_tokens(
+        mut self,
+        keys: Arc<dyn KeySource>,
+        algorithm: idjag_core::Algorithm,
+    ) -> Result<Self, idjag_core::ValidatorConfigError> {
+        let Some(issuer) = self.settings.gateway_issuer.clone() else {
+            return Ok(self);
+        };
+        let mut validator = AccessTokenValidator::new(
+            TrustedIssuers::new().with(issuer, keys),
+            self.settings.gateway_resource.clone(),
+            AlgorithmSet::from([algorithm]),
+            self.clock.clone(),
+        )
+        .with_leeway(self.settings.leeway)?
+        .with_max_token_bytes(self.settings.max_token_bytes)?;
+        for route in &self.settings.route_resources {
+            validator = validator.with_audience_alias(route.clone());
+        }
+        self.gateway_tokens = Some(validator);
+        Ok(self)
+    }
+
+    /// Validates an ID token of the IdP for the gateway's client id there (the one the
+    /// gateway's authorization server gets when it signs a user in).
+    pub async fn validate_id_token(
+        &self,
+        token: &str,
+    ) -> Result<idjag_core::Verified<idjag_core::IdTokenClaims>, ValidationError> {
+        self.id_tokens.validate_async(token).await
+    }
+
+    /// The groups of a verified ID token, under the inbound rules ([`TeamMap`]).
+    pub fn groups_of_id_token(
+        &self,
+        claims: &idjag_core::IdTokenClaims,
+    ) -> Result<Vec<String>, crate::inbound::GroupsError> {
+        self.teams.groups_of_id_token(claims)
+    }
+
+    /// Validates one of the gateway's own access tokens (any route).
+    pub async fn validate_gateway_token(
+        &self,
+        token: &str,
+    ) -> Result<idjag_core::Verified<idjag_core::AccessTokenClaims>, InboundError> {
+        let validator = self
+            .gateway_tokens
+            .as_ref()
+            .ok_or(InboundError::KindNotAccepted)?;
+        validator
+            .validate_async(token)
+            .await
+            .map_err(InboundError::Invalid)
     }
 
     /// The trusted IdP.
@@ -230,15 +295,22 @@ impl InboundAuth {
                 identity
             }
         };
-        if identity.kind == InboundKind::AccessToken
-            && identity.audience != route.as_str()
-            && identity.audience != self.settings.gateway_resource.as_str()
-        {
+        let other_resource = match identity.kind {
+            InboundKind::AccessToken => {
+                identity.audience != route.as_str()
+                    && identity.audience != self.settings.gateway_resource.as_str()
+            }
+            // The gateway's own tokens name exactly one route.
+            InboundKind::GatewayToken => identity.audience != route.as_str(),
+            InboundKind::IdToken => false,
+        };
+        if other_resource {
             return Err(InboundError::OtherResource);
         }
         let token = match identity.kind {
             InboundKind::IdToken => InboundToken::IdToken(IdToken::new(token)),
             InboundKind::AccessToken => InboundToken::AccessToken(AccessToken::new(token)),
+            InboundKind::GatewayToken => InboundToken::GatewayToken,
         };
         Ok(Authenticated {
             identity,
@@ -254,15 +326,30 @@ impl InboundAuth {
             .unverified_header()
             .typ()
             .is_some_and(|typ| idjag_core::jose::typ_matches(typ, wire::TYP_ACCESS_TOKEN));
-        let kind = if is_access_token {
-            InboundKind::AccessToken
-        } else {
+        let kind = if !is_access_token {
             InboundKind::IdToken
+        } else if self.is_gateway_issued(&jws) {
+            InboundKind::GatewayToken
+        } else {
+            InboundKind::AccessToken
         };
         if !self.settings.accept.contains(&kind) {
             return Err(InboundError::KindNotAccepted);
         }
         match kind {
+            InboundKind::GatewayToken => {
+                let validator = self
+                    .gateway_tokens
+                    .as_ref()
+                    .ok_or(InboundError::KindNotAccepted)?;
+                let verified = validator
+                    .validate_async(token)
+                    .await
+                    .map_err(InboundError::Invalid)?;
+                self.teams
+                    .from_gateway_token(verified.claims(), &self.settings.issuer)
+                    .map_err(InboundError::Groups)
+            }
             InboundKind::AccessToken => {
                 let verified = self
                     .access_tokens
@@ -284,6 +371,17 @@ impl InboundAuth {
                     .map_err(InboundError::Groups)
             }
         }
+    }
+
+    /// Whether an access token names the gateway as its issuer (read before validation only
+    /// to pick the validator, which checks `iss` again).
+    fn is_gateway_issued(&self, jws: &UnverifiedJws<'_>) -> bool {
+        let (Some(gateway), Some(_)) = (&self.settings.gateway_issuer, &self.gateway_tokens) else {
+            return false;
+        };
+        jws.unverified_claims().is_ok_and(|claims| {
+            claims.get("iss").and_then(serde_json::Value::as_str) == Some(gateway.as_str())
+        })
     }
 
     /// Drops every cached identity `matches` selects (offboarding).

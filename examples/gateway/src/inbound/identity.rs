@@ -19,7 +19,7 @@ pub struct Identity {
     /// The gateway teams of the user's IdP groups, sorted.
     pub teams: Vec<String>,
     /// The agent: `azp` (ID token: the OIDC client the user signed in through, else its
-    /// `aud`) or `client_id` (access token).
+    /// `aud`) or `client_id` (access tokens, the gateway's own: the MCP client's id).
     pub agent: Option<String>,
     /// The kind of token that proved it.
     pub kind: InboundKind,
@@ -29,6 +29,9 @@ pub struct Identity {
     pub scope: Option<ScopeSet>,
     /// The token's `exp` (Unix seconds).
     pub expires_at: i64,
+    /// Gateway tokens from a browser sign-in: the id of that sign-in (`sid`), under which
+    /// the gateway keeps the user's IdP tokens. Never a token.
+    pub session: Option<String>,
 }
 
 impl fmt::Debug for Identity {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use idjag_core::{AccessTokenClaims, IdTokenClaims};
+use idjag_core::{AccessTokenClaims, IdTokenClaims, Issuer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -78,6 +78,11 @@ impl TeamMap {
         self
     }
 
+    /// The claim holding the user's groups.
+    pub fn claim(&self) -> &str {
+        &self.claim
+    }
+
     fn teams(&self, groups: &[String]) -> Vec<String> {
         let mut teams: Vec<String> = groups
             .iter()
@@ -129,6 +134,12 @@ impl TeamMap {
         Ok(groups)
     }
 
+    /// The groups of a verified ID token (the gateway's authorization server copies them into
+    /// its own tokens).
+    pub fn groups_of_id_token(&self, claims: &IdTokenClaims) -> Result<Vec<String>, GroupsError> {
+        self.groups_from(claims.groups.as_ref(), &claims.extra)
+    }
+
     /// The identity of a verified ID token.
     pub fn from_id_token(&self, claims: &IdTokenClaims) -> Result<Identity, GroupsError> {
         let groups = self.groups_from(claims.groups.as_ref(), &claims.extra)?;
@@ -146,6 +157,7 @@ impl TeamMap {
             audience: claims.aud.as_str().to_owned(),
             scope: None,
             expires_at: claims.exp.unix(),
+            session: None,
         })
     }
 
@@ -161,6 +173,50 @@ impl TeamMap {
             audience: claims.aud.as_str().to_owned(),
             scope: claims.scope.clone(),
             expires_at: claims.exp.unix(),
+            session: None,
+        })
+    }
+
+    /// The identity of a verified gateway access token: the user (`sub`) at `idp` with the
+    /// teams of the IdP groups copied into the token (`groups`, from the user's stored IdP
+    /// claims at sign-in and at each refresh), the MCP client as the agent, and the sign-in
+    /// (`sid`) whose IdP tokens serve ID-JAG upstreams. The gateway wrote `groups` itself;
+    /// they are held to the same rules as an IdP's ([`GroupsError`]).
+    pub fn from_gateway_token(
+        &self,
+        claims: &AccessTokenClaims,
+        idp: &Issuer,
+    ) -> Result<Identity, GroupsError> {
+        let groups: Vec<String> = match claims.extra.get("groups") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(GroupsError::Malformed)?,
+            Some(_) => return Err(GroupsError::Malformed),
+        };
+        if groups.len() > self.max_groups {
+            return Err(GroupsError::OverCap {
+                count: groups.len(),
+                max: self.max_groups,
+            });
+        }
+        Ok(Identity {
+            issuer: idp.clone(),
+            user: claims.sub.clone(),
+            teams: self.teams(&groups),
+            agent: Some(claims.client_id.as_str().to_owned()),
+            kind: InboundKind::GatewayToken,
+            audience: claims.aud.as_str().to_owned(),
+            scope: claims.scope.clone(),
+            expires_at: claims.exp.unix(),
+            session: claims
+                .extra
+                .get("sid")
+                .and_then(Value::as_str)
+                .filter(|sid| !sid.is_empty() && sid.len() <= 128)
+                .map(str::to_owned),
         })
     }
 }

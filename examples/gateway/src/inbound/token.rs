@@ -77,6 +77,9 @@ pub enum InboundToken {
     IdToken(IdToken),
     /// An IdP access token.
     AccessToken(AccessToken),
+    /// An access token of the gateway's own authorization server: never sent anywhere; the
+    /// user's IdP tokens are found through [`Identity::session`].
+    GatewayToken,
 }
 
 /// An authenticated request: who, and with which token.

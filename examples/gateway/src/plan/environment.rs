@@ -132,6 +132,15 @@ impl<'a> SecretSource<'a> {
         }
     }
 
+    /// A pair of keys with other names (`seal_key_env` / `seal_key_file`, ...).
+    pub(crate) fn named(
+        env: Option<&'a String>,
+        file: Option<&'a PathBuf>,
+        names: (&'static str, &'static str),
+    ) -> Self {
+        Self { env, file, names }
+    }
+
     /// Whether a source is configured.
     pub(crate) fn is_set(&self) -> bool {
         self.env.is_some() || self.file.is_some()

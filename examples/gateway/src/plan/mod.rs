@@ -21,10 +21,12 @@
 //! | [`admin`] | the admin listener, the admin token, approvals, revocations |
 //! | [`limits`] | per user, agent and upstream limits |
 //! | [`review`] | `[approvals]`: the admin page, the webhook notification, status links |
-//! | [`store`] | where revocations, approvals and session bindings live |
+//! | [`store`] | where revocations, approvals, session bindings and the authorization server's state live |
+//! | [`authorization_server`] | the gateway's own authorization server: keys, clients, redirect URIs, allow-list |
 //! | [`environment`] | where secrets are read from |
 
 pub mod admin;
+pub mod authorization_server;
 pub mod client;
 pub mod environment;
 pub mod idp;
@@ -49,6 +51,10 @@ use crate::config::{Config, ConfigError, invalid};
 use crate::inbound::{InboundSettings, TeamMap};
 
 pub use admin::{AdminPlan, ApprovalPlan};
+pub use authorization_server::{
+    AllowList, AsClientPlan, AuthorizationServerPlan, HostPattern, MetadataDocumentsPlan,
+    RedirectUri, RedirectUriError,
+};
 pub use client::ClientPlan;
 pub use environment::{Environment, Secret, SecretOrigin, SystemEnvironment};
 pub use idp::{IdpPlan, JwksTimings};
@@ -91,7 +97,10 @@ pub struct Plan {
     pub reload: WatchOptions,
     /// The routes, in configuration order.
     pub upstreams: Vec<UpstreamPlan>,
-    /// Where revocations, approvals and session bindings live.
+    /// The gateway's own authorization server (`None`: off).
+    pub authorization_server: Option<AuthorizationServerPlan>,
+    /// Where revocations, approvals, session bindings and the authorization server's
+    /// state live.
     pub store: StorePlan,
     /// What is accepted but worth a look.
     pub warnings: Vec<Warning>,
@@ -180,6 +189,22 @@ impl Plan {
             admin_base.as_deref(),
             admin.is_some(),
         )?;
+        let authorization_server = config
+            .authorization_server
+            .as_ref()
+            .map(|c| planner.authorization_server(c, &server.public_url))
+            .transpose()?;
+        if authorization_server.is_some()
+            && !config
+                .inbound
+                .accept
+                .contains(&crate::config::InboundKind::GatewayToken)
+        {
+            return Err(invalid(
+                "inbound.accept",
+                "[authorization_server] needs gateway_token among the accepted kinds",
+            ));
+        }
         let store = planner.store(config.store.as_ref())?;
         let client_id: &ClientId = idp.client.client_id();
         let inbound = InboundSettings {
@@ -193,6 +218,7 @@ impl Plan {
             leeway: validation.leeway,
             max_token_bytes: config.inbound.max_token_bytes,
             cache_capacity: config.inbound.cache_capacity,
+            gateway_issuer: authorization_server.as_ref().map(|a| a.issuer.clone()),
         };
         Ok(Self {
             server,
@@ -210,6 +236,7 @@ impl Plan {
             telemetry,
             reload: config.reload,
             upstreams,
+            authorization_server,
             store,
             warnings: planner.warnings,
         })

@@ -105,9 +105,12 @@ fn a_minimal_file_takes_the_documented_defaults() {
         plan.inbound.accept,
         vec![
             crate::config::InboundKind::IdToken,
-            crate::config::InboundKind::AccessToken
+            crate::config::InboundKind::AccessToken,
+            crate::config::InboundKind::GatewayToken
         ]
     );
+    assert!(plan.authorization_server.is_none());
+    assert_eq!(plan.inbound.gateway_issuer, None);
     let keys: Vec<_> = plan.warnings().iter().map(|w| w.key.as_str()).collect();
     assert_eq!(
         keys,

@@ -316,6 +316,7 @@ mod tests {
             audience: "gw".to_owned(),
             scope: None,
             expires_at: 0,
+            session: None,
         }
     }
 

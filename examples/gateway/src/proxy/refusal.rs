@@ -203,13 +203,27 @@ pub(crate) fn credential_refusal(
                 json!({ "reason": reason }),
             ),
         ),
+        CredentialError::NoIdpSignIn => Refusal::deny(
+            reason,
+            policy_error(
+                message,
+                "This MCP server needs a browser sign-in through the gateway",
+                json!({ "reason": reason }),
+            ),
+        ),
         CredentialError::StepUpRequired
         | CredentialError::ReauthenticationRequired
         | CredentialError::NotForThisRoute => {
-            let code = if *error == CredentialError::StepUpRequired {
-                OAuthErrorCode::InsufficientUserAuthentication
-            } else {
-                OAuthErrorCode::InvalidToken
+            let (code, description) = match error {
+                CredentialError::StepUpRequired => (
+                    OAuthErrorCode::InsufficientUserAuthentication,
+                    Some("The identity provider asks for a stronger sign-in"),
+                ),
+                CredentialError::ReauthenticationRequired => (
+                    OAuthErrorCode::InvalidToken,
+                    Some("The identity provider session has ended: sign in again"),
+                ),
+                _ => (OAuthErrorCode::InvalidToken, None),
             };
             let c = BearerChallenge::new()
                 .with_error(code)
@@ -219,7 +233,12 @@ pub(crate) fn credential_refusal(
                 challenge(
                     StatusCode::UNAUTHORIZED,
                     &c,
-                    Some(OAuthErrorResponse::new(code)),
+                    Some(match description {
+                        Some(description) => {
+                            OAuthErrorResponse::new(code).with_description(description)
+                        }
+                        None => OAuthErrorResponse::new(code),
+                    }),
                 ),
             )
         }

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 use idjag_core::SharedClock;
 use tokio::sync::{Semaphore, watch};
 
+use crate::authorization_server::AuthorizationServer;
 use crate::inbound::InboundAuth;
 use crate::observe::arguments::ArgumentRule;
 use crate::observe::audit::AuditSink;
@@ -29,7 +30,7 @@ use idjag_store::Store;
 /// through the `Arc`s.
 pub struct GatewayState {
     pub(crate) settings: ProxySettings,
-    pub(crate) inbound: InboundAuth,
+    pub(crate) inbound: Arc<InboundAuth>,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) upstreams: HashMap<String, Arc<Upstream>>,
     pub(crate) sessions: Arc<Sessions>,
@@ -49,6 +50,7 @@ pub struct GatewayState {
     pub(crate) metrics_enabled: bool,
     pub(crate) metrics_require_admin: bool,
     pub(crate) outbound: Arc<IdJagOutbound>,
+    pub(crate) authorization_server: Option<AuthorizationServer>,
     pub(crate) trusted_proxies: idjag_ops::audit::TrustedProxies,
     pub(crate) max_in_flight: usize,
     pub(crate) jwks_observed: Arc<AtomicU64>,

@@ -84,6 +84,10 @@ pub enum CredentialError {
     /// The user must sign in again.
     #[error("the user must sign in again")]
     ReauthenticationRequired,
+    /// The caller's gateway token does not come from a browser sign-in (an EMA client's
+    /// ID-JAG), so the gateway holds no IdP token of the user for this upstream.
+    #[error("this upstream needs a browser sign-in through the gateway")]
+    NoIdpSignIn,
     /// The upstream's authorization server refused the grant.
     #[error("the authorization server refused: {code}")]
     Refused {
@@ -118,6 +122,7 @@ impl CredentialError {
             Self::PolicyDenied { .. } => "idp_policy_denied",
             Self::StepUpRequired => "step_up_required",
             Self::ReauthenticationRequired => "reauthentication_required",
+            Self::NoIdpSignIn => "no_idp_sign_in",
             Self::Refused { .. } => "grant_refused",
             Self::InvalidTemplateValue => "template_value_invalid",
             Self::NotForThisRoute => "passthrough_token_not_for_route",

@@ -7,6 +7,12 @@
 //! The inbound token never leaves for the upstream (threat G03). Other modes
 //! (client credentials, static keys, header templates, passthrough) implement the same
 //! trait (see [`crate::upstream::bridge`]).
+//!
+//! With the gateway's own authorization server, the caller presents a gateway token, which
+//! never leaves the gateway: the subject token is then the user's IdP ID token kept from
+//! their browser sign-in, read through the [`IdpTokenVault`] (which renews it at the IdP
+//! with the stored refresh token once it has expired, or answers
+//! [`CredentialError::ReauthenticationRequired`]).
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,12 +24,25 @@ use idjag_client::{
     TokenProvider, UserToken,
 };
 use idjag_core::{BoxFuture, Issuer, Resource, ScopeSet, SharedClock};
+use std::sync::OnceLock;
+
 use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::inbound::{Authenticated, Identity, InboundToken};
 use crate::observe::counters::CacheCounters;
 use crate::upstream::credential::{Credential, CredentialError, IdentityMatch, UpstreamCredential};
+
+/// Where the gateway's authorization server keeps the IdP tokens of each browser sign-in
+/// (sealed at rest). Implemented by [`crate::authorization_server`]'s vault.
+pub trait IdpTokenVault: fmt::Debug + Send + Sync {
+    /// The token-exchange subject of the sign-in `session`: the user's IdP ID token (renewed
+    /// when it has expired) or their IdP refresh token, keyed in the token cache by the
+    /// sign-in so a renewal keeps the cached grants. Fails with
+    /// [`CredentialError::ReauthenticationRequired`] when the user must sign in again.
+    fn subject<'a>(&'a self, session: &'a str)
+    -> BoxFuture<'a, Result<UserToken, CredentialError>>;
+}
 
 /// The gateway as the requesting app at the IdP: one client and one token cache shared by
 /// every ID-JAG upstream.
@@ -34,6 +53,7 @@ pub struct IdJagOutbound {
     clock: SharedClock,
     http: SharedHttpClient,
     provider: OnceCell<TokenProvider>,
+    vault: OnceLock<Arc<dyn IdpTokenVault>>,
 }
 
 impl fmt::Debug for IdJagOutbound {
@@ -63,7 +83,23 @@ impl IdJagOutbound {
             clock,
             http,
             provider: OnceCell::new(),
+            vault: OnceLock::new(),
         }
+    }
+
+    /// Reads the subject tokens of gateway tokens from `vault` (set once, at build).
+    pub fn set_vault(&self, vault: Arc<dyn IdpTokenVault>) {
+        let _ = self.vault.set(vault);
+    }
+
+    /// The HTTP client of token requests.
+    pub fn http(&self) -> &SharedHttpClient {
+        &self.http
+    }
+
+    /// The IdP.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
     }
 
     /// The token provider, set up on first use (IdP discovery when needed).
@@ -200,10 +236,18 @@ impl IdJagCredential {
             .await
     }
 
-    fn subject(caller: &Authenticated) -> Result<UserToken, CredentialError> {
+    async fn subject(&self, caller: &Authenticated) -> Result<UserToken, CredentialError> {
         match &caller.token {
             InboundToken::IdToken(token) => Ok(UserToken::id_token(token.clone())),
             InboundToken::AccessToken(_) => Err(CredentialError::IdTokenRequired),
+            InboundToken::GatewayToken => {
+                let (Some(session), Some(vault)) =
+                    (&caller.identity.session, self.outbound.vault.get())
+                else {
+                    return Err(CredentialError::NoIdpSignIn);
+                };
+                vault.subject(session).await
+            }
         }
     }
 
@@ -225,7 +269,7 @@ impl IdJagCredential {
             }
             Some(_) => self.hot.invalidate(&caller.token_digest).await,
         }
-        let subject = Self::subject(caller)?;
+        let subject = self.subject(caller).await?;
         let failed = |e: ClientError| CredentialError::from_client(&e);
         let request = self.request().await.map_err(failed)?;
         let provider = self.outbound.provider().await.map_err(failed)?;

@@ -18,7 +18,7 @@ pub mod route;
 pub mod stdio;
 
 pub use credential::{Credential, CredentialError, IdentityMatch, UpstreamCredential};
-pub use id_jag::{IdJagCredential, IdJagOutbound, IdJagTarget};
+pub use id_jag::{IdJagCredential, IdJagOutbound, IdJagTarget, IdpTokenVault};
 pub use pool::{HttpClients, SharedClient, Transport};
 pub use route::{Endpoint, Upstream};
 pub use stdio::StdioUpstream;

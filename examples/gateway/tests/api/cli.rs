@@ -34,7 +34,7 @@ fn demo_runs_every_step_and_exits_zero() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("[13] the MCP server never saw a user's IdP token"),
+        stdout.contains("[15] the MCP server never saw a user's IdP token"),
         "{stdout}"
     );
     assert!(stdout.contains("Done in"));

@@ -61,14 +61,36 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
         );
     }
     assert!(summary.elapsed.as_secs() < 30);
-    // alice and bob were exchanged once each, carol was refused by the IdP.
-    assert_eq!((summary.token_exchanges, summary.redemptions), (3, 2));
+    // alice and bob were exchanged once each, carol was refused by the IdP; alice again
+    // after her OAuth sign-in at the gateway (her sign-in's ID token, not the agent's).
+    assert_eq!((summary.token_exchanges, summary.redemptions), (4, 3));
 
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+    // The gateway's authorization server writes its own lines (oauth/...).
+    let (oauth, lines): (Vec<&str>, Vec<&str>) = text
+        .lines()
+        .partition(|l| l.contains("\"method\":\"oauth/"));
+    let oauth: Vec<(String, String)> = oauth
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        oauth,
+        OAUTH_LINES.map(|(m, r)| (m.to_owned(), r.to_owned()))
+    );
+    for line in text.lines() {
+        assert!(!line.contains("eyJ"), "{line}");
+        assert!(!line.contains("demo-secret-"), "{line}");
+    }
     // One line per MCP request, and one for the administrator's approval.
     assert_eq!(lines.len(), summary.mcp_requests + 1);
-    assert_eq!(lines.len(), 16);
+    assert_eq!(lines.len(), 19);
     for line in &lines {
         let record: Value = serde_json::from_str(line).unwrap();
         let object = record.as_object().unwrap();
@@ -114,11 +136,26 @@ async fn a_full_demo_run_succeeds_and_its_audit_log_has_one_line_per_mcp_request
             ("allow", "approval_granted"),
             ("allow", "forwarded"),
             ("deny", "approval_held"),
+            // The OAuth MCP client: initialize and a tool call through the ID-JAG upstream.
+            ("allow", "forwarded"),
+            ("allow", "forwarded"),
+            // The EMA client on the bridged wiki.
+            ("allow", "forwarded"),
         ]
     );
     assert!(!printed.contains("demo-secret-"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The authorization server's lines: the OAuth client's registration and sign-in, then the
+/// EMA client's ID-JAG redemption.
+const OAUTH_LINES: [(&str, &str); 5] = [
+    ("oauth/register", "client_registered"),
+    ("oauth/authorize", "login_started"),
+    ("oauth/callback", "code_issued"),
+    ("oauth/token", "tokens_issued"),
+    ("oauth/token", "id_jag_redeemed"),
+];
 
 fn leak(s: &str) -> &'static str {
     Box::leak(s.to_owned().into_boxed_str())

@@ -5,6 +5,7 @@
 //!
 //! | module      | what                                                                |
 //! |-------------|---------------------------------------------------------------------|
+//! | `authorization_server` | the gateway's own authorization server: sign-in, codes, refresh, registration, metadata documents, ID-JAG ingress, egress renewal; G27 to G35 |
 //! | `demo`      | a full `demo` run; its audit log (one line per MCP request, fields, no secret) |
 //! | `inbound`   | G01, G02, G04, G05, G09 (token size), G22, G23, G24                 |
 //! | `http`      | G06, G07, G08, G09 (body, head), G10, G11, G12, G13, G15, G25      |
@@ -38,6 +39,7 @@ mod instances;
 mod support;
 
 mod approvals;
+mod authorization_server;
 mod bridging;
 mod browser;
 mod cli;
