@@ -1,5 +1,5 @@
 //! The demo IdP's browser sign-in is idjag-idp's development OpenID provider
-//! ([`DevOidcProvider`]: login page, authorization code + PKCE, refresh rotation, userinfo,
+//! ([`DevOidcProvider`](idjag_idp::dev::DevOidcProvider): login page, authorization code + PKCE, refresh rotation, userinfo,
 //! discovery). [`LoginHooks`] sits in front of its token endpoint so tests can see and bend
 //! what it answers: count the logins and renewals, make the next ID token wrong
 //! ([`Tamper`]), or end a user's session at the IdP ([`LoginHooks::disable`]).
