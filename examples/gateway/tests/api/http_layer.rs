@@ -353,14 +353,14 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
     assert_eq!(refused.status(), 400);
     assert_eq!(
         refused.text().await.unwrap(),
-        r#"{"error":{"code":-32000,"message":"Bad Request: Unsupported protocol version (supported versions: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28)"},"id":1,"jsonrpc":"2.0"}"#
+        r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"Bad Request: Unsupported protocol version (supported versions: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28)"}}"#
     );
     // Sent twice, it is refused before anything else (the upstream might read the other).
     let twice = with_version(&["2025-06-18", "2025-11-25"]).await.unwrap();
     assert_eq!(twice.status(), 400);
     assert_eq!(
         twice.text().await.unwrap(),
-        r#"{"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"},"id":null,"jsonrpc":"2.0"}"#
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"}}"#
     );
     assert_eq!(recorder.count(), 0);
     assert_eq!(with_version(&["2025-06-18"]).await.unwrap().status(), 200);

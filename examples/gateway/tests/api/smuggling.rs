@@ -181,7 +181,7 @@ async fn g32_repeated_session_or_last_event_id_headers_get_400_and_reach_nothing
     let recorder = Recorder::default();
     let (t, audit) = start(recording_echo(recorder.clone())).await;
     let alice = token(&t, "alice");
-    let repeated = r#"{"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"},"id":null,"jsonrpc":"2.0"}"#;
+    let repeated = r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"A single-valued MCP header was sent more than once"}}"#;
     for (method, header) in [
         (Method::POST, "mcp-session-id"),
         (Method::GET, "mcp-session-id"),
@@ -259,8 +259,8 @@ async fn g33_tools_list_answers_are_filtered_under_any_media_type_and_spelling_o
     let list = |members: &str| {
         format!(r#"{{"jsonrpc":"2.0","id":2,"result":{{{members}}}}}"#).into_bytes()
     };
-    let filtered = r#"{"id":2,"jsonrpc":"2.0","result":{"tools":[{"name":"list_notes"},{"name":"add_note"}]}}"#;
-    let unreadable = r#"{"error":{"code":-32031,"message":"The MCP server's answer could not be read"},"id":2,"jsonrpc":"2.0"}"#;
+    let filtered = r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"list_notes"},{"name":"add_note"}]}}"#;
+    let unreadable = r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32031,"message":"The MCP server's answer could not be read"}}"#;
     let sse = |data: &[u8]| {
         let mut event = b"id: 1\ndata: ".to_vec();
         event.extend_from_slice(data);
@@ -301,7 +301,7 @@ async fn g33_tools_list_answers_are_filtered_under_any_media_type_and_spelling_o
             None,
             list(&format!(r#""Tools":{FOUR_TOOLS}"#)),
             200,
-            r#"{"id":2,"jsonrpc":"2.0","result":{}}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":2,"result":{}}"#.to_owned(),
             "forwarded",
         ),
         (
@@ -338,7 +338,7 @@ async fn g33_tools_list_answers_are_filtered_under_any_media_type_and_spelling_o
             sse(&list(&format!("\"tool\u{17f}\":{FOUR_TOOLS}"))),
             200,
             r#"id: 1
-data: {"id":2,"jsonrpc":"2.0","result":{}}
+data: {"jsonrpc":"2.0","id":2,"result":{}}
 
 "#
             .to_owned(),
