@@ -209,7 +209,8 @@ mod tests {
         assert_eq!(map.len(), 2);
         map.insert(10, 100);
         map.insert(11, 100);
-        assert!(room(&mut map, 4, |v| *v < 2).is_err());
+        assert!(matches!(room(&mut map, 4, |v| *v < 2), Err(Full)));
+        assert_eq!(map.len(), 4, "a refusal drops nothing that has not expired");
     }
 
     #[test]

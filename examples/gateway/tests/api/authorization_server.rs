@@ -1015,7 +1015,12 @@ async fn stored_idp_tokens_cannot_be_read_from_the_store_without_the_key() {
         store.clone(),
         idjag_store::Sealer::generate(idjag_core::crypto::AeadAlgorithm::Aes256Gcm).unwrap(),
     );
-    assert!(other.get(&sid).await.is_err());
+    assert!(matches!(
+        other.get(&sid).await,
+        Err(idjag_store::StoreError::Corrupt {
+            namespace: idjag_store::Namespace::SealedTokens
+        })
+    ));
     // Refresh tokens and codes are kept as digests only.
     assert!(
         store
