@@ -43,7 +43,6 @@ mod assemble;
 mod config;
 mod keys;
 mod material;
-mod ops;
 mod upstream;
 
 use std::path::PathBuf;
@@ -54,6 +53,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use idjag_ops::audit::Audit;
+use idjag_ops::audit::events::{self, AuditEvents};
 use idjag_ops::listener::{Listener, Shutdown, admin};
 use idjag_ops::metrics::Metrics;
 use idjag_ops::reload::Reloadable;
@@ -196,11 +196,12 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let loaded = config::load(&path)?;
     let start = &loaded.config;
     let mut telemetry_config = start.telemetry.clone();
-    telemetry_config.log_filter = ops::without_audit(&telemetry_config.log_filter);
+    let events = AuditEvents::new("idjag_issuer_token_exchanges_total");
+    telemetry_config.log_filter = events::without_audit(&telemetry_config.log_filter);
     let telemetry = Telemetry::init_with_layer(
         &telemetry_config,
         &ServiceInfo::new(NAME, VERSION),
-        ops::audit_layer("idjag_issuer_token_exchanges_total"),
+        events.layer(),
     )
     .map_err(|e| ConfigError::new("telemetry", e.to_string()))?;
     let metrics = Metrics::global();
@@ -210,7 +211,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
             .await
             .map_err(|e| ConfigError::new("audit", e.to_string()))?,
     );
-    let _ = ops::AUDIT.set(audit.clone());
+    events.attach(audit.clone());
 
     // The store is opened once; every plan (start-up and reloads) uses it.
     let clock = idjag_core::SystemClock::shared();
@@ -242,7 +243,17 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     shutdown.trigger_on_signals();
     plans.watch(start.reload, shutdown.clone());
     spawn_rotation(plans.clone(), store.clone(), shutdown.clone());
-    let store_up = ops::watch_store(store.clone(), "idjag_issuer_store_up", shutdown.clone());
+    let store_up = {
+        let probe = store.clone();
+        admin::watch(
+            move || {
+                let store = probe.clone();
+                async move { store.ping().await.is_ok() }
+            },
+            metrics::gauge!("idjag_issuer_store_up", "backend" => store.backend()),
+            &shutdown,
+        )
+    };
     let health = {
         let audit = audit.clone();
         admin::Health::new()
@@ -257,7 +268,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
         retention_secs = current.schedule.timing().retention().as_secs(),
         "signing key schedule"
     );
-    let public = app::router(&plans);
+    let public = app::router(&plans, &events);
     admin::assert_absent(&public, admin::ADMIN_PATHS)
         .await
         .map_err(|e| ConfigError::new("server", e.to_string()))?;

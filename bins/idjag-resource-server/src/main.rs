@@ -45,7 +45,6 @@ mod app;
 mod assemble;
 mod config;
 mod material;
-mod ops;
 mod subject;
 
 use std::path::PathBuf;
@@ -56,6 +55,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use idjag_ops::audit::Audit;
+use idjag_ops::audit::events::{self, AuditEvents};
 use idjag_ops::listener::{Listener, Shutdown, admin};
 use idjag_ops::metrics::Metrics;
 use idjag_ops::reload::Reloadable;
@@ -171,11 +171,12 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let loaded = config::load(&path)?;
     let start = &loaded.config;
     let mut telemetry_config = start.telemetry.clone();
-    telemetry_config.log_filter = ops::without_audit(&telemetry_config.log_filter);
+    let events = AuditEvents::new("idjag_resource_redemptions_total");
+    telemetry_config.log_filter = events::without_audit(&telemetry_config.log_filter);
     let telemetry = Telemetry::init_with_layer(
         &telemetry_config,
         &ServiceInfo::new(NAME, VERSION),
-        ops::audit_layer("idjag_resource_redemptions_total"),
+        events.layer(),
     )
     .map_err(|e| ConfigError::new("telemetry", e.to_string()))?;
     let metrics = Metrics::global();
@@ -185,7 +186,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
             .await
             .map_err(|e| ConfigError::new("audit", e.to_string()))?,
     );
-    let _ = ops::AUDIT.set(audit.clone());
+    events.attach(audit.clone());
 
     // The store is opened once; every plan (start-up and reloads) uses it.
     let clock = idjag_core::SystemClock::shared();
@@ -206,7 +207,17 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     plans.watch(start.reload, shutdown.clone());
-    let store_up = ops::watch_store(store.clone(), "idjag_resource_store_up", shutdown.clone());
+    let store_up = {
+        let probe = store.clone();
+        admin::watch(
+            move || {
+                let store = probe.clone();
+                async move { store.ping().await.is_ok() }
+            },
+            metrics::gauge!("idjag_resource_store_up", "backend" => store.backend()),
+            &shutdown,
+        )
+    };
     let health = {
         let audit = audit.clone();
         admin::Health::new()
@@ -214,7 +225,7 @@ async fn serve(path: PathBuf) -> Result<(), ConfigError> {
             .check("store", move || store_up.load(Ordering::SeqCst))
             .check("audit", move || audit.is_healthy())
     };
-    let public = app::router(&plans);
+    let public = app::router(&plans, &events);
     admin::assert_absent(&public, admin::ADMIN_PATHS)
         .await
         .map_err(|e| ConfigError::new("server", e.to_string()))?;

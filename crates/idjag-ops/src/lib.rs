@@ -15,6 +15,9 @@
 //! - [`metrics`](mod@metrics): Prometheus conventions on the `metrics` facade, `/metrics`.
 //! - [`audit`]: non-blocking audit sinks (stdout, file, syslog, journald, OTLP logs,
 //!   webhook), the client address behind trusted proxies and the trace id.
+//!   [`audit::events`] turns the libraries' audit events into lines for them.
+//! - [`guard`]: the middleware around every request of an OAuth server: audit scope,
+//!   deadline, `Retry-After`, fail-closed auditing.
 //! - [`config`]: the shared pieces of the configuration shapes.
 //!
 //! ## Example: a server using it
@@ -124,6 +127,7 @@
 pub mod audit;
 pub mod config;
 pub mod env;
+pub mod guard;
 pub mod listener;
 pub mod metrics;
 pub mod reload;

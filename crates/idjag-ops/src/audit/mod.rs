@@ -56,6 +56,7 @@
 //! lines to the SDK's batch exporter, which reports export failures in its own logs only.
 
 mod client;
+pub mod events;
 mod sinks;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,8 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -30,6 +32,47 @@ use tower::ServiceExt;
 
 use crate::listener::Shutdown;
 use crate::metrics::Metrics;
+
+/// Runs `probe` (each run bounded by 2 s) every 2 s until `shutdown`, for a readiness check
+/// that must not wait on `/readyz` (a store's ping): the last result, also set on `gauge` (1
+/// or 0). False until the first probe succeeds.
+///
+/// ```no_run
+/// # async fn demo(shutdown: idjag_ops::listener::Shutdown) {
+/// use std::sync::atomic::Ordering;
+/// use idjag_ops::listener::admin::{self, Health};
+///
+/// let up = admin::watch(
+///     || async { true /* ping the dependency */ },
+///     metrics::gauge!("idjag_example_store_up", "backend" => "memory"),
+///     &shutdown,
+/// );
+/// let health = Health::new().check("store", move || up.load(Ordering::SeqCst));
+/// # let _ = health;
+/// # }
+/// ```
+pub fn watch<P, F>(probe: P, gauge: metrics::Gauge, shutdown: &Shutdown) -> Arc<AtomicBool>
+where
+    P: Fn() -> F + Send + 'static,
+    F: std::future::Future<Output = bool> + Send,
+{
+    const EVERY: Duration = Duration::from_secs(2);
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        loop {
+            let ok = matches!(tokio::time::timeout(EVERY, probe()).await, Ok(true));
+            flag.store(ok, Ordering::SeqCst);
+            gauge.set(if ok { 1.0 } else { 0.0 });
+            tokio::select! {
+                () = tokio::time::sleep(EVERY) => {}
+                () = shutdown.triggered() => return,
+            }
+        }
+    });
+    up
+}
 
 /// Paths that belong on the admin listener only.
 pub const ADMIN_PATHS: &[&str] = &["/metrics", "/admin", "/admin/", "/healthz", "/readyz"];
