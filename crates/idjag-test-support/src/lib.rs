@@ -14,6 +14,8 @@
 //!   templates (with [`redis`]'s `redis-server`) and the npm upstream IdP mock.
 //! - [`redis`] (feature `redis`): a real `redis-server` on a free loopback port, killed and
 //!   restarted at will.
+//! - [`json_reference`] (feature `json-reference`): reference JSON parsers that disagree
+//!   where real ones do, and a generator of hostile JSON-RPC bodies, for differential tests.
 //! - [`logs`]: one process-wide `tracing` capture, per-thread views of it, and
 //!   [`logs::assert_no_secret`].
 //!
@@ -40,6 +42,8 @@
 pub mod clock;
 pub mod forge;
 pub mod form;
+#[cfg(feature = "json-reference")]
+pub mod json_reference;
 pub mod keys;
 pub mod logs;
 #[cfg(feature = "net")]
