@@ -21,9 +21,7 @@ use idjag_store::{
     StoreConfig,
 };
 
-use crate::config::{
-    ClientConfig, Config, ConfigError, JwksCacheConfig, UpstreamConfig, ops_error,
-};
+use crate::config::{ClientConfig, Config, ConfigError, JwksCacheConfig, UpstreamConfig};
 use crate::keys::{ConfiguredKey, KeySchedule};
 use crate::material;
 use crate::upstream::{
@@ -82,12 +80,12 @@ pub(crate) async fn plan(
     mode: Mode,
 ) -> Result<Plan, ConfigError> {
     let clock = SystemClock::shared();
-    config.server.validate("server").map_err(ops_error)?;
+    config.server.validate("server")?;
     if let Some(admin) = &config.admin {
-        admin.validate("admin").map_err(ops_error)?;
+        admin.validate("admin")?;
     }
-    config.telemetry.validate("telemetry").map_err(ops_error)?;
-    config.audit.validate("audit").map_err(ops_error)?;
+    config.telemetry.validate("telemetry")?;
+    config.audit.validate("audit")?;
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
         .map_err(|e| ConfigError::new("trusted_proxies", e.to_string()))?;
     let s = &config.token_exchange;

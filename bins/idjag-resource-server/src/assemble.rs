@@ -21,9 +21,7 @@ use idjag_resource::{
 };
 use idjag_store::{BackendConfig, MarkerKind, MemoryStore, SingleUseMarkers, Store, StoreConfig};
 
-use crate::config::{
-    ClientConfig, Config, ConfigError, JwksCacheConfig, TrustedIdpConfig, ops_error,
-};
+use crate::config::{ClientConfig, Config, ConfigError, JwksCacheConfig, TrustedIdpConfig};
 use crate::material;
 use crate::subject;
 
@@ -88,12 +86,12 @@ pub(crate) fn plan(
     store: &Arc<dyn Store>,
 ) -> Result<Plan, ConfigError> {
     let clock = SystemClock::shared();
-    config.server.validate("server").map_err(ops_error)?;
+    config.server.validate("server")?;
     if let Some(admin) = &config.admin {
-        admin.validate("admin").map_err(ops_error)?;
+        admin.validate("admin")?;
     }
-    config.telemetry.validate("telemetry").map_err(ops_error)?;
-    config.audit.validate("audit").map_err(ops_error)?;
+    config.telemetry.validate("telemetry")?;
+    config.audit.validate("audit")?;
     let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
         .map_err(|e| ConfigError::new("trusted_proxies", e.to_string()))?;
     let as_cfg = &config.authorization_server;

@@ -3,7 +3,6 @@
 //! the commented reference.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use idjag_ops::audit::AuditConfig;
@@ -12,71 +11,18 @@ use idjag_ops::reload::WatchOptions;
 use idjag_ops::telemetry::TelemetryConfig;
 use serde::Deserialize;
 
-/// Why the configuration cannot be used. The message names the key and never shows a value
-/// that could be a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConfigError {
-    /// The key, as a path (`trusted_idps[0].issuer`), or the file for I/O errors.
-    pub(crate) key: String,
-    /// What is wrong.
-    pub(crate) problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub(crate) use idjag_ops::config::ConfigError;
 
 /// The prefix of environment overrides (`IDJAG_RESOURCE__SERVER__LISTEN=...`).
 pub(crate) const ENV_PREFIX: &str = "IDJAG_RESOURCE";
 
 /// A configuration file read with its environment overrides.
-#[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub(crate) config: Config,
-    /// The file's directory: relative paths inside it are relative to this.
-    pub(crate) base: PathBuf,
-    /// The effective configuration (file plus overrides), for `check-config --print`.
-    pub(crate) effective: toml::Table,
-}
+pub(crate) type Loaded = idjag_ops::env::LoadedFile<Config>;
 
-/// Reads and parses `path` with the environment's overrides (idjag-ops: every key can be set
-/// by `IDJAG_RESOURCE__<KEY>__<KEY>...`).
+/// Reads and parses `path` strictly (unknown keys are errors) with the environment's overrides
+/// (idjag-ops: every key can be set by `IDJAG_RESOURCE__<KEY>__<KEY>...`).
 pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-    let overrides = idjag_ops::env::Overrides::from_env(ENV_PREFIX).map_err(env_error)?;
-    let config = if overrides.is_empty() {
-        parse(&text)?
-    } else {
-        let table: toml::Table = toml::from_str(&text).map_err(|e| {
-            ConfigError::new(at_line("(file)", &text, e.span()), e.message().to_owned())
-        })?;
-        overrides.deserialize(table).map_err(env_error)?
-    };
-    let mut effective: toml::Table = toml::from_str(&text).unwrap_or_default();
-    overrides.apply(&mut effective).map_err(env_error)?;
-    let base = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    Ok(Loaded {
-        config,
-        base,
-        effective,
-    })
+    idjag_ops::env::load_file(path, ENV_PREFIX)
 }
 
 /// The printer of `check-config --print`: idjag-ops' redaction rules, with the keys of this
@@ -92,46 +38,6 @@ pub(crate) fn redactor() -> idjag_ops::env::Redactor {
         .shown("tokens.access_token_lifetime_secs")
         .shown("resources[*].authorization_detail_types")
         .shown("clients[*].introspect_all_tokens")
-}
-
-/// idjag-ops errors (`key: problem`, or `VARIABLE: problem`) as ours.
-pub(crate) fn env_error(error: idjag_ops::env::EnvError) -> ConfigError {
-    let text = error.to_string();
-    match text.split_once(": ") {
-        Some((key, problem)) => ConfigError::new(key, problem),
-        None => ConfigError::new("(environment)", text),
-    }
-}
-
-/// An idjag-ops configuration error as ours.
-pub(crate) fn ops_error(error: idjag_ops::config::ConfigError) -> ConfigError {
-    ConfigError::new(error.key, error.problem)
-}
-
-/// Parses a configuration text. Errors carry the path of the key and the line, never the
-/// text of the line (which could hold a secret someone pasted where it does not belong).
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
-    let deserializer = toml::de::Deserializer::parse(text)
-        .map_err(|e| ConfigError::new(at_line("(file)", text, e.span()), e.message()))?;
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let key = if path.is_empty() || path == "." {
-            "(top level)".to_owned()
-        } else {
-            path
-        };
-        ConfigError::new(at_line(&key, text, e.inner().span()), e.inner().message())
-    })
-}
-
-fn at_line(key: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("{key} (line {line})")
-        }
-        None => key.to_owned(),
-    }
 }
 
 /// The whole file.
@@ -341,7 +247,7 @@ mod tests {
                     [authorization_server]\nissuer = \"http://127.0.0.1:1\"\n\
                     [signing]\nkey = { file = \"k.pem\", alg = \"ES256\" }\n\
                     [[clients]]\nclient_id = \"a\"\nsecret = \"hunter2\"\n";
-        let error = parse::<Config>(text).unwrap_err();
+        let error = idjag_ops::config::parse_toml::<Config>(text).unwrap_err();
         assert_eq!(error.key, "clients[0].secret (line 11)");
         assert!(
             error.problem.starts_with("unknown field `secret`"),
@@ -349,9 +255,9 @@ mod tests {
         );
         assert!(!error.to_string().contains("hunter2"));
 
-        let error = parse::<Config>("[server]\nlisten = 1\n").unwrap_err();
+        let error = idjag_ops::config::parse_toml::<Config>("[server]\nlisten = 1\n").unwrap_err();
         assert_eq!(error.key, "server.listen (line 2)");
-        let error = parse::<Config>("[server\n").unwrap_err();
+        let error = idjag_ops::config::parse_toml::<Config>("[server\n").unwrap_err();
         assert!(error.key.starts_with("(file)"), "{error}");
     }
 }

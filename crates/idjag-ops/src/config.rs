@@ -154,6 +154,34 @@ pub fn from_table<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<
     })
 }
 
+/// Parses a configuration file's text strictly into `T`. A failure names the key and its line
+/// (`server.listen (line 3): invalid socket address`), never the text of the line, which could
+/// hold a secret someone pasted where it does not belong.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let deserializer = toml::de::Deserializer::parse(text)
+        .map_err(|e| ConfigError::new(at_line("(file)", text, e.span()), e.message()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let key = if path.is_empty() || path == "." {
+            "(top level)".to_owned()
+        } else {
+            path
+        };
+        ConfigError::new(at_line(&key, text, e.inner().span()), e.inner().message())
+    })
+}
+
+/// `key (line N)` for a span of `text`.
+pub(crate) fn at_line(key: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("{key} (line {line})")
+        }
+        None => key.to_owned(),
+    }
+}
+
 /// Serializes a map of secret values (headers with API keys) with every value replaced by
 /// `"[redacted]"`, so a rendered configuration shows which headers are set, never their values.
 pub fn serialize_redacted<S: serde::Serializer>(
@@ -191,6 +219,38 @@ pub(crate) fn first_line(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only parsed")]
+    struct Shape {
+        server: Server,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code, reason = "only parsed")]
+    struct Server {
+        listen: String,
+    }
+
+    #[test]
+    fn parse_toml_names_the_key_and_its_line_never_the_value() {
+        let error =
+            parse_toml::<Shape>("[server]\nlisten = \"a\"\nsecret = \"hunter2\"\n").unwrap_err();
+        assert_eq!(error.key, "server.secret (line 3)");
+        assert!(
+            error.problem.starts_with("unknown field `secret`"),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("hunter2"));
+        let error = parse_toml::<Shape>("[server]\nlisten = 1\n").unwrap_err();
+        assert_eq!(error.key, "server.listen (line 2)");
+        let error = parse_toml::<Shape>("\n[server\n").unwrap_err();
+        assert_eq!(error.key, "(file) (line 2)");
+        let error = parse_toml::<Shape>("").unwrap_err();
+        assert_eq!(error.key, "(top level) (line 1)");
+    }
 
     #[test]
     fn durations_parse_in_every_unit_and_refuse_others() {

@@ -45,7 +45,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, at_line, parse_toml};
 
 /// A problem with an override variable, or with the configuration it produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -568,4 +568,62 @@ impl Redactor {
             other => other.clone(),
         }
     }
+}
+
+/// idjag-ops' environment errors (`VARIABLE: problem`) as configuration errors naming the
+/// variable.
+impl From<EnvError> for ConfigError {
+    fn from(error: EnvError) -> Self {
+        let text = error.to_string();
+        match text.split_once(": ") {
+            Some((key, problem)) => ConfigError::new(key, problem),
+            None => ConfigError::new("(environment)", text),
+        }
+    }
+}
+
+/// A configuration file read with its environment overrides ([`load_file`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LoadedFile<C> {
+    /// The configuration: the file with the overrides applied.
+    pub config: C,
+    /// The file's directory: relative paths inside the file are relative to it.
+    pub base: std::path::PathBuf,
+    /// The effective configuration as a table (file plus overrides), for `check-config
+    /// --print` and for telling what a reload changed.
+    pub effective: Table,
+}
+
+/// Reads `path` and parses it strictly into `C`, with the overrides of the environment
+/// variables under `prefix` ([`Overrides::from_env`]). Errors name the key (and its line, or
+/// the variable), never a value.
+pub fn load_file<C: DeserializeOwned>(
+    path: &std::path::Path,
+    prefix: &str,
+) -> Result<LoadedFile<C>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+    let overrides = Overrides::from_env(prefix)?;
+    let config = if overrides.is_empty() {
+        parse_toml(&text)?
+    } else {
+        let table: Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::new(at_line("(file)", &text, e.span()), e.message()))?;
+        overrides.deserialize(table)?
+    };
+    let mut effective: Table = toml::from_str(&text).unwrap_or_default();
+    overrides.apply(&mut effective)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+    Ok(LoadedFile {
+        config,
+        base,
+        effective,
+    })
 }
