@@ -18,6 +18,8 @@
 //!   [`audit::events`] turns the libraries' audit events into lines for them.
 //! - [`guard`]: the middleware around every request of an OAuth server: audit scope,
 //!   deadline, `Retry-After`, fail-closed auditing.
+//! - [`material`]: files and secrets a configuration names (paths relative to it, secrets
+//!   from the environment or files, PKCS#8 PEM keys).
 //! - [`config`]: the shared pieces of the configuration shapes.
 //!
 //! ## Example: a server using it
@@ -129,6 +131,7 @@ pub mod config;
 pub mod env;
 pub mod guard;
 pub mod listener;
+pub mod material;
 pub mod metrics;
 pub mod reload;
 pub mod telemetry;
