@@ -1,19 +1,20 @@
-"""The official Python MCP SDK (`mcp`, pinned in requirements.txt) against idjag on loopback.
+"""The official Python MCP SDK (`mcp`, pinned in requirements.txt) against the servers idjag
+ships, on loopback (interop/stack/).
 
-idjag-idp is the enterprise IdP, idjag-resource the MCP server's authorization server, and an
-rmcp server sits behind idjag-mcp's McpAuth (crates/idjag-mcp/examples/protected_server.rs).
-The SDK's `IdentityAssertionOAuthProvider` runs leg 2 (the RFC 7523 JWT-bearer grant); leg 1
-(the token exchange at the IdP) is the application's job in this SDK, done here with a plain
-form POST. Run by scripts/interop.sh.
-
-Usage: python ema_client.py <port>   (the example's IDJAG_DEMO_PORT)
+The user signs in at an upstream OpenID provider (oauth2-mock-server), idjag-issuer trades the
+ID token for an ID-JAG, idjag-resource-server redeems it for an access token, and an rmcp server
+behind idjag-mcp's McpAuth (crates/idjag-mcp/examples/mcp_server.rs) accepts only that server's
+tokens. The SDK's `IdentityAssertionOAuthProvider` runs leg 2 (the RFC 7523 JWT-bearer grant);
+leg 1 (the token exchange at the issuer) is the application's job in this SDK, done here with a
+plain form POST. Run by scripts/interop.sh, which starts the servers and sets the environment
+read below.
 
 Each check prints "ok - ..." or raises; the process exits non-zero on the first failure.
 """
 
 import asyncio
 import base64
-import sys
+import os
 from urllib.parse import parse_qs, quote
 
 import httpx2
@@ -22,14 +23,15 @@ from mcp.client.auth import OAuthTokenError
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8180
-IDP_URL = f"http://127.0.0.1:{PORT}"
-AS_URL = f"http://127.0.0.1:{PORT + 1}"
-MCP_URL = f"http://127.0.0.1:{PORT + 2}/mcp"
+UPSTREAM_URL = os.environ["IDJAG_INTEROP_UPSTREAM"]
+IDP_URL = os.environ["IDJAG_INTEROP_ISSUER"]
+AS_URL = os.environ["IDJAG_INTEROP_AS"]
+MCP_URL = os.environ["IDJAG_INTEROP_MCP"]
 
-# The requesting app's registrations in the example: at the IdP and at the resource AS.
-AGENT_AT_IDP = ("repo-agent", "demo-idp-secret")
-AGENT_AT_AS = ("8d2a1c07e5f94b3a", "demo-as-secret")
+# The requesting app's registrations (interop/stack/): at idjag-issuer (also its client id at
+# the upstream provider) and at idjag-resource-server. The secrets are generated per run.
+AGENT_AT_IDP = ("repo-agent", os.environ["IDJAG_INTEROP_IDP_SECRET"])
+AGENT_AT_AS = ("8d2a1c07e5f94b3a", os.environ["IDJAG_INTEROP_AS_SECRET"])
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -66,9 +68,13 @@ class MemoryStorage:
 
 
 async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
-    response = await http.get(f"{IDP_URL}/dev/id-token/{user}")
+    """The user signs in at the upstream provider (a password grant here): an ID token for the app."""
+    response = await http.post(
+        f"{UPSTREAM_URL}/token",
+        data={"grant_type": "password", "username": user, "client_id": AGENT_AT_IDP[0], "scope": "openid"},
+    )
     assert response.status_code == 200, response.status_code
-    return response.text
+    return response.json()["id_token"]
 
 
 async def exchange(http: httpx2.AsyncClient, id_token: str, audience: str, resource: str) -> str:

@@ -1,9 +1,9 @@
 // The official TypeScript MCP client (@modelcontextprotocol/client, pinned in package.json)
-// against idjag on loopback: idjag-idp as the enterprise IdP, idjag-resource as the MCP
-// server's authorization server, and an rmcp server behind idjag-mcp's McpAuth
-// (crates/idjag-mcp/examples/protected_server.rs). Run by scripts/interop.sh.
-//
-// Usage: node ema_client.mjs <port>   (the example's IDJAG_DEMO_PORT)
+// against the servers idjag ships, on loopback (interop/stack/): the user signs in at an
+// upstream OpenID provider (oauth2-mock-server), idjag-issuer trades the ID token for an ID-JAG,
+// idjag-resource-server redeems it for an access token, and an rmcp server behind idjag-mcp's
+// McpAuth (crates/idjag-mcp/examples/mcp_server.rs) accepts only that server's tokens.
+// Run by scripts/interop.sh, which starts them and sets the environment read below.
 //
 // Each check prints "ok - ..." or throws; the process exits non-zero on the first failure.
 
@@ -15,14 +15,20 @@ import {
     requestJwtAuthorizationGrant,
 } from '@modelcontextprotocol/client';
 
-const port = Number(process.argv[2] ?? 8180);
-const idpUrl = `http://127.0.0.1:${port}`;
-const asUrl = `http://127.0.0.1:${port + 1}`;
-const mcpUrl = `http://127.0.0.1:${port + 2}/mcp`;
+function env(name) {
+    const value = process.env[name];
+    assert.ok(value, `${name} is not set (scripts/interop.sh sets it)`);
+    return value;
+}
+const upstreamUrl = env('IDJAG_INTEROP_UPSTREAM');
+const idpUrl = env('IDJAG_INTEROP_ISSUER');
+const asUrl = env('IDJAG_INTEROP_AS');
+const mcpUrl = env('IDJAG_INTEROP_MCP');
 
-// The requesting app's registrations in the example: at the IdP and at the resource AS.
-const agentAtIdp = { id: 'repo-agent', secret: 'demo-idp-secret' };
-const agentAtAs = { id: '8d2a1c07e5f94b3a', secret: 'demo-as-secret' };
+// The requesting app's registrations (interop/stack/): at idjag-issuer (also its client id at
+// the upstream provider) and at idjag-resource-server. The secrets are generated per run.
+const agentAtIdp = { id: 'repo-agent', secret: env('IDJAG_INTEROP_IDP_SECRET') };
+const agentAtAs = { id: '8d2a1c07e5f94b3a', secret: env('IDJAG_INTEROP_AS_SECRET') };
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -52,10 +58,14 @@ function recordingFetch() {
     return { fetchFn, tokenRequests };
 }
 
+/** The user signs in at the upstream provider (a password grant here): an ID token for the app. */
 async function signIn(user) {
-    const response = await fetch(`${idpUrl}/dev/id-token/${user}`);
+    const response = await fetch(`${upstreamUrl}/token`, {
+        method: 'POST',
+        body: new URLSearchParams({ grant_type: 'password', username: user, client_id: agentAtIdp.id, scope: 'openid' }),
+    });
     assert.equal(response.status, 200);
-    const idToken = await response.text();
+    const idToken = (await response.json()).id_token;
     assert.match(idToken, /^[\w-]+\.[\w-]+\.[\w-]+$/, `an ID token for ${user}`);
     return idToken;
 }
