@@ -78,8 +78,9 @@ async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
 
 
 async def exchange(http: httpx2.AsyncClient, id_token: str, audience: str, resource: str) -> str:
-    """Leg 1 (RFC 8693), as an application using this SDK writes it. The SDK's callback gets no
-    scope, so the application asks for every scope it may use; the IdP narrows them per user."""
+    """Leg 1 (RFC 8693) at idjag-issuer, as an application using this SDK writes it. The SDK's
+    callback gets no scope, so the application asks for every scope it may use; the issuer's
+    policy narrows them per user."""
     response = await http.post(
         f"{IDP_URL}/token",
         auth=AGENT_AT_IDP,
@@ -154,7 +155,7 @@ async def main() -> None:
         assert form["client_id"] == [AGENT_AT_AS[0]] and form["client_secret"] == [AGENT_AT_AS[1]]
         assert form["resource"] == [MCP_URL], form["resource"]
         assert "authorization" not in seen[0].headers
-        ok("alice: the resource AS accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-14; client_secret_post, request resource)")
+        ok("alice: idjag-resource-server accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-14; client_secret_post, request resource)")
 
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
         assert tools == ["delete_repo", "whoami"], tools
@@ -173,20 +174,23 @@ async def main() -> None:
             expected = base64.b64encode(f"{quote(AGENT_AT_AS[0], safe='')}:{quote(AGENT_AT_AS[1], safe='')}".encode())
             assert seen[0].headers["authorization"] == f"Basic {expected.decode()}"
             assert "client_secret" not in form_of(seen[0])
-            ok("carol: the resource AS accepted client_secret_basic from the SDK")
+            ok("carol: idjag-resource-server accepted client_secret_basic from the SDK")
             who = text_of(await client.call_tool("whoami", {}))
             assert who == f"carol via {AGENT_AT_AS[0]} with [repo.read]", who
             ok(f'carol: whoami answered "{who}"')
             # The server asks for repo.admin (403 insufficient_scope); the SDK presents a new
-            # ID-JAG asking for it, and the resource AS refuses: carol's ID-JAG carries
+            # ID-JAG asking for it, and idjag-resource-server refuses: carol's ID-JAG carries
             # repo.read only. The SDK raises the refusal from its transport, ending the session.
             await client.call_tool("delete_repo", {})
         raise AssertionError("carol must not get repo.admin")
     except* OAuthTokenError as group:
         message = str(group.exceptions[0])
-        assert "(400)" in message and '"error":"invalid_scope"' in message, message
+        assert message == (
+            'Token exchange failed (400): {"error":"invalid_scope",'
+            '"error_description":"the requested scope cannot be granted"}'
+        ), message
     assert [form_of(r).get("scope") for r in seen] == [None, ["repo.admin"]], seen
-    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at the resource AS (requirement JB-15)")
+    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at idjag-resource-server (requirement JB-15)")
 
     # 3. An ID-JAG presented twice: single use (EMA §7.4.2), and the SDK surfaces invalid_grant.
     spent = {}
@@ -205,9 +209,12 @@ async def main() -> None:
             raise AssertionError("a replayed ID-JAG must not be redeemed")
     except* OAuthTokenError as group:
         message = str(group.exceptions[0])
-        assert "400" in message and "invalid_grant" in message, message
+        assert message == (
+            'Token exchange failed (400): {"error":"invalid_grant",'
+            '"error_description":"the authorization grant is invalid"}'
+        ), message
     assert len(seen) == 1, len(seen)
-    ok("alice: the same ID-JAG presented again was refused with invalid_grant (requirement JB-11, EMA §7.4.2)")
+    ok("alice: the same ID-JAG presented again was refused by idjag-resource-server with invalid_grant (requirement JB-11, EMA §7.4.2)")
 
     print(f"{checks} checks passed")
 

@@ -121,15 +121,15 @@ function textOf(result) {
     assert.equal(exchange.form.get('audience'), asUrl);
     assert.equal(exchange.form.get('resource'), mcpUrl);
     assert.equal(exchange.form.get('client_id'), agentAtIdp.id);
-    ok('alice: the IdP accepted the SDK token exchange (requirements TX-01 to TX-05, TX-08; client_secret_post)');
+    ok('alice: idjag-issuer accepted the SDK token exchange for the upstream ID token (requirements TX-01 to TX-05, TX-08; client_secret_post)');
 
     const redemption = tokenRequests.find((r) => r.url === `${asUrl}/token`);
-    assert.ok(redemption, 'a JWT-bearer grant at the resource AS');
+    assert.ok(redemption, 'a JWT-bearer grant at idjag-resource-server');
     assert.equal(redemption.form.get('grant_type'), JWT_BEARER);
     assert.match(redemption.form.get('assertion'), /^[\w-]+\.[\w-]+\.[\w-]+$/);
     const basic = Buffer.from(`${agentAtAs.id}:${agentAtAs.secret}`).toString('base64');
     assert.equal(redemption.headers.get('authorization'), `Basic ${basic}`);
-    ok('alice: the resource AS accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-05 to JB-09; client_secret_basic)');
+    ok('alice: idjag-resource-server accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-05 to JB-09; client_secret_basic)');
 
     const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
     assert.deepEqual(tools, ['delete_repo', 'whoami']);
@@ -139,8 +139,8 @@ function textOf(result) {
     assert.equal(who, `alice via ${agentAtAs.id} with [repo.read]`);
     ok(`alice: whoami answered "${who}"`);
 
-    // delete_repo needs repo.admin: the server answers 403 insufficient_scope, the SDK asks
-    // for the union of scopes through a new exchange, and alice's policy allows it.
+    // delete_repo needs repo.admin: the MCP server answers 403 insufficient_scope, the SDK asks
+    // for the union of scopes through a new exchange, and the issuer's policy allows it for alice.
     const exchangesBefore = tokenRequests.filter((r) => r.url === `${idpUrl}/token`).length;
     const deleted = textOf(await client.callTool({ name: 'delete_repo', arguments: {} }));
     assert.equal(deleted, 'repository deleted by alice');
@@ -152,15 +152,16 @@ function textOf(result) {
     await client.close();
 }
 
-// 2. bob: the IdP's policy refuses him; the SDK surfaces the refusal and never reaches the tool.
+// 2. bob: the issuer's policy refuses him (a deny rule); the SDK surfaces the refusal and never
+// reaches the tool.
 {
     const { client, transport, tokenRequests } = await connect('bob');
     await assert.rejects(client.connect(transport), (error) => {
-        assert.match(String(error), /access_denied/);
+        assert.equal(String(error), 'Error: Token exchange failed: access_denied - the request is not allowed');
         return true;
     });
     assert.equal(tokenRequests.filter((r) => r.url === `${asUrl}/token`).length, 0);
-    ok('bob: the IdP refused the exchange (access_denied) and no grant reached the resource AS');
+    ok('bob: idjag-issuer refused the exchange (access_denied, "the request is not allowed") and no grant reached idjag-resource-server');
 }
 
 // 3. carol may only read: whoami works, delete_repo is refused by the MCP server's per-tool scope.
@@ -170,16 +171,19 @@ function textOf(result) {
     const who = textOf(await client.callTool({ name: 'whoami', arguments: {} }));
     assert.equal(who, `carol via ${agentAtAs.id} with [repo.read]`);
     ok(`carol: whoami answered "${who}"`);
-    // The SDK steps up once; the IdP narrows the scope to what carol may have (repo.read);
-    // the server refuses again and the SDK gives up. The tool never runs.
+    // The SDK steps up once; the issuer narrows the scope to what carol may have (repo.read);
+    // the MCP server refuses again and the SDK gives up. The tool never runs.
     await assert.rejects(client.callTool({ name: 'delete_repo', arguments: {} }), (error) => {
-        assert.match(String(error), /403 insufficient_scope after step-up/);
+        assert.equal(
+            String(error),
+            'SdkHttpError: Server returned 403 insufficient_scope after step-up re-authorization (retry limit 1 reached)',
+        );
         return true;
     });
     const exchanges = tokenRequests.filter((r) => r.url === `${idpUrl}/token`);
     assert.equal(exchanges.length, 2, 'the first exchange and one step-up');
     assert.deepEqual(exchanges[1].form.get('scope').split(' ').sort(), ['repo.admin', 'repo.read']);
-    ok('carol: delete_repo refused after one step-up (the IdP grants her repo.read only)');
+    ok('carol: delete_repo refused after one step-up (idjag-issuer grants her repo.read only)');
     await client.close();
 }
 
