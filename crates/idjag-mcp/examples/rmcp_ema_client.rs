@@ -28,10 +28,12 @@ use axum::routing::get;
 use idjag_client::auth::PrivateKeyJwt;
 use idjag_core::challenge::BearerChallenge;
 use idjag_core::{Algorithm, KeySet, SigningKey, SystemClock};
+use idjag_mcp::EnterpriseManagedAuthorization;
 use idjag_mcp::client::rmcp_ema::RmcpAssertions;
 use rmcp::ServiceExt;
-use rmcp::model::Implementation;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+};
 use rmcp::service::{ClientInitializeError, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::auth::default_oauth_http_client;
@@ -102,8 +104,9 @@ impl Stack {
         Ok(token.to_owned())
     }
 
-    /// Both legs through rmcp's helper, each token endpoint authenticated with `signer`'s
-    /// `private_key_jwt` (a separate signer per server, so one can be a key nobody registered).
+    /// Both legs through rmcp's helper for `user`'s ID token, the client authenticated with
+    /// `private_key_jwt` by `at_idp` at idjag-issuer and by `at_as` at the resource server (two
+    /// signers, so that one can hold a key nobody registered).
     async fn exchange(
         &self,
         user: &str,
@@ -140,7 +143,7 @@ impl Stack {
             StreamableHttpClientTransportConfig::with_uri(self.mcp.as_str()).auth_header(token),
         );
         ClientConfig::new(
-            ClientCapabilities::default(),
+            ClientCapabilities::default().enable_enterprise_managed_authorization(),
             Implementation::new("idjag-rust-interop", env!("CARGO_PKG_VERSION")),
         )
         .serve(transport)
@@ -333,6 +336,7 @@ async fn main() -> Outcome<()> {
     ok(
         "alice: delete_repo refused with 403 insufficient_scope, scope=\"repo.admin\" (requirement MCP-05)",
     );
+    // The 403 ended rmcp's session.
     drop(client);
 
     // 2. alice steps up: a new exchange for both scopes, a new session, and the tool runs.
