@@ -29,6 +29,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 clients=("$@")
 [ ${#clients[@]} -gt 0 ] || clients=(typescript python rust)
 for client in "${clients[@]}"; do
@@ -97,6 +98,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 render() {
     sed -e "s|{{UPSTREAM_ISSUER}}|$upstream|g" \
@@ -144,6 +146,7 @@ start oidc-mock "$root/interop/oidc-mock/node_modules/.bin/node" "$root/interop/
 # document answers once it listens.
 for _ in $(seq 300); do
     grep -q '^issuer ' "$work/oidc-mock.log" && break
+    kill -0 "${pids[-1]}" 2>/dev/null || break
     sleep 0.1
 done
 upstream="$(sed -n 's/^issuer //p' "$work/oidc-mock.log")"
@@ -174,3 +177,14 @@ for client in "${clients[@]}"; do
     rust) "$target_dir/debug/examples/rmcp_ema_client" ;;
     esac
 done
+
+# Secrets and tokens never reach a log: neither client secret, nor any JWT (its header starts
+# with `eyJ`), in what the four processes wrote.
+echo "--- logs"
+for name in "${names[@]}"; do
+    if grep -qF -e "$IDJAG_INTEROP_IDP_SECRET" -e "$IDJAG_INTEROP_AS_SECRET" -e 'eyJ' "$work/$name.log"; then
+        echo "interop.sh: $name logged a secret or a token" >&2
+        exit 1
+    fi
+done
+echo "ok - no process logged a client secret or a token"
