@@ -1,19 +1,20 @@
-"""The official Python MCP SDK (`mcp`, pinned in requirements.txt) against idjag on loopback.
+"""The official Python MCP SDK (`mcp`, pinned in requirements.txt) against the servers idjag
+ships, on loopback (interop/stack/).
 
-idjag-idp is the enterprise IdP, idjag-resource the MCP server's authorization server, and an
-rmcp server sits behind idjag-mcp's McpAuth (crates/idjag-mcp/examples/protected_server.rs).
-The SDK's `IdentityAssertionOAuthProvider` runs leg 2 (the RFC 7523 JWT-bearer grant); leg 1
-(the token exchange at the IdP) is the application's job in this SDK, done here with a plain
-form POST. Run by scripts/interop.sh.
-
-Usage: python ema_client.py <port>   (the example's IDJAG_DEMO_PORT)
+The user signs in at an upstream OpenID provider (oauth2-mock-server), idjag-issuer trades the
+ID token for an ID-JAG, idjag-resource-server redeems it for an access token, and an rmcp server
+behind idjag-mcp's McpAuth (crates/idjag-mcp/examples/mcp_server.rs) accepts only that server's
+tokens. The SDK's `IdentityAssertionOAuthProvider` runs leg 2 (the RFC 7523 JWT-bearer grant);
+leg 1 (the token exchange at the issuer) is the application's job in this SDK, done here with a
+plain form POST. Run by scripts/interop.sh, which starts the servers and sets the environment
+read below.
 
 Each check prints "ok - ..." or raises; the process exits non-zero on the first failure.
 """
 
 import asyncio
 import base64
-import sys
+import os
 from urllib.parse import parse_qs, quote
 
 import httpx2
@@ -22,14 +23,15 @@ from mcp.client.auth import OAuthTokenError
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
-PORT = int(sys.argv[1]) if len(sys.argv) > 1 else 8180
-IDP_URL = f"http://127.0.0.1:{PORT}"
-AS_URL = f"http://127.0.0.1:{PORT + 1}"
-MCP_URL = f"http://127.0.0.1:{PORT + 2}/mcp"
+UPSTREAM_URL = os.environ["IDJAG_INTEROP_UPSTREAM"]
+IDP_URL = os.environ["IDJAG_INTEROP_ISSUER"]
+AS_URL = os.environ["IDJAG_INTEROP_AS"]
+MCP_URL = os.environ["IDJAG_INTEROP_MCP"]
 
-# The requesting app's registrations in the example: at the IdP and at the resource AS.
-AGENT_AT_IDP = ("repo-agent", "demo-idp-secret")
-AGENT_AT_AS = ("8d2a1c07e5f94b3a", "demo-as-secret")
+# The requesting app's registrations (interop/stack/): at idjag-issuer (also its client id at
+# the upstream provider) and at idjag-resource-server. The secrets are generated per run.
+AGENT_AT_IDP = ("repo-agent", os.environ["IDJAG_INTEROP_IDP_SECRET"])
+AGENT_AT_AS = ("8d2a1c07e5f94b3a", os.environ["IDJAG_INTEROP_AS_SECRET"])
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -66,14 +68,19 @@ class MemoryStorage:
 
 
 async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
-    response = await http.get(f"{IDP_URL}/dev/id-token/{user}")
+    """The user signs in at the upstream provider (a password grant here): an ID token for the app."""
+    response = await http.post(
+        f"{UPSTREAM_URL}/token",
+        data={"grant_type": "password", "username": user, "client_id": AGENT_AT_IDP[0], "scope": "openid"},
+    )
     assert response.status_code == 200, response.status_code
-    return response.text
+    return response.json()["id_token"]
 
 
 async def exchange(http: httpx2.AsyncClient, id_token: str, audience: str, resource: str) -> str:
-    """Leg 1 (RFC 8693), as an application using this SDK writes it. The SDK's callback gets no
-    scope, so the application asks for every scope it may use; the IdP narrows them per user."""
+    """Leg 1 (RFC 8693) at idjag-issuer, as an application using this SDK writes it. The SDK's
+    callback gets no scope, so the application asks for every scope it may use; the issuer's
+    policy narrows them per user."""
     response = await http.post(
         f"{IDP_URL}/token",
         auth=AGENT_AT_IDP,
@@ -148,7 +155,7 @@ async def main() -> None:
         assert form["client_id"] == [AGENT_AT_AS[0]] and form["client_secret"] == [AGENT_AT_AS[1]]
         assert form["resource"] == [MCP_URL], form["resource"]
         assert "authorization" not in seen[0].headers
-        ok("alice: the resource AS accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-14; client_secret_post, request resource)")
+        ok("alice: idjag-resource-server accepted the SDK JWT-bearer grant (requirements JB-01, JB-02, JB-14; client_secret_post, request resource)")
 
         tools = sorted(tool.name for tool in (await client.list_tools()).tools)
         assert tools == ["delete_repo", "whoami"], tools
@@ -167,20 +174,23 @@ async def main() -> None:
             expected = base64.b64encode(f"{quote(AGENT_AT_AS[0], safe='')}:{quote(AGENT_AT_AS[1], safe='')}".encode())
             assert seen[0].headers["authorization"] == f"Basic {expected.decode()}"
             assert "client_secret" not in form_of(seen[0])
-            ok("carol: the resource AS accepted client_secret_basic from the SDK")
+            ok("carol: idjag-resource-server accepted client_secret_basic from the SDK")
             who = text_of(await client.call_tool("whoami", {}))
             assert who == f"carol via {AGENT_AT_AS[0]} with [repo.read]", who
             ok(f'carol: whoami answered "{who}"')
             # The server asks for repo.admin (403 insufficient_scope); the SDK presents a new
-            # ID-JAG asking for it, and the resource AS refuses: carol's ID-JAG carries
+            # ID-JAG asking for it, and idjag-resource-server refuses: carol's ID-JAG carries
             # repo.read only. The SDK raises the refusal from its transport, ending the session.
             await client.call_tool("delete_repo", {})
         raise AssertionError("carol must not get repo.admin")
     except* OAuthTokenError as group:
         message = str(group.exceptions[0])
-        assert "(400)" in message and '"error":"invalid_scope"' in message, message
+        assert message == (
+            'Token exchange failed (400): {"error":"invalid_scope",'
+            '"error_description":"the requested scope cannot be granted"}'
+        ), message
     assert [form_of(r).get("scope") for r in seen] == [None, ["repo.admin"]], seen
-    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at the resource AS (requirement JB-15)")
+    ok("carol: delete_repo refused: the step-up for repo.admin is invalid_scope at idjag-resource-server (requirement JB-15)")
 
     # 3. An ID-JAG presented twice: single use (EMA §7.4.2), and the SDK surfaces invalid_grant.
     spent = {}
@@ -199,9 +209,12 @@ async def main() -> None:
             raise AssertionError("a replayed ID-JAG must not be redeemed")
     except* OAuthTokenError as group:
         message = str(group.exceptions[0])
-        assert "400" in message and "invalid_grant" in message, message
+        assert message == (
+            'Token exchange failed (400): {"error":"invalid_grant",'
+            '"error_description":"the authorization grant is invalid"}'
+        ), message
     assert len(seen) == 1, len(seen)
-    ok("alice: the same ID-JAG presented again was refused with invalid_grant (requirement JB-11, EMA §7.4.2)")
+    ok("alice: the same ID-JAG presented again was refused by idjag-resource-server with invalid_grant (requirement JB-11, EMA §7.4.2)")
 
     print(f"{checks} checks passed")
 

@@ -27,62 +27,23 @@ use idjag_core::server::{RegisteredClient, StaticClientRegistry};
 use idjag_core::*;
 use idjag_idp::dev::{DevUser, DevUsers};
 use idjag_idp::{IdJagIssuer, SigningKeys, TomlPolicy};
-use idjag_mcp::EnterpriseManagedAuthorization;
-use idjag_mcp::server::{Caller, McpAuth};
+use idjag_mcp::server::McpAuth;
 use idjag_resource::rs::{AccessTokenVerifier, ProtectedResource};
 use idjag_resource::{
     AuthorizationEndpoint, RegisteredResource, ResourceAuthorizationServer, TrustedIssuer,
 };
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+
+#[path = "shared/repo.rs"]
+mod repo;
+use repo::Repo;
 
 /// The requesting app's client ids, at the IdP and at the resource AS, and their secrets.
 const AGENT_AT_IDP: &str = "repo-agent";
 const AGENT_AT_AS: &str = "8d2a1c07e5f94b3a";
 const IDP_SECRET: &str = "demo-idp-secret";
 const AS_SECRET: &str = "demo-as-secret";
-
-#[derive(Clone)]
-struct Repo {
-    #[allow(dead_code, reason = "read by the code #[tool_handler] generates")]
-    tool_router: ToolRouter<Self>,
-}
-
-#[tool_router]
-impl Repo {
-    #[tool(description = "Who is calling, through which client, with which scopes.")]
-    async fn whoami(&self, caller: Caller) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "{} via {} with [{}]",
-            caller.subject(),
-            caller.client_id(),
-            caller.scope()
-        ))]))
-    }
-
-    #[tool(description = "Deletes the repository (needs repo.admin).")]
-    async fn delete_repo(&self, caller: Caller) -> Result<CallToolResult, ErrorData> {
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "repository deleted by {}",
-            caller.subject()
-        ))]))
-    }
-}
-
-#[tool_handler]
-impl ServerHandler for Repo {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder()
-                .enable_tools()
-                .build()
-                .enable_enterprise_managed_authorization(),
-        )
-    }
-}
 
 /// The demo sign-in: an ID token for `user`, issued to the requesting app.
 async fn dev_id_token(State(users): State<Arc<DevUsers>>, Path(user): Path<String>) -> String {
@@ -196,11 +157,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     .with_required_scope(ScopeSet::parse("repo.read")?)
     .with_tool_scope("delete_repo", ScopeSet::parse("repo.admin")?);
     let service = StreamableHttpService::new(
-        || {
-            Ok(Repo {
-                tool_router: Repo::tool_router(),
-            })
-        },
+        || Ok(Repo::new()),
         Arc::new(LocalSessionManager::default()),
         auth.server_config(),
     );

@@ -101,7 +101,11 @@
 //! ```
 //!
 //! `examples/protected_server.rs` and `examples/client.rs` run both sides with a demo IdP and
-//! the resource authorization server on loopback.
+//! the resource authorization server on loopback. `examples/mcp_server.rs` is that MCP server
+//! alone, trusting an external authorization server (such as the `idjag-resource-server`
+//! binary) by its issuer, and `examples/rmcp_ema_client.rs` runs rmcp's own EMA helper with
+//! `client::rmcp_ema`'s signer against such servers: the repository's `scripts/interop.sh`
+//! runs them with the official TypeScript and Python MCP clients.
 //!
 //! ## Contents
 //!

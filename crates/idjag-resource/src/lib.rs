@@ -139,7 +139,7 @@
 //!   `response_types_supported`, which is `[]` here. The TypeScript MCP SDK refuses such a
 //!   document, so [`AuthorizationEndpoint`] can name the host's own endpoint or mount one that
 //!   refuses every request (`unsupported_response_type`, never a redirect). The repository's
-//!   `scripts/interop.sh` runs that SDK against this crate.
+//!   `scripts/interop.sh` runs that SDK against `idjag-resource-server`, built on this crate.
 //!
 //! ## Security
 //!
