@@ -39,6 +39,17 @@ for client in "${clients[@]}"; do
     esac
 done
 wants() { [[ " ${clients[*]} " == *" $1 "* ]]; }
+# On a fresh Debian machine the script installs what is missing (as scripts/test.sh does).
+need=()
+command -v npm >/dev/null || need+=(nodejs npm)
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+    echo "interop.sh: installing ${need[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 for tool in node npm openssl curl; do
     command -v "$tool" >/dev/null || { echo "interop.sh: $tool is required" >&2; exit 2; }
 done
