@@ -139,8 +139,8 @@ pub struct GatewayAsInfo {
     pub dynamic_registration: bool,
     /// Whether Client ID Metadata Documents (a URL as `client_id`) are accepted.
     pub client_id_metadata_documents: bool,
-    /// Whether metadata documents may be served from loopback `http` URLs (the test-only
-    /// `allow_loopback` switch, on because the demo is loopback only).
+    /// Whether metadata documents may be served from loopback URLs, `http` or `https` (the
+    /// test-only `allow_loopback` switch, on because the demo is loopback only).
     pub metadata_documents_from_loopback: bool,
     /// Pre-registered clients.
     pub clients: Vec<GatewayClientInfo>,
@@ -403,7 +403,7 @@ impl StackInfo {
             "  registration (RFC 7591) {}  open",
             asi.registration_endpoint
         ));
-        line("  Client ID Metadata Documents: on, also from loopback http URLs (the test-only allow_loopback switch: this stack is loopback only)".into());
+        line("  Client ID Metadata Documents: on, also from loopback URLs, http or https (the test-only allow_loopback switch: this stack is loopback only)".into());
         for client in &asi.clients {
             let kind = match &client.client_secret {
                 Some(secret) => format!("secret {secret}"),
