@@ -381,6 +381,90 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
     );
 }
 
+/// A MCP 2026-07-28 request: its version in its own `_meta`, no `initialize` before it.
+fn discover_2026(id: i64, version: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":{"_meta":{
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g15_a_request_declaring_its_version_in_meta_gets_the_2026_07_28_unsupported_version_error()
+{
+    let recorder = Recorder::default();
+    let (t, audit) = start(recording_echo(recorder.clone())).await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let refused = post(&t.route_url, Some(&token), &discover_2026(301, "v999.0.0"))
+        .header("mcp-protocol-version", "v999.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    // MCP 2026-07-28's UnsupportedProtocolVersionError (SEP-2575), under the request's id:
+    // the versions the gateway serves and the one asked for.
+    assert_eq!(
+        refused.text().await.unwrap(),
+        r#"{"jsonrpc":"2.0","id":301,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"],"requested":"v999.0.0"}}}"#
+    );
+    assert_eq!(recorder.count(), 0);
+    assert_eq!(
+        audit.records().last().unwrap().reason,
+        "unsupported_protocol_version"
+    );
+    // A supported header goes upstream, whatever `_meta` says: the server judges its own
+    // metadata (a header and `_meta` that disagree are its HeaderMismatch to answer).
+    let passed = post(&t.route_url, Some(&token), &discover_2026(302, "v999.0.0"))
+        .header("mcp-protocol-version", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(passed.status(), 200);
+    assert_eq!(recorder.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_method_or_name_header_the_body_contradicts_gets_400_header_mismatch_under_the_request_id()
+ {
+    let recorder = Recorder::default();
+    let (t, audit) = start(recording_echo(recorder.clone())).await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let with_headers = |headers: &[(&'static str, &'static str)]| {
+        let mut request = post(
+            &t.route_url,
+            Some(&token),
+            &tools_call(7, "echo", json!({"text": "hi"})),
+        );
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    // MCP 2026-07-28's HeaderMismatch (-32020, SEP-2243), under the request's id; method
+    // values are case-sensitive.
+    let expected = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32020,"message":"Mcp-Method or Mcp-Name does not match the body"}}"#;
+    for headers in [
+        &[("mcp-method", "tools/list")][..],
+        &[("mcp-method", "TOOLS/CALL")],
+        &[("mcp-method", "tools/call"), ("mcp-name", "other_tool")],
+    ] {
+        let refused = with_headers(headers).await.unwrap();
+        assert_eq!(refused.status(), 400, "{headers:?}");
+        assert_eq!(refused.text().await.unwrap(), expected, "{headers:?}");
+    }
+    assert_eq!(recorder.count(), 0);
+    assert!(
+        audit
+            .records()
+            .iter()
+            .all(|r| r.reason == "header_body_mismatch")
+    );
+    let agreeing = with_headers(&[("mcp-method", "tools/call"), ("mcp-name", "echo")])
+        .await
+        .unwrap();
+    assert_eq!(agreeing.status(), 200);
+    assert_eq!(recorder.count(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g25_graceful_shutdown_finishes_requests_closes_streams_with_a_final_event_and_refuses_new_connections()
  {
