@@ -109,6 +109,15 @@ pub(crate) fn tools() -> Value {
         one_string("message", "The message to show the user"),
     ));
     tools.push(tool(
+        "test_header_param",
+        "Takes a region that clients also send as the Mcp-Param-Region header",
+        json!({
+            "type": "object",
+            "properties": { "region": { "type": "string", "x-mcp-header": "Region" } },
+            "required": ["region"],
+        }),
+    ));
+    tools.push(tool(
         "json_schema_2020_12_tool",
         "Tool with JSON Schema 2020-12 features",
         json!({

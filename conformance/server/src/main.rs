@@ -29,25 +29,39 @@ use rmcp::model::{
     CreateMessageRequestParams, ElicitRequestParams, GetPromptRequestParams, GetPromptResponse,
     GetPromptResult, InputRequiredResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
-    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ServerConfig, SetLevelRequestParams,
-    SubscribeRequestParams, UnsubscribeRequestParams,
+    PaginatedRequestParams, ProgressNotificationParam, PromptListChangedNotification,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ServerConfig,
+    ServerNotification, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+    ToolListChangedNotification, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::transport::StreamableHttpService;
 use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// The `_meta` member by which a MCP 2026-07-28 request asks for log notifications.
+const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
 
 /// One MCP session (or, from 2026-07-28, one request) of the conformance server.
 #[derive(Debug, Clone)]
 struct Conformance {
     /// The level `logging/setLevel` set; log notifications below it are not sent.
     level: Arc<Mutex<LoggingLevel>>,
-    /// The key that seals MRTR `requestState` values (random per process).
+    /// The key that seals MRTR `requestState` values (one per process).
     state_key: Arc<[u8; 32]>,
+    /// Tool and prompt list changes, for every open `subscriptions/listen` stream.
+    changes: broadcast::Sender<Change>,
+}
+
+/// A change `subscriptions/listen` streams are told about (MCP 2026-07-28).
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Tools,
+    Prompts,
 }
 
 /// A value built from JSON the server wrote itself: a mismatch is a bug in this file.
@@ -91,10 +105,59 @@ fn input_required(value: Value) -> InputRequiredResult {
 }
 
 impl Conformance {
-    fn new(state_key: Arc<[u8; 32]>) -> Self {
+    fn new(state_key: Arc<[u8; 32]>, changes: broadcast::Sender<Change>) -> Self {
         Self {
             level: Arc::new(Mutex::new(LoggingLevel::Debug)),
             state_key,
+            changes,
+        }
+    }
+
+    /// The tools of the `server-stateless` scenario (MCP 2026-07-28, SEP-2575).
+    async fn stateless_tool(
+        &self,
+        context: &RequestContext<RoleServer>,
+        name: &str,
+    ) -> Result<CallToolResponse, ErrorData> {
+        match name {
+            "test_missing_capability" => {
+                if context
+                    .client_capabilities()
+                    .is_none_or(|c| c.sampling.is_none())
+                {
+                    return Err(ErrorData::missing_required_client_capability(from_json(
+                        json!({ "sampling": {} }),
+                    )));
+                }
+                Ok(input_required(json!({
+                    "resultType": "input_required",
+                    "inputRequests": { "answer": content::sampling("Say hello", 20) },
+                }))
+                .into())
+            }
+            "test_streaming_elicitation" => {
+                Ok(input_required(content::ask_name("user_name", "What is your name?")).into())
+            }
+            "test_logging_tool" => {
+                let meta = serde_json::to_value(&context.meta).unwrap_or_default();
+                if meta.get(LOG_LEVEL).is_some() {
+                    self.log(context, LoggingLevel::Info, "test_logging_tool ran")
+                        .await;
+                }
+                Ok(text_result("Logging tool executed"))
+            }
+            "test_trigger_tool_change" => {
+                let _ = self.changes.send(Change::Tools);
+                Ok(text_result("Tool list change announced"))
+            }
+            "test_trigger_prompt_change" => {
+                let _ = self.changes.send(Change::Prompts);
+                Ok(text_result("Prompt list change announced"))
+            }
+            other => Err(ErrorData::invalid_params(
+                format!("Unknown tool: {other}"),
+                None,
+            )),
         }
     }
 
@@ -389,6 +452,42 @@ impl ServerHandler for Conformance {
         )))
     }
 
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        let tools = content::tools();
+        let tool = tools.as_array()?.iter().find(|t| t["name"] == name)?;
+        Some(from_json(tool.clone()))
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let mut changes = self.changes.subscribe();
+        loop {
+            tokio::select! {
+                () = context.cancelled() => return Ok(()),
+                change = changes.recv() => {
+                    let notification = match change {
+                        Ok(Change::Tools) => ServerNotification::ToolListChangedNotification(
+                            ToolListChangedNotification::default(),
+                        ),
+                        Ok(Change::Prompts) => ServerNotification::PromptListChangedNotification(
+                            PromptListChangedNotification::default(),
+                        ),
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    };
+                    // A change this subscription did not ask for is not sent (SEP-2575).
+                    let _ = context.sink().send(notification).await;
+                }
+            }
+        }
+    }
+
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
@@ -470,6 +569,12 @@ impl ServerHandler for Conformance {
             name if name.starts_with("test_input_required_result_") => {
                 self.input_required_tool(&context, &request)
             }
+            "test_header_param" => Ok(text_result(format!("Region: {}", argument("region")))),
+            name @ ("test_missing_capability"
+            | "test_streaming_elicitation"
+            | "test_logging_tool"
+            | "test_trigger_tool_change"
+            | "test_trigger_prompt_change") => self.stateless_tool(&context, name).await,
             other => Err(ErrorData::invalid_params(
                 format!("Unknown tool: {other}"),
                 None,
@@ -666,10 +771,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{listen} is not a loopback address").into());
     }
     let key = Arc::new(state_key());
+    let (changes, _) = broadcast::channel(16);
     let config =
         StreamableHttpServerConfig::default().with_stateless_protocol_metadata_required(true);
     let service = StreamableHttpService::new(
-        move || Ok(Conformance::new(key.clone())),
+        move || Ok(Conformance::new(key.clone(), changes.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );

@@ -465,6 +465,48 @@ async fn an_mcp_method_or_name_header_the_body_contradicts_gets_400_header_misma
     assert_eq!(recorder.count(), 1);
 }
 
+/// The `Mcp-Param-Region` header the upstream got with a `tools/call` that sent one, through
+/// a gateway whose `[server] forward_headers` is `forward`.
+async fn mcp_param_header_upstream(forward: &'static [&'static str]) -> Option<String> {
+    let recorder = Recorder::default();
+    let (t, _) = start_with(recording_echo(recorder.clone()), move |config| {
+        config.server.forward_headers = forward.iter().map(|h| (*h).to_owned()).collect();
+    })
+    .await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let answer = post(
+        &t.route_url,
+        Some(&token),
+        &tools_call(3, "echo", json!({"text": "eu-west"})),
+    )
+    .header("mcp-method", "tools/call")
+    .header("mcp-name", "echo")
+    .header("mcp-param-region", "eu-west")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let upstream = recorder.all().pop().unwrap();
+    assert_eq!(upstream.headers["mcp-method"], "tools/call");
+    assert_eq!(upstream.headers["mcp-name"], "echo");
+    upstream
+        .headers
+        .get("mcp-param-region")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// MCP 2026-07-28 custom headers (`x-mcp-header`, SEP-2243) carry copies of argument values.
+/// The gateway checks the body's arguments and cannot tie a `Mcp-Param-*` header to one
+/// without the tool's schema, so it forwards none unless the operator lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_param_headers_are_not_forwarded_unless_the_operator_lists_them() {
+    assert_eq!(mcp_param_header_upstream(&[]).await, None);
+    assert_eq!(
+        mcp_param_header_upstream(&["mcp-param-region"]).await,
+        Some("eu-west".to_owned())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g25_graceful_shutdown_finishes_requests_closes_streams_with_a_final_event_and_refuses_new_connections()
  {
