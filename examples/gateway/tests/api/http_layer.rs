@@ -381,11 +381,25 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
     );
 }
 
-/// A MCP 2026-07-28 request: its version in its own `_meta`, no `initialize` before it.
-fn discover_2026(id: i64, version: &str) -> Value {
-    json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":{"_meta":{
+/// A MCP 2026-07-28 `server/discover` declaring `version` in its own `_meta`, sent with
+/// `MCP-Protocol-Version: header`.
+fn discover_2026(
+    t: &Topology,
+    token: &str,
+    id: i64,
+    version: &str,
+    header: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":{"_meta":{
         "io.modelcontextprotocol/protocolVersion": version,
-        "io.modelcontextprotocol/clientCapabilities": {}}}})
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    client()
+        .post(&t.route_url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", header)
+        .body(body.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,8 +408,7 @@ async fn g15_a_request_declaring_its_version_in_meta_gets_the_2026_07_28_unsuppo
     let recorder = Recorder::default();
     let (t, audit) = start(recording_echo(recorder.clone())).await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
-    let refused = post(&t.route_url, Some(&token), &discover_2026(301, "v999.0.0"))
-        .header("mcp-protocol-version", "v999.0.0")
+    let refused = discover_2026(&t, &token, 301, "v999.0.0", "v999.0.0")
         .send()
         .await
         .unwrap();
@@ -413,8 +426,7 @@ async fn g15_a_request_declaring_its_version_in_meta_gets_the_2026_07_28_unsuppo
     );
     // A supported header goes upstream, whatever `_meta` says: the server judges its own
     // metadata (a header and `_meta` that disagree are its HeaderMismatch to answer).
-    let passed = post(&t.route_url, Some(&token), &discover_2026(302, "v999.0.0"))
-        .header("mcp-protocol-version", "2026-07-28")
+    let passed = discover_2026(&t, &token, 302, "v999.0.0", "2026-07-28")
         .send()
         .await
         .unwrap();
@@ -470,7 +482,7 @@ async fn an_mcp_method_or_name_header_the_body_contradicts_gets_400_header_misma
 async fn mcp_param_header_upstream(forward: &'static [&'static str]) -> Option<String> {
     let recorder = Recorder::default();
     let (t, _) = start_with(recording_echo(recorder.clone()), move |config| {
-        config.server.forward_headers = forward.iter().map(|h| (*h).to_owned()).collect();
+        config.server.proxy.forward_headers = forward.iter().map(|h| (*h).to_owned()).collect();
     })
     .await;
     let token = t.id_token("alice").unwrap().secret().to_owned();
