@@ -50,7 +50,17 @@ pub mod code {
     /// MCP 2025-11-25 `URLElicitationRequiredError`: the user must visit a URL first
     /// (`data.elicitations`, URL-mode elicitation parameters).
     pub const URL_ELICITATION_REQUIRED: i64 = -32042;
+    /// MCP 2026-07-28 `HeaderMismatch` (basic/transports, server validation; SEP-2243): an
+    /// `Mcp-Method` or `Mcp-Name` header disagrees with the body (HTTP 400).
+    pub const HEADER_MISMATCH: i64 = -32020;
+    /// MCP 2026-07-28 `UnsupportedProtocolVersionError` (SEP-2575): `data.supported` lists
+    /// the versions served, `data.requested` echoes the one asked for (HTTP 400).
+    pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 }
+
+/// The `_meta` member of a request's `params` that carries its protocol version from MCP
+/// 2026-07-28 on (per-request metadata instead of an `initialize` handshake).
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// The parts of a client message the gateway decides on.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +76,10 @@ pub struct Message {
     pub tool: Option<String>,
     /// The arguments of a `tools/call` (an object), when present.
     pub arguments: Option<Value>,
+    /// The protocol version a request declares in its own metadata
+    /// (`params._meta["io.modelcontextprotocol/protocolVersion"]`, MCP 2026-07-28 on), when
+    /// it is a string.
+    pub protocol_version: Option<String>,
 }
 
 /// Reads a client message with the strict reader (see the [module docs](self)).
@@ -75,6 +89,12 @@ pub fn read_message(body: &[u8]) -> Result<Message, MessageError> {
     let id = message.id().map(strict::RequestId::to_value);
     let method = message.method().map(str::to_owned);
     let tool = message.tool().map(str::to_owned);
+    let protocol_version = message
+        .params()
+        .and_then(|params| params.get("_meta"))
+        .and_then(|meta| meta.get(META_PROTOCOL_VERSION))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let arguments = if message.arguments().is_some() {
         let mut value = message.into_value();
         value
@@ -90,6 +110,7 @@ pub fn read_message(body: &[u8]) -> Result<Message, MessageError> {
         method,
         tool,
         arguments,
+        protocol_version,
     })
 }
 

@@ -121,7 +121,7 @@ fn check_standard_headers(headers: &HeaderMap, message: &Message) -> Result<(), 
             jsonrpc_error(
                 StatusCode::BAD_REQUEST,
                 message.id.as_ref(),
-                code::INVALID_REQUEST,
+                code::HEADER_MISMATCH,
                 "Mcp-Method or Mcp-Name does not match the body",
                 Value::Null,
             ),

@@ -19,7 +19,7 @@ use crate::plan::ProxySettings;
 use crate::protocol::headers::{
     MCP_PROTOCOL_VERSION, MCP_SESSION_ID, REQUEST_ID, own_value, repeated_single_valued,
 };
-use crate::protocol::jsonrpc::{CheckedBody, code};
+use crate::protocol::jsonrpc::{CheckedBody, Message, code};
 use crate::protocol::request_id::request_id;
 use crate::proxy::body::read_post;
 use crate::proxy::context::RequestContext;
@@ -135,11 +135,7 @@ async fn run(
         _ => None,
     };
     let message = checked.as_ref().map(CheckedBody::message);
-    check_protocol_version(
-        &state.settings,
-        &parts.headers,
-        message.and_then(|m| m.id.as_ref()),
-    )?;
+    check_protocol_version(&state.settings, &parts.headers, message)?;
     let recorded = message
         .and_then(|m| m.arguments.as_ref())
         .and_then(|a| state.arguments.apply(a));
@@ -242,13 +238,18 @@ fn check_single_valued(headers: &HeaderMap) -> Result<(), Refusal> {
     ))
 }
 
-/// Step 8: an `MCP-Protocol-Version`, when present, must be a supported version: 400 with
-/// the answer the MCP SDKs' servers give (`-32000`, the supported versions listed), under
-/// the request's `id` when it has one.
+/// Step 8: an `MCP-Protocol-Version`, when present, must be a supported version, else 400
+/// under the request's `id` with the error of the revision the request speaks:
+///
+/// - a request declaring its version in its own metadata (`params._meta`, MCP 2026-07-28 on)
+///   gets MCP 2026-07-28's `UnsupportedProtocolVersionError` (SEP-2575): `-32022`,
+///   `data.supported` the versions served, `data.requested` the header's value;
+/// - any other message (revisions up to 2025-11-25, which define no JSON-RPC code for this)
+///   gets the answer the MCP SDKs' servers give: `-32000`, the supported versions listed.
 fn check_protocol_version(
     settings: &ProxySettings,
     headers: &HeaderMap,
-    id: Option<&Value>,
+    message: Option<&Message>,
 ) -> Result<(), Refusal> {
     let Some(version) = headers.get(MCP_PROTOCOL_VERSION) else {
         return Ok(());
@@ -259,20 +260,32 @@ fn check_protocol_version(
     if supported {
         return Ok(());
     }
-    let text = format!(
-        "Bad Request: Unsupported protocol version (supported versions: {})",
-        settings.protocol_versions.join(", ")
-    );
-    Err(Refusal::deny(
-        "unsupported_protocol_version",
+    let id = message.and_then(|m| m.id.as_ref());
+    let response = if message.is_some_and(|m| m.protocol_version.is_some()) {
+        jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            code::UNSUPPORTED_PROTOCOL_VERSION,
+            "Unsupported protocol version",
+            serde_json::json!({
+                "supported": settings.protocol_versions,
+                "requested": String::from_utf8_lossy(version.as_bytes()),
+            }),
+        )
+    } else {
+        let text = format!(
+            "Bad Request: Unsupported protocol version (supported versions: {})",
+            settings.protocol_versions.join(", ")
+        );
         jsonrpc_error(
             StatusCode::BAD_REQUEST,
             id,
             code::BAD_REQUEST,
             &text,
             Value::Null,
-        ),
-    ))
+        )
+    };
+    Err(Refusal::deny("unsupported_protocol_version", response))
 }
 
 /// Step 5: inbound authentication, then revocation.

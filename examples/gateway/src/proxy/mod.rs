@@ -24,8 +24,11 @@
 //! 8. one JSON-RPC 2.0 message, read by the strict reader of
 //!    [`crate::protocol::jsonrpc`] (400 with the reader's code, its reason in the audit
 //!    line), consistent with the 2026-07-28 `Mcp-Method` and `Mcp-Name` headers when they
-//!    are present (400); then `MCP-Protocol-Version`, when present, a supported version (400,
-//!    `-32000` under the request's `id`, as the MCP SDKs' servers answer);
+//!    are present (400, that revision's `HeaderMismatch` `-32020` under the request's `id`);
+//!    then `MCP-Protocol-Version`, when present, a supported version (400 under the
+//!    request's `id`: MCP 2026-07-28's `UnsupportedProtocolVersionError` `-32022` for a
+//!    request declaring its version in `_meta`, else `-32000` as the MCP SDKs' servers
+//!    answer);
 //! 9. authorization — see [`crate::policy::access`]: a refused request gets a JSON-RPC error (HTTP 200
 //!    for a request with an `id`, so the client's session survives; 403 otherwise; 403 with
 //!    `insufficient_scope` for a missing scope); then, for a `tools/call`, the tool's

@@ -381,6 +381,144 @@ async fn g15_an_unsupported_protocol_version_gets_400() {
     );
 }
 
+/// A MCP 2026-07-28 `server/discover` declaring `version` in its own `_meta`, sent with
+/// `MCP-Protocol-Version: header`.
+fn discover_2026(
+    t: &Topology,
+    token: &str,
+    id: i64,
+    version: &str,
+    header: &str,
+) -> reqwest::RequestBuilder {
+    let body = json!({"jsonrpc":"2.0","id":id,"method":"server/discover","params":{"_meta":{
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientCapabilities": {}}}});
+    client()
+        .post(&t.route_url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", header)
+        .body(body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g15_a_request_declaring_its_version_in_meta_gets_the_2026_07_28_unsupported_version_error()
+{
+    let recorder = Recorder::default();
+    let (t, audit) = start(recording_echo(recorder.clone())).await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let refused = discover_2026(&t, &token, 301, "v999.0.0", "v999.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    // MCP 2026-07-28's UnsupportedProtocolVersionError (SEP-2575), under the request's id:
+    // the versions the gateway serves and the one asked for.
+    assert_eq!(
+        refused.text().await.unwrap(),
+        r#"{"jsonrpc":"2.0","id":301,"error":{"code":-32022,"message":"Unsupported protocol version","data":{"supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"],"requested":"v999.0.0"}}}"#
+    );
+    assert_eq!(recorder.count(), 0);
+    assert_eq!(
+        audit.records().last().unwrap().reason,
+        "unsupported_protocol_version"
+    );
+    // A supported header goes upstream, whatever `_meta` says: the server judges its own
+    // metadata (a header and `_meta` that disagree are its HeaderMismatch to answer).
+    let passed = discover_2026(&t, &token, 302, "v999.0.0", "2026-07-28")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(passed.status(), 200);
+    assert_eq!(recorder.count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_method_or_name_header_the_body_contradicts_gets_400_header_mismatch_under_the_request_id()
+ {
+    let recorder = Recorder::default();
+    let (t, audit) = start(recording_echo(recorder.clone())).await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let with_headers = |headers: &[(&'static str, &'static str)]| {
+        let mut request = post(
+            &t.route_url,
+            Some(&token),
+            &tools_call(7, "echo", json!({"text": "hi"})),
+        );
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    // MCP 2026-07-28's HeaderMismatch (-32020, SEP-2243), under the request's id; method
+    // values are case-sensitive.
+    let expected = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32020,"message":"Mcp-Method or Mcp-Name does not match the body"}}"#;
+    for headers in [
+        &[("mcp-method", "tools/list")][..],
+        &[("mcp-method", "TOOLS/CALL")],
+        &[("mcp-method", "tools/call"), ("mcp-name", "other_tool")],
+    ] {
+        let refused = with_headers(headers).await.unwrap();
+        assert_eq!(refused.status(), 400, "{headers:?}");
+        assert_eq!(refused.text().await.unwrap(), expected, "{headers:?}");
+    }
+    assert_eq!(recorder.count(), 0);
+    assert!(
+        audit
+            .records()
+            .iter()
+            .all(|r| r.reason == "header_body_mismatch")
+    );
+    let agreeing = with_headers(&[("mcp-method", "tools/call"), ("mcp-name", "echo")])
+        .await
+        .unwrap();
+    assert_eq!(agreeing.status(), 200);
+    assert_eq!(recorder.count(), 1);
+}
+
+/// The `Mcp-Param-Region` header the upstream got with a `tools/call` that sent one, through
+/// a gateway whose `[server] forward_headers` is `forward`.
+async fn mcp_param_header_upstream(forward: &'static [&'static str]) -> Option<String> {
+    let recorder = Recorder::default();
+    let (t, _) = start_with(recording_echo(recorder.clone()), move |config| {
+        config.server.proxy.forward_headers = forward.iter().map(|h| (*h).to_owned()).collect();
+    })
+    .await;
+    let token = t.id_token("alice").unwrap().secret().to_owned();
+    let answer = post(
+        &t.route_url,
+        Some(&token),
+        &tools_call(3, "echo", json!({"text": "eu-west"})),
+    )
+    .header("mcp-method", "tools/call")
+    .header("mcp-name", "echo")
+    .header("mcp-param-region", "eu-west")
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let upstream = recorder.all().pop().unwrap();
+    assert_eq!(upstream.headers["mcp-method"], "tools/call");
+    assert_eq!(upstream.headers["mcp-name"], "echo");
+    upstream
+        .headers
+        .get("mcp-param-region")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// MCP 2026-07-28 custom headers (`x-mcp-header`, SEP-2243) carry copies of argument values.
+/// The gateway checks the body's arguments and cannot tie a `Mcp-Param-*` header to one
+/// without the tool's schema, so it forwards none unless the operator lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_param_headers_are_not_forwarded_unless_the_operator_lists_them() {
+    assert_eq!(mcp_param_header_upstream(&[]).await, None);
+    assert_eq!(
+        mcp_param_header_upstream(&["mcp-param-region"]).await,
+        Some("eu-west".to_owned())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g25_graceful_shutdown_finishes_requests_closes_streams_with_a_final_event_and_refuses_new_connections()
  {
