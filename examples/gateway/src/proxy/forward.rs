@@ -17,13 +17,15 @@ use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
+use crate::policy::caps::StoreCaps;
 use crate::policy::fairness::Admission;
 use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
 use crate::protocol::jsonrpc::{code, filter_tool_list_answer};
 use crate::proxy::context::RequestContext;
 use crate::proxy::refusal::{
-    Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
+    Refusal, credential_refusal, jsonrpc_error, rate_limited, state_unavailable, transport_refusal,
 };
+use crate::proxy::session::StoreError;
 use crate::proxy::stream::{SseOptions, Visibility, forward};
 use crate::upstream::{Credential, Endpoint};
 
@@ -147,8 +149,9 @@ impl RequestContext<'_> {
             && let Some(created) = response.headers().get(MCP_SESSION_ID)
             && self.session.as_ref() != Some(created)
         {
+            let caps = StoreCaps::sessions(self.state.fairness.plan(), identity, &upstream.name);
             match sessions
-                .bind(&upstream.name, created.as_bytes(), principal)
+                .bind(&upstream.name, created.as_bytes(), principal, &caps)
                 .await
             {
                 Ok(true) => {
@@ -171,6 +174,13 @@ impl RequestContext<'_> {
                             Value::Null,
                         ),
                     ));
+                }
+                // Over a cap on sessions: not handed out (the upstream's own session ends
+                // idle), the request's id kept so the client can tell which call failed.
+                Err(StoreError::CapReached { index, .. }) => {
+                    let limited = caps.limited(index);
+                    tracing::info!(upstream = %upstream.name, reason = limited.reason(), "over a cap on sessions");
+                    return Err(rate_limited(&limited, self.id()));
                 }
                 // A session no instance could honour: not handed out (the upstream's own
                 // session ends idle).
