@@ -468,6 +468,9 @@ impl Tables<'_> {
 
     /// Takes an entry out of its cap groups.
     fn release(&mut self, k: &[u8]) -> Result<(), DbError> {
+        if !in_capped_namespace(k) {
+            return Ok(());
+        }
         let groups = match self.capped.remove(k)? {
             Some(raw) => raw.value().to_vec(),
             None => return Ok(()),
@@ -510,7 +513,7 @@ impl Tables<'_> {
         expires_at: Option<UnixMillis>,
         now: UnixMillis,
     ) -> Result<(), DbError> {
-        if self.live(k, now)?.is_none() {
+        if in_capped_namespace(k) && self.live(k, now)?.is_none() {
             // A dead entry under the key (not yet purged) leaves its groups.
             self.release(k)?;
         }
@@ -697,6 +700,14 @@ impl Tables<'_> {
             }
         })
     }
+}
+
+/// Whether an `ENTRIES` key is in a namespace that keeps caps (the others never touch the
+/// cap tables, so single-use markers cost what they did).
+fn in_capped_namespace(k: &[u8]) -> bool {
+    k.first()
+        .and_then(|id| Namespace::from_id(*id))
+        .is_some_and(Namespace::is_capped)
 }
 
 /// A group's name in the quota and cap tables: `ns (1) || digest (32)`.
