@@ -285,7 +285,8 @@ pub(crate) fn transport_refusal(id: Option<&Value>, error: &reqwest::Error) -> R
     }
 }
 
-fn error_kind(error: &reqwest::Error) -> &'static str {
+/// A transport error's kind, for logs (never its message, which may hold a URL).
+pub(crate) fn error_kind(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
         "timeout"
     } else if error.is_connect() {

@@ -273,6 +273,16 @@ async fn g37_an_initialize_over_the_users_cap_on_sessions_gets_429_until_one_is_
         refused.json::<Value>().await.unwrap(),
         limited(1, "limit_user_sessions")
     );
+    // The upstream's session over the cap was ended there (one DELETE with its id), not left
+    // to idle.
+    let ended: Vec<String> = recorder
+        .all()
+        .iter()
+        .filter(|r| r.method == Method::DELETE)
+        .map(|r| r.headers["mcp-session-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert!(ended[0] != first && ended[0] != second);
     // Bob has his own cap.
     session_of(&send(&t.route_url, Some(&bob), &initialize()).await);
     // Alice ends a session: its place comes back, and the id is gone.
