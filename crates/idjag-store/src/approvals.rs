@@ -9,8 +9,14 @@
 //!   any state --ttl passes--> (gone)
 //! ```
 //!
-//! - The first [`gate`](Approvals::gate) of a call creates a `Pending` record (on any
-//!   instance: concurrent first calls create one record).
+//! - The first [`gate`](Approvals::gate) (or [`gate_capped`](Approvals::gate_capped)) of a call creates a `Pending` record (on any
+//!   instance: concurrent first calls create one record). The record counts in the caps the
+//!   gate is given (a [`Cap`] per principal: at most so many calls of one user waiting), in
+//!   the same atomic insertion: of concurrent first calls over a cap none is held
+//!   ([`Gate::CapReached`]), and none past it ever is.
+//! - A record leaves its caps when it is decided (the decision is a [`Swap::Release`]),
+//!   when it expires undecided, or when it is dropped; consumed and rejected records no
+//!   longer count.
 //! - [`decide`](Approvals::decide) moves `Pending` to `Approved` or `Rejected` once, and
 //!   restarts the time to live.
 //! - The next `gate` of the same call on any instance consumes an `Approved` record: of
@@ -25,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::StoreError;
-use crate::store::{Namespace, Quota, Store, Swap, digest, hex, now_millis};
+use crate::store::{Cap, Namespace, Quota, Store, Swap, digest, hex, now_millis};
 
 /// The state of a held call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +89,11 @@ pub enum Gate {
     },
     /// Too many calls are waiting.
     Full,
+    /// A principal already has as many calls waiting as its cap allows: nothing was held.
+    CapReached {
+        /// Which of the caps given to [`gate`](Approvals::gate) (its index).
+        index: usize,
+    },
 }
 
 /// Why a decision was not recorded.
@@ -159,20 +170,39 @@ impl Approvals {
         }
     }
 
+    /// Replaces a record (if still `old`); a record no longer pending leaves its caps.
     async fn replace(&self, old: &[u8], record: &ApprovalRecord) -> Result<bool, StoreError> {
         let value = serde_json::to_vec(record).map_err(|_| corrupt())?;
+        let expires = Some(record.expires.saturating_mul(1000));
+        let new = if record.status == ApprovalStatus::Pending {
+            Swap::Set(&value, expires)
+        } else {
+            Swap::Release(&value, expires)
+        };
         self.store
             .compare_and_swap(
                 Namespace::Approvals,
                 &record_key(&record.id),
                 Some(old),
-                Swap::Set(&value, Some(record.expires.saturating_mul(1000))),
+                new,
             )
             .await
     }
 
     /// The gate for the call with key `call`. `details` are stored with a new hold.
     pub async fn gate(&self, call: [u8; 32], details: &Value) -> Result<Gate, StoreError> {
+        self.gate_capped(call, details, &[]).await
+    }
+
+    /// [`gate`](Self::gate), a new hold counting in each of `caps` until it is decided,
+    /// dropped or expires (at most [`MAX_CAPS`](crate::store::MAX_CAPS)). Past a cap,
+    /// nothing is held: [`Gate::CapReached`].
+    pub async fn gate_capped(
+        &self,
+        call: [u8; 32],
+        details: &Value,
+        caps: &[Cap<'_>],
+    ) -> Result<Gate, StoreError> {
         for _ in 0..ATTEMPTS {
             if let Some(index) = self.store.get(Namespace::ApprovalCalls, &call).await? {
                 let id = String::from_utf8(index.value.clone()).map_err(|_| corrupt())?;
@@ -232,18 +262,20 @@ impl Approvals {
             let key = record_key(&id);
             match self
                 .store
-                .insert_if_absent(
+                .insert_capped(
                     Namespace::Approvals,
                     &key,
                     &value,
-                    Some(expires_ms),
+                    expires_ms,
                     Some(Quota::new(PENDING_GROUP, self.max_pending)),
+                    caps,
                 )
                 .await
             {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(StoreError::QuotaExceeded { .. }) => return Ok(Gate::Full),
+                Err(StoreError::CapReached { index, .. }) => return Ok(Gate::CapReached { index }),
                 Err(e) => return Err(e),
             }
             if self

@@ -36,8 +36,8 @@ use tokio::sync::oneshot;
 
 use crate::error::StoreError;
 use crate::store::{
-    Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
-    UnixMillis, check_key, check_quota, check_write, digest, is_live, now_millis,
+    Cap, Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
+    UnixMillis, check_caps, check_key, check_quota, check_write, digest, is_live, now_millis,
 };
 
 /// The most writes committed in one transaction.
@@ -59,6 +59,12 @@ const EXPIRIES: TableDefinition<&[u8], ()> = TableDefinition::new("expiries");
 const QUOTA_MEMBERS: TableDefinition<&[u8], ()> = TableDefinition::new("quota-members");
 /// `ns (1) || group digest (32)` → live member count.
 const QUOTA_COUNTS: TableDefinition<&[u8], u64> = TableDefinition::new("quota-counts");
+/// A capped entry's key (`ns || key`) → its cap groups, each `ns (1) || group digest (32)`.
+const CAPPED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("capped");
+/// `ns (1) || group digest (32) || ns (1) || key` → `()`: the entries of each cap group.
+const CAP_MEMBERS: TableDefinition<&[u8], ()> = TableDefinition::new("cap-members");
+/// The length of a cap group's name in `CAPPED` and `CAP_MEMBERS`.
+const GROUP_LEN: usize = 33;
 
 const NEVER: i64 = i64::MAX;
 
@@ -92,6 +98,7 @@ enum Op {
         value: Vec<u8>,
         expires_at: Option<UnixMillis>,
         quota: Option<([u8; 32], u32)>,
+        caps: Vec<([u8; 32], u32)>,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     Put {
@@ -111,6 +118,8 @@ enum Op {
         key: Vec<u8>,
         expected: Option<Vec<u8>>,
         new: Option<(Vec<u8>, Option<UnixMillis>)>,
+        /// Whether the entry leaves its cap groups ([`Swap::Release`]).
+        release: bool,
         reply: oneshot::Sender<Result<bool, StoreError>>,
     },
     Remove {
@@ -272,6 +281,8 @@ impl EmbeddedStore {
                 txn.open_table(EXPIRIES)?;
                 txn.open_table(QUOTA_MEMBERS)?;
                 txn.open_table(QUOTA_COUNTS)?;
+                txn.open_table(CAPPED)?;
+                txn.open_table(CAP_MEMBERS)?;
             }
             txn.commit()?;
             Ok(())
@@ -337,6 +348,33 @@ impl EmbeddedStore {
         }
     }
 
+    /// `insert_if_absent` and `insert_capped`: one op of the writer, so every check and every
+    /// write are in one transaction.
+    async fn insert(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Option<UnixMillis>,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        check_write(key, value, expires_at, self.now())?;
+        check_quota(&quota, expires_at)?;
+        let quota = quota.map(|q| (digest(&[q.group]), q.limit));
+        let caps = caps.iter().map(|c| (digest(&[c.group]), c.limit)).collect();
+        self.submit(|reply| Op::Insert {
+            ns,
+            key: key.to_vec(),
+            value: value.to_vec(),
+            expires_at,
+            quota,
+            caps,
+            reply,
+        })
+        .await
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database, UnixMillis) -> Result<T, StoreError> + Send + 'static,
@@ -397,6 +435,8 @@ struct Tables<'t> {
     expiries: Index<'t>,
     members: Index<'t>,
     counts: Counts<'t>,
+    capped: Table<'t>,
+    cap_members: Index<'t>,
 }
 
 impl Tables<'_> {
@@ -408,14 +448,62 @@ impl Tables<'_> {
             .filter(|e| is_live(e.expires_at, now)))
     }
 
-    /// Deletes an entry and its expiry record; returns it if it was live.
+    /// Deletes an entry, its expiry record and its cap memberships; returns it if it was
+    /// live.
     fn delete(&mut self, k: &[u8], now: UnixMillis) -> Result<Option<Entry>, DbError> {
+        self.release(k)?;
+        let old = self.unset(k)?;
+        Ok(old.filter(|old| is_live(old.expires_at, now)))
+    }
+
+    /// Deletes an entry and its expiry record, keeping its cap memberships.
+    fn unset(&mut self, k: &[u8]) -> Result<Option<Entry>, DbError> {
         let old = self.entries.remove(k)?.and_then(|raw| decode(raw.value()));
         let Some(old) = old else { return Ok(None) };
         if let Some(at) = old.expires_at {
             self.expiries.remove(expiry_key(at, 0, k).as_slice())?;
         }
-        Ok(is_live(old.expires_at, now).then_some(old))
+        Ok(Some(old))
+    }
+
+    /// Takes an entry out of its cap groups.
+    fn release(&mut self, k: &[u8]) -> Result<(), DbError> {
+        if !in_capped_namespace(k) {
+            return Ok(());
+        }
+        let groups = match self.capped.remove(k)? {
+            Some(raw) => raw.value().to_vec(),
+            None => return Ok(()),
+        };
+        for group in groups.chunks_exact(GROUP_LEN) {
+            let mut member = group.to_vec();
+            member.extend_from_slice(k);
+            self.cap_members.remove(member.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// The live entries of a cap group; its dead members (expired, not yet purged) are
+    /// deleted on the way.
+    fn group_len(&mut self, group: &[u8], now: UnixMillis) -> Result<usize, DbError> {
+        let mut members = Vec::new();
+        for item in self.cap_members.range::<&[u8]>(group..)? {
+            let (k, _) = item?;
+            let k = k.value();
+            if !k.starts_with(group) {
+                break;
+            }
+            members.push(k[GROUP_LEN..].to_vec());
+        }
+        let mut live = 0;
+        for k in members {
+            if self.live(&k, now)?.is_some() {
+                live += 1;
+            } else {
+                self.delete(&k, now)?;
+            }
+        }
+        Ok(live)
     }
 
     fn set(
@@ -425,7 +513,11 @@ impl Tables<'_> {
         expires_at: Option<UnixMillis>,
         now: UnixMillis,
     ) -> Result<(), DbError> {
-        self.delete(k, now)?;
+        if in_capped_namespace(k) && self.live(k, now)?.is_none() {
+            // A dead entry under the key (not yet purged) leaves its groups.
+            self.release(k)?;
+        }
+        self.unset(k)?;
         self.entries
             .insert(k, encode(value, expires_at).as_slice())?;
         if let Some(at) = expires_at {
@@ -496,6 +588,7 @@ impl Tables<'_> {
                 let current = self.entries.get(rest)?.and_then(|raw| decode(raw.value()));
                 if current.is_some_and(|e| e.expires_at == Some(at)) {
                     self.entries.remove(rest)?;
+                    self.release(rest)?;
                 }
             } else if rest.len() >= 33 {
                 let mut member = rest[..33].to_vec();
@@ -517,20 +610,31 @@ impl Tables<'_> {
                 value,
                 expires_at,
                 quota,
+                caps,
                 ..
             } => {
                 let k = entry_key(*ns, key);
                 if self.live(&k, now)?.is_some() {
                     return Ok(Outcome::Bool(Ok(false)));
                 }
-                if let (Some((group, limit)), Some(at)) = (quota, expires_at) {
-                    let mut g = vec![ns.id()];
-                    g.extend_from_slice(group);
-                    if self.purge_group(&g, now)? >= u64::from(*limit) {
-                        return Ok(Outcome::Bool(Err(StoreError::QuotaExceeded {
+                if let (Some((group, limit)), Some(_)) = (quota, expires_at)
+                    && self.purge_group(&group_key(*ns, group), now)? >= u64::from(*limit)
+                {
+                    return Ok(Outcome::Bool(Err(StoreError::QuotaExceeded {
+                        namespace: *ns,
+                    })));
+                }
+                let groups: Vec<Vec<u8>> = caps.iter().map(|(g, _)| group_key(*ns, g)).collect();
+                for (index, ((_, limit), group)) in caps.iter().zip(&groups).enumerate() {
+                    if self.group_len(group, now)? >= *limit as usize {
+                        return Ok(Outcome::Bool(Err(StoreError::CapReached {
                             namespace: *ns,
+                            index,
                         })));
                     }
+                }
+                if let (Some((group, _)), Some(at)) = (quota, expires_at) {
+                    let g = group_key(*ns, group);
                     let mut member = g.clone();
                     member.extend_from_slice(&time_bytes(*at));
                     member.extend_from_slice(key);
@@ -543,6 +647,15 @@ impl Tables<'_> {
                         .insert(expiry_key(*at, 1, &rest).as_slice(), ())?;
                 }
                 self.set(&k, value, *expires_at, now)?;
+                if !groups.is_empty() {
+                    for group in &groups {
+                        let mut member = group.clone();
+                        member.extend_from_slice(&k);
+                        self.cap_members.insert(member.as_slice(), ())?;
+                    }
+                    self.capped
+                        .insert(k.as_slice(), groups.concat().as_slice())?;
+                }
                 Outcome::Bool(Ok(true))
             }
             Op::Put {
@@ -561,6 +674,7 @@ impl Tables<'_> {
                 key,
                 expected,
                 new,
+                release,
                 ..
             } => {
                 let k = entry_key(*ns, key);
@@ -569,7 +683,12 @@ impl Tables<'_> {
                     return Ok(Outcome::Bool(Ok(false)));
                 }
                 match new {
-                    Some((value, expires_at)) => self.set(&k, value, *expires_at, now)?,
+                    Some((value, expires_at)) => {
+                        self.set(&k, value, *expires_at, now)?;
+                        if *release {
+                            self.release(&k)?;
+                        }
+                    }
                     None => {
                         self.delete(&k, now)?;
                     }
@@ -583,12 +702,30 @@ impl Tables<'_> {
     }
 }
 
+/// Whether an `ENTRIES` key is in a namespace that keeps caps (the others never touch the
+/// cap tables, so single-use markers cost what they did).
+fn in_capped_namespace(k: &[u8]) -> bool {
+    k.first()
+        .and_then(|id| Namespace::from_id(*id))
+        .is_some_and(Namespace::is_capped)
+}
+
+/// A group's name in the quota and cap tables: `ns (1) || digest (32)`.
+fn group_key(ns: Namespace, digest: &[u8; 32]) -> Vec<u8> {
+    let mut g = Vec::with_capacity(GROUP_LEN);
+    g.push(ns.id());
+    g.extend_from_slice(digest);
+    g
+}
+
 fn open_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>, DbError> {
     Ok(Tables {
         entries: txn.open_table(ENTRIES)?,
         expiries: txn.open_table(EXPIRIES)?,
         members: txn.open_table(QUOTA_MEMBERS)?,
         counts: txn.open_table(QUOTA_COUNTS)?,
+        capped: txn.open_table(CAPPED)?,
+        cap_members: txn.open_table(CAP_MEMBERS)?,
     })
 }
 
@@ -679,18 +816,21 @@ impl Store for EmbeddedStore {
         expires_at: Option<UnixMillis>,
         quota: Option<Quota<'_>>,
     ) -> Result<bool, StoreError> {
-        check_write(key, value, expires_at, self.now())?;
-        check_quota(&quota, expires_at)?;
-        let quota = quota.map(|q| (digest(&[q.group]), q.limit));
-        self.submit(|reply| Op::Insert {
-            ns,
-            key: key.to_vec(),
-            value: value.to_vec(),
-            expires_at,
-            quota,
-            reply,
-        })
-        .await
+        self.insert(ns, key, value, expires_at, quota, &[]).await
+    }
+
+    async fn insert_capped(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: UnixMillis,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        check_caps(ns, caps)?;
+        self.insert(ns, key, value, Some(expires_at), quota, caps)
+            .await
     }
 
     async fn put(
@@ -746,14 +886,17 @@ impl Store for EmbeddedStore {
         expected: Option<&[u8]>,
         new: Swap<'_>,
     ) -> Result<bool, StoreError> {
-        let new = match new {
-            Swap::Set(value, expires_at) => {
+        let (new, release) = match new {
+            Swap::Set(value, expires_at) | Swap::Release(value, expires_at) => {
                 check_write(key, value, expires_at, self.now())?;
-                Some((value.to_vec(), expires_at))
+                (
+                    Some((value.to_vec(), expires_at)),
+                    matches!(new, Swap::Release(..)),
+                )
             }
             Swap::Delete => {
                 check_key(key)?;
-                None
+                (None, false)
             }
         };
         self.submit(|reply| Op::Cas {
@@ -761,6 +904,7 @@ impl Store for EmbeddedStore {
             key: key.to_vec(),
             expected: expected.map(<[u8]>::to_vec),
             new,
+            release,
             reply,
         })
         .await

@@ -30,6 +30,21 @@ pub enum StoreError {
         /// The namespace.
         namespace: Namespace,
     },
+    /// A group already holds as many live entries as its [`Cap`](crate::Cap) allows (for
+    /// example one user has as many calls waiting for approval as they may).
+    #[error("cap {index} reached in {namespace}")]
+    CapReached {
+        /// The namespace.
+        namespace: Namespace,
+        /// Which of the insertion's caps (its index in the slice given).
+        index: usize,
+    },
+    /// The namespace keeps no caps ([`Namespace::is_capped`]).
+    #[error("{namespace} keeps no caps")]
+    NotCappable {
+        /// The namespace.
+        namespace: Namespace,
+    },
     /// A bounded backend (memory) holds as many live entries as it may.
     #[error("the store is full")]
     Full,

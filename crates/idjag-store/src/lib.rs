@@ -7,7 +7,7 @@
 //! families, sealed upstream tokens).
 //!
 //! - [`Store`]: the storage seam, a handful of primitives each backend implements atomically
-//!   (`insert_if_absent`, `put`, `get`, `take`, `compare_and_swap`, `remove`, bounded
+//!   (`insert_if_absent`, `insert_capped`, `put`, `get`, `take`, `compare_and_swap`, `remove`, bounded
 //!   `scan`, `publish`/`subscribe`, `ping`).
 //! - Backends: [`MemoryStore`] (tests, one process), [`EmbeddedStore`] (feature `embedded`,
 //!   the single-node default: one redb file, durable, no server), [`RedisStore`] (feature
@@ -80,7 +80,10 @@
 //!   API.
 //! - **One client cannot fill the store for all.** Single-use markers are counted per client
 //!   (or DPoP key) and namespace; past its quota a client's tokens are refused
-//!   ([`StoreError::QuotaExceeded`]), others' are not.
+//!   ([`StoreError::QuotaExceeded`]), others' are not. Held calls and MCP sessions may be
+//!   capped per principal ([`Cap`]: live entries, freed as they are decided, removed or
+//!   expire); past a cap the insertion is refused ([`StoreError::CapReached`]) atomically on
+//!   every backend.
 //! - **Bounded reads.** Scans fail ([`StoreError::TooMany`]) rather than return a partial
 //!   revocation list.
 //! - **Redis**: use `rediss://` with a CA you control, an ACL user limited to the key
@@ -124,7 +127,7 @@ pub use revocation::{
 };
 pub use seal::Sealer;
 pub use sessions::{SessionBindings, SessionCheck};
-pub use store::{Channel, Entry, Notification, Quota, Store, Subscription, Swap, UnixMillis};
+pub use store::{Cap, Channel, Entry, Notification, Quota, Store, Subscription, Swap, UnixMillis};
 
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedOpenError, EmbeddedOptions, EmbeddedStore};

@@ -2,7 +2,7 @@
 //! development.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -10,8 +10,8 @@ use idjag_core::SharedClock;
 
 use crate::error::StoreError;
 use crate::store::{
-    Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
-    UnixMillis, check_key, check_quota, check_write, digest, is_live, now_millis,
+    Cap, Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
+    UnixMillis, check_caps, check_key, check_quota, check_write, digest, is_live, now_millis,
 };
 
 /// The default bound on live entries.
@@ -24,7 +24,14 @@ struct State {
     entries: HashMap<Key, Entry>,
     expiries: BinaryHeap<Reverse<(UnixMillis, Key)>>,
     quotas: HashMap<(Namespace, [u8; 32]), BinaryHeap<Reverse<UnixMillis>>>,
+    /// The cap groups each capped entry counts in.
+    capped: HashMap<Key, Vec<Group>>,
+    /// The entries counted in each cap group.
+    groups: HashMap<Group, HashSet<Key>>,
 }
+
+/// A cap group: its namespace and the digest of its name.
+type Group = (Namespace, [u8; 32]);
 
 /// The in-memory [`Store`].
 ///
@@ -77,6 +84,62 @@ impl MemoryStore {
         now_millis(&self.clock)
     }
 
+    /// `insert_if_absent` and `insert_capped`: every check, then every write, under one lock.
+    fn insert(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Option<UnixMillis>,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        check_write(key, value, expires_at, now)?;
+        check_quota(&quota, expires_at)?;
+        let mut state = self.purged(now);
+        let k = (ns, key.to_vec());
+        if state.live(&k, now).is_some() {
+            return Ok(false);
+        }
+        if let Some(q) = quota {
+            let group = (ns, digest(&[q.group]));
+            let members = state.quotas.entry(group).or_default();
+            while members.peek().is_some_and(|Reverse(at)| *at <= now) {
+                members.pop();
+            }
+            if members.len() >= q.limit as usize {
+                return Err(StoreError::QuotaExceeded { namespace: ns });
+            }
+        }
+        let groups: Vec<Group> = caps.iter().map(|c| (ns, digest(&[c.group]))).collect();
+        for (index, (cap, group)) in caps.iter().zip(&groups).enumerate() {
+            if state.group_len(group, now) >= cap.limit as usize {
+                return Err(StoreError::CapReached {
+                    namespace: ns,
+                    index,
+                });
+            }
+        }
+        // A dead entry under the key (not yet purged) leaves its groups first.
+        state.drop_entry(&k);
+        state.set(k.clone(), value, expires_at, self.capacity)?;
+        if let (Some(q), Some(at)) = (quota, expires_at) {
+            state
+                .quotas
+                .entry((ns, digest(&[q.group])))
+                .or_default()
+                .push(Reverse(at));
+        }
+        if !groups.is_empty() {
+            for group in &groups {
+                state.groups.entry(*group).or_default().insert(k.clone());
+            }
+            state.capped.insert(k, groups);
+        }
+        Ok(true)
+    }
+
     /// Locks the state after dropping every expired entry.
     fn purged(&self, now: UnixMillis) -> MutexGuard<'_, State> {
         let mut state = self.lock();
@@ -92,7 +155,7 @@ impl MemoryStore {
                 .get(&key)
                 .is_some_and(|e| e.expires_at == Some(at))
             {
-                state.entries.remove(&key);
+                state.drop_entry(&key);
             }
         }
         state
@@ -123,8 +186,36 @@ impl State {
     }
 
     fn remove_live(&mut self, key: &Key, now: UnixMillis) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
+        let entry = self.drop_entry(key)?;
         is_live(entry.expires_at, now).then_some(entry)
+    }
+
+    /// Removes an entry and takes it out of its cap groups.
+    fn drop_entry(&mut self, key: &Key) -> Option<Entry> {
+        self.release(key);
+        self.entries.remove(key)
+    }
+
+    /// Takes an entry out of its cap groups.
+    fn release(&mut self, key: &Key) {
+        for group in self.capped.remove(key).unwrap_or_default() {
+            if let Some(members) = self.groups.get_mut(&group) {
+                members.remove(key);
+                if members.is_empty() {
+                    self.groups.remove(&group);
+                }
+            }
+        }
+    }
+
+    /// The live entries of a cap group (after a purge, every member is live).
+    fn group_len(&self, group: &Group, now: UnixMillis) -> usize {
+        self.groups.get(group).map_or(0, |members| {
+            members
+                .iter()
+                .filter(|k| self.live(k, now).is_some())
+                .count()
+        })
     }
 }
 
@@ -142,33 +233,20 @@ impl Store for MemoryStore {
         expires_at: Option<UnixMillis>,
         quota: Option<Quota<'_>>,
     ) -> Result<bool, StoreError> {
-        let now = self.now();
-        check_write(key, value, expires_at, now)?;
-        check_quota(&quota, expires_at)?;
-        let mut state = self.purged(now);
-        let k = (ns, key.to_vec());
-        if state.live(&k, now).is_some() {
-            return Ok(false);
-        }
-        if let Some(q) = quota {
-            let group = (ns, digest(&[q.group]));
-            let members = state.quotas.entry(group).or_default();
-            while members.peek().is_some_and(|Reverse(at)| *at <= now) {
-                members.pop();
-            }
-            if members.len() >= q.limit as usize {
-                return Err(StoreError::QuotaExceeded { namespace: ns });
-            }
-        }
-        state.set(k, value, expires_at, self.capacity)?;
-        if let (Some(q), Some(at)) = (quota, expires_at) {
-            state
-                .quotas
-                .entry((ns, digest(&[q.group])))
-                .or_default()
-                .push(Reverse(at));
-        }
-        Ok(true)
+        self.insert(ns, key, value, expires_at, quota, &[])
+    }
+
+    async fn insert_capped(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: UnixMillis,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        check_caps(ns, caps)?;
+        self.insert(ns, key, value, Some(expires_at), quota, caps)
     }
 
     async fn put(
@@ -205,7 +283,9 @@ impl Store for MemoryStore {
     ) -> Result<bool, StoreError> {
         let now = self.now();
         match new {
-            Swap::Set(value, expires_at) => check_write(key, value, expires_at, now)?,
+            Swap::Set(value, expires_at) | Swap::Release(value, expires_at) => {
+                check_write(key, value, expires_at, now)?
+            }
             Swap::Delete => check_key(key)?,
         }
         let mut state = self.purged(now);
@@ -215,8 +295,12 @@ impl Store for MemoryStore {
         }
         match new {
             Swap::Set(value, expires_at) => state.set(k, value, expires_at, self.capacity)?,
+            Swap::Release(value, expires_at) => {
+                state.set(k.clone(), value, expires_at, self.capacity)?;
+                state.release(&k);
+            }
             Swap::Delete => {
-                state.entries.remove(&k);
+                state.drop_entry(&k);
             }
         }
         Ok(true)

@@ -9,6 +9,8 @@
 //! | `<prefix><namespace>:<hex key>` | string, `PXAT` expiry | one entry |
 //! | `<prefix><namespace>#idx` | sorted set, score = expiry | the keys of an indexed namespace, for [`Store::scan`] |
 //! | `<prefix><namespace>#q:<hex SHA-256 of group>` | sorted set, score = expiry | one quota group's live insertions |
+//! | `<prefix><namespace>#cap:<hex SHA-256 of group>` | sorted set, score = expiry | one cap group's entries (capped namespaces) |
+//! | `<prefix><namespace>#capof:<hex key>` | string, the entry's expiry | the cap groups (their Redis keys) one entry counts in |
 //! | channel `<prefix>ch:<channel>` | pub/sub | notifications |
 //!
 //! # Atomicity
@@ -56,8 +58,9 @@ use zeroize::Zeroizing;
 
 use crate::error::StoreError;
 use crate::store::{
-    Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
-    UnixMillis, check_key, check_quota, check_write, digest, hex, is_live, now_millis, unhex,
+    Cap, Channel, Entry, LocalBus, Namespace, Notification, Quota, Store, Subscription, Swap,
+    UnixMillis, check_caps, check_key, check_quota, check_write, digest, hex, is_live, now_millis,
+    unhex,
 };
 
 /// Default timeout for establishing a connection.
@@ -176,15 +179,62 @@ impl Keys {
     fn quota(&self, ns: Namespace, group: &[u8]) -> String {
         format!("{}{}#q:{}", self.prefix, ns.name(), hex(&digest(&[group])))
     }
+    fn cap(&self, ns: Namespace, group: &[u8]) -> String {
+        format!(
+            "{}{}#cap:{}",
+            self.prefix,
+            ns.name(),
+            hex(&digest(&[group]))
+        )
+    }
+    fn cap_of(&self, ns: Namespace, key: &[u8]) -> String {
+        format!("{}{}#capof:{}", self.prefix, ns.name(), hex(key))
+    }
     fn channel(&self, channel: Channel) -> String {
         format!("{}ch:{}", self.prefix, channel.name())
     }
 }
 
-/// KEYS: entry, index, quota. ARGV: value, expiry ('' = never), now, limit ('' = none),
-/// member, indexed ('1'/'0'). Returns 1 (stored), 0 (present), -1 (quota exceeded).
+/// Lua shared by the scripts that change a capped namespace's entries: `cap_move` keeps an
+/// entry in its cap groups with a new expiry, `cap_leave` takes it out of them.
+const CAP_LUA: &str = r"
+local function cap_expire(k, exp)
+  if exp == '' then redis.call('PERSIST', k) else redis.call('PEXPIREAT', k, exp) end
+end
+local function cap_move(capof, member, exp)
+  local groups = redis.call('GET', capof)
+  if not groups then return end
+  local score = exp
+  if exp == '' then score = '+inf' end
+  for g in string.gmatch(groups, '[^\n]+') do
+    redis.call('ZADD', g, 'XX', score, member)
+    local last = redis.call('ZRANGE', g, -1, -1, 'WITHSCORES')
+    if last[2] == 'inf' then
+      redis.call('PERSIST', g)
+    elseif last[2] then
+      redis.call('PEXPIREAT', g, last[2])
+    end
+  end
+  cap_expire(capof, exp)
+end
+local function cap_leave(capof, member)
+  local groups = redis.call('GET', capof)
+  if not groups then return end
+  for g in string.gmatch(groups, '[^\n]+') do redis.call('ZREM', g, member) end
+  redis.call('DEL', capof)
+end
+";
+
+fn with_caps(body: &str) -> Script {
+    Script::new(&format!("{CAP_LUA}{body}"))
+}
+
+/// KEYS: entry, index, quota, capof, then one cap group per cap. ARGV: value, expiry ('' =
+/// never), now, limit ('' = none), member, indexed ('1'/'0'), capped ('1'/'0'), then one
+/// limit per cap. Returns 1 (stored), 0 (present), -1 (quota exceeded), -2 - i (cap i
+/// reached). Every check comes before the first write.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_caps(
         r"
 local exp = ARGV[2]
 local score = exp
@@ -193,6 +243,12 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[4] ~= '' then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
   if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return -1 end
+end
+for i = 5, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[3])
+  if redis.call('ZCARD', KEYS[i]) >= tonumber(ARGV[i + 3]) then return -2 - (i - 5) end
+end
+if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[3], score, ARGV[5])
   local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
   redis.call('PEXPIREAT', KEYS[3], last[2])
@@ -203,22 +259,36 @@ else
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', exp)
 end
 if ARGV[6] == '1' then redis.call('ZADD', KEYS[2], score, ARGV[5]) end
+if ARGV[7] == '1' then cap_leave(KEYS[4], ARGV[5]) end
+if #KEYS > 4 then
+  local groups = {}
+  for i = 5, #KEYS do
+    redis.call('ZADD', KEYS[i], score, ARGV[5])
+    local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', KEYS[i], last[2])
+    groups[#groups + 1] = KEYS[i]
+  end
+  redis.call('SET', KEYS[4], table.concat(groups, '\n'), 'PXAT', exp)
+end
 return 1
 ",
     )
 });
 
-/// KEYS: entry, index. ARGV: value, expiry ('' = never), member. Sets unconditionally.
+/// KEYS: entry, index, capof. ARGV: value, expiry ('' = never), member, indexed, capped.
+/// Sets unconditionally; a capped entry stays in its groups with the new expiry.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_caps(
         r"
+local score = ARGV[2]
 if ARGV[2] == '' then
+  score = '+inf'
   redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[2], '+inf', ARGV[3])
 else
   redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 end
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], score, ARGV[3]) end
+if ARGV[5] == '1' then cap_move(KEYS[3], ARGV[3], ARGV[2]) end
 return 1
 ",
     )
@@ -235,25 +305,27 @@ return {v, redis.call('PEXPIRETIME', KEYS[1])}
     )
 });
 
-/// KEYS: entry, index. ARGV: member, indexed. Returns {value, PEXPIRETIME} or false, and
-/// deletes the entry.
+/// KEYS: entry, index, capof. ARGV: member, indexed, capped. Returns {value, PEXPIRETIME}
+/// or false, and deletes the entry (out of its cap groups).
 static TAKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_caps(
         r"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local t = redis.call('PEXPIRETIME', KEYS[1])
 redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if ARGV[3] == '1' then cap_leave(KEYS[3], ARGV[1]) end
 return {v, t}
 ",
     )
 });
 
-/// KEYS: entry, index. ARGV: has expected ('1'/'0'), expected, op ('set'/'del'), value,
-/// expiry ('' = never), member, indexed. Returns 1 (applied) or 0.
+/// KEYS: entry, index, capof. ARGV: has expected ('1'/'0'), expected, op
+/// ('set'/'release'/'del'), value, expiry ('' = never), member, indexed, capped. Returns 1
+/// (applied) or 0.
 static CAS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_caps(
         r"
 local cur = redis.call('GET', KEYS[1])
 if ARGV[1] == '1' then
@@ -264,6 +336,7 @@ end
 if ARGV[3] == 'del' then
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then redis.call('ZREM', KEYS[2], ARGV[6]) end
+  if ARGV[8] == '1' then cap_leave(KEYS[3], ARGV[6]) end
   return 1
 end
 local score = ARGV[5]
@@ -274,17 +347,26 @@ else
   redis.call('SET', KEYS[1], ARGV[4], 'PXAT', ARGV[5])
 end
 if ARGV[7] == '1' then redis.call('ZADD', KEYS[2], score, ARGV[6]) end
+if ARGV[8] == '1' then
+  if ARGV[3] == 'release' or not cur then
+    cap_leave(KEYS[3], ARGV[6])
+  else
+    cap_move(KEYS[3], ARGV[6], ARGV[5])
+  end
+end
 return 1
 ",
     )
 });
 
-/// KEYS: entry, index. ARGV: member, indexed. Returns 1 if a value was deleted.
+/// KEYS: entry, index, capof. ARGV: member, indexed, capped. Returns 1 if a value was
+/// deleted (and takes it out of its cap groups).
 static REMOVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    with_caps(
         r"
 local n = redis.call('DEL', KEYS[1])
 if ARGV[2] == '1' then redis.call('ZREM', KEYS[2], ARGV[1]) end
+if ARGV[3] == '1' then cap_leave(KEYS[3], ARGV[1]) end
 return n
 ",
     )
@@ -421,6 +503,10 @@ fn indexed_arg(ns: Namespace) -> &'static str {
     if ns.is_indexed() { "1" } else { "0" }
 }
 
+fn capped_arg(ns: Namespace) -> &'static str {
+    if ns.is_capped() { "1" } else { "0" }
+}
+
 /// `{value, pexpiretime}` or nil → an entry.
 fn parse_entry(value: Value, ns: Namespace, now: UnixMillis) -> Result<Option<Entry>, StoreError> {
     match value {
@@ -502,6 +588,63 @@ impl RedisStore {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(map_err(&e)),
             Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    /// `insert_if_absent` and `insert_capped`: one `SET NX` when nothing else is to be
+    /// kept, else the `INSERT` script.
+    async fn insert(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Option<UnixMillis>,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        check_write(key, value, expires_at, now)?;
+        check_quota(&quota, expires_at)?;
+        let entry = self.inner.keys.entry(ns, key);
+        if quota.is_none() && !ns.is_indexed() && !ns.is_capped() {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&entry).arg(value).arg("NX");
+            if let Some(at) = expires_at {
+                cmd.arg("PXAT").arg(at);
+            }
+            let set: Option<String> = self.command(&cmd).await?;
+            return Ok(set.is_some());
+        }
+        let (quota_key, limit) = match quota {
+            Some(q) => (self.inner.keys.quota(ns, q.group), q.limit.to_string()),
+            None => (self.inner.keys.quota(ns, b""), String::new()),
+        };
+        let mut inv = INSERT.prepare_invoke();
+        inv.key(&entry)
+            .key(self.inner.keys.index(ns))
+            .key(quota_key)
+            .key(self.inner.keys.cap_of(ns, key));
+        for cap in caps {
+            inv.key(self.inner.keys.cap(ns, cap.group));
+        }
+        inv.arg(value)
+            .arg(expiry_arg(expires_at))
+            .arg(now)
+            .arg(limit)
+            .arg(hex(key))
+            .arg(indexed_arg(ns))
+            .arg(capped_arg(ns));
+        for cap in caps {
+            inv.arg(cap.limit);
+        }
+        match self.run::<i64>(&inv).await? {
+            1 => Ok(true),
+            0 => Ok(false),
+            -1 => Err(StoreError::QuotaExceeded { namespace: ns }),
+            code => Err(StoreError::CapReached {
+                namespace: ns,
+                index: usize::try_from(-2 - code).unwrap_or(usize::MAX),
+            }),
         }
     }
 
@@ -594,38 +737,21 @@ impl Store for RedisStore {
         expires_at: Option<UnixMillis>,
         quota: Option<Quota<'_>>,
     ) -> Result<bool, StoreError> {
-        let now = self.now();
-        check_write(key, value, expires_at, now)?;
-        check_quota(&quota, expires_at)?;
-        let entry = self.inner.keys.entry(ns, key);
-        if quota.is_none() && !ns.is_indexed() {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&entry).arg(value).arg("NX");
-            if let Some(at) = expires_at {
-                cmd.arg("PXAT").arg(at);
-            }
-            let set: Option<String> = self.command(&cmd).await?;
-            return Ok(set.is_some());
-        }
-        let (quota_key, limit) = match quota {
-            Some(q) => (self.inner.keys.quota(ns, q.group), q.limit.to_string()),
-            None => (self.inner.keys.quota(ns, b""), String::new()),
-        };
-        let mut inv = INSERT.prepare_invoke();
-        inv.key(&entry)
-            .key(self.inner.keys.index(ns))
-            .key(quota_key)
-            .arg(value)
-            .arg(expiry_arg(expires_at))
-            .arg(now)
-            .arg(limit)
-            .arg(hex(key))
-            .arg(indexed_arg(ns));
-        match self.run::<i64>(&inv).await? {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => Err(StoreError::QuotaExceeded { namespace: ns }),
-        }
+        self.insert(ns, key, value, expires_at, quota, &[]).await
+    }
+
+    async fn insert_capped(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: UnixMillis,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
+        check_caps(ns, caps)?;
+        self.insert(ns, key, value, Some(expires_at), quota, caps)
+            .await
     }
 
     async fn put(
@@ -637,7 +763,7 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         check_write(key, value, expires_at, self.now())?;
         let entry = self.inner.keys.entry(ns, key);
-        if !ns.is_indexed() {
+        if !ns.is_indexed() && !ns.is_capped() {
             let mut cmd = redis::cmd("SET");
             cmd.arg(&entry).arg(value);
             if let Some(at) = expires_at {
@@ -648,9 +774,12 @@ impl Store for RedisStore {
         let mut inv = PUT.prepare_invoke();
         inv.key(&entry)
             .key(self.inner.keys.index(ns))
+            .key(self.inner.keys.cap_of(ns, key))
             .arg(value)
             .arg(expiry_arg(expires_at))
-            .arg(hex(key));
+            .arg(hex(key))
+            .arg(indexed_arg(ns))
+            .arg(capped_arg(ns));
         self.run::<Value>(&inv).await.map(|_| ())
     }
 
@@ -667,8 +796,10 @@ impl Store for RedisStore {
         let mut inv = TAKE.prepare_invoke();
         inv.key(self.inner.keys.entry(ns, key))
             .key(self.inner.keys.index(ns))
+            .key(self.inner.keys.cap_of(ns, key))
             .arg(hex(key))
-            .arg(indexed_arg(ns));
+            .arg(indexed_arg(ns))
+            .arg(capped_arg(ns));
         let value: Value = self.run(&inv).await?;
         parse_entry(value, ns, self.now())
     }
@@ -684,19 +815,25 @@ impl Store for RedisStore {
         let mut inv = CAS.prepare_invoke();
         inv.key(self.inner.keys.entry(ns, key))
             .key(self.inner.keys.index(ns))
+            .key(self.inner.keys.cap_of(ns, key))
             .arg(if expected.is_some() { "1" } else { "0" })
             .arg(expected.unwrap_or_default());
         match new {
-            Swap::Set(value, expires_at) => {
+            Swap::Set(value, expires_at) | Swap::Release(value, expires_at) => {
                 check_write(key, value, expires_at, now)?;
-                inv.arg("set").arg(value).arg(expiry_arg(expires_at));
+                let op = if matches!(new, Swap::Release(..)) {
+                    "release"
+                } else {
+                    "set"
+                };
+                inv.arg(op).arg(value).arg(expiry_arg(expires_at));
             }
             Swap::Delete => {
                 check_key(key)?;
                 inv.arg("del").arg("").arg("");
             }
         }
-        inv.arg(hex(key)).arg(indexed_arg(ns));
+        inv.arg(hex(key)).arg(indexed_arg(ns)).arg(capped_arg(ns));
         Ok(self.run::<i64>(&inv).await? == 1)
     }
 
@@ -705,8 +842,10 @@ impl Store for RedisStore {
         let mut inv = REMOVE.prepare_invoke();
         inv.key(self.inner.keys.entry(ns, key))
             .key(self.inner.keys.index(ns))
+            .key(self.inner.keys.cap_of(ns, key))
             .arg(hex(key))
-            .arg(indexed_arg(ns));
+            .arg(indexed_arg(ns))
+            .arg(capped_arg(ns));
         Ok(self.run::<i64>(&inv).await? == 1)
     }
 

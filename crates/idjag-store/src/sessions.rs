@@ -4,6 +4,11 @@
 //! (the gateway's digest of issuer and subject). A binding lives `idle` after its last use; a
 //! check renews it once less than half of that remains, so a busy session costs one write per
 //! half idle period, not one per request.
+//!
+//! A binding may count in caps (a [`Cap`] per principal: at most so many sessions of one
+//! user): [`bind_capped`](SessionBindings::bind_capped) refuses a new session past a cap
+//! ([`StoreError::CapReached`]) in the same atomic insertion, and a session stops counting
+//! once removed or idle past its time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +16,7 @@ use std::time::Duration;
 use idjag_core::SharedClock;
 
 use crate::error::StoreError;
-use crate::store::{Namespace, Store, Swap, digest, now_millis};
+use crate::store::{Cap, Namespace, Store, Swap, digest, now_millis};
 
 /// How a presented session id relates to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,15 +62,29 @@ impl SessionBindings {
         id: &[u8],
         principal: [u8; 32],
     ) -> Result<bool, StoreError> {
+        self.bind_capped(upstream, id, principal, &[]).await
+    }
+
+    /// [`bind`](Self::bind), the binding counting in each of `caps`. Returns `false` (and changes nothing) when the id is already bound to someone
+    /// else; fails with [`StoreError::CapReached`] (and binds nothing) when one of `caps` is
+    /// reached.
+    pub async fn bind_capped(
+        &self,
+        upstream: &str,
+        id: &[u8],
+        principal: [u8; 32],
+        caps: &[Cap<'_>],
+    ) -> Result<bool, StoreError> {
         let k = key(upstream, id);
         if self
             .store
-            .insert_if_absent(
+            .insert_capped(
                 Namespace::Sessions,
                 &k,
                 &principal,
-                Some(self.expiry()),
+                self.expiry(),
                 None,
+                caps,
             )
             .await?
         {

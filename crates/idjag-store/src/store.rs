@@ -6,6 +6,7 @@
 //! | primitive | atomic meaning |
 //! |---|---|
 //! | [`insert_if_absent`](Store::insert_if_absent) | set `key` unless a live entry exists; optionally count it in a per-group quota |
+//! | [`insert_capped`](Store::insert_capped) | the same, in a capped namespace, refused when one of the entry's groups already holds its cap of live entries |
 //! | [`put`](Store::put) | set `key` unconditionally |
 //! | [`get`](Store::get) | read a live entry |
 //! | [`take`](Store::take) | read and delete a live entry: exactly one caller gets it |
@@ -112,12 +113,43 @@ impl<'a> Quota<'a> {
     }
 }
 
+/// A bound on the live entries of one group, for [`Store::insert_capped`].
+///
+/// Unlike a [`Quota`], which counts insertions until they would have expired, a cap counts
+/// the entries themselves: an entry counts in each group it was inserted under while it is
+/// live and has not left them. It leaves them when it is deleted ([`Store::remove`],
+/// [`Store::take`], [`Swap::Delete`]), when it expires, or when it is replaced with
+/// [`Swap::Release`]; [`Store::put`] and [`Swap::Set`] keep it in its groups with the new
+/// expiry. An insertion into a group already holding `limit` live entries fails with
+/// [`StoreError::CapReached`] and stores nothing.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Cap<'a> {
+    /// The group (a principal, hashed by the backend).
+    pub group: &'a [u8],
+    /// The most live entries the group may hold.
+    pub limit: u32,
+}
+
+impl<'a> Cap<'a> {
+    /// A cap of `limit` live entries for `group`.
+    pub fn new(group: &'a [u8], limit: u32) -> Self {
+        Self { group, limit }
+    }
+}
+
+/// The most caps one insertion may count in.
+pub const MAX_CAPS: usize = 8;
+
 /// The new state of a key for [`Store::compare_and_swap`].
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub enum Swap<'a> {
-    /// Store this value with this expiry.
+    /// Store this value with this expiry (an entry counted in [`Cap`] groups stays in them).
     Set(&'a [u8], Option<UnixMillis>),
+    /// Store this value with this expiry, and take the entry out of every [`Cap`] group it
+    /// counts in (a held call once decided no longer counts as pending).
+    Release(&'a [u8], Option<UnixMillis>),
     /// Delete the key.
     Delete,
 }
@@ -184,6 +216,26 @@ pub trait Store: fmt::Debug + Send + Sync + 'static {
         value: &[u8],
         expires_at: Option<UnixMillis>,
         quota: Option<Quota<'_>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores `value` under `key` unless a live entry exists, counting it in the group of
+    /// each of `caps` while it lives (see [`Cap`]), and in `quota` like
+    /// [`insert_if_absent`](Self::insert_if_absent). Returns whether it was stored.
+    ///
+    /// Fails with [`StoreError::CapReached`] (naming the first cap reached, storing nothing)
+    /// when a group already holds its limit of live entries; with
+    /// [`StoreError::NotCappable`] for a namespace that keeps no caps
+    /// ([`Namespace::is_capped`]); with [`StoreError::InvalidExpiry`] without an expiry, and
+    /// with [`StoreError::InvalidSize`] for more than [`MAX_CAPS`] caps. The existence
+    /// check, every quota and cap check and the writes are one atomic step.
+    async fn insert_capped(
+        &self,
+        ns: Namespace,
+        key: &[u8],
+        value: &[u8],
+        expires_at: UnixMillis,
+        quota: Option<Quota<'_>>,
+        caps: &[Cap<'_>],
     ) -> Result<bool, StoreError>;
 
     /// Stores `value` under `key`, replacing any entry.
@@ -263,6 +315,16 @@ pub(crate) fn check_quota(
 ) -> Result<(), StoreError> {
     if quota.is_some() && expires_at.is_none() {
         return Err(StoreError::InvalidExpiry);
+    }
+    Ok(())
+}
+
+pub(crate) fn check_caps(ns: Namespace, caps: &[Cap<'_>]) -> Result<(), StoreError> {
+    if !ns.is_capped() {
+        return Err(StoreError::NotCappable { namespace: ns });
+    }
+    if caps.len() > MAX_CAPS {
+        return Err(StoreError::InvalidSize);
     }
     Ok(())
 }

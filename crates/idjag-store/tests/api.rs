@@ -8,6 +8,9 @@ mod support;
 #[path = "api/conformance.rs"]
 mod conformance;
 
+#[path = "api/caps.rs"]
+mod caps;
+
 #[path = "api/redis.rs"]
 mod redis;
 

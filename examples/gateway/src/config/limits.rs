@@ -36,6 +36,14 @@ pub struct PrincipalLimitsConfig {
     /// A request rate.
     #[serde(default)]
     pub rate: Option<RateConfig>,
+    /// Most calls waiting for an administrator's approval at once, in the shared store
+    /// (every instance's). A call over it is refused, nothing held.
+    #[serde(default)]
+    pub pending_approvals: Option<u32>,
+    /// Most MCP sessions at once, in the shared store (every instance's). An `initialize`
+    /// over it is refused.
+    #[serde(default)]
+    pub sessions: Option<u32>,
 }
 
 /// A request rate: `requests` per `per`, with bursts of up to `burst` (default `requests`).

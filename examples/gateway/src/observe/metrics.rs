@@ -16,6 +16,7 @@
 //! | `idjag_gateway_identity_cache_total` | `result` | inbound token validation cache |
 //! | `idjag_gateway_requests_in_flight` | | MCP requests holding a slot, streams included |
 //! | `idjag_gateway_streams_open` | | responses being streamed (SSE and JSON) |
+//! | `idjag_gateway_limit_refusals_total` | `principal` (`user`, `agent`, `upstream`), `limit` (`rate`, `in_flight`, `streams`, `pending_approvals`, `sessions`) | requests refused (429) by a `[limits]` limit or cap |
 //! | `idjag_gateway_approvals_pending` | | calls waiting for an administrator, in the shared store (every instance's) |
 //! | `idjag_gateway_store_healthy` | | 1 when the store answers and the local copy of the revocations is within its staleness bound, else 0 |
 //! | `idjag_gateway_stdio_processes` | `upstream` | stdio upstream processes running now (gauge) |
@@ -167,6 +168,17 @@ impl RequestMetrics {
 /// The upstream call's latency until its response head.
 pub fn upstream_latency(upstream: &str) -> Histogram {
     metrics::histogram!("idjag_gateway_upstream_duration_seconds", "upstream" => upstream.to_owned())
+}
+
+/// Counts a refusal by a `[limits]` limit or cap: the principal's kind and the limit's
+/// (bounded names, never a principal).
+pub fn limit_refused(principal: &'static str, limit: &'static str) {
+    metrics::counter!(
+        "idjag_gateway_limit_refusals_total",
+        "principal" => principal,
+        "limit" => limit
+    )
+    .increment(1);
 }
 
 /// Sets a counter kept elsewhere (cache hits, fetches) to its value at scrape time.

@@ -6,6 +6,10 @@ use crate::config::{ConfigError, LimitsConfig, PrincipalLimitsConfig, RateConfig
 use crate::plan::Planner;
 pub use crate::policy::fairness::{LimitsPlan, PrincipalLimits, RatePlan};
 
+/// The largest cap on pending approvals or sessions: each check counts the principal's
+/// live entries in the store, so a cap is a bound on that work too.
+pub const MAX_STORE_CAP: u32 = 100_000;
+
 impl Planner<'_> {
     /// `[limits]`.
     pub(crate) fn limits(&mut self, limits: &LimitsConfig) -> Result<LimitsPlan, ConfigError> {
@@ -32,7 +36,19 @@ fn principal(key: &str, config: &PrincipalLimitsConfig) -> Result<PrincipalLimit
             .as_ref()
             .map(|rate| self::rate(&format!("{key}.rate"), rate))
             .transpose()?,
+        pending_approvals: cap(format!("{key}.pending_approvals"), config.pending_approvals)?,
+        sessions: cap(format!("{key}.sessions"), config.sessions)?,
     })
+}
+
+/// A cap kept in the store: positive, and at most [`MAX_STORE_CAP`].
+fn cap(key: String, value: Option<u32>) -> Result<Option<NonZeroU32>, ConfigError> {
+    match value {
+        Some(v) if v > MAX_STORE_CAP => {
+            Err(invalid(key, format!("must be at most {MAX_STORE_CAP}")))
+        }
+        _ => positive(key, value),
+    }
 }
 
 fn rate(key: &str, rate: &RateConfig) -> Result<RatePlan, ConfigError> {
@@ -66,6 +82,8 @@ mod tests {
                 per: ConfigDuration(Duration::from_secs(1)),
                 burst: None,
             }),
+            pending_approvals: Some(5),
+            sessions: None,
         };
         let planned = principal("limits.user", &config).unwrap();
         assert_eq!(planned.in_flight, NonZeroU32::new(4));
@@ -83,6 +101,28 @@ mod tests {
         assert_eq!(
             principal("limits.agent", &zero).unwrap_err().to_string(),
             "limits.agent.streams: must be positive"
+        );
+        assert_eq!(planned.pending_approvals, NonZeroU32::new(5));
+        assert_eq!(planned.sessions, None);
+        let no_sessions = PrincipalLimitsConfig {
+            sessions: Some(0),
+            ..config.clone()
+        };
+        assert_eq!(
+            principal("limits.user", &no_sessions)
+                .unwrap_err()
+                .to_string(),
+            "limits.user.sessions: must be positive"
+        );
+        let too_many = PrincipalLimitsConfig {
+            pending_approvals: Some(MAX_STORE_CAP + 1),
+            ..config.clone()
+        };
+        assert_eq!(
+            principal("limits.agent", &too_many)
+                .unwrap_err()
+                .to_string(),
+            "limits.agent.pending_approvals: must be at most 100000"
         );
         let mut no_requests = config;
         no_requests.rate.as_mut().unwrap().requests = 0;

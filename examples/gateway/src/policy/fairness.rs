@@ -33,6 +33,10 @@ pub struct PrincipalLimits {
     pub streams: Option<NonZeroU32>,
     /// A request rate.
     pub rate: Option<RatePlan>,
+    /// Most calls waiting for approval, in the store ([`crate::policy::caps`]).
+    pub pending_approvals: Option<NonZeroU32>,
+    /// Most MCP sessions, in the store ([`crate::policy::caps`]).
+    pub sessions: Option<NonZeroU32>,
 }
 
 /// A request rate: one request per `interval`, bursts of up to `burst`.
@@ -85,6 +89,35 @@ pub enum LimitKind {
     InFlight,
     /// Open GET streams.
     Streams,
+    /// Calls waiting for approval ([`crate::policy::caps`]).
+    PendingApprovals,
+    /// MCP sessions ([`crate::policy::caps`]).
+    Sessions,
+}
+
+impl Principal {
+    /// The stable name (`user`, `agent`, `upstream`), a metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Agent => "agent",
+            Self::Upstream => "upstream",
+        }
+    }
+}
+
+impl LimitKind {
+    /// The stable name (`rate`, `in_flight`, `streams`, `pending_approvals`, `sessions`), a
+    /// metric label.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Rate => "rate",
+            Self::InFlight => "in_flight",
+            Self::Streams => "streams",
+            Self::PendingApprovals => "pending_approvals",
+            Self::Sessions => "sessions",
+        }
+    }
 }
 
 /// A refusal: which principal, which limit, and when to retry.
@@ -100,7 +133,8 @@ pub struct Limited {
 }
 
 impl Limited {
-    /// The audit reason: `limit_{user,agent,upstream}_{rate,in_flight,streams}`.
+    /// The audit reason:
+    /// `limit_{user,agent,upstream}_{rate,in_flight,streams,pending_approvals,sessions}`.
     pub fn reason(&self) -> &'static str {
         use LimitKind::*;
         use Principal::*;
@@ -114,6 +148,12 @@ impl Limited {
             (Upstream, Rate) => "limit_upstream_rate",
             (Upstream, InFlight) => "limit_upstream_in_flight",
             (Upstream, Streams) => "limit_upstream_streams",
+            (User, PendingApprovals) => "limit_user_pending_approvals",
+            (User, Sessions) => "limit_user_sessions",
+            (Agent, PendingApprovals) => "limit_agent_pending_approvals",
+            (Agent, Sessions) => "limit_agent_sessions",
+            (Upstream, PendingApprovals) => "limit_upstream_pending_approvals",
+            (Upstream, Sessions) => "limit_upstream_sessions",
         }
     }
 }
@@ -234,6 +274,7 @@ pub struct Admission {
 /// Per-principal limits. See the [module docs](self).
 #[derive(Debug)]
 pub struct Fairness {
+    plan: LimitsPlan,
     limiters: [Limiter; 3],
     admitted: AtomicU64,
 }
@@ -242,6 +283,7 @@ impl Fairness {
     /// The limits of `plan`.
     pub fn new(plan: &LimitsPlan) -> Self {
         Self {
+            plan: *plan,
             limiters: [
                 Limiter::new(Principal::User, plan.user),
                 Limiter::new(Principal::Agent, plan.agent),
@@ -249,6 +291,11 @@ impl Fairness {
             ],
             admitted: AtomicU64::new(0),
         }
+    }
+
+    /// The planned limits (the store caps of [`crate::policy::caps`] are read from them).
+    pub fn plan(&self) -> &LimitsPlan {
+        &self.plan
     }
 
     /// Admits one request of `identity` to `upstream` (`stream`: a GET stream), or says
@@ -266,14 +313,7 @@ impl Fairness {
                 }
             }
         }
-        let keys = [
-            Some(identity.principal_key()),
-            identity
-                .agent
-                .as_deref()
-                .map(|agent| digest(&[identity.issuer.as_str(), agent])),
-            Some(digest(&[upstream])),
-        ];
+        let keys = principal_keys(identity, upstream);
         let mut admission = Admission::default();
         for (limiter, key) in self.limiters.iter().zip(keys) {
             let Some(key) = key else { continue };
@@ -284,6 +324,19 @@ impl Fairness {
         }
         Ok(admission)
     }
+}
+
+/// The keys of the user, the agent (when the token names one) and the upstream route, in
+/// the order of [`Principal`]: SHA-256 digests, the same on every instance.
+pub fn principal_keys(identity: &Identity, upstream: &str) -> [Option<Key>; 3] {
+    [
+        Some(identity.principal_key()),
+        identity
+            .agent
+            .as_deref()
+            .map(|agent| digest(&[identity.issuer.as_str(), agent])),
+        Some(digest(&[upstream])),
+    ]
 }
 
 fn digest(parts: &[&str]) -> Key {
@@ -326,7 +379,7 @@ mod tests {
             user: PrincipalLimits {
                 in_flight: limit(2),
                 streams: limit(1),
-                rate: None,
+                ..PrincipalLimits::default()
             },
             agent: PrincipalLimits {
                 in_flight: limit(3),

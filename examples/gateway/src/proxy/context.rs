@@ -14,9 +14,11 @@ use crate::observe::audit::AuditEntry;
 use crate::policy::access::{AuthzRequest, Decision, DenyReason};
 use crate::policy::approval::notify::Notice;
 use crate::policy::approval::{CallToGate, Gate, HeldDetails, arguments_digest};
+use crate::policy::caps::StoreCaps;
 use crate::protocol::jsonrpc::{CheckedBody, Message, MessageKind, code};
 use crate::proxy::refusal::{
-    Refusal, challenge, credential_refusal, jsonrpc_error, policy_error, state_unavailable,
+    Refusal, challenge, credential_refusal, jsonrpc_error, policy_error, rate_limited,
+    state_unavailable,
 };
 use crate::proxy::state::GatewayState;
 use crate::upstream::{Credential, Upstream};
@@ -158,7 +160,12 @@ impl RequestContext<'_> {
             policy_version,
             recorded: self.recorded.as_ref(),
         };
-        let gate = match call.gate(&self.state.approvals).await {
+        let caps = StoreCaps::pending_approvals(
+            self.state.fairness.plan(),
+            &self.caller.identity,
+            &self.upstream.name,
+        );
+        let gate = match call.gate_capped(&self.state.approvals, &caps).await {
             Ok(gate) => gate,
             Err(error) => {
                 tracing::warn!(%error, "approvals cannot be checked: refusing");
@@ -220,6 +227,12 @@ impl RequestContext<'_> {
                     "An administrator rejected this call",
                     Some(id),
                 ))
+            }
+            // Nothing was held, so no one is notified.
+            Gate::CapReached { index } => {
+                let limited = caps.limited(index);
+                tracing::info!(upstream = %self.upstream.name, tool, reason = limited.reason(), "over a cap on calls waiting for approval");
+                Err(rate_limited(&limited, message.id.as_ref()))
             }
             _ => Err(held(
                 "approval_queue_full",

@@ -17,13 +17,16 @@ use tracing::Instrument;
 
 use crate::config::SseExpiry;
 use crate::inbound::Identity;
+use crate::policy::caps::StoreCaps;
 use crate::policy::fairness::Admission;
 use crate::protocol::headers::{MCP_SESSION_ID, REQUEST_ID, downstream_headers, own_value};
 use crate::protocol::jsonrpc::{code, filter_tool_list_answer};
 use crate::proxy::context::RequestContext;
 use crate::proxy::refusal::{
-    Refusal, credential_refusal, jsonrpc_error, state_unavailable, transport_refusal,
+    Refusal, credential_refusal, error_kind, jsonrpc_error, rate_limited, state_unavailable,
+    transport_refusal,
 };
+use crate::proxy::session::StoreError;
 use crate::proxy::stream::{SseOptions, Visibility, forward};
 use crate::upstream::{Credential, Endpoint};
 
@@ -147,8 +150,9 @@ impl RequestContext<'_> {
             && let Some(created) = response.headers().get(MCP_SESSION_ID)
             && self.session.as_ref() != Some(created)
         {
+            let caps = StoreCaps::sessions(self.state.fairness.plan(), identity, &upstream.name);
             match sessions
-                .bind(&upstream.name, created.as_bytes(), principal)
+                .bind(&upstream.name, created.as_bytes(), principal, &caps)
                 .await
             {
                 Ok(true) => {
@@ -171,6 +175,16 @@ impl RequestContext<'_> {
                             Value::Null,
                         ),
                     ));
+                }
+                // Over a cap on sessions: not handed out, and ended at the upstream; the
+                // request's id kept so the client can tell which call failed.
+                Err(StoreError::CapReached { index, .. }) => {
+                    let limited = caps.limited(index);
+                    tracing::info!(upstream = %upstream.name, reason = limited.reason(), "over a cap on sessions");
+                    let id = created.clone();
+                    drop(response);
+                    self.end_upstream_session(id).await;
+                    return Err(rate_limited(&limited, self.id()));
                 }
                 // A session no instance could honour: not handed out (the upstream's own
                 // session ends idle).
@@ -248,6 +262,40 @@ impl RequestContext<'_> {
             })
             .take_until(Box::pin(async move { revoked.ended().await }));
         Ok(build(status, headers, Body::from_stream(stream)))
+    }
+
+    /// Ends a session the upstream just created and the gateway does not hand out (over a
+    /// cap on sessions): one `DELETE` with it, as the client would send, at most once and
+    /// best effort (a failure is logged; the upstream's session then ends idle). A stdio
+    /// upstream's sessions end with its process.
+    async fn end_upstream_session(&self, id: http::HeaderValue) {
+        let Endpoint::Http(url) = &self.upstream.endpoint else {
+            return;
+        };
+        let credential = match self.upstream.credential.credential(&self.caller).await {
+            Ok(credential) => credential,
+            Err(error) => {
+                tracing::warn!(upstream = %self.upstream.name, reason = error.reason_code(), "a refused session cannot be ended upstream");
+                return;
+            }
+        };
+        let mut headers = self.state.forward.upstream_headers(&self.headers);
+        headers.remove(CONTENT_TYPE);
+        for (name, value) in credential.headers() {
+            headers.insert(name.clone(), value.clone());
+        }
+        headers.insert(MCP_SESSION_ID, id);
+        headers.insert(REQUEST_ID, own_value(self.request_id));
+        let ended = self
+            .upstream
+            .http
+            .request(Method::DELETE, url.clone())
+            .headers(headers)
+            .send()
+            .await;
+        if let Err(error) = ended {
+            tracing::warn!(upstream = %self.upstream.name, error = error_kind(&error), "a refused session was not ended upstream");
+        }
     }
 
     /// Whether the caller may see a tool in a `tools/list` answer.

@@ -124,7 +124,7 @@ async fn run(
                 reason = limited.reason(),
                 "over a per-principal limit"
             );
-            rate_limited(&limited)
+            rate_limited(&limited, None)
         })?;
     let session = parts.headers.get(MCP_SESSION_ID).cloned();
     if let Some(id) = &session {

@@ -84,11 +84,14 @@ pub(crate) fn overloaded() -> Response {
     response
 }
 
-/// 429 with `Retry-After`: a per-principal limit was reached (nothing was forwarded).
-pub(crate) fn rate_limited(limited: &Limited) -> Refusal {
+/// 429 with `Retry-After`: a per-principal limit was reached (nothing was forwarded, or,
+/// for a session cap, the new session was not handed out), under the request's `id` when
+/// it is known. Counted in `idjag_gateway_limit_refusals_total`.
+pub(crate) fn rate_limited(limited: &Limited, id: Option<&Value>) -> Refusal {
+    crate::observe::metrics::limit_refused(limited.principal.name(), limited.kind.name());
     let mut response = jsonrpc_error(
         StatusCode::TOO_MANY_REQUESTS,
-        None,
+        id,
         code::RATE_LIMITED,
         "Too many requests; retry later",
         json!({ "reason": limited.reason() }),
@@ -282,7 +285,8 @@ pub(crate) fn transport_refusal(id: Option<&Value>, error: &reqwest::Error) -> R
     }
 }
 
-fn error_kind(error: &reqwest::Error) -> &'static str {
+/// A transport error's kind, for logs (never its message, which may hold a URL).
+pub(crate) fn error_kind(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
         "timeout"
     } else if error.is_connect() {

@@ -14,11 +14,16 @@
 //! forwarded, and the upstream answers 404). A session the instance has not confirmed
 //! recently needs the store: while it cannot answer, such requests get 503
 //! (`store_unavailable`).
+//!
+//! A new session counts in the caller's caps on sessions (`[limits.*] sessions`,
+//! [`crate::policy::caps`]) until it is deleted or idle past its time; past one, the
+//! binding is refused in the same atomic store operation.
 
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::policy::caps::StoreCaps;
 pub use idjag_store::{SessionBindings, SessionCheck, StoreError};
 
 /// How long an instance trusts a binding it confirmed in the store.
@@ -69,15 +74,21 @@ impl Sessions {
         Ok(check)
     }
 
-    /// Binds a session the upstream just created to `principal`. Returns `false` (and
-    /// changes nothing) when the id is already bound to someone else.
+    /// Binds a session the upstream just created to `principal`, counting it in `caps`
+    /// ([`crate::policy::caps`]). Returns `false` (and changes nothing) when the id is
+    /// already bound to someone else; fails with [`StoreError::CapReached`] (binding
+    /// nothing) past a cap.
     pub async fn bind(
         &self,
         upstream: &str,
         id: &[u8],
         principal: [u8; 32],
+        caps: &StoreCaps,
     ) -> Result<bool, StoreError> {
-        let bound = self.bindings.bind(upstream, id, principal).await?;
+        let bound = self
+            .bindings
+            .bind_capped(upstream, id, principal, &caps.caps())
+            .await?;
         if bound {
             self.confirmed.insert(key(upstream, id), principal).await;
         }
@@ -112,7 +123,22 @@ mod tests {
         };
         let (a, b) = (instance(), instance());
         let (alice, bob) = ([1; 32], [2; 32]);
-        assert!(a.bind("notes", b"s1", alice).await.unwrap());
+        let none = StoreCaps::sessions(
+            &crate::policy::fairness::LimitsPlan::default(),
+            &crate::inbound::Identity {
+                issuer: idjag_core::Issuer::new("https://idp.example").unwrap(),
+                user: idjag_core::Subject::new("alice").unwrap(),
+                teams: Vec::new(),
+                agent: None,
+                kind: crate::config::InboundKind::IdToken,
+                audience: "gw".to_owned(),
+                scope: None,
+                expires_at: 0,
+                session: None,
+            },
+            "notes",
+        );
+        assert!(a.bind("notes", b"s1", alice, &none).await.unwrap());
         for sessions in [&a, &b] {
             assert_eq!(
                 sessions.check("notes", b"s1", &alice).await,
@@ -131,7 +157,7 @@ mod tests {
                 Ok(SessionCheck::NotFound)
             );
         }
-        assert!(!b.bind("notes", b"s1", bob).await.unwrap());
+        assert!(!b.bind("notes", b"s1", bob, &none).await.unwrap());
         assert_eq!(
             b.check("notes", b"s1", &alice).await,
             Ok(SessionCheck::Owned)

@@ -400,11 +400,11 @@ async fn without_the_page_setting_the_page_does_not_exist() {
 /// A webhook receiver: answers each request with the next status of `answers` (then 200),
 /// keeping the bodies.
 #[derive(Clone, Default)]
-struct Receiver {
-    bodies: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Receiver {
+    pub(crate) bodies: Arc<Mutex<Vec<Value>>>,
 }
 
-async fn receiver(answers: Vec<u16>) -> (Receiver, String) {
+pub(crate) async fn receiver(answers: Vec<u16>) -> (Receiver, String) {
     let receiver = Receiver::default();
     let kept = receiver.clone();
     let answers = Arc::new(Mutex::new(answers.into_iter()));

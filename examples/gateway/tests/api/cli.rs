@@ -290,3 +290,32 @@ fn check_config_opens_the_store_and_pings_it() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn g37_g38_check_config_refuses_a_bad_cap_naming_its_key() {
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    for (from, to, message) in [
+        (
+            "sessions = 16\n",
+            "sessions = 0\n",
+            "error: limits.user.sessions: must be positive\n",
+        ),
+        (
+            "pending_approvals = 200\n",
+            "pending_approvals = 100001\n",
+            "error: limits.agent.pending_approvals: must be at most 100000\n",
+        ),
+    ] {
+        assert!(example.contains(from), "{from}");
+        let path = std::env::temp_dir().join(format!(
+            "idjag-gateway-caps-{}-{}.toml",
+            std::process::id(),
+            SCRATCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::write(&path, example.replacen(from, to, 1)).unwrap();
+        let refused = check(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(refused.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&refused.stderr), message);
+    }
+}

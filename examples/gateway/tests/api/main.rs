@@ -21,6 +21,7 @@
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
 //! | `serve`     | `demo --serve` as a process: the info file, metadata, a trade at the IdP, a route's 401, SIGTERM |
 //! | `limits`    | G34: per user, agent and upstream limits (429, `Retry-After`, audit line) |
+//! | `caps`      | G37, G38: per-principal caps in the store on calls waiting for approval and on sessions (429, freed by a decision or a DELETE, shared by processes on one Redis) |
 //! | `smuggling` | G27 to G29 through the gateway (smuggled bodies reach nothing upstream; the differential property test), G32 (repeated single-valued headers), G33 (`tools/list` answers under any media type, spelling or coding) |
 //! | `stdio`     | stdio upstreams with real npm MCP servers: policy, per-user processes, their environment, idle and crash lifecycle, plan errors |
 //! | `shared_state` | gateway processes sharing a real Redis (sessions, revocations, approvals across instances; store faults) or an embedded store across `kill -9` |
@@ -43,6 +44,7 @@ mod approvals;
 mod authorization_server;
 mod bridging;
 mod browser;
+mod caps;
 mod cli;
 mod demo;
 mod differential;

@@ -33,6 +33,7 @@ pub use canonical::NotCanonical;
 pub use idjag_store::{ApprovalRecord, ApprovalStatus, Approvals, DecideError, Gate};
 
 use crate::inbound::Identity;
+use crate::policy::caps::StoreCaps;
 
 /// A digest of the planned policy for one upstream and tool: the SHA-256 of the RFC 8785 form
 /// of its access rules, tool scopes and guardrails as planned. Shown in hex.
@@ -153,6 +154,18 @@ impl CallToGate<'_> {
     /// The gate for this call: held, run (the approval consumed), or rejected.
     pub async fn gate(&self, approvals: &Approvals) -> Result<Gate, idjag_store::StoreError> {
         approvals.gate(self.key(), &self.details()).await
+    }
+
+    /// [`gate`](Self::gate), a new hold counting in `caps` ([`crate::policy::caps`]);
+    /// past one nothing is held ([`Gate::CapReached`]).
+    pub async fn gate_capped(
+        &self,
+        approvals: &Approvals,
+        caps: &StoreCaps,
+    ) -> Result<Gate, idjag_store::StoreError> {
+        approvals
+            .gate_capped(self.key(), &self.details(), &caps.caps())
+            .await
     }
 }
 
