@@ -43,6 +43,12 @@
 //! `warn`) or `otlp` (the same, exporting every span over OTLP/HTTP to a collector in this
 //! process that accepts and drops them). `scripts/instruction_ratio.sh tracing` compares
 //! them.
+//! `IDJAG_BENCH_INBOUND` turns on the gateway's own authorization server
+//! (`[authorization_server]`, access tokens living the maximum hour) and picks the inbound
+//! credential of the gateway path: `id_token` (the user's IdP ID token) or `gateway_token`
+//! (an access token of the gateway, obtained once by a registered public client through the
+//! authorization code flow with PKCE). Unset: no authorization server, ID tokens.
+//! `scripts/instruction_ratio.sh inbound` compares both against the direct call.
 //! `IDJAG_BENCH_ONLY=gateway` (or `direct`) runs one throughput measurement only, for
 //! profiling (`perf record`); with `IDJAG_BENCH_REQUESTS=n`, exactly n calls, which
 //! `scripts/instruction_ratio.sh` counts under callgrind.
@@ -50,8 +56,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idjag_gateway::config::StoreConfig;
-use idjag_gateway::demo::{Place, Topology, TopologyOptions, UpstreamKind};
+use idjag_gateway::config::{ConfigDuration, StoreConfig};
+use idjag_gateway::demo::{Browser, OAuthApp, Place, Topology, TopologyOptions, UpstreamKind};
 use idjag_gateway::observe::audit::AuditSink;
 use idjag_gateway::observe::sinks::LineSink;
 use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
@@ -243,13 +249,20 @@ async fn topology(
 ) -> Topology {
     let mut options = TopologyOptions::with_upstream(upstream);
     options.audit = Some(audit);
-    if let Some(url) = &gateway.redis {
-        // The gateway's state in Redis: revocations checked against the local replica.
-        let store: StoreConfig =
-            toml::from_str(&format!("[backend]\nkind = \"redis\"\nurl = \"{url}\"\n"))
-                .expect("store");
-        options.configure = Some(Arc::new(move |c| c.store = Some(store.clone())));
-    }
+    // The gateway's state in Redis: revocations checked against the local replica.
+    let store: Option<StoreConfig> = gateway.redis.as_ref().map(|url| {
+        toml::from_str(&format!("[backend]\nkind = \"redis\"\nurl = \"{url}\"\n")).expect("store")
+    });
+    options.authorization_server = gateway.inbound.is_some();
+    options.configure = Some(Arc::new(move |c| {
+        if let Some(store) = &store {
+            c.store = Some(store.clone());
+        }
+        // Long enough for the slowest run under callgrind.
+        if let Some(server) = c.authorization_server.as_mut() {
+            server.access_token_lifetime = ConfigDuration::secs(3600);
+        }
+    }));
     options.observe_upstream = observe;
     options.gateway_runtime = gateway.gateway.clone();
     Topology::start(options).await.expect("topology")
@@ -264,6 +277,53 @@ struct Runtimes {
     load: Handle,
     /// `IDJAG_BENCH_STORE=redis`: the gateway's store is this Redis (else in memory).
     redis: Option<String>,
+    /// `IDJAG_BENCH_INBOUND`: the gateway's authorization server on, and the inbound
+    /// credential of the gateway path.
+    inbound: Option<Inbound>,
+}
+
+/// The inbound credential of the gateway path (`IDJAG_BENCH_INBOUND`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inbound {
+    /// The user's IdP ID token.
+    IdToken,
+    /// An access token of the gateway's own authorization server.
+    GatewayToken,
+}
+
+impl Inbound {
+    fn from_env() -> Option<Self> {
+        match std::env::var("IDJAG_BENCH_INBOUND").ok()?.as_str() {
+            "gateway_token" => Some(Self::GatewayToken),
+            "id_token" => Some(Self::IdToken),
+            other => panic!("IDJAG_BENCH_INBOUND={other}: id_token or gateway_token"),
+        }
+    }
+}
+
+/// An access token of the gateway for alice at the echo route, as an MCP client gets it:
+/// registration (RFC 7591), sign-in at the IdP's login page through `/oauth/authorize`, and
+/// the code redeemed with its PKCE verifier.
+async fn gateway_token(t: &Topology) -> String {
+    const REDIRECT: &str = "http://127.0.0.1/callback";
+    let app = OAuthApp::register(&t.gateway_url, REDIRECT)
+        .await
+        .expect("registration");
+    let landing = Browser::new()
+        .sign_in(
+            &app.authorization_url(&t.gateway_url, &t.route_url, "bench"),
+            "alice",
+            REDIRECT,
+        )
+        .await
+        .expect("sign-in");
+    let code = landing.param("code").expect("a code");
+    let (status, tokens) = app.redeem(&t.gateway_url, &code).await.expect("redemption");
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
 }
 
 async fn run(runtimes: &Runtimes) {
@@ -306,10 +366,17 @@ async fn run(runtimes: &Runtimes) {
                 .secret()
         ),
     });
+    let credential = match runtimes.inbound {
+        Some(Inbound::GatewayToken) => {
+            println!("inbound credential: the gateway's access token\n");
+            gateway_token(&t).await
+        }
+        _ => t.id_token("alice").expect("id token").secret().to_owned(),
+    };
     let gateway = Arc::new(Target {
         name: "gateway",
         url: t.route_url.clone(),
-        authorization: format!("Bearer {}", t.id_token("alice").expect("id token").secret()),
+        authorization: format!("Bearer {credential}"),
     });
     // Warm caches: keys, identity, upstream access token, connections.
     let warm = gateway.clone();
@@ -450,12 +517,14 @@ fn main() {
     let redis = (std::env::var("IDJAG_BENCH_STORE").as_deref() == Ok("redis"))
         .then(idjag_test_support::redis::RedisServer::start);
     let redis_url = redis.as_ref().map(|r| r.url());
+    let inbound = Inbound::from_env();
     if std::env::var("IDJAG_BENCH_RUNTIMES").as_deref() == Ok("shared") {
         let main = runtime(env("IDJAG_BENCH_WORKERS", 2));
         let runtimes = Runtimes {
             gateway: None,
             load: main.handle().clone(),
             redis: redis_url,
+            inbound,
         };
         main.block_on(run(&runtimes));
     } else {
@@ -464,6 +533,7 @@ fn main() {
             gateway: Some(gateway.handle().clone()),
             load: load.handle().clone(),
             redis: redis_url,
+            inbound,
         };
         servers.block_on(run(&runtimes));
     }
