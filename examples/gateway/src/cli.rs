@@ -62,12 +62,23 @@ pub enum Command {
         command: approvals::ApprovalsCommand,
     },
     /// Start an IdP, a resource AS, an MCP server and the gateway on loopback, play an
-    /// agent through them and print each step. Exits non-zero if any step fails.
+    /// agent through them and print each step. Exits non-zero if any step fails. With
+    /// `--serve`, keep the stack up instead, until SIGINT or SIGTERM.
     #[cfg(feature = "demo")]
     Demo {
         /// Also write the audit log (JSON lines) to this file.
         #[arg(long)]
         audit_log: Option<PathBuf>,
+        /// Keep the stack running on loopback and print its URLs, clients and ID tokens.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: the first of six consecutive ports (IdP, resource AS, notes, gateway,
+        /// wiki, admin); 0 for ephemeral ports.
+        #[arg(long, requires = "serve", default_value_t = crate::demo::DEFAULT_BASE_PORT)]
+        port: u16,
+        /// With --serve: write the stack's facts as JSON to this file once it is ready.
+        #[arg(long, requires = "serve")]
+        info: Option<PathBuf>,
     },
 }
 
@@ -157,18 +168,30 @@ pub fn main() -> ExitCode {
             runtime.block_on(approvals::run(&target, &command, &mut std::io::stdout()))
         }
         #[cfg(feature = "demo")]
-        Command::Demo { audit_log } => {
+        Command::Demo {
+            audit_log,
+            serve,
+            port,
+            info,
+        } => {
             let mut telemetry = TelemetryConfig::default();
             telemetry.log_filter = "warn".to_owned();
             let started = runtime.block_on(async { init_telemetry(&telemetry) });
             started.and_then(|telemetry| {
-                let options = crate::demo::DemoOptions { audit_log };
-                let result = runtime
-                    .block_on(crate::demo::run(options, &mut std::io::stdout()))
-                    .map(drop)
-                    .map_err(|e| e.to_string());
+                let out = &mut std::io::stdout();
+                let result = if serve {
+                    let options = crate::demo::ServeOptions {
+                        base_port: (port != 0).then_some(port),
+                        info_file: info,
+                        audit_log,
+                    };
+                    runtime.block_on(crate::demo::serve(options, out))
+                } else {
+                    let options = crate::demo::DemoOptions { audit_log };
+                    runtime.block_on(crate::demo::run(options, out)).map(drop)
+                };
                 runtime.block_on(telemetry.shutdown());
-                result
+                result.map_err(|e| e.to_string())
             })
         }
     };

@@ -18,6 +18,12 @@
 //! ID-JAG upstream with the gateway's token; an EMA client gets an ID-JAG for the gateway
 //! from the IdP, redeems it at the gateway (RFC 7523) and reaches the bridged wiki.
 //!
+//! With `--serve` ([`serve()`]) nothing is played: the same stack, with the gateway's
+//! authorization server, stays up on six consecutive loopback ports (from
+//! [`DEFAULT_BASE_PORT`], or `--port`) until SIGINT or SIGTERM, and prints every URL, the
+//! clients and their secrets and a ready ID token per user; `--info` writes the same facts as
+//! JSON ([`StackInfo`]) for scripts and the SDK interop clients.
+//!
 //! The users: alice (group `eng` → team engineering: every tool but `delete_*`), bob (group
 //! `sales` → team sales: `list_notes` only) and carol (group `eng`, but the IdP's policy
 //! does not let her reach the notes server at all).
@@ -26,8 +32,10 @@ mod agent;
 pub mod browser;
 mod echo;
 mod flow;
+mod info;
 pub mod login;
 mod notes;
+mod serve;
 mod topology;
 mod wiki;
 
@@ -43,11 +51,16 @@ pub use agent::{Agent, PROTOCOL_VERSION, Reply};
 pub use browser::{Browser, Landing, OAuthApp, Page};
 pub use echo::{EchoServer, echo};
 pub use flow::{FlowEvent, FlowLog, Place, claims_for_display};
+pub use info::{
+    EmaClientInfo, GatewayAsInfo, GatewayClientInfo, GatewayInfo, INFO_VERSION, IdpInfo,
+    McpServerInfo, ResourceAsInfo, RouteInfo, StackInfo, UserInfo,
+};
 pub use login::{LoginHooks, Tamper};
 pub use notes::{Note, NoteBook, NotesServer};
+pub use serve::{DEFAULT_BASE_PORT, SERVED_ID_TOKEN_LIFETIME, ServeOptions, serve};
 pub use topology::{
-    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, SCOPES, Topology,
-    TopologyOptions, UpstreamKind,
+    ConfigHook, EMA_CLIENT, GATEWAY_AT_AS, GATEWAY_CLIENT, MEMORY_STORE, PUBLIC_CLIENT,
+    PUBLIC_CLIENT_REDIRECT, SCOPES, Topology, TopologyOptions, UpstreamKind,
 };
 pub use wiki::WikiLog;
 
@@ -85,6 +98,32 @@ impl DemoError {
 
     pub(crate) fn http(error: reqwest::Error) -> Self {
         Self::Http(error.without_url().to_string())
+    }
+}
+
+/// The audit log in a file (JSON lines), through idjag-ops' audit pipeline.
+pub(crate) struct FileAudit {
+    audit: Arc<idjag_ops::audit::Audit>,
+    sink: Arc<dyn AuditSink>,
+}
+
+impl FileAudit {
+    pub(crate) async fn start(path: &std::path::Path) -> Result<Self, DemoError> {
+        use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
+        let config = AuditConfig::with_sinks(vec![SinkConfig::File(FileSink::new(path))]);
+        let audit = Arc::new(Audit::start(&config).await.map_err(DemoError::setup)?);
+        let sink = Arc::new(LineSink::new(audit.clone(), config.on_full));
+        Ok(Self { audit, sink })
+    }
+
+    /// The gateway's sink writing to the file.
+    pub(crate) fn sink(&self) -> Arc<dyn AuditSink> {
+        self.sink.clone()
+    }
+
+    /// Waits (at most 5 s) until every line is written.
+    pub(crate) async fn flush(&self) {
+        self.audit.flush(std::time::Duration::from_secs(5)).await;
     }
 }
 
@@ -219,10 +258,8 @@ pub async fn run(
     let mut sinks: Vec<Arc<dyn AuditSink>> = vec![Arc::new(memory.clone())];
     let mut file_sink = None;
     if let Some(path) = &options.audit_log {
-        use idjag_ops::audit::{Audit, AuditConfig, FileSink, SinkConfig};
-        let config = AuditConfig::with_sinks(vec![SinkConfig::File(FileSink::new(path))]);
-        let audit = Arc::new(Audit::start(&config).await.map_err(DemoError::setup)?);
-        sinks.push(Arc::new(LineSink::new(audit.clone(), config.on_full)));
+        let audit = FileAudit::start(path).await?;
+        sinks.push(audit.sink());
         file_sink = Some(audit);
     }
     let mut topology = Topology::start(TopologyOptions {
@@ -243,7 +280,7 @@ pub async fn run(
     .await;
     topology.shutdown().await?;
     if let Some(audit) = &file_sink {
-        audit.flush(std::time::Duration::from_secs(5)).await;
+        audit.flush().await;
     }
     let sent = result?;
     let summary = DemoSummary {

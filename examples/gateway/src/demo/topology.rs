@@ -46,6 +46,11 @@ pub const SCOPES: &str = "notes.read notes.write";
 /// An EMA client: registered at the IdP (it exchanges its users' ID tokens for ID-JAGs) and
 /// at the gateway's authorization server (it redeems them there), with the same id.
 pub const EMA_CLIENT: &str = "ema-agent";
+/// A public OAuth client pre-registered at the gateway's authorization server, with the
+/// loopback redirect URI [`PUBLIC_CLIENT_REDIRECT`] (any port, RFC 8252 §7.3).
+pub const PUBLIC_CLIENT: &str = "demo-mcp-client";
+/// The redirect URI of [`PUBLIC_CLIENT`].
+pub const PUBLIC_CLIENT_REDIRECT: &str = "http://127.0.0.1/callback";
 /// The generated configuration's last section: the demo's state lives in memory (a
 /// deployment keeps it in the embedded store or Redis: `[store]`).
 pub const MEMORY_STORE: &str = "[store]\nbackend = { kind = \"memory\" }\n";
@@ -85,13 +90,29 @@ pub struct TopologyOptions {
     /// its own, as its own process would have).
     pub gateway_runtime: Option<tokio::runtime::Handle>,
     /// Turns on the gateway's own authorization server (`[authorization_server]`), with the
-    /// IdP's login page behind it, open registration, metadata documents from loopback and
-    /// the EMA client [`EMA_CLIENT`]. Default off.
+    /// IdP's login page behind it, open registration, metadata documents from loopback, the
+    /// EMA client [`EMA_CLIENT`] and the public client [`PUBLIC_CLIENT`]. Default off.
     pub authorization_server: bool,
     /// Lifetime of the development users' ID tokens (default: the IdP's).
     pub id_token_lifetime: Option<std::time::Duration>,
     /// The gateway's store (default: the configuration's, in memory).
     pub store: Option<Arc<dyn idjag_store::Store>>,
+    /// Listen on six consecutive ports from this one: the IdP, the resource AS, the notes
+    /// MCP server, the gateway, the wiki, the gateway's admin listener. Default: ephemeral
+    /// ports.
+    pub base_port: Option<u16>,
+}
+
+/// Where each server of a [`Topology`] listens (`TopologyOptions::base_port`).
+#[derive(Debug, Clone, Copy)]
+struct Ports(Option<u16>);
+
+impl Ports {
+    fn port(self, offset: u16) -> Result<u16, DemoError> {
+        let Some(base) = self.0 else { return Ok(0) };
+        base.checked_add(offset)
+            .ok_or_else(|| DemoError::Setup(format!("port {base} + {offset} is above 65535")))
+    }
 }
 
 impl Default for TopologyOptions {
@@ -105,6 +126,7 @@ impl Default for TopologyOptions {
             authorization_server: false,
             id_token_lifetime: None,
             store: None,
+            base_port: None,
         }
     }
 }
@@ -161,6 +183,8 @@ pub struct Topology {
     pub resource_server: Arc<ResourceServer>,
     /// The gateway's route to the wiki (static API key upstream).
     pub wiki_route_url: String,
+    /// The wiki's own endpoint (behind the gateway's wiki route).
+    pub wiki_url: String,
     /// What the wiki received.
     pub wiki: WikiLog,
     /// The admin API's bearer token.
@@ -208,10 +232,10 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn listener() -> Result<(TcpListener, String), DemoError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+async fn listener(port: u16) -> Result<(TcpListener, String), DemoError> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(DemoError::io)?;
+        .map_err(|e| DemoError::Setup(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
     let url = format!("http://{}", listener.local_addr().map_err(DemoError::io)?);
     Ok((listener, url))
 }
@@ -307,6 +331,12 @@ allow_loopback = true
 id = "{EMA_CLIENT}"
 name = "EMA agent"
 secret_file = "{ema_secret_file}"
+
+# A public client for standard OAuth MCP clients that do not register.
+[[authorization_server.client]]
+id = "{PUBLIC_CLIENT}"
+name = "Demo MCP client"
+redirect_uris = ["{PUBLIC_CLIENT_REDIRECT}"]
 "#
     )
 }
@@ -431,12 +461,13 @@ impl Drop for Topology {
 impl Topology {
     /// Starts everything on `127.0.0.1` with fresh keys and secrets.
     pub async fn start(options: TopologyOptions) -> Result<Self, DemoError> {
-        let (idp_listener, idp_url) = listener().await?;
-        let (as_listener, as_url) = listener().await?;
-        let (mcp_listener, mcp_base) = listener().await?;
-        let (gateway_listener, gateway_url) = listener().await?;
-        let (wiki_listener, wiki_base) = listener().await?;
-        let (admin_listener, admin_url) = listener().await?;
+        let ports = Ports(options.base_port);
+        let (idp_listener, idp_url) = listener(ports.port(0)?).await?;
+        let (as_listener, as_url) = listener(ports.port(1)?).await?;
+        let (mcp_listener, mcp_base) = listener(ports.port(2)?).await?;
+        let (gateway_listener, gateway_url) = listener(ports.port(3)?).await?;
+        let (wiki_listener, wiki_base) = listener(ports.port(4)?).await?;
+        let (admin_listener, admin_url) = listener(ports.port(5)?).await?;
         let mcp_url = format!("{mcp_base}/mcp");
         let idp = Issuer::new(idp_url.as_str()).map_err(DemoError::setup)?;
         let resource_as = Issuer::new(as_url.as_str()).map_err(DemoError::setup)?;
@@ -595,6 +626,7 @@ impl Topology {
             secret_file(&admin_token)?,
             secret_file(&ema_secret)?,
         ]);
+        let wiki_url = format!("{wiki_base}/mcp");
         let mut config_toml = gateway_config(
             &gateway_url,
             &idp_url,
@@ -604,7 +636,7 @@ impl Topology {
             as_secret.secret(),
             &Bridged {
                 admin_url: &admin_url,
-                wiki_url: &format!("{wiki_base}/mcp"),
+                wiki_url: &wiki_url,
                 wiki_key_file: &files.0[0].display().to_string(),
                 admin_token_file: &files.0[1].display().to_string(),
             },
@@ -682,6 +714,7 @@ impl Topology {
             resource_as,
             route_url: format!("{gateway_url}/mcp/notes"),
             wiki_route_url: format!("{gateway_url}/mcp/wiki"),
+            wiki_url,
             wiki,
             admin_token,
             login,
@@ -772,5 +805,23 @@ impl Topology {
             task.await.map_err(|e| DemoError::Setup(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_follow_the_base_port_or_are_ephemeral() {
+        let fixed: Vec<u16> = (0..6)
+            .map(|i| Ports(Some(18280)).port(i).unwrap())
+            .collect();
+        assert_eq!(fixed, [18280, 18281, 18282, 18283, 18284, 18285]);
+        assert_eq!(Ports(None).port(5).unwrap(), 0);
+        let Err(DemoError::Setup(message)) = Ports(Some(65534)).port(2) else {
+            panic!("a port above 65535")
+        };
+        assert_eq!(message, "port 65534 + 2 is above 65535");
     }
 }

@@ -20,6 +20,7 @@
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
 //! | `golden`    | the normalized plan of each shipped configuration, against its golden file |
 //! | `cli`       | the binary: `demo`, `check-config` (and its store ping), `serve` and SIGTERM |
+//! | `serve`     | `demo --serve` as a process: the info file, metadata, a trade at the IdP, a route's 401, SIGTERM |
 //! | `limits`    | G34: per user, agent and upstream limits (429, `Retry-After`, audit line) |
 //! | `smuggling` | G27 to G29 through the gateway (smuggled bodies reach nothing upstream; the differential property test), G32 (repeated single-valued headers), G33 (`tools/list` answers under any media type, spelling or coding) |
 //! | `stdio`     | stdio upstreams with real npm MCP servers: policy, per-user processes, their environment, idle and crash lifecycle, plan errors |
@@ -56,6 +57,7 @@ mod limits;
 mod mcp;
 mod operations;
 mod plan;
+mod serve;
 mod shared_state;
 mod sign_in_pages;
 mod smuggling;
