@@ -1,6 +1,7 @@
 //! `idjag-gateway demo --serve` as a process: the info file once the stack is ready, the
 //! gateway's metadata, an ID token of the file traded at the IdP, a route's RFC 9728
-//! challenge and its audit line, then SIGTERM and a clean exit.
+//! challenge, a gateway ID token of the file accepted by a route, their audit lines, then
+//! SIGTERM and a clean exit.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -207,6 +208,23 @@ async fn the_served_stack_writes_its_facts_answers_over_http_and_stops_cleanly_o
     assert_eq!(prm["resource"], wiki.as_str());
     assert_eq!(prm["authorization_servers"], serde_json::json!([gateway]));
 
+    // bob's ID token for the gateway, sent to the bridged route as is: the wiki answers.
+    let answer = http
+        .post(&wiki)
+        .bearer_auth(text(&info, "/users/1/gateway_id_token"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search","arguments":{"query":"gateway"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(
+        answer["result"]["content"][0]["text"],
+        "2 pages match \"gateway\""
+    );
+
     let status = served.terminate();
     assert!(status.success(), "{status}");
     let stdout = served.stdout();
@@ -244,6 +262,7 @@ async fn the_served_stack_writes_its_facts_answers_over_http_and_stops_cleanly_o
             ("/.well-known/oauth-authorization-server", "served"),
             ("wiki", "no_token"),
             ("/.well-known/oauth-protected-resource/mcp/wiki", "served"),
+            ("wiki", "forwarded"),
         ]
     );
     for line in audit.lines() {
