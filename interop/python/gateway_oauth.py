@@ -22,9 +22,9 @@ import asyncio
 import json
 import ssl
 import sys
-import traceback
 import threading
 import time
+import traceback
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urljoin, urlsplit
