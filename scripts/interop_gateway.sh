@@ -9,6 +9,12 @@
 #     page, tools on the ID-JAG route, a forced refresh;
 #   - interop/typescript/gateway_cross_app.mjs: its CrossAppAccessProvider: an ID token from the info file
 #     traded at the IdP for an ID-JAG, redeemed at the gateway (RFC 7523), a tool on the bridged route.
+# - python: the `mcp` package (pinned in interop/python/requirements.txt, venv interop/python/.venv)
+#   - interop/python/gateway_oauth.py: its OAuthClientProvider, the script playing the browser (the IdP's
+#     login page, alice), with a Client ID Metadata Document and with RFC 7591 registration: tools on the
+#     ID-JAG route, a forced refresh;
+#   - interop/python/gateway_identity_assertion.py: its IdentityAssertionOAuthProvider: bob's ID token
+#     traded at the IdP for an ID-JAG, redeemed at the gateway (RFC 7523), a tool on the bridged route.
 # Each client prints "audit-expect <agent> <user> <upstream> <n>" lines; once the stack has stopped (SIGTERM,
 # audit log flushed), its audit log must hold exactly n allowed tools/call lines naming that agent, user and
 # upstream, and no other decision for that agent.
@@ -18,19 +24,24 @@
 # trusts that CA through SSL_CERT_FILE (its HTTP client reads the platform's roots, rustls-native-certs), in
 # this process only. The stack's test-only `allow_loopback` switch lets the gateway fetch from loopback.
 #
-# Usage: scripts/interop_gateway.sh [typescript]...   (default: every client; needs node/npm, openssl,
-#        python3 and cargo)
+# Usage: scripts/interop_gateway.sh [typescript|python]...   (default: every client; needs node/npm,
+#        openssl, python3 with venv and cargo)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 clients=("$@")
-[ ${#clients[@]} -gt 0 ] || clients=(typescript)
+[ ${#clients[@]} -gt 0 ] || clients=(typescript python)
 
 for client in "${clients[@]}"; do
     case "$client" in
     typescript) (cd "$root/interop/typescript" && npm ci --no-audit --no-fund --loglevel=error) ;;
-    *) echo "interop_gateway.sh: unknown client $client (typescript)" >&2; exit 2 ;;
+    python)
+        venv="$root/interop/python/.venv"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/interop/python/requirements.txt"
+        ;;
+    *) echo "interop_gateway.sh: unknown client $client (typescript or python)" >&2; exit 2 ;;
     esac
 done
 (cd "$root" && cargo build --locked -p idjag-gateway --features demo)
@@ -71,6 +82,12 @@ for client in "${clients[@]}"; do
         "$node" "$root/interop/typescript/gateway_oauth.mjs" "$work/info.json" "$work/loopback.pem" "$work/loopback.key" \
             | tee -a "$work/clients.out"
         "$node" "$root/interop/typescript/gateway_cross_app.mjs" "$work/info.json" | tee -a "$work/clients.out"
+        ;;
+    python)
+        python="$root/interop/python/.venv/bin/python"
+        "$python" "$root/interop/python/gateway_oauth.py" "$work/info.json" "$work/loopback.pem" "$work/loopback.key" \
+            | tee -a "$work/clients.out"
+        "$python" "$root/interop/python/gateway_identity_assertion.py" "$work/info.json" | tee -a "$work/clients.out"
         ;;
     esac
 done

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, on a fresh machine: installs what the tests start themselves (redis-server, the openssl
 # command-line tool, the OpenSSL headers the josekit backend links against, node and npm for the pinned npm
-# packages some tests start, Chromium for the gateway's admin page), then runs every crate's tests. Screenshots
-# of the admin page land in target/screenshots/.
+# packages some tests start, Chromium for the gateway's pages), then runs every crate's tests. Screenshots
+# of the admin page and the sign-in pages land in target/screenshots/.
 # Tests start their own servers on loopback (redis-server among them) and stop them when done.
 # Usage: bash scripts/test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v openssl >/dev/null || need+=(openssl)
-# The gateway's admin page is tested in headless Chromium (tests/api/browser.rs; mkfifo and
-# bash hand it the DevTools pipe). Under CI that test fails when Chromium is missing.
+# The gateway's admin page and sign-in pages are tested in headless Chromium (tests/api/browser.rs,
+# sign_in_pages.rs; mkfifo and bash hand it the DevTools pipe). Under CI they fail when Chromium is missing.
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
     || command -v google-chrome >/dev/null || need+=(chromium)
 pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev pkg-config)

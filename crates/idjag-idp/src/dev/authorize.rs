@@ -8,7 +8,7 @@ use http::header::{
 use http::{Method, Request, Response, StatusCode};
 use idjag_core::server::{FormBody, is_form_content_type};
 use idjag_core::{ClientId, NumericDate, ScopeSet};
-use url::{Host, Url};
+use url::Url;
 
 use super::error::DevAuthorizeError;
 use super::page::{LoginPage, error_page, html_response};
@@ -159,11 +159,7 @@ impl DevOidcProvider {
             client_id = back.client_id.as_str(),
             "dev login page shown"
         );
-        Ok(html_response(
-            StatusCode::OK,
-            page.render(),
-            Some(&form_action_source(&back.redirect)),
-        ))
+        Ok(html_response(StatusCode::OK, page.render(), true))
     }
 
     fn login_choice(&self, headers: &HeaderMap, body: &[u8], back: &mut Option<Back>) -> Outcome {
@@ -303,7 +299,7 @@ impl DevOidcProvider {
                     error.error_code(),
                     error.description(),
                 );
-                let mut response = html_response(error.status(), page, None);
+                let mut response = html_response(error.status(), page, false);
                 if error == DevAuthorizeError::MethodNotAllowed {
                     response
                         .headers_mut()
@@ -331,15 +327,6 @@ fn is_s256_challenge(challenge: &str) -> bool {
         && challenge
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// The `form-action` source for the redirect that follows the login form: the redirect URI's
-/// origin. CSP host sources cannot name IPv6 literals, so `[::1]` gets its scheme alone.
-fn form_action_source(redirect: &Url) -> String {
-    match redirect.host() {
-        Some(Host::Ipv6(_)) => format!("{}:", redirect.scheme()),
-        _ => redirect.origin().ascii_serialization(),
-    }
 }
 
 /// A `303 See Other` to `location`, never cached, with no referrer.

@@ -56,10 +56,12 @@
 //! groups) are the buttons of one `POST` form carrying the pending request's id and a CSRF
 //! token bound to it (256 random bits, single use, 10 minutes); a Cancel button answers
 //! `access_denied`. Headers: `Content-Security-Policy: default-src 'none'; style-src
-//! 'sha256-…'; form-action 'self' <redirect origin>; frame-ancestors 'none'; base-uri 'none'`
-//! (browsers check the redirect after a form post against `form-action`, hence the client's
-//! origin), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer`,
-//! `Cache-Control: no-store`, `X-Content-Type-Options: nosniff`.
+//! 'sha256-…'; frame-ancestors 'none'; base-uri 'none'`, `X-Frame-Options: DENY`,
+//! `Referrer-Policy: no-referrer`, `Cache-Control: no-store`, `X-Content-Type-Options:
+//! nosniff`. The login page has no `form-action`: browsers check every redirect that follows
+//! the form post against it, and the client may redirect again (a gateway sends the user on to
+//! its own client; Chromium then refuses the whole sign-in), so no list of origins can be
+//! right. The error page, which has no form, has `form-action 'none'`.
 //!
 //! **Token endpoint** ([`DevOidcProvider::handle_token`], dispatching on `grant_type`):
 //! `authorization_code` with the client's authentication (`client_secret_basic` or

@@ -165,21 +165,16 @@ pub(super) fn error_page(issuer: &str, code: &str, description: &str) -> String 
 }
 
 /// An HTML response with the strict headers of every page: a CSP that allows nothing but
-/// the hashed inline style and form posts to this IdP (and to `form_target`, the verified
-/// redirect URI's origin: browsers check the redirect that follows a form post against
-/// `form-action`), no framing, no referrer, no caching.
-pub(super) fn html_response(
-    status: StatusCode,
-    body: String,
-    form_target: Option<&str>,
-) -> Response<Vec<u8>> {
-    let form_action = match form_target {
-        Some(origin) => format!("'self' {origin}"),
-        None => "'none'".to_owned(),
-    };
+/// the hashed inline style, no framing, no referrer, no caching. A page without a form also
+/// gets `form-action 'none'`; the login page (`has_form`) gets no `form-action` at all:
+/// browsers check every redirect that follows a form post against it, and after this IdP's
+/// redirect the client may redirect again (a gateway sends the user on to its own client), so
+/// no list of origins can be right. Its values are escaped and it runs no script.
+pub(super) fn html_response(status: StatusCode, body: String, has_form: bool) -> Response<Vec<u8>> {
+    let form_action = if has_form { "" } else { " form-action 'none';" };
     let csp = format!(
-        "default-src 'none'; style-src {STYLE_HASH}; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src {STYLE_HASH};{form_action} frame-ancestors 'none'; \
+         base-uri 'none'"
     );
     let mut response = Response::new(body.into_bytes());
     *response.status_mut() = status;

@@ -180,7 +180,7 @@ pub(crate) async fn authorize(
         return refuse(entry, page::MALFORMED, "client_id_missing", None);
     };
     entry.subject(None, None, Some(client_id));
-    let client = match inner.clients.resolve(client_id).await {
+    let client = match inner.clients.find(client_id).await {
         Ok(client) => client,
         Err(refusal) => {
             let page = match refusal {
@@ -191,14 +191,15 @@ pub(crate) async fn authorize(
             return refuse(entry, page, refusal.reason_code(), Some(client_id));
         }
     };
+    // A person knows the application by its name (a registered id is an opaque blob).
+    let shown = Some(client.display_name());
+    if !inner.clients.allows(&client) {
+        let refusal = ClientRefusal::NotAllowed;
+        return refuse(entry, page::NOT_ALLOWED, refusal.reason_code(), shown);
+    }
     let Some(redirect_uri) = client.redirect_uri(params.get("redirect_uri").map(String::as_str))
     else {
-        return refuse(
-            entry,
-            page::REDIRECT_URI,
-            "redirect_uri_mismatch",
-            Some(client_id),
-        );
+        return refuse(entry, page::REDIRECT_URI, "redirect_uri_mismatch", shown);
     };
     let state = params.get("state").map(String::as_str);
     let issuer = inner.issuer.as_str();

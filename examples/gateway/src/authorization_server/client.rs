@@ -49,6 +49,11 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
+    /// What to call it in front of a person: its name, or else its id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.id.as_str())
+    }
+
     /// The registered redirect URI `presented` matches; with none presented, the only one.
     pub fn redirect_uri(&self, presented: Option<&str>) -> Option<String> {
         match presented {

@@ -99,27 +99,33 @@ impl Clients {
 
     /// The client `id`, if it exists and is allowed.
     pub async fn resolve(&self, id: &str) -> Result<Arc<Client>, ClientRefusal> {
-        let client = if let Some(client) = self.configured.get(id) {
-            return Ok(client.clone());
-        } else if self.registrar.claims(id) {
-            self.registrar.open(id).ok_or(ClientRefusal::Unknown)?
-        } else if self.documents.claims(id) {
-            self.documents.client(id).await?
-        } else {
-            return Err(ClientRefusal::Unknown);
-        };
-        if self.allowed(&client) {
+        let client = self.find(id).await?;
+        if self.allows(&client) {
             Ok(client)
         } else {
             Err(ClientRefusal::NotAllowed)
         }
     }
 
-    fn allowed(&self, client: &Client) -> bool {
+    /// The client `id`, allowed or not ([`Self::allows`] says).
+    pub async fn find(&self, id: &str) -> Result<Arc<Client>, ClientRefusal> {
+        if let Some(client) = self.configured.get(id) {
+            Ok(client.clone())
+        } else if self.registrar.claims(id) {
+            self.registrar.open(id).ok_or(ClientRefusal::Unknown)
+        } else if self.documents.claims(id) {
+            Ok(self.documents.client(id).await?)
+        } else {
+            Err(ClientRefusal::Unknown)
+        }
+    }
+
+    /// Whether the allow-list lets `client` through (configured clients always).
+    pub fn allows(&self, client: &Client) -> bool {
         let Some(allow) = &self.allow else {
             return true;
         };
-        if allow.has_id(client.id.as_str()) {
+        if client.source == ClientSource::Configured || allow.has_id(client.id.as_str()) {
             return true;
         }
         !client.hosts.is_empty() && client.hosts.iter().all(|h| allow.has_host(h))

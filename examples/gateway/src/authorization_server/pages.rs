@@ -54,11 +54,11 @@ impl ErrorPage {
         }
     }
 
-    /// The page, naming the client (`who`, escaped) when known.
+    /// The page, naming the client (`who`: its name or id, escaped) when known.
     pub(crate) fn render(&self, who: Option<&str>) -> Response {
         let client = who.map_or_else(String::new, |who| {
             format!(
-                "<p class=\"client\">Application: <code>{}</code></p>",
+                "<p class=\"client\">Application: <strong>{}</strong></p>",
                 escape(&truncate(who, 200))
             )
         });

@@ -63,6 +63,7 @@ pub(crate) async fn wiki(
             "capabilities": { "tools": {} },
             "serverInfo": { "name": "wiki", "version": "1.0.0" }
         }),
+        Some("tools/list") => tools(),
         Some("tools/call") => {
             let text = match message.pointer("/params/name").and_then(Value::as_str) {
                 Some("search") => format!("2 pages match {:?}", argument("query")),
@@ -75,4 +76,65 @@ pub(crate) async fn wiki(
         _ => json!({}),
     };
     Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
+}
+
+/// The `tools/list` result: both tools with their input schemas (clients such as the Python
+/// SDK list the tools to check a call's result against its tool).
+fn tools() -> Value {
+    let text = |description: &str| json!({ "type": "string", "description": description });
+    json!({ "tools": [
+        {
+            "name": "search",
+            "description": "Search the wiki's pages.",
+            "inputSchema": {
+                "type": "object",
+                "properties": { "query": text("What to look for.") },
+                "required": ["query"]
+            }
+        },
+        {
+            "name": "publish",
+            "description": "Publish a page (held for an administrator's approval).",
+            "inputSchema": {
+                "type": "object",
+                "properties": { "page": text("The page's title."), "text": text("Its text.") },
+                "required": ["page"]
+            }
+        }
+    ] })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tools_list_names_both_tools_with_their_schemas() {
+        let key = ClientSecret::new("k");
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "k".parse().unwrap());
+        let wiki_state = Wiki {
+            key,
+            log: WikiLog::default(),
+        };
+        let request = json!({ "jsonrpc": "2.0", "id": 7, "method": "tools/list" });
+        let response = wiki(State(wiki_state), headers, Json(request)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(answer["id"], 7);
+        let names: Vec<&str> = answer["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["search", "publish"]);
+        assert_eq!(
+            answer["result"]["tools"][0]["inputSchema"]["required"],
+            json!(["query"])
+        );
+    }
 }

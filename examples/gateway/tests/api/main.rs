@@ -14,6 +14,7 @@
 //! | `bridging`  | each bridging mode's exact credential; missing secrets; G31 (passthrough audience) |
 //! | `approvals` | the `approvals` command on the binary, the admin page (sign-in, CSRF, Origin, headers, escaping), the status page, the webhook, URL-mode elicitation |
 //! | `browser`   | the admin page in headless Chromium: sign in, approve, the retry runs once; a forged POST refused; screenshots |
+//! | `sign_in_pages` | the sign-in flow's pages in headless Chromium: the IdP's login page to the client's redirect URI with code and `state`; every error page (text, no script, policy, no secret, no console error); screenshots |
 //! | `governance`| guardrails, the approval round trip, revocation, metrics, request ids |
 //! | `faults`    | resource AS down; every request answered and audited once           |
 //! | `plan`      | the planning pass: errors naming their key, warnings, shared HTTP clients |
@@ -37,6 +38,7 @@
 //! - G24 runs the gateway's inbound authenticator with an injected clock (the full gateway
 //!   also asks the IdP, whose clock is real).
 
+mod chromium;
 mod instances;
 mod support;
 
@@ -59,6 +61,7 @@ mod operations;
 mod plan;
 mod serve;
 mod shared_state;
+mod sign_in_pages;
 mod smuggling;
 mod stdio;
 mod streaming;
