@@ -25,6 +25,11 @@
 //!   the same address are closed at accept. Both are counted in
 //!   `idjag_http_connections_refused_total{listener, reason}`.
 //! - The TLS handshake and then each request head must arrive within `header_read_timeout`.
+//!   On HTTP/1.1 the wait for the next request of a kept-alive connection counts too (hyper
+//!   starts the timer when the connection goes idle), so an idle HTTP/1.1 connection closes
+//!   after `header_read_timeout`: keep it above the idle time of the clients' connection pools
+//!   (httpx 5 s, Node's undici 4 s), or a client may send a request on a connection the server
+//!   is closing at that moment.
 //! - A connection with no request in flight for `idle_timeout` is closed gracefully (HTTP/2:
 //!   GOAWAY), so idle HTTP/2 connections do not pin a slot forever. HTTP/2 keep-alive pings
 //!   every `http2_keep_alive_interval` close connections whose peer went away.
@@ -128,7 +133,9 @@ pub struct ListenerConfig {
     /// 8192. Default 16384.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
-    /// Time for the TLS handshake and then for each request head. Default `"10s"`.
+    /// Time for the TLS handshake and then for each request head; on HTTP/1.1 also the most a
+    /// kept-alive connection waits idle for its next request. Keep it above the clients' pool
+    /// idle time (httpx 5 s, Node 4 s). Default `"10s"`.
     #[serde(default = "defaults::header_read_timeout")]
     pub header_read_timeout: ConfigDuration,
     /// A connection without a request in flight for this long is closed; `"0"` never.

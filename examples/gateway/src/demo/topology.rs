@@ -357,7 +357,6 @@ listen = "{listen}"
 tls = "off"
 plain_http_reason = "the demo runs on loopback"
 public_url = "{gateway_url}"
-header_read_timeout = "5s"
 body_timeout = "5s"
 drain_timeout = "5s"
 

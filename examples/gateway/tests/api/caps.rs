@@ -331,7 +331,11 @@ async fn g37_g38_gateway_processes_on_one_redis_share_the_caps() {
     let scratch = Scratch::new("idjag-caps");
     let store = format!(
         "[limits.user]\nsessions = 2\npending_approvals = 1\n\n{}",
-        redis_store(&redis.url(), 5)
+        // Timeouts well above a loaded CI machine's worst Redis round trip: this test is about
+        // the caps, not about a slow store (that is `api::instances`).
+        redis_store(&redis.url(), 30)
+            .replace("command_timeout_ms = 300", "command_timeout_ms = 3000")
+            .replace("connect_timeout_ms = 300", "connect_timeout_ms = 3000")
     );
     let a = GatewayProcess::start("a", &t, &store, &scratch.0).await;
     let b = GatewayProcess::start("b", &t, &store, &scratch.0).await;

@@ -751,13 +751,15 @@ async fn metric_names_and_labels_are_pinned() {
     .collect();
     // Series that exist once another test in this process used a client-credentials
     // upstream: the same names and labels, when present.
-    // Likewise for stdio upstreams (tests `api::stdio`).
+    // Likewise for stdio upstreams (tests `api::stdio`) and refusals by `[limits]` (tests
+    // `api::limits`, `api::caps`).
     let optional: BTreeSet<String> = [
         "idjag_gateway_client_credentials_fetches_total{outcome,upstream}",
         "idjag_gateway_stdio_processes{upstream}",
         "idjag_gateway_stdio_starts_total{upstream}",
         "idjag_gateway_stdio_restarts_total{upstream}",
         "idjag_gateway_stdio_exits_total{reason,upstream}",
+        "idjag_gateway_limit_refusals_total{limit,principal}",
     ]
     .into_iter()
     .map(str::to_owned)
