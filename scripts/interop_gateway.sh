@@ -49,7 +49,12 @@ done
 work="$(mktemp -d)"
 stack=""
 cleanup() {
+    status=$?
     [ -z "$stack" ] || kill "$stack" 2>/dev/null || true
+    if [ "$status" != 0 ] && [ -f "$work/stack.log" ]; then
+        echo "--- the stack's log (last 80 lines)" >&2
+        tail -n 80 "$work/stack.log" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -23,6 +23,8 @@ from mcp.client.auth import OAuthTokenError
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
+from checks import Checks, MemoryStorage, ok
+
 UPSTREAM_URL = os.environ["IDJAG_INTEROP_UPSTREAM"]
 IDP_URL = os.environ["IDJAG_INTEROP_ISSUER"]
 AS_URL = os.environ["IDJAG_INTEROP_AS"]
@@ -37,34 +39,6 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
-
-checks = 0
-
-
-def ok(what: str) -> None:
-    global checks
-    checks += 1
-    print(f"ok - {what}", flush=True)
-
-
-class MemoryStorage:
-    """The SDK's `TokenStorage`, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens = None
-        self.client_info = None
-
-    async def get_tokens(self):
-        return self.tokens
-
-    async def set_tokens(self, tokens) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self):
-        return self.client_info
-
-    async def set_client_info(self, client_info) -> None:
-        self.client_info = client_info
 
 
 async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
@@ -216,7 +190,7 @@ async def main() -> None:
     assert len(seen) == 1, len(seen)
     ok("alice: the same ID-JAG presented again was refused by idjag-resource-server with invalid_grant (requirement JB-11, EMA §7.4.2)")
 
-    print(f"{checks} checks passed")
+    print(f"{Checks.count} checks passed")
 
 
 asyncio.run(main())

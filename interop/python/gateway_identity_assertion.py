@@ -26,6 +26,8 @@ from mcp import Client
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
+from checks import Checks, Failed, MemoryStorage, expect, ok
+
 # bob: the TypeScript client signs alice in as the same EMA client, and the audit log check
 # counts each user's calls.
 USER = "bob"
@@ -33,42 +35,6 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
-checks = 0
-
-
-class Failed(Exception):
-    """A check that did not hold."""
-
-
-def ok(what: str) -> None:
-    global checks
-    checks += 1
-    print(f"ok - {what}", flush=True)
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise Failed(what)
-
-
-class MemoryStorage:
-    """The SDK's `TokenStorage`, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens = None
-        self.client_info = None
-
-    async def get_tokens(self):
-        return self.tokens
-
-    async def set_tokens(self, tokens) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self):
-        return self.client_info
-
-    async def set_client_info(self, client_info) -> None:
-        self.client_info = client_info
 
 
 def part(jwt: str, index: int) -> dict:
@@ -173,7 +139,7 @@ async def main() -> None:
 
     # For scripts/interop_gateway.sh: the stack's audit log must name the EMA client as the agent.
     print(f"audit-expect {ema['client_id']} {USER} {route['name']} 1", flush=True)
-    print(f"{checks} checks passed")
+    print(f"{Checks.count} checks passed")
 
 
 def run() -> None:

@@ -35,45 +35,11 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
+from checks import Checks, Failed, MemoryStorage, expect, ok
+
 USER = "alice"
 # The browser stops at the client's redirect URI and never loads it: nothing listens there.
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
-checks = 0
-
-
-class Failed(Exception):
-    """A check that did not hold."""
-
-
-def ok(what: str) -> None:
-    global checks
-    checks += 1
-    print(f"ok - {what}", flush=True)
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise Failed(what)
-
-
-class MemoryStorage:
-    """The SDK's `TokenStorage`, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens = None
-        self.client_info = None
-
-    async def get_tokens(self):
-        return self.tokens
-
-    async def set_tokens(self, tokens) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self):
-        return self.client_info
-
-    async def set_client_info(self, client_info) -> None:
-        self.client_info = client_info
 
 
 class LoginForm(HTMLParser):
@@ -281,7 +247,7 @@ async def main() -> None:
     finally:
         server.shutdown()
     await sign_in_and_call(info, "dynamic registration", None)
-    print(f"{checks} checks passed")
+    print(f"{Checks.count} checks passed")
 
 
 def run() -> None:

@@ -51,6 +51,7 @@
 
 pub mod admin;
 mod tls;
+mod unread;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -745,14 +746,18 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = self.activity.begin();
-        let mut request = request.map(Body::new);
+        let version = request.version();
+        let (parts, body) = request.into_parts();
+        let (body, read) = unread::WatchedBody::new(body);
+        let mut request = Request::from_parts(parts, Body::new(body));
         request.extensions_mut().insert(self.info.clone());
         request
             .extensions_mut()
             .insert(ConnectInfo(self.info.remote));
         let service = self.inner.clone();
         Box::pin(async move {
-            let response = service.oneshot(request).await?;
+            let mut response = service.oneshot(request).await?;
+            unread::close_if_unread(version, &read, &mut response);
             Ok(response.map(|inner| TrackedBody {
                 inner,
                 _guard: guard,

@@ -276,3 +276,61 @@ async fn shutdown_refuses_new_connections_lets_streams_finish_then_forces_at_the
     assert!(outcomes.contains(&None), "{outcomes:?}");
     drop(hanging_tx);
 }
+
+/// Reads one HTTP/1.1 response head from `stream` (test input: small heads only).
+async fn response_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "the connection closed"
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn an_answer_given_before_the_request_body_was_read_closes_the_connection() {
+    use axum::routing::post;
+    let listener = Listener::bind("unread", &plain()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = Shutdown::new();
+    let app = Router::new()
+        .route(
+            "/refuse",
+            post(|| async { (http::StatusCode::UNAUTHORIZED, "no") }),
+        )
+        .route("/read", post(|body: String| async move { body }));
+    let server = tokio::spawn(listener.serve(app, shutdown.clone()));
+
+    // The head first; the body only after the answer, as a client writing them apart may.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        .await
+        .unwrap();
+    let head = response_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+
+    // A handler that reads the body keeps the connection for the next request.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            .await
+            .unwrap();
+        let head = response_head(&mut stream).await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        let mut body = [0u8; 5];
+        stream.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body, b"hello");
+    }
+
+    shutdown.trigger();
+    server.await.unwrap();
+}
