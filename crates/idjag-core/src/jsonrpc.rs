@@ -433,6 +433,18 @@ impl Message {
         self.params.as_ref()?.get("arguments")?.as_object()
     }
 
+    /// The arguments of a `tools/call`, taken out of the message (what
+    /// [`Message::arguments`] borrows), without copying them.
+    pub fn into_arguments(self) -> Option<Map<String, Value>> {
+        if !self.is_tool_call() {
+            return None;
+        }
+        match self.params?.remove("arguments")? {
+            Value::Object(arguments) => Some(arguments),
+            _ => None,
+        }
+    }
+
     /// `params._meta`, if present and an object.
     pub fn meta(&self) -> Option<&Map<String, Value>> {
         self.params.as_ref()?.get("_meta")?.as_object()
@@ -898,6 +910,10 @@ mod tests {
         );
         assert_eq!(m.meta().unwrap()["progressToken"], "p");
         assert_eq!(
+            m.clone().into_arguments().map(Value::Object),
+            Some(json!({"text":"hi","n":[1,2.5,null,true]}))
+        );
+        assert_eq!(
             m.into_value(),
             json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
                 "name":"add_note","arguments":{"text":"hi","n":[1,2.5,null,true]},"_meta":{"progressToken":"p"}}})
@@ -939,6 +955,7 @@ mod tests {
         assert_eq!((list.tool(), list.arguments()), (None, None));
         assert_eq!(list.params().unwrap()["uri"], "file:///a");
         assert_eq!(list.extensions()["x-ext"], 1);
+        assert_eq!(list.into_arguments(), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   authorization server and MCP server on loopback.
 //! - [`process`] (feature `process`): the servers' binaries as processes from configuration
 //!   templates (with [`redis`]'s `redis-server`) and the npm upstream IdP mock.
+//! - [`load`] (feature `load`): loopback benchmarks of a server process: the crypto limit,
+//!   a lean HTTP/1.1 load, and the CPU time each side spent.
 //! - [`redis`] (feature `redis`): a real `redis-server` on a free loopback port, killed and
 //!   restarted at will.
 //! - [`json_reference`] (feature `json-reference`): reference JSON parsers that disagree
@@ -45,6 +47,8 @@ pub mod form;
 #[cfg(feature = "json-reference")]
 pub mod json_reference;
 pub mod keys;
+#[cfg(feature = "load")]
+pub mod load;
 pub mod logs;
 #[cfg(feature = "net")]
 pub mod net;

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket, UnixDatagram};
@@ -16,6 +16,11 @@ use super::{
 
 /// Most lines taken from the queue at once.
 const BATCH: usize = 256;
+
+/// How long a sink gathers lines after the first of a batch before it writes them: under
+/// load one write then carries many lines, instead of a system call (and, for the standard
+/// streams and files, a hop to a blocking thread) per line.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC, milliseconds).
 pub fn rfc3339(time: SystemTime) -> String {
@@ -178,6 +183,13 @@ async fn run(
             taken = queue.recv_many(&mut batch, BATCH) => {
                 if taken == 0 {
                     break;
+                }
+                if batch.len() < BATCH {
+                    tokio::time::sleep(GATHER).await;
+                    while batch.len() < BATCH {
+                        let Ok(line) = queue.try_recv() else { break };
+                        batch.push(line);
+                    }
                 }
                 state.queue_depth(queue.len());
                 let result = writer.write(&batch).await;

@@ -516,7 +516,6 @@ fn log_layer<S>(config: &TelemetryConfig) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    use tracing_subscriber::fmt::format::JsonFields;
     let json = || {
         tracing_subscriber::fmt::format()
             .json()
@@ -526,7 +525,7 @@ where
     };
     let json_layer = || {
         tracing_subscriber::fmt::layer()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(NoSpanFields)
             .event_format(WithTraceId {
                 inner: json(),
                 json: true,
@@ -543,6 +542,29 @@ where
         (LogFormat::Json, LogOutput::Stdout) => Box::new(json_layer().with_writer(std::io::stdout)),
         (LogFormat::Text, LogOutput::Stderr) => Box::new(text_layer().with_writer(std::io::stderr)),
         (LogFormat::Text, LogOutput::Stdout) => Box::new(text_layer().with_writer(std::io::stdout)),
+    }
+}
+
+/// The span fields of the JSON log layer: none. Its lines hold the event's own fields and the
+/// trace id, never a span's (`with_current_span(false)`, `with_span_list(false)`), so the
+/// fields of every span would be formatted for nothing.
+struct NoSpanFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        _fields: R,
+    ) -> fmt::Result {
+        Ok(())
+    }
+
+    fn add_fields(
+        &self,
+        _current: &'writer mut tracing_subscriber::fmt::FormattedFields<Self>,
+        _fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        Ok(())
     }
 }
 

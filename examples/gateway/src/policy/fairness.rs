@@ -206,6 +206,13 @@ impl Limiter {
         }
     }
 
+    /// Whether a request (`stream`: a GET stream) has anything to check here.
+    fn applies(&self, stream: bool) -> bool {
+        self.rate.is_some()
+            || self.limits.in_flight.is_some()
+            || (stream && self.limits.streams.is_some())
+    }
+
     fn check_rate(&self, key: &Key) -> Result<(), Limited> {
         let Some(rate) = &self.rate else {
             return Ok(());
@@ -313,10 +320,15 @@ impl Fairness {
                 }
             }
         }
-        let keys = principal_keys(identity, upstream);
         let mut admission = Admission::default();
-        for (limiter, key) in self.limiters.iter().zip(keys) {
-            let Some(key) = key else { continue };
+        for limiter in &self.limiters {
+            // A principal is digested only for a limiter with something to check.
+            if !limiter.applies(stream) {
+                continue;
+            }
+            let Some(key) = principal_key(identity, upstream, limiter.principal) else {
+                continue;
+            };
             limiter.check_rate(&key)?;
             if let Some(held) = limiter.enter(key, stream)? {
                 admission._held.push(held);
@@ -329,14 +341,20 @@ impl Fairness {
 /// The keys of the user, the agent (when the token names one) and the upstream route, in
 /// the order of [`Principal`]: SHA-256 digests, the same on every instance.
 pub fn principal_keys(identity: &Identity, upstream: &str) -> [Option<Key>; 3] {
-    [
-        Some(identity.principal_key()),
-        identity
+    [Principal::User, Principal::Agent, Principal::Upstream]
+        .map(|principal| principal_key(identity, upstream, principal))
+}
+
+/// The key of one principal of a request (`None`: the token names no agent).
+fn principal_key(identity: &Identity, upstream: &str, principal: Principal) -> Option<Key> {
+    match principal {
+        Principal::User => Some(identity.principal_key()),
+        Principal::Agent => identity
             .agent
             .as_deref()
             .map(|agent| digest(&[identity.issuer.as_str(), agent])),
-        Some(digest(&[upstream])),
-    ]
+        Principal::Upstream => Some(digest(&[upstream])),
+    }
 }
 
 fn digest(parts: &[&str]) -> Key {

@@ -95,15 +95,7 @@ pub fn read_message(body: &[u8]) -> Result<Message, MessageError> {
         .and_then(|meta| meta.get(META_PROTOCOL_VERSION))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let arguments = if message.arguments().is_some() {
-        let mut value = message.into_value();
-        value
-            .get_mut("params")
-            .and_then(Value::as_object_mut)
-            .and_then(|params| params.remove("arguments"))
-    } else {
-        None
-    };
+    let arguments = message.into_arguments().map(Value::Object);
     Ok(Message {
         kind,
         id,
