@@ -23,7 +23,7 @@ from mcp.client.auth import OAuthTokenError
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
-from checks import Checks, MemoryStorage, ok
+from checks import ID_JAG, JWT_BEARER, Checks, MemoryStorage, id_jag_request, ok
 
 UPSTREAM_URL = os.environ["IDJAG_INTEROP_UPSTREAM"]
 IDP_URL = os.environ["IDJAG_INTEROP_ISSUER"]
@@ -35,10 +35,6 @@ MCP_URL = os.environ["IDJAG_INTEROP_MCP"]
 AGENT_AT_IDP = ("repo-agent", os.environ["IDJAG_INTEROP_IDP_SECRET"])
 AGENT_AT_AS = ("8d2a1c07e5f94b3a", os.environ["IDJAG_INTEROP_AS_SECRET"])
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
-ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 
 
 async def id_token_for(http: httpx2.AsyncClient, user: str) -> str:
@@ -58,15 +54,7 @@ async def exchange(http: httpx2.AsyncClient, id_token: str, audience: str, resou
     response = await http.post(
         f"{IDP_URL}/token",
         auth=AGENT_AT_IDP,
-        data={
-            "grant_type": TOKEN_EXCHANGE,
-            "requested_token_type": ID_JAG,
-            "audience": audience,
-            "resource": resource,
-            "subject_token": id_token,
-            "subject_token_type": ID_TOKEN,
-            "scope": "repo.read repo.admin",
-        },
+        data=id_jag_request(id_token, audience, resource, "repo.read repo.admin"),
     )
     assert response.status_code == 200, response.text
     body = response.json()

@@ -14,11 +14,9 @@ Each check prints "ok - ..." and, for scripts/interop_gateway.sh, "audit-expect 
 <upstream> <n>"; the first failure prints "FAIL: ..." and exits 1.
 """
 
-import asyncio
 import base64
 import json
 import sys
-import traceback
 from urllib.parse import parse_qsl
 
 import httpx2
@@ -26,15 +24,11 @@ from mcp import Client
 from mcp.client.auth.extensions.identity_assertion import IdentityAssertionOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 
-from checks import Checks, Failed, MemoryStorage, expect, ok
+from checks import ID_JAG, JWT_BEARER, Checks, Failed, MemoryStorage, expect, id_jag_request, ok, run
 
 # bob: the TypeScript client signs alice in as the same EMA client, and the audit log check
 # counts each user's calls.
 USER = "bob"
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ID_JAG = "urn:ietf:params:oauth:token-type:id-jag"
-ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 
 
 def part(jwt: str, index: int) -> dict:
@@ -52,15 +46,7 @@ async def trade(info: dict, audience: str, resource: str) -> str:
         response = await http.post(
             info["idp"]["token_endpoint"],
             auth=(ema["client_id"], ema["client_secret"]),
-            data={
-                "grant_type": TOKEN_EXCHANGE,
-                "requested_token_type": ID_JAG,
-                "audience": audience,
-                "resource": resource,
-                "subject_token": id_token,
-                "subject_token_type": ID_TOKEN,
-                "scope": ema["scope"],
-            },
+            data=id_jag_request(id_token, audience, resource, ema["scope"]),
         )
     expect(response.status_code == 200, f"the IdP's token exchange answered {response.status_code}: {response.text}")
     body = response.json()
@@ -142,19 +128,4 @@ async def main() -> None:
     print(f"{Checks.count} checks passed")
 
 
-def run() -> None:
-    """Runs `main`; on the first failure prints what failed (an unexpected error with its
-    traceback) and exits 1."""
-    try:
-        asyncio.run(main())
-    except Exception as error:
-        leaf = error
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        if not isinstance(leaf, Failed):
-            traceback.print_exception(leaf)
-        print(f"FAIL: {leaf}" if isinstance(leaf, Failed) else f"FAIL: {type(leaf).__name__}: {leaf}", file=sys.stderr)
-        sys.exit(1)
-
-
-run()
+run(main)

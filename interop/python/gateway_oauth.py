@@ -18,13 +18,11 @@ Each check prints "ok - ..." and, per run, "audit-expect <agent> <user> <upstrea
 scripts/interop_gateway.sh; the first failure prints "FAIL: ..." and exits 1.
 """
 
-import asyncio
 import json
 import ssl
 import sys
 import threading
 import time
-import traceback
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -35,7 +33,7 @@ from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 
-from checks import Checks, Failed, MemoryStorage, expect, ok
+from checks import Checks, Failed, MemoryStorage, expect, ok, run
 
 USER = "alice"
 # The browser stops at the client's redirect URI and never loads it: nothing listens there.
@@ -250,19 +248,4 @@ async def main() -> None:
     print(f"{Checks.count} checks passed")
 
 
-def run() -> None:
-    """Runs `main`; on the first failure prints what failed (an unexpected error with its
-    traceback) and exits 1."""
-    try:
-        asyncio.run(main())
-    except Exception as error:
-        leaf = error
-        while isinstance(leaf, BaseExceptionGroup):
-            leaf = leaf.exceptions[0]
-        if not isinstance(leaf, Failed):
-            traceback.print_exception(leaf)
-        print(f"FAIL: {leaf}" if isinstance(leaf, Failed) else f"FAIL: {type(leaf).__name__}: {leaf}", file=sys.stderr)
-        sys.exit(1)
-
-
-run()
+run(main)

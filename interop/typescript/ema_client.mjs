@@ -15,6 +15,8 @@ import {
     requestJwtAuthorizationGrant,
 } from '@modelcontextprotocol/client';
 
+import { ID_JAG, ID_TOKEN, JWT_BEARER, TOKEN_EXCHANGE, ok, recordingFetch, summary, tokenRequest } from './checks.mjs';
+
 function env(name) {
     const value = process.env[name];
     assert.ok(value, `${name} is not set (scripts/interop.sh sets it)`);
@@ -29,34 +31,6 @@ const mcpUrl = env('IDJAG_INTEROP_MCP');
 // the upstream provider) and at idjag-resource-server. The secrets are generated per run.
 const agentAtIdp = { id: 'repo-agent', secret: env('IDJAG_INTEROP_IDP_SECRET') };
 const agentAtAs = { id: '8d2a1c07e5f94b3a', secret: env('IDJAG_INTEROP_AS_SECRET') };
-
-const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
-const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
-
-let checks = 0;
-function ok(what) {
-    checks += 1;
-    console.log(`ok - ${what}`);
-}
-
-/** A fetch that records every token request the SDK sends (URL, headers, form). */
-function recordingFetch() {
-    const tokenRequests = [];
-    const fetchFn = async (input, init = {}) => {
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.pathname.endsWith('/token') && init.body !== undefined) {
-            tokenRequests.push({
-                url: url.href,
-                headers: new Headers(init.headers),
-                form: new URLSearchParams(String(init.body)),
-            });
-        }
-        return fetch(input, init);
-    };
-    return { fetchFn, tokenRequests };
-}
 
 /** The user signs in at the upstream provider (a password grant here): an ID token for the app. */
 async function signIn(user) {
@@ -73,7 +47,7 @@ async function signIn(user) {
 /** An SDK client for `user`, wired exactly as the SDK's documentation shows. */
 async function connect(user) {
     const idToken = await signIn(user);
-    const { fetchFn, tokenRequests } = recordingFetch();
+    const { fetchFn, requests: tokenRequests } = recordingFetch(tokenRequest);
     const provider = new CrossAppAccessProvider({
         assertion: async (ctx) => {
             const grant = await requestJwtAuthorizationGrant({
@@ -187,4 +161,4 @@ function textOf(result) {
     await client.close();
 }
 
-console.log(`${checks} checks passed`);
+summary();

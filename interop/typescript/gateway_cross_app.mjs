@@ -25,6 +25,8 @@ import {
     requestJwtAuthorizationGrant,
 } from '@modelcontextprotocol/client';
 
+import { ID_JAG, ID_TOKEN, JWT_BEARER, TOKEN_EXCHANGE, ok, recordingFetch, summary, tokenRequest } from './checks.mjs';
+
 const [infoPath] = process.argv.slice(2);
 if (!infoPath) {
     console.error('usage: node gateway_cross_app.mjs <info.json>');
@@ -36,34 +38,6 @@ const ema = info.ema_client;
 const wiki = info.gateway.routes.find((route) => route.name === 'wiki');
 assert.equal(wiki.kind, 'bridged', 'the wiki route has a bridged upstream');
 
-const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
-const ID_JAG = 'urn:ietf:params:oauth:token-type:id-jag';
-const ID_TOKEN = 'urn:ietf:params:oauth:token-type:id_token';
-
-let checks = 0;
-function ok(what) {
-    checks += 1;
-    console.log(`ok - ${what}`);
-}
-
-/** A fetch that records every token request the SDK sends (URL, headers, form). */
-function recordingFetch() {
-    const tokenRequests = [];
-    const fetchFn = async (input, init = {}) => {
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.pathname.endsWith('/token') && init.body !== undefined) {
-            tokenRequests.push({
-                url: url.href,
-                headers: new Headers(init.headers),
-                form: new URLSearchParams(String(init.body)),
-            });
-        }
-        return fetch(input, init);
-    };
-    return { fetchFn, tokenRequests };
-}
-
 function claimsOf(jwt) {
     return JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString('utf8'));
 }
@@ -71,7 +45,7 @@ function claimsOf(jwt) {
 /** An SDK client for `user` on the wiki route, wired as the SDK's documentation shows. */
 function connect(user) {
     const idToken = info.users.find((u) => u.name === user).id_token;
-    const { fetchFn, tokenRequests } = recordingFetch();
+    const { fetchFn, requests: tokenRequests } = recordingFetch(tokenRequest);
     const provider = new CrossAppAccessProvider({
         assertion: async (ctx) => {
             const grant = await requestJwtAuthorizationGrant({
@@ -148,4 +122,4 @@ function connect(user) {
     ok('carol: the IdP refused the exchange (access_denied); no grant reached the gateway');
 }
 
-console.log(`${checks} checks passed`);
+summary();

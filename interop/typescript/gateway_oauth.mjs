@@ -31,6 +31,8 @@ import {
     UnauthorizedError,
 } from '@modelcontextprotocol/client';
 
+import { ok, recordingFetch, summary } from './checks.mjs';
+
 const [infoPath, certPath, keyPath] = process.argv.slice(2);
 if (!infoPath || !certPath || !keyPath) {
     console.error('usage: node gateway_oauth.mjs <info.json> <cert.pem> <key.pem>');
@@ -43,31 +45,6 @@ assert.equal(notes.kind, 'id_jag', 'the notes route has an ID-JAG upstream');
 
 const USER = 'alice';
 const REFRESH = 'refresh_token';
-
-let checks = 0;
-function ok(what) {
-    checks += 1;
-    console.log(`ok - ${what}`);
-}
-
-/** A fetch that records every request the SDK sends to the gateway's OAuth endpoints. */
-function recordingFetch() {
-    const requests = [];
-    const fetchFn = async (input, init = {}) => {
-        const url = new URL(input instanceof Request ? input.url : String(input));
-        if (url.pathname.startsWith('/oauth/') || url.pathname.startsWith('/.well-known/')) {
-            const body = typeof init.body === 'string' ? init.body : init.body?.toString();
-            requests.push({
-                url: url.href,
-                method: init.method ?? 'GET',
-                form: new URLSearchParams(body ?? ''),
-                body,
-            });
-        }
-        return fetch(input, init);
-    };
-    return { fetchFn, requests };
-}
 
 /**
  * The SDK's OAuthClientProvider for an interactive client, kept in memory: one client, one
@@ -262,7 +239,9 @@ async function run(label, { useMetadataDocument }) {
     const redirectUrl = `http://127.0.0.1:${49152 + Math.floor(Math.random() * 16000)}/callback`;
     const document = useMetadataDocument ? await serveMetadataDocument(redirectUrl) : undefined;
     const provider = new InteractiveProvider({ redirectUrl, clientMetadataUrl: document?.url });
-    const { fetchFn, requests } = recordingFetch();
+    const { fetchFn, requests } = recordingFetch(
+        (url) => url.pathname.startsWith('/oauth/') || url.pathname.startsWith('/.well-known/'),
+    );
     try {
         // 1. The SDK meets the 401, discovers, gets a client id and sends the user off.
         const first = new Client({ name: 'idjag-ts-gateway-interop', version: '1.0.0' });
@@ -368,4 +347,4 @@ async function run(label, { useMetadataDocument }) {
 
 await run('metadata-document', { useMetadataDocument: true });
 await run('dynamic-registration', { useMetadataDocument: false });
-console.log(`${checks} checks passed`);
+summary();
