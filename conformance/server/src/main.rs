@@ -64,6 +64,15 @@ enum Change {
     Prompts,
 }
 
+/// A string argument of a tool call or a prompt request; empty when absent or not a string.
+fn string_argument(arguments: Option<&serde_json::Map<String, Value>>, name: &str) -> String {
+    arguments
+        .and_then(|a| a.get(name))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A value built from JSON the server wrote itself: a mismatch is a bug in this file.
 fn from_json<T: DeserializeOwned>(value: Value) -> T {
     match serde_json::from_value(value) {
@@ -493,15 +502,7 @@ impl ServerHandler for Conformance {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let argument = |name: &str| {
-            request
-                .arguments
-                .as_ref()
-                .and_then(|a| a.get(name))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let argument = |name: &str| string_argument(request.arguments.as_ref(), name);
         match request.name.as_ref() {
             "test_simple_text" => Ok(text_result("This is a simple text response for testing.")),
             "test_image_content" => Ok(tool_result(json!({
@@ -659,15 +660,7 @@ impl ServerHandler for Conformance {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let argument = |name: &str| {
-            request
-                .arguments
-                .as_ref()
-                .and_then(|a| a.get(name))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let argument = |name: &str| string_argument(request.arguments.as_ref(), name);
         let messages = match request.name.as_str() {
             "test_simple_prompt" => {
                 json!([content::user_text("This is a simple prompt for testing.")])

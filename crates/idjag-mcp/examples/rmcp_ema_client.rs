@@ -134,6 +134,26 @@ impl Stack {
         .await)
     }
 
+    /// Both legs for `user` asking for `asked`, with `signer` at both servers: they must
+    /// succeed with exactly the scopes `granted`.
+    async fn grant(
+        &self,
+        user: &str,
+        asked: &[&str],
+        granted: &[&str],
+        signer: &RmcpAssertions,
+    ) -> Outcome<EmaAccessToken> {
+        let token = self
+            .exchange(user, asked, signer, signer)
+            .await?
+            .map_err(|error| format!("{user}: the exchange failed: {error:?}"))?;
+        check(
+            token.scopes == scopes(granted),
+            format!("{user}: granted {:?}", token.scopes),
+        )?;
+        Ok(token)
+    }
+
     /// An rmcp client session to the MCP server, sending `token` as its bearer.
     async fn connect(
         &self,
@@ -166,11 +186,6 @@ fn challenge_of(header: &str) -> Outcome<(String, String, String)> {
             .unwrap_or_default(),
         challenge.resource_metadata().unwrap_or_default().to_owned(),
     ))
-}
-
-/// The access token of an exchange that must succeed.
-fn granted(result: Result<EmaAccessToken, EmaError>, who: &str) -> Outcome<EmaAccessToken> {
-    result.map_err(|error| format!("{who}: the exchange failed: {error:?}").into())
 }
 
 fn scopes(list: &[&str]) -> HashSet<String> {
@@ -291,16 +306,9 @@ async fn main() -> Outcome<()> {
     let stack = discover(reqwest::Client::new()).await?;
 
     // 1. alice asks for repo.read: an access token the MCP server accepts.
-    let token = granted(
-        stack
-            .exchange("alice", &["repo.read"], &signer, &signer)
-            .await?,
-        "alice",
-    )?;
-    check(
-        token.scopes == scopes(&["repo.read"]),
-        format!("{:?}", token.scopes),
-    )?;
+    let token = stack
+        .grant("alice", &["repo.read"], &["repo.read"], &signer)
+        .await?;
     ok(
         "alice: rmcp's EMA helper ran both legs with private_key_jwt at idjag-issuer and idjag-resource-server (requirements EMA-02, EMA-03)",
     );
@@ -340,16 +348,8 @@ async fn main() -> Outcome<()> {
     drop(client);
 
     // 2. alice steps up: a new exchange for both scopes, a new session, and the tool runs.
-    let token = granted(
-        stack
-            .exchange("alice", &["repo.read", "repo.admin"], &signer, &signer)
-            .await?,
-        "alice",
-    )?;
-    check(
-        token.scopes == scopes(&["repo.read", "repo.admin"]),
-        format!("{:?}", token.scopes),
-    )?;
+    let both = ["repo.read", "repo.admin"];
+    let token = stack.grant("alice", &both, &both, &signer).await?;
     let client = stack.connect(token.access_token.secret()).await?;
     let deleted = call(&client, "delete_repo").await?;
     check(deleted == "repository deleted by alice", &deleted)?;
@@ -357,16 +357,7 @@ async fn main() -> Outcome<()> {
     client.cancel().await?;
 
     // 3. carol asks for both scopes: the issuer's policy narrows her grant to repo.read.
-    let token = granted(
-        stack
-            .exchange("carol", &["repo.read", "repo.admin"], &signer, &signer)
-            .await?,
-        "carol",
-    )?;
-    check(
-        token.scopes == scopes(&["repo.read"]),
-        format!("{:?}", token.scopes),
-    )?;
+    let token = stack.grant("carol", &both, &["repo.read"], &signer).await?;
     let client = stack.connect(token.access_token.secret()).await?;
     let who = call(&client, "whoami").await?;
     check(who == "carol via rust-agent with [repo.read]", &who)?;
@@ -420,12 +411,9 @@ async fn main() -> Outcome<()> {
     );
 
     // 6. A forged access token (one signature character changed): the MCP server refuses it.
-    let token = granted(
-        stack
-            .exchange("alice", &["repo.read"], &signer, &signer)
-            .await?,
-        "alice",
-    )?;
+    let token = stack
+        .grant("alice", &["repo.read"], &["repo.read"], &signer)
+        .await?;
     let secret = token.access_token.secret();
     let at = secret.len() - 2;
     let flipped = if &secret[at..=at] == "A" { "B" } else { "A" };

@@ -63,3 +63,21 @@ impl Identity {
             .is_ok()
     }
 }
+
+#[cfg(test)]
+impl Identity {
+    /// `user` of `https://idp.example` by an ID token for `gw`, through `agent` (unit tests).
+    pub(crate) fn for_test(user: &str, agent: Option<&str>) -> Self {
+        Self {
+            issuer: Issuer::new("https://idp.example").unwrap(),
+            user: Subject::new(user).unwrap(),
+            teams: Vec::new(),
+            agent: agent.map(str::to_owned),
+            kind: InboundKind::IdToken,
+            audience: "gw".to_owned(),
+            scope: None,
+            expires_at: 0,
+            session: None,
+        }
+    }
+}

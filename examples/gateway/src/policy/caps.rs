@@ -91,24 +91,11 @@ impl StoreCaps {
 mod tests {
     use std::num::NonZeroU32;
 
-    use idjag_core::{Issuer, Subject};
-
     use super::*;
-    use crate::config::InboundKind;
     use crate::policy::fairness::PrincipalLimits;
 
     fn identity(agent: Option<&str>) -> Identity {
-        Identity {
-            issuer: Issuer::new("https://idp.example").unwrap(),
-            user: Subject::new("alice").unwrap(),
-            teams: Vec::new(),
-            agent: agent.map(str::to_owned),
-            kind: InboundKind::IdToken,
-            audience: "gw".to_owned(),
-            scope: None,
-            expires_at: 0,
-            session: None,
-        }
+        Identity::for_test("alice", agent)
     }
 
     #[test]

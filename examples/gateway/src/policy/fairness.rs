@@ -368,27 +368,14 @@ fn digest(parts: &[&str]) -> Key {
 
 #[cfg(test)]
 mod tests {
-    use idjag_core::{Issuer, Subject};
-
     use super::*;
-    use crate::config::InboundKind;
 
     fn limit(n: u32) -> Option<NonZeroU32> {
         NonZeroU32::new(n)
     }
 
     fn identity(user: &str, agent: &str) -> Identity {
-        Identity {
-            issuer: Issuer::new("https://idp.example").unwrap(),
-            user: Subject::new(user).unwrap(),
-            teams: Vec::new(),
-            agent: Some(agent.to_owned()),
-            kind: InboundKind::IdToken,
-            audience: "gw".to_owned(),
-            scope: None,
-            expires_at: 0,
-            session: None,
-        }
+        Identity::for_test(user, Some(agent))
     }
 
     #[test]
