@@ -9,10 +9,11 @@
 //! [`Policy`] reads ([`Decided`]).
 //!
 //! ```
+//! use idjag_core::jsonrpc::MessageError;
 //! use idjag_test_support::json_reference::{POLICIES, strict};
 //!
 //! let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Name":"b"}}"#;
-//! assert!(strict(body).is_err());
+//! assert_eq!(strict(body).err(), Some(MessageError::CollidingMembers));
 //! let readings: Vec<_> = POLICIES.iter().map(|p| p.read(body)).collect();
 //! assert!(readings.iter().any(|r| r != &readings[0]));
 //! ```

@@ -73,7 +73,7 @@ async fn caps_count_live_entries_and_free_as_they_leave(f: Fixture) {
     );
     assert_eq!(s.get(NS, b"a2").await.unwrap().unwrap().value, b"done");
     assert_eq!(insert(&f, b"a4", &[alice()]).await, Ok(true));
-    assert!(s.take(NS, b"a3").await.unwrap().is_some());
+    assert_eq!(s.take(NS, b"a3").await.unwrap().unwrap().value, b"v");
     assert_eq!(insert(&f, b"a5", &[alice()]).await, Ok(true));
     assert_eq!(
         s.compare_and_swap(NS, b"a4", Some(b"v"), Swap::Delete)
